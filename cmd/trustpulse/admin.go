@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/trustpulse/trustpulse/deploy"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/projector"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// adminSession is what an admin command works with: the servers of a running
+// trustpulse (or local ones it started) and the ingest admin.
+type adminSession struct {
+	stack   *deploy.Stack
+	catalog *ingest.Catalog
+	admin   *ingest.Admin
+}
+
+func openAdmin(ctx context.Context, cfg Config, log *slog.Logger) (*adminSession, error) {
+	sc := cfg.stackConfig(false)
+	sc.NeedNATS, sc.NeedClickHouse = true, false
+	st, err := deploy.Open(ctx, sc, log)
+	if err != nil {
+		return nil, err
+	}
+	ledger, err := ingest.OpenLedger(ctx, st.JS)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cat, err := ingest.StartCatalog(cctx, st.JS, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &adminSession{stack: st, catalog: cat, admin: ingest.NewAdmin(st.JS, ledger, cat, time.Now)}, nil
+}
+
+func (s *adminSession) Close() {
+	s.catalog.Stop()
+	s.stack.Close()
+}
+
+func required(name, v string) error {
+	if v == "" {
+		return usageError{fmt.Errorf("--%s is required", name)}
+	}
+	return nil
+}
+
+func surveyPublishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, file string
+	cfg, log, err := parse("survey publish", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&file, "file", "", "survey definition (JSON)")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("file", file)); err != nil {
+		return err
+	}
+	s, err := readSurvey(file)
+	if err != nil {
+		return err
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if err := sess.admin.PublishSurvey(ctx, org, s); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published survey %s (%d questions) for %s\n", s.SurveyID, len(s.Questions), org)
+	return nil
+}
+
+// readSurvey reads a survey definition, rejecting unknown fields.
+func readSurvey(path string) (schemas.SurveyPublished, error) {
+	var s schemas.SurveyPublished
+	f, err := os.Open(path)
+	if err != nil {
+		return s, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("%s:\n%w", path, err)
+	}
+	return s, nil
+}
+
+func waveOpenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, wave, survey string
+	var closesIn time.Duration
+	cfg, log, err := parse("wave open", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&wave, "wave", "", "new wave id")
+		fs.StringVar(&survey, "survey", "", "survey id")
+		fs.DurationVar(&closesIn, "closes-in", 7*24*time.Hour, "how long the wave stays open")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("wave", wave), required("survey", survey)); err != nil {
+		return err
+	}
+	if closesIn <= 0 {
+		return usageError{errors.New("--closes-in must be positive")}
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	now := time.Now().UTC()
+	if err := sess.admin.OpenWave(ctx, org, schemas.WaveOpened{WaveID: wave, SurveyID: survey, OpensAt: now, ClosesAt: now.Add(closesIn)}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "opened wave %s of survey %s for %s until %s\n", wave, survey, org, now.Add(closesIn).Format(time.RFC3339))
+	return nil
+}
+
+func waveCloseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, wave string
+	cfg, log, err := parse("wave close", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&wave, "wave", "", "wave id")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("wave", wave)); err != nil {
+		return err
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if err := sess.admin.CloseWave(ctx, org, wave); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "closed wave %s of %s; its scores are released once projected\n", wave, org)
+	return nil
+}
+
+func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, wave, file string
+	cfg, log, err := parse("invite", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&wave, "wave", "", "wave id")
+		fs.StringVar(&file, "cohorts", "", "CSV with header department,team,location,tenure_band: one row per invitee")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("wave", wave), required("cohorts", file)); err != nil {
+		return err
+	}
+	cohorts, err := readCohorts(file)
+	if err != nil {
+		return err
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	tokens, err := sess.admin.IssueInvitations(ctx, org, wave, cohorts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# %d single-use invitations for wave %s of %s. Submit a response with:\n", len(tokens), wave, org)
+	fmt.Fprintf(stdout, "#   curl -X POST %s/v1/responses -H 'Content-Type: application/json' -d '{\"token\":\"TOKEN\",\"answers\":{\"QUESTION_ID\":4}}'\n", cfg.publicURL())
+	for _, t := range tokens {
+		fmt.Fprintln(stdout, t)
+	}
+	return nil
+}
+
+// readCohorts reads one cohort per CSV row. Any bad row fails the whole file,
+// naming its line.
+func readCohorts(path string) ([]schemas.Cohort, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 4
+	head, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: header: %w", path, err)
+	}
+	if strings.Join(head, ",") != "department,team,location,tenure_band" {
+		return nil, fmt.Errorf("%s line 1: header must be department,team,location,tenure_band", path)
+	}
+	var out []schemas.Cohort
+	var errs []error
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		line, _ := r.FieldPos(0)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			continue
+		}
+		c := schemas.Cohort{Department: rec[0], Team: rec[1], Location: rec[2], TenureBand: rec[3]}
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s line %d: %w", path, line, err))
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no invitees", path)
+	}
+	return out, nil
+}
+
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, log, err := parse("migrate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	sc := cfg.stackConfig(false)
+	sc.NeedNATS, sc.NeedClickHouse = false, true
+	st, err := deploy.Open(ctx, sc, log) // Open runs the migrations
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintf(stdout, "ClickHouse %s database %s is migrated\n", st.ClickHouseAddr, cfg.ClickHouseDatabase)
+	return nil
+}
+
+func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, log, err := parse("replay", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	sc := cfg.stackConfig(false)
+	sc.NeedNATS, sc.NeedClickHouse = true, true
+	st, err := deploy.Open(ctx, sc, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p := projector.New(st.JS, st.CH, projector.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas}, log)
+	start := time.Now()
+	p.Progress = func(done, last uint64) {
+		pct := 100.0
+		if last > 0 {
+			pct = 100 * float64(done) / float64(last)
+		}
+		fmt.Fprintf(stdout, "\rreplayed %d of %d events (%.0f%%)", done, last, pct)
+	}
+	if err := p.Rebuild(ctx); err != nil {
+		if errors.Is(err, projector.ErrLeaseHeld) {
+			return fmt.Errorf("%w: stop 'trustpulse serve' (or run it with a --target without the projector) and replay again", err)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "\nreplay done in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of trustpulse, parsed once from flags and
+// TRUSTPULSE_* environment variables (flags win), defaulted and validated.
+type Config struct {
+	Target string
+
+	DataDir      string
+	NATSURL      string
+	NATSListen   string
+	NATSReplicas int
+
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	ClickHouseUser     string
+	ClickHousePassword string
+
+	IngestAddr string
+	QueryAddr  string
+	PublicURL  string
+
+	Threshold       int
+	BatchSize       int
+	BatchWait       time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        string
+}
+
+// env returns TRUSTPULSE_<name>, or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("TRUSTPULSE_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+// register adds the settings to fs, each defaulting to its environment
+// variable, then to the built-in default.
+func (c *Config) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Target, "target", env("TARGET", "all"), "what to run: all, ingest, projector or query (env TRUSTPULSE_TARGET)")
+	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "data directory of the embedded NATS and local ClickHouse (env TRUSTPULSE_DATA_DIR)")
+	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", ""), "external NATS server or cluster, e.g. nats://a:4222,nats://b:4222; empty runs an embedded server (env TRUSTPULSE_NATS_URL)")
+	fs.StringVar(&c.NATSListen, "nats-listen", env("NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env TRUSTPULSE_NATS_LISTEN)")
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", envInt("NATS_REPLICAS", 1), "replicas of streams, buckets and consumers: 1, or 3/5 on a JetStream cluster (env TRUSTPULSE_NATS_REPLICAS)")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", env("CLICKHOUSE_ADDR", ""), "external ClickHouse native address host:port; empty runs a local server (env TRUSTPULSE_CLICKHOUSE_ADDR)")
+	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", env("CLICKHOUSE_DATABASE", "trustpulse"), "ClickHouse database (env TRUSTPULSE_CLICKHOUSE_DATABASE)")
+	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", env("CLICKHOUSE_USER", "default"), "ClickHouse user (env TRUSTPULSE_CLICKHOUSE_USER)")
+	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", env("CLICKHOUSE_PASSWORD", ""), "ClickHouse password (env TRUSTPULSE_CLICKHOUSE_PASSWORD)")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", env("INGEST_ADDR", "127.0.0.1:8080"), "listen address of the ingest API (env TRUSTPULSE_INGEST_ADDR)")
+	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
+	fs.IntVar(&c.Threshold, "threshold", envInt("THRESHOLD", 5), "minimum distinct respondents behind any served number, 3-10 (env TRUSTPULSE_THRESHOLD)")
+	fs.IntVar(&c.BatchSize, "batch-size", envInt("BATCH_SIZE", 5000), "projector batch size in events (env TRUSTPULSE_BATCH_SIZE)")
+	fs.DurationVar(&c.BatchWait, "batch-wait", envDur("BATCH_WAIT", 250*time.Millisecond), "longest wait for a projector batch to fill (env TRUSTPULSE_BATCH_WAIT)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 15*time.Second), "grace period for in-flight requests on shutdown (env TRUSTPULSE_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env TRUSTPULSE_LOG_LEVEL)")
+}
+
+// Validate checks every setting and names each bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Target {
+	case "all", "ingest", "projector", "query":
+	default:
+		errs = append(errs, fmt.Errorf("--target %q: want all, ingest, projector or query", c.Target))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir: required"))
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			errs = append(errs, fmt.Errorf("--nats-listen %q: want host:port", c.NATSListen))
+		}
+	} else {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" {
+				errs = append(errs, fmt.Errorf("--nats-url %q: want nats://host:port[,nats://host:port...]", c.NATSURL))
+				break
+			}
+		}
+	}
+	if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
+		errs = append(errs, fmt.Errorf("--nats-replicas %d: want 1, 3 or 5", c.NATSReplicas))
+	}
+	if c.ClickHouseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ClickHouseAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--clickhouse-addr %q: want host:port of the native protocol (usually port 9000)", c.ClickHouseAddr))
+		}
+	}
+	if c.ClickHouseDatabase == "" {
+		errs = append(errs, errors.New("--clickhouse-database: required"))
+	}
+	for _, a := range []struct{ flag, v string }{{"--ingest-addr", c.IngestAddr}, {"--query-addr", c.QueryAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--public-url %q: want http(s)://host[:port][/path]", c.PublicURL))
+		}
+	}
+	if c.Threshold < 3 || c.Threshold > 10 {
+		errs = append(errs, fmt.Errorf("--threshold %d: want 3 to 10", c.Threshold))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("--batch-size %d: want 1 to 100000", c.BatchSize))
+	}
+	if c.BatchWait <= 0 || c.BatchWait > time.Minute {
+		errs = append(errs, fmt.Errorf("--batch-wait %s: want more than 0 and at most 1m", c.BatchWait))
+	}
+	if _, err := c.level(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// publicURL is the base of survey links.
+func (c *Config) publicURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	return "http://" + c.IngestAddr
+}
+
+func (c *Config) runs(part string) bool { return c.Target == "all" || c.Target == part }

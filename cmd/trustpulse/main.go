@@ -1,0 +1,130 @@
+// Command trustpulse runs the trustpulse engagement survey platform and its
+// admin tasks. See `trustpulse help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `trustpulse: anonymous engagement pulse surveys, event-sourced.
+
+Usage:
+  trustpulse serve [--target=all|ingest|projector|query] [flags]   run the services
+  trustpulse demo [flags]                       run everything with a seeded demo organisation
+  trustpulse migrate [flags]                    apply ClickHouse migrations
+  trustpulse replay [flags]                     rebuild every projection from the stream
+  trustpulse survey publish --org ORG --file SURVEY.json
+  trustpulse wave open --org ORG --wave WAVE --survey SURVEY [--closes-in 168h]
+  trustpulse wave close --org ORG --wave WAVE
+  trustpulse invite --org ORG --wave WAVE --cohorts COHORTS.csv   print single-use survey links
+
+Every command takes the common flags (trustpulse serve -h lists them); each
+flag can also be set by its TRUSTPULSE_* environment variable.
+Admin commands use the servers of a running 'trustpulse serve' with the same
+--data-dir, or start the local ones themselves when none runs.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "trustpulse:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks a command-line mistake (exit status 2).
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+// run dispatches a command line.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command given")}
+	}
+	cmd, rest := args[0], args[1:]
+	if (cmd == "survey" || cmd == "wave") && len(rest) > 0 {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serveCmd(ctx, rest, stderr)
+	case "demo":
+		return demoCmd(ctx, rest, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, rest, stdout, stderr)
+	case "replay":
+		return replayCmd(ctx, rest, stdout, stderr)
+	case "survey publish":
+		return surveyPublishCmd(ctx, rest, stdout, stderr)
+	case "wave open":
+		return waveOpenCmd(ctx, rest, stdout, stderr)
+	case "wave close":
+		return waveCloseCmd(ctx, rest, stdout, stderr)
+	case "invite":
+		return inviteCmd(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Errorf("unknown command %q", cmd)}
+}
+
+// parse parses the common flags plus the command's own into cfg, validates
+// and returns a logger.
+func parse(name string, args []string, stderr io.Writer, own func(*flag.FlagSet)) (Config, *slog.Logger, error) {
+	var cfg Config
+	fs := flag.NewFlagSet("trustpulse "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.register(fs)
+	if own != nil {
+		own(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, nil, usageError{fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	lvl, _ := cfg.level()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	return cfg, log, nil
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, log, err := parse("serve", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	m, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("trustpulse serving", "target", cfg.Target, "ingest", m.IngestURL, "query", m.QueryURL)
+	runErr := m.Run(ctx)
+	log.Info("shutting down")
+	return errors.Join(runErr, m.Close())
+}

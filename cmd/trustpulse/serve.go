@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/deploy"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/projector"
+	"github.com/trustpulse/trustpulse/query"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Main is the running program: the stack and the parts its target selects.
+// Open builds it; Run serves until its context ends; Close shuts it down in
+// order. Tests run it on port 0 exactly as the binary does.
+type Main struct {
+	Config Config
+	Stack  *deploy.Stack
+	Log    *slog.Logger
+
+	Catalog   *ingest.Catalog
+	Admin     *ingest.Admin
+	Projector *projector.Projector
+
+	// IngestURL and QueryURL are where the HTTP services listen.
+	IngestURL, QueryURL string
+
+	apps      []*fiber.App
+	listeners []net.Listener
+	projDone  chan error
+	started   bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// stackConfig turns the config into what deploy.Open needs for the target.
+func (c *Config) stackConfig(own bool) deploy.StackConfig {
+	return deploy.StackConfig{
+		DataDir:    c.DataDir,
+		NATSURL:    c.NATSURL,
+		NATSListen: c.NATSListen,
+		Replicas:   c.NATSReplicas,
+		ClickHouse: deploy.ClickHouseConfig{
+			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
+		},
+		NeedNATS:       c.runs("ingest") || c.runs("projector"),
+		NeedClickHouse: c.runs("projector") || c.runs("query"),
+		Own:            own,
+		Name:           "trustpulse " + c.Target,
+	}
+}
+
+// Open starts the stack and builds every part of the target. Listeners are
+// opened here, so the URLs are known before Run.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error) {
+	m = &Main{Config: cfg, Log: log, projDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			m.Close()
+			m = nil
+		}
+	}()
+	if m.Stack, err = deploy.Open(ctx, cfg.stackConfig(true), log); err != nil {
+		return nil, err
+	}
+	if cfg.runs("ingest") {
+		ledger, err := ingest.OpenLedger(ctx, m.Stack.JS)
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if m.Catalog, err = ingest.StartCatalog(cctx, m.Stack.JS, log); err != nil {
+			return nil, err
+		}
+		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
+		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, log, time.Now)
+		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs("query") {
+		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
+		if m.QueryURL, err = m.listen(srv.App(), cfg.QueryAddr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs("projector") {
+		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, projector.Config{
+			BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas,
+		}, log)
+	}
+	return m, nil
+}
+
+func (m *Main) listen(app *fiber.App, addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listen %s: %w", addr, err)
+	}
+	m.apps, m.listeners = append(m.apps, app), append(m.listeners, ln)
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Start serves HTTP and runs the projector in the background.
+func (m *Main) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.started = cancel, true
+	for i, app := range m.apps {
+		ln := m.listeners[i]
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := app.Listener(ln); err != nil {
+				m.Log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	if m.Projector != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			for {
+				err := m.Projector.Run(ctx)
+				if !errors.Is(err, projector.ErrLeaseHeld) || ctx.Err() != nil {
+					m.projDone <- err
+					return
+				}
+				m.Log.Warn("projector lease held elsewhere; waiting", "retry_in", "5s")
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}()
+	}
+}
+
+// Run starts the parts and blocks until ctx ends or the projector fails.
+func (m *Main) Run(ctx context.Context) error {
+	m.Start()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.projDone:
+		if err != nil {
+			return fmt.Errorf("projector stopped: %w", err)
+		}
+		return nil
+	}
+}
+
+// Close shuts down in a fixed order: stop accepting HTTP and finish
+// in-flight requests, stop the projector (its batch in flight is finished
+// or abandoned un-acked), stop following the catalog, then close NATS and
+// ClickHouse and stop the local servers.
+func (m *Main) Close() error {
+	var errs []error
+	for i, app := range m.apps {
+		if m.started {
+			errs = append(errs, app.ShutdownWithTimeout(m.Config.ShutdownTimeout))
+		} else {
+			m.listeners[i].Close()
+		}
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.Catalog != nil {
+		m.Catalog.Stop()
+	}
+	if m.Stack != nil {
+		errs = append(errs, m.Stack.Close())
+	}
+	return errors.Join(errs...)
+}

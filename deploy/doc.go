@@ -1,0 +1,8 @@
+// Package deploy is how trustpulse reaches its servers: it connects to an
+// external NATS or ClickHouse when given their addresses and otherwise runs
+// the single-machine defaults itself (an embedded NATS server, package
+// natsrv; a local ClickHouse server process, package localch).
+//
+// Compose files and cluster manifests for users live beside this package
+// (compose/, nats-cluster/).
+package deploy

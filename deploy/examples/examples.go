@@ -1,0 +1,10 @@
+// Package examples holds example inputs: a pulse survey definition and an
+// invitee cohort file, used by the demo and shown in the README.
+package examples
+
+import _ "embed"
+
+// PulseSurvey is deploy/examples/pulse-survey.json.
+//
+//go:embed pulse-survey.json
+var PulseSurvey []byte

@@ -1,0 +1,169 @@
+// Package localch runs a real ClickHouse server as a child process: the local
+// runner behind trustpulse's single-machine default and behind the test
+// harness. It finds a server binary on PATH (`clickhouse server` of an
+// official build, or `clickhouse-server` of a distribution package), writes a
+// config for it into a data directory, starts it on free loopback ports and
+// stops it again.
+package localch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Server is a running local ClickHouse server.
+type Server struct {
+	// Addr is the native-protocol address, host:port.
+	Addr string
+	// HTTPAddr is the HTTP interface's address, host:port.
+	HTTPAddr string
+	// Dir is the server's data directory.
+	Dir string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// ErrNotInstalled is returned when no ClickHouse server binary is on PATH.
+var ErrNotInstalled = errors.New("localch: no ClickHouse server on PATH (install clickhouse-server, e.g. `apt-get install clickhouse-server`, or pass --clickhouse-addr)")
+
+// binary returns the command that runs a server: an official single binary
+// takes the `server` subcommand, a distribution package ships clickhouse-server.
+func binary() ([]string, error) {
+	if p, err := exec.LookPath("clickhouse-server"); err == nil {
+		return []string{p}, nil
+	}
+	if p, err := exec.LookPath("clickhouse"); err == nil {
+		return []string{p, "server"}, nil
+	}
+	return nil, ErrNotInstalled
+}
+
+// Options tune Start.
+type Options struct {
+	// TCPPort and HTTPPort are the loopback ports; 0 picks free ones.
+	TCPPort, HTTPPort int
+	// Log receives the server's stdout and stderr; nil discards them (the
+	// server also logs to Dir/log).
+	Log *os.File
+}
+
+// Start starts a server whose data lives in dir and waits until it answers
+// on its native port, or ctx ends.
+func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
+	bin, err := binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			return nil, fmt.Errorf("localch: %w", err)
+		}
+	}
+	tcp, http := opt.TCPPort, opt.HTTPPort
+	if tcp == 0 {
+		if tcp, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if http == 0 {
+		if http, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	cfg := filepath.Join(dir, "config.xml")
+	if err := os.WriteFile(cfg, []byte(configXML(dir, tcp, http)), 0o640); err != nil {
+		return nil, fmt.Errorf("localch: write config: %w", err)
+	}
+	cmd := exec.Command(bin[0], append(bin[1:], "--config-file="+cfg)...)
+	cmd.Dir = dir
+	if opt.Log != nil { // a nil *os.File in an io.Writer would hand the child a closed fd
+		cmd.Stdout, cmd.Stderr = opt.Log, opt.Log
+	}
+	// Own process group, so a Ctrl-C in a terminal reaches us first and we
+	// stop the server in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("localch: start %s: %w", bin[0], err)
+	}
+	s := &Server{
+		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp)),
+		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(http)),
+		Dir:      dir,
+		cmd:      cmd,
+		done:     make(chan struct{}),
+	}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady polls the HTTP /ping endpoint until the server answers.
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		if c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("localch: server exited during start (%v); see %s", s.err, filepath.Join(s.Dir, "log"))
+		case <-ctx.Done():
+			return fmt.Errorf("localch: server not ready on %s: %w; see %s", s.Addr, ctx.Err(), filepath.Join(s.Dir, "log"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop asks the server to shut down (SIGTERM), waits up to 30 seconds, then
+// kills it. It is safe to call more than once.
+func (s *Server) Stop() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("localch: server did not stop within 30s; killed")
+	}
+}
+
+// Kill stops the server at once, as a crash would.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("localch: find free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,44 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// ConnectNATS connects to url with reconnects that never give up: a NATS
+// restart must not end the process, only make ingest answer 503 meanwhile.
+func ConnectNATS(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.Timeout(5*time.Second),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// EnsureStreams creates or updates the event stream and the key-value
+// buckets with the given replica count. It is idempotent.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateStream(ctx, schemas.StreamConfig(replicas)); err != nil {
+		return fmt.Errorf("deploy: stream %s: %w", schemas.EventStream, err)
+	}
+	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.LockBucketConfig(replicas)} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("deploy: bucket %s: %w", kv.Bucket, err)
+		}
+	}
+	return nil
+}

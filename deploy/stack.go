@@ -1,0 +1,179 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/deploy/localch"
+	"github.com/trustpulse/trustpulse/deploy/natsrv"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// StackConfig says which servers to use.
+type StackConfig struct {
+	// DataDir holds the embedded NATS store and the local ClickHouse data.
+	DataDir string
+	// NATSURL is an external NATS server or cluster; empty means the
+	// embedded server, listening on NATSListen.
+	NATSURL    string
+	NATSListen string
+	// Replicas of streams, buckets and consumers (1 on one server).
+	Replicas int
+	// ClickHouse.Addr empty means the local server process under DataDir.
+	ClickHouse ClickHouseConfig
+	// NeedNATS and NeedClickHouse select what to open.
+	NeedNATS, NeedClickHouse bool
+	// Own makes the stack start the local defaults itself and fail if they
+	// already run (serve); otherwise it joins running ones and starts them
+	// only when none run (admin commands).
+	Own bool
+	// Name identifies the NATS connection.
+	Name string
+}
+
+// Stack is an open set of connections, and the local servers it started.
+type Stack struct {
+	NC *nats.Conn
+	JS jetstream.JetStream
+	CH driver.Conn
+	// NATSURL and ClickHouseAddr are where the stack is connected.
+	NATSURL        string
+	ClickHouseAddr string
+
+	natsSrv *natsrv.Server
+	chSrv   *localch.Server
+	addrFil string
+	log     *slog.Logger
+}
+
+// Open connects to (and if need be starts) the servers of cfg, creates the
+// streams and buckets and runs the ClickHouse migrations. On error it
+// closes whatever it opened.
+func Open(ctx context.Context, cfg StackConfig, log *slog.Logger) (st *Stack, err error) {
+	st = &Stack{log: log}
+	defer func() {
+		if err != nil {
+			st.Close()
+			st = nil
+		}
+	}()
+	if cfg.NeedNATS {
+		if err := st.openNATS(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.NeedClickHouse {
+		if err := st.openClickHouse(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func (st *Stack) openNATS(ctx context.Context, cfg StackConfig) error {
+	url := cfg.NATSURL
+	if url == "" {
+		url = "nats://" + cfg.NATSListen
+		running := reachable(cfg.NATSListen)
+		switch {
+		case running && cfg.Own:
+			return fmt.Errorf("deploy: something already listens on %s; is another trustpulse serve running? (set --nats-listen, or --nats-url to use it)", cfg.NATSListen)
+		case !running:
+			srv, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen})
+			if err != nil {
+				return err
+			}
+			st.natsSrv, url = srv, srv.URL()
+			st.log.Info("embedded NATS started", "url", url, "store", filepath.Join(cfg.DataDir, "nats"))
+		}
+	}
+	nc, err := ConnectNATS(url, cfg.Name)
+	if err != nil {
+		return err
+	}
+	st.NC, st.NATSURL = nc, url
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("deploy: jetstream: %w", err)
+	}
+	st.JS = js
+	return EnsureStreams(ctx, js, max(cfg.Replicas, 1))
+}
+
+// addrFile records where the local ClickHouse of a data directory listens,
+// so that admin commands find the server that serve started.
+func addrFile(dataDir string) string { return filepath.Join(dataDir, "clickhouse", "server.addr") }
+
+func (st *Stack) openClickHouse(ctx context.Context, cfg StackConfig) error {
+	ch := cfg.ClickHouse
+	if ch.Addr == "" {
+		if b, err := os.ReadFile(addrFile(cfg.DataDir)); err == nil && reachable(strings.TrimSpace(string(b))) {
+			if cfg.Own {
+				return fmt.Errorf("deploy: the local ClickHouse of %s already runs at %s; is another trustpulse serve running?", cfg.DataDir, strings.TrimSpace(string(b)))
+			}
+			ch.Addr = strings.TrimSpace(string(b))
+		} else {
+			srv, err := localch.Start(ctx, filepath.Join(cfg.DataDir, "clickhouse"), localch.Options{})
+			if err != nil {
+				return err
+			}
+			st.chSrv, ch.Addr = srv, srv.Addr
+			st.addrFil = addrFile(cfg.DataDir)
+			if err := os.WriteFile(st.addrFil, []byte(srv.Addr+"\n"), 0o640); err != nil {
+				return fmt.Errorf("deploy: %w", err)
+			}
+			st.log.Info("local ClickHouse started", "addr", srv.Addr, "dir", srv.Dir)
+		}
+	}
+	conn, err := OpenClickHouse(ctx, ch)
+	if err != nil {
+		return err
+	}
+	st.CH, st.ClickHouseAddr = conn, ch.Addr
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return schemas.Migrate(mctx, conn, st.log)
+}
+
+// reachable reports whether something accepts TCP connections at addr.
+func reachable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Close closes the connections, then stops the servers the stack started:
+// NATS last-in-first-out after its clients, ClickHouse gracefully.
+func (st *Stack) Close() error {
+	var errs []error
+	if st.CH != nil {
+		errs = append(errs, st.CH.Close())
+	}
+	if st.NC != nil {
+		st.NC.Close()
+	}
+	if st.natsSrv != nil {
+		st.natsSrv.Stop()
+		st.log.Info("embedded NATS stopped")
+	}
+	if st.chSrv != nil {
+		_ = os.Remove(st.addrFil)
+		errs = append(errs, st.chSrv.Stop())
+		st.log.Info("local ClickHouse stopped")
+	}
+	return errors.Join(errs...)
+}

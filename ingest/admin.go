@@ -1,0 +1,123 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Admin publishes the organisation's admin events: surveys, waves and
+// invitations. Every method validates against the catalog first and returns
+// once the catalog reflects the change, so a wave just opened takes
+// responses at once.
+type Admin struct {
+	js      jetstream.JetStream
+	ledger  *Ledger
+	catalog *Catalog
+	now     func() time.Time
+}
+
+// NewAdmin returns an Admin.
+func NewAdmin(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, now func() time.Time) *Admin {
+	return &Admin{js: js, ledger: ledger, catalog: catalog, now: now}
+}
+
+func (a *Admin) publishAndWait(ctx context.Context, t schemas.EventType, org string, payload any) error {
+	env, err := schemas.NewEnvelope(t, org, a.now(), payload)
+	if err != nil {
+		return err
+	}
+	seq, err := publish(ctx, a.js, env)
+	if err != nil {
+		return err
+	}
+	if t == schemas.InvitationIssuedType {
+		return nil // not a catalog event
+	}
+	return a.catalog.WaitFor(ctx, seq)
+}
+
+func checkOrg(org string) error {
+	if !schemas.ValidID(org) {
+		return fmt.Errorf("organisation id %q: want 1-64 of a-z, 0-9, '-', '_'", org)
+	}
+	return nil
+}
+
+// PublishSurvey publishes (or republishes) a survey definition.
+func (a *Admin) PublishSurvey(ctx context.Context, org string, s schemas.SurveyPublished) error {
+	if err := checkOrg(org); err != nil {
+		return err
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("survey %q is invalid:\n%w", s.SurveyID, err)
+	}
+	return a.publishAndWait(ctx, schemas.SurveyPublishedType, org, s)
+}
+
+// OpenWave opens a wave of an existing survey.
+func (a *Admin) OpenWave(ctx context.Context, org string, w schemas.WaveOpened) error {
+	if err := checkOrg(org); err != nil {
+		return err
+	}
+	if !schemas.ValidID(w.WaveID) {
+		return fmt.Errorf("wave id %q: want 1-64 of a-z, 0-9, '-', '_'", w.WaveID)
+	}
+	if _, ok := a.catalog.Survey(org, w.SurveyID); !ok {
+		return fmt.Errorf("survey %q of %s not found; publish it first", w.SurveyID, org)
+	}
+	if _, ok := a.catalog.Wave(org, w.WaveID); ok {
+		return fmt.Errorf("wave %q of %s exists already; waves are never reopened", w.WaveID, org)
+	}
+	if !w.ClosesAt.After(w.OpensAt) {
+		return fmt.Errorf("wave %q: closes_at %s must be after opens_at %s", w.WaveID, w.ClosesAt, w.OpensAt)
+	}
+	w.OpensAt, w.ClosesAt = w.OpensAt.UTC().Truncate(time.Second), w.ClosesAt.UTC().Truncate(time.Second)
+	return a.publishAndWait(ctx, schemas.WaveOpenedType, org, w)
+}
+
+// CloseWave closes an open wave. From then on no response counts, and its
+// scores may be released.
+func (a *Admin) CloseWave(ctx context.Context, org, waveID string) error {
+	w, ok := a.catalog.Wave(org, waveID)
+	if !ok {
+		return fmt.Errorf("wave %q of %s not found", waveID, org)
+	}
+	if w.Closed {
+		return fmt.Errorf("wave %q of %s is closed already", waveID, org)
+	}
+	return a.publishAndWait(ctx, schemas.WaveClosedType, org, schemas.WaveClosed{WaveID: waveID})
+}
+
+// IssueInvitations creates one single-use invitation per cohort snapshot and
+// returns their tokens, in the same order. Each is valid until the wave closes.
+func (a *Admin) IssueInvitations(ctx context.Context, org, waveID string, cohorts []schemas.Cohort) ([]string, error) {
+	w, ok := a.catalog.Wave(org, waveID)
+	if !ok {
+		return nil, fmt.Errorf("wave %q of %s not found", waveID, org)
+	}
+	if w.Closed || !a.now().Before(w.ClosesAt) {
+		return nil, fmt.Errorf("wave %q of %s is closed; invitations are only issued for open waves", waveID, org)
+	}
+	for i, c := range cohorts {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("invitee %d: %w", i+1, err)
+		}
+	}
+	tokens := make([]string, 0, len(cohorts))
+	for _, c := range cohorts {
+		tok, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: c, ExpiresAt: w.ClosesAt})
+		if err != nil {
+			return tokens, err
+		}
+		if err := a.publishAndWait(ctx, schemas.InvitationIssuedType, org, schemas.InvitationIssued{WaveID: waveID, Cohort: c}); err != nil {
+			return tokens, err
+		}
+		tokens = append(tokens, tok)
+	}
+	return tokens, nil
+}

@@ -1,0 +1,183 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Wave is the catalog's view of a wave.
+type Wave struct {
+	Org      string
+	ID       string
+	SurveyID string
+	OpensAt  time.Time
+	ClosesAt time.Time
+	Closed   bool
+}
+
+// AcceptsAt reports whether the wave takes responses at t.
+func (w Wave) AcceptsAt(t time.Time) bool {
+	return !w.Closed && !t.Before(w.OpensAt) && t.Before(w.ClosesAt)
+}
+
+type orgKey struct{ org, id string }
+
+// Catalog is an in-memory view of surveys and waves, kept current by an
+// ordered consumer of the SurveyPublished, WaveOpened and WaveClosed events.
+type Catalog struct {
+	mu      sync.RWMutex
+	surveys map[orgKey]schemas.SurveyPublished
+	waves   map[orgKey]Wave
+	applied uint64 // highest stream sequence applied
+	changed chan struct{}
+	cc      jetstream.ConsumeContext
+	log     *slog.Logger
+}
+
+// StartCatalog reads the catalog events from the start of the stream and
+// returns once it has caught up with them; it keeps following new ones
+// until Stop.
+func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*Catalog, error) {
+	c := &Catalog{
+		surveys: map[orgKey]schemas.SurveyPublished{},
+		waves:   map[orgKey]Wave{},
+		changed: make(chan struct{}),
+		log:     log.With("component", "catalog"),
+	}
+	stream, err := js.Stream(ctx, schemas.EventStream)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: catalog: %w", err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{
+			schemas.SubjectFilter(schemas.SurveyPublishedType),
+			schemas.SubjectFilter(schemas.WaveOpenedType),
+			schemas.SubjectFilter(schemas.WaveClosedType),
+		},
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: catalog consumer: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: catalog consumer: %w", err)
+	}
+	caughtUp := make(chan struct{})
+	var once sync.Once
+	if info.NumPending == 0 {
+		once.Do(func() { close(caughtUp) })
+	}
+	c.cc, err = cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		c.apply(md.Sequence.Stream, m.Data())
+		if md.NumPending == 0 {
+			once.Do(func() { close(caughtUp) })
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: catalog consume: %w", err)
+	}
+	select {
+	case <-caughtUp:
+		return c, nil
+	case <-ctx.Done():
+		c.Stop()
+		return nil, fmt.Errorf("ingest: catalog catch-up: %w", ctx.Err())
+	}
+}
+
+// Stop stops following the stream.
+func (c *Catalog) Stop() { c.cc.Stop() }
+
+func (c *Catalog) apply(seq uint64, data []byte) {
+	env, err := schemas.DecodeEnvelope(data)
+	if err == nil {
+		err = c.applyEnvelope(env)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		// The projector stops on such an event; ingest only needs to
+		// know that it cannot use it.
+		c.log.Error("catalog skips event", "stream_seq", seq, "err", err)
+	}
+	c.applied = max(c.applied, seq)
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch env.Type {
+	case schemas.SurveyPublishedType:
+		s, err := schemas.DecodePayload[schemas.SurveyPublished](env, env.Type)
+		if err != nil {
+			return err
+		}
+		c.surveys[orgKey{env.OrgID, s.SurveyID}] = s
+	case schemas.WaveOpenedType:
+		w, err := schemas.DecodePayload[schemas.WaveOpened](env, env.Type)
+		if err != nil {
+			return err
+		}
+		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt}
+	case schemas.WaveClosedType:
+		w, err := schemas.DecodePayload[schemas.WaveClosed](env, env.Type)
+		if err != nil {
+			return err
+		}
+		k := orgKey{env.OrgID, w.WaveID}
+		if wave, ok := c.waves[k]; ok {
+			wave.Closed = true
+			c.waves[k] = wave
+		}
+	}
+	return nil
+}
+
+// WaitFor blocks until the catalog has applied stream sequence seq (the
+// sequence a catalog event was published at), or ctx ends.
+func (c *Catalog) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		c.mu.RLock()
+		done, ch := c.applied >= seq, c.changed
+		c.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return errors.Join(errors.New("ingest: catalog did not catch up"), ctx.Err())
+		}
+	}
+}
+
+// Survey returns a survey definition.
+func (c *Catalog) Survey(org, id string) (schemas.SurveyPublished, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.surveys[orgKey{org, id}]
+	return s, ok
+}
+
+// Wave returns a wave.
+func (c *Catalog) Wave(org, id string) (Wave, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	w, ok := c.waves[orgKey{org, id}]
+	return w, ok
+}

@@ -1,0 +1,152 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Ledger errors. Callers map them to pages or problem codes.
+var (
+	ErrTokenUnknown = errors.New("invitation link not recognised")
+	ErrTokenUsed    = errors.New("invitation link already used")
+	ErrTokenExpired = errors.New("invitation link expired")
+)
+
+// tokenBytes is the entropy of a token: 256 random bits.
+const tokenBytes = 32
+
+// NewToken returns a fresh, unguessable invitation token (URL-safe).
+func NewToken() string {
+	b := make([]byte, tokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		panic("ingest: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TokenHash is the ledger key of a token: hex SHA-256. A token is never
+// stored, only this hash.
+func TokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// wellFormed reports whether s has the shape of a token, so that garbage is
+// refused without touching the ledger.
+func wellFormed(token string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil && len(b) == tokenBytes
+}
+
+// Ledger is the invitation ledger: a key-value bucket of token hash →
+// schemas.Invitation, with compare-and-set updates.
+type Ledger struct {
+	kv jetstream.KeyValue
+}
+
+// OpenLedger opens the ledger bucket (deploy.EnsureStreams creates it).
+func OpenLedger(ctx context.Context, js jetstream.JetStream) (*Ledger, error) {
+	kv, err := js.KeyValue(ctx, schemas.InvitationBucket)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: invitation ledger: %w", err)
+	}
+	return &Ledger{kv: kv}, nil
+}
+
+// Issue stores a new invitation and returns its token.
+func (l *Ledger) Issue(ctx context.Context, inv schemas.Invitation) (string, error) {
+	token := NewToken()
+	val, err := json.Marshal(inv)
+	if err != nil {
+		return "", err
+	}
+	if _, err := l.kv.Create(ctx, TokenHash(token), val); err != nil {
+		return "", fmt.Errorf("ingest: store invitation: %w", err)
+	}
+	return token, nil
+}
+
+// Claim is an invitation looked up for use, not yet marked used.
+type Claim struct {
+	Invitation schemas.Invitation
+	key        string
+	rev        uint64
+}
+
+// Lookup finds the usable invitation for token at time now. It returns
+// ErrTokenUnknown, ErrTokenUsed or ErrTokenExpired, or another error when
+// the ledger cannot be reached.
+func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Claim, error) {
+	if !wellFormed(token) {
+		return nil, ErrTokenUnknown
+	}
+	key := TokenHash(token)
+	e, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrTokenUnknown
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingest: read invitation ledger: %w", err)
+	}
+	var inv schemas.Invitation
+	if err := json.Unmarshal(e.Value(), &inv); err != nil {
+		return nil, fmt.Errorf("ingest: corrupt ledger entry: %w", err)
+	}
+	switch {
+	case inv.Used:
+		return nil, ErrTokenUsed
+	case !now.Before(inv.ExpiresAt):
+		return nil, ErrTokenExpired
+	}
+	return &Claim{Invitation: inv, key: key, rev: e.Revision()}, nil
+}
+
+// MarkUsed marks the claimed invitation used, provided nobody else did since
+// Lookup: of any number of concurrent submits of one token, exactly one
+// gets past this. It returns ErrTokenUsed to the others.
+func (l *Ledger) MarkUsed(ctx context.Context, c *Claim) error {
+	inv := c.Invitation
+	inv.Used = true
+	val, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	rev, err := l.kv.Update(ctx, c.key, val, c.rev)
+	if isWrongRevision(err) {
+		return ErrTokenUsed
+	}
+	if err != nil {
+		return fmt.Errorf("ingest: mark invitation used: %w", err)
+	}
+	c.rev = rev
+	return nil
+}
+
+// Release makes a claimed invitation usable again after its response could
+// not be published, so the employee can retry.
+func (l *Ledger) Release(ctx context.Context, c *Claim) error {
+	val, err := json.Marshal(c.Invitation) // Used is false in the looked-up copy
+	if err != nil {
+		return err
+	}
+	if _, err := l.kv.Update(ctx, c.key, val, c.rev); err != nil {
+		return fmt.Errorf("ingest: release invitation: %w", err)
+	}
+	return nil
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}

@@ -1,0 +1,184 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// SubmitRequest is the body of POST /v1/responses.
+type SubmitRequest struct {
+	// Token is the invitation token from the emailed link.
+	Token string `json:"token"`
+	// Answers maps question id to the chosen value.
+	Answers map[string]int `json:"answers"`
+}
+
+// DecodeSubmitRequest strictly decodes a submission body: one JSON object,
+// no unknown fields, nothing after it. It is the decoder of outside data
+// that the fuzz target exercises.
+func DecodeSubmitRequest(body []byte) (SubmitRequest, error) {
+	var req SubmitRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return SubmitRequest{}, fmt.Errorf("body is not a valid submission: %s", jsonErrorText(err))
+	}
+	if dec.More() {
+		return SubmitRequest{}, errors.New("body is not a valid submission: data after the JSON object")
+	}
+	if req.Token == "" {
+		return SubmitRequest{}, errors.New("token: required")
+	}
+	if req.Answers == nil {
+		return SubmitRequest{}, errors.New("answers: required")
+	}
+	return req, nil
+}
+
+// jsonErrorText describes a decoding error without echoing the input, which
+// could contain a token.
+func jsonErrorText(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q has the wrong type", typ.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "empty or truncated body"
+	}
+	// DisallowUnknownFields: `json: unknown field "x"` names only the field.
+	return err.Error()
+}
+
+// validateAnswers checks answers against the survey: known questions, values
+// in range, required questions present. It returns the answers in survey
+// order, or a 422 error listing every problem.
+func validateAnswers(s schemas.SurveyPublished, given map[string]int) ([]schemas.Answer, error) {
+	var fields []schemas.FieldError
+	unknown := make([]string, 0)
+	for id := range given {
+		if _, ok := s.Question(id); !ok {
+			unknown = append(unknown, id)
+		}
+	}
+	sort.Strings(unknown)
+	for _, id := range unknown {
+		fields = append(fields, schemas.FieldError{Field: "answers." + truncate(id, 64), Detail: "unknown question"})
+	}
+	answers := make([]schemas.Answer, 0, len(given))
+	for _, q := range s.Questions {
+		v, ok := given[q.ID]
+		if !ok {
+			if !q.Optional {
+				fields = append(fields, schemas.FieldError{Field: "answers." + q.ID, Detail: "required"})
+			}
+			continue
+		}
+		lo, hi := q.Dimension.Range()
+		if v < lo || v > hi {
+			fields = append(fields, schemas.FieldError{Field: "answers." + q.ID, Detail: fmt.Sprintf("must be %d to %d", lo, hi)})
+			continue
+		}
+		answers = append(answers, schemas.Answer{QuestionID: q.ID, Dimension: q.Dimension, Value: v})
+	}
+	if len(fields) > 0 {
+		return nil, &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers",
+			Detail: "some answers are missing or invalid", Fields: fields}
+	}
+	return answers, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// submitResponseHandler accepts one response for an invitation token:
+// validate, claim the token, publish, and release the token again if the
+// publish fails. Nothing is published for a rejected request.
+func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
+	if !c.Is("json") {
+		return schemas.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
+	}
+	req, err := DecodeSubmitRequest(c.Body())
+	if err != nil {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_body", "%s", err.Error())
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	now := s.now()
+	claim, err := s.ledger.Lookup(ctx, req.Token, now)
+	if err != nil {
+		return tokenError(err)
+	}
+	inv := claim.Invitation
+	wave, ok := s.catalog.Wave(inv.Org, inv.WaveID)
+	if !ok {
+		return schemas.Errorf(http.StatusNotFound, "wave_not_found", "the survey for this link is not available")
+	}
+	if !wave.AcceptsAt(now) {
+		return tokenError(ErrTokenExpired)
+	}
+	survey, ok := s.catalog.Survey(inv.Org, wave.SurveyID)
+	if !ok {
+		return schemas.Errorf(http.StatusNotFound, "survey_not_found", "the survey for this link is not available")
+	}
+	answers, err := validateAnswers(survey, req.Answers)
+	if err != nil {
+		return err
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	env, err := schemas.NewEnvelope(schemas.ResponseSubmittedType, inv.Org, day, schemas.ResponseSubmitted{
+		SurveyID: survey.SurveyID,
+		WaveID:   wave.ID,
+		Date:     day.Format(schemas.DateLayout),
+		Cohort:   inv.Cohort,
+		Answers:  answers,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.ledger.MarkUsed(ctx, claim); err != nil {
+		return tokenError(err)
+	}
+	if _, err := publish(ctx, s.js, env); err != nil {
+		s.log.Error("response not published; releasing invitation", "org", inv.Org, "wave", wave.ID, "err", err)
+		if rerr := s.ledger.Release(context.WithoutCancel(ctx), claim); rerr != nil {
+			s.log.Error("invitation could not be released", "org", inv.Org, "wave", wave.ID, "err", rerr)
+		}
+		return errUnavailable
+	}
+	return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": "recorded"})
+}
+
+var errUnavailable = schemas.Errorf(http.StatusServiceUnavailable, "unavailable",
+	"responses cannot be recorded right now; nothing was saved, please try again in a minute")
+
+// tokenError maps ledger errors to problems. Other errors mean the ledger is
+// unreachable: 503, nothing recorded.
+func tokenError(err error) error {
+	switch {
+	case errors.Is(err, ErrTokenUnknown):
+		return schemas.Errorf(http.StatusNotFound, "token_unknown", "this survey link is not valid; check that it was copied completely")
+	case errors.Is(err, ErrTokenUsed):
+		return schemas.Errorf(http.StatusConflict, "token_used", "a response was already recorded with this link; each link records one response")
+	case errors.Is(err, ErrTokenExpired):
+		return schemas.Errorf(http.StatusGone, "token_expired", "this survey has closed; the link no longer accepts responses")
+	}
+	return errUnavailable
+}

@@ -1,0 +1,56 @@
+package ingest
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+	"github.com/trustpulse/trustpulse/schemas/httpproblem"
+)
+
+// MaxBodyBytes bounds a request body; a response of 40 questions is far less.
+const MaxBodyBytes = 16 << 10
+
+// Server is the ingest HTTP service.
+type Server struct {
+	app     *fiber.App
+	js      jetstream.JetStream
+	ledger  *Ledger
+	catalog *Catalog
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// NewServer builds the ingest service. now is the clock (time.Now in
+// production).
+func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, log *slog.Logger, now func() time.Time) *Server {
+	s := &Server{js: js, ledger: ledger, catalog: catalog, log: log.With("component", "ingest"), now: now}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "trustpulse-ingest",
+		BodyLimit:             MaxBodyBytes,
+		ErrorHandler:          httpproblem.ErrorHandler(log),
+		DisableStartupMessage: true,
+		ReadTimeout:           15 * time.Second,
+		WriteTimeout:          15 * time.Second,
+		IdleTimeout:           60 * time.Second,
+	})
+	s.routes()
+	return s
+}
+
+// routes is the ingest API, in one table.
+func (s *Server) routes() {
+	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	v1 := s.app.Group("/v1")
+	v1.Post("/responses", s.submitResponseHandler)
+	s.app.Use(func(c *fiber.Ctx) error {
+		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
+	})
+}
+
+// App is the Fiber app, for tests (app.Test) and for Listen.
+func (s *Server) App() *fiber.App { return s.app }

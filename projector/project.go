@@ -1,0 +1,232 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// errHook marks a failure injected by Hook.
+var errHook = errors.New("projector: injected fault")
+
+func (p *Projector) hook(s Stage) error {
+	if p.Hook == nil {
+		return nil
+	}
+	if err := p.Hook(s); err != nil {
+		return fmt.Errorf("%w at %s: %v", errHook, s, err)
+	}
+	return nil
+}
+
+// delivered is one fetched message, decoded.
+type delivered struct {
+	seq uint64
+	env schemas.Envelope
+}
+
+// step fetches one batch and applies it. It returns how many messages the
+// batch held.
+func (p *Projector) step(ctx context.Context) (int, error) {
+	batch, err := p.cons.Fetch(p.cfg.BatchSize, jetstream.FetchMaxWait(p.cfg.BatchWait))
+	if err != nil {
+		return 0, fmt.Errorf("projector: fetch: %w", err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("projector: fetch: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if err := p.apply(ctx, msgs); err != nil {
+		return len(msgs), err
+	}
+	return len(msgs), nil
+}
+
+// apply writes one batch and then acks it. It is the one place that decides
+// to ack: only after every row and the checkpoint are written. On any error
+// nothing is acked and the caller resumes from the checkpoint.
+func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	evs := make([]delivered, 0, len(msgs))
+	var last jetstream.Msg
+	var lastSeq uint64
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("projector: message metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		if seq > lastSeq {
+			last, lastSeq = m, seq
+		}
+		if seq <= p.checkpoint {
+			continue // redelivered, already projected
+		}
+		env, err := schemas.DecodeEnvelope(m.Data())
+		if err != nil {
+			// A newer writer, or a corrupt message: stop here, loudly,
+			// rather than skip data. Upgrade the projector to go on.
+			return fmt.Errorf("projector: stream_seq %d subject %s: %w", seq, m.Subject(), err)
+		}
+		evs = append(evs, delivered{seq: seq, env: env})
+	}
+	slices.SortFunc(evs, func(a, b delivered) int { return cmpU64(a.seq, b.seq) })
+	if err := p.hook(StageFetched); err != nil {
+		return err
+	}
+	evs, err := p.dropDuplicates(ctx, evs)
+	if err != nil {
+		return err
+	}
+	rows, err := buildRows(evs)
+	if err != nil {
+		return err
+	}
+	for _, t := range rowTables {
+		if err := p.insert(ctx, t, rows[t]); err != nil {
+			return err
+		}
+		if err := p.hook(StageInserted + Stage(t)); err != nil {
+			return err
+		}
+	}
+	if lastSeq > p.checkpoint {
+		if err := p.writeCheckpoint(ctx, lastSeq); err != nil {
+			return err
+		}
+	}
+	if err := p.hook(StageCheckpointed); err != nil {
+		return err
+	}
+	// AckAll: acking the highest sequence acks the whole batch. A lost ack
+	// only means a redelivery, which the checkpoint skips.
+	if err := last.Ack(); err != nil {
+		p.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", lastSeq, "err", err)
+	}
+	return p.hook(StageAcked)
+}
+
+// dropDuplicates removes events already projected from an earlier stream
+// sequence (the same event published twice) and repeats within the batch.
+// An event found with its own sequence is kept: that is this batch being
+// redone after a crash, and the high-water marks decide what is missing.
+func (p *Projector) dropDuplicates(ctx context.Context, evs []delivered) ([]delivered, error) {
+	if len(evs) == 0 {
+		return evs, nil
+	}
+	seen := map[string]uint64{}
+	for start := 0; start < len(evs); start += lookupChunk {
+		chunk := evs[start:min(start+lookupChunk, len(evs))]
+		ids := make([]any, 0, len(chunk))
+		for _, e := range chunk {
+			ids = append(ids, e.env.ID.String())
+		}
+		if err := p.lookupProjected(ctx, ids, seen); err != nil {
+			return nil, err
+		}
+	}
+	out := evs[:0]
+	for _, e := range evs {
+		id := e.env.ID.String()
+		if first, ok := seen[id]; ok && first != e.seq {
+			p.log.Debug("skipping duplicate event", "event_id", id, "stream_seq", e.seq, "first_seq", first)
+			continue
+		}
+		seen[id] = e.seq
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// lookupChunk bounds the ids of one lookup query, keeping it far below
+// ClickHouse's max_query_size (256 KiB).
+const lookupChunk = 1000
+
+// lookupProjected adds to seen the first stream sequence of every id in ids
+// that projected_events holds.
+func (p *Projector) lookupProjected(ctx context.Context, ids []any, seen map[string]uint64) error {
+	rows, err := p.ch.Query(ctx, sqlLookupProjected, clickhouse.GroupSet{Value: ids})
+	if err != nil {
+		return fmt.Errorf("projector: look up projected events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var seq uint64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return err
+		}
+		seen[id] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("projector: look up projected events: %w", err)
+	}
+	return nil
+}
+
+// insert writes a table's rows of this batch in one INSERT, leaving out rows
+// at or below the table's high-water mark (already written before a crash).
+func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
+	hwm := p.hwm[table]
+	b, err := p.ch.PrepareBatch(ctx, insertSQL[table])
+	if err != nil {
+		return fmt.Errorf("projector: prepare insert into %s: %w", table, err)
+	}
+	defer b.Abort()
+	var top uint64
+	for _, r := range rs {
+		if r.seq <= hwm {
+			continue
+		}
+		if err := b.Append(r.values...); err != nil {
+			return fmt.Errorf("projector: row for %s at stream_seq %d: %w", table, r.seq, err)
+		}
+		top = max(top, r.seq)
+	}
+	if top == 0 {
+		return nil
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("projector: insert into %s up to stream_seq %d: %w", table, top, err)
+	}
+	p.hwm[table] = top
+	return nil
+}
+
+func (p *Projector) writeCheckpoint(ctx context.Context, seq uint64) error {
+	b, err := p.ch.PrepareBatch(ctx, "INSERT INTO projector_checkpoint (consumer, seq, updated_at)")
+	if err != nil {
+		return fmt.Errorf("projector: checkpoint: %w", err)
+	}
+	defer b.Abort()
+	if err := b.Append(p.cfg.Consumer, seq, time.Now().UTC()); err != nil {
+		return err
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("projector: checkpoint %d: %w", seq, err)
+	}
+	p.checkpoint = seq
+	return nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,101 @@
+package projector
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// rowTables are the tables a batch writes, in the order it writes them.
+// projected_events comes last: an event id is recorded only once every row
+// of its event is in.
+var rowTables = []string{"surveys", "waves", "wave_closures", "invitations", "answers", "projected_events"}
+
+// insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
+// 18.16 refuses a batch insert without one.
+var insertSQL = map[string]string{
+	"surveys":          "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq)",
+	"waves":            "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq)",
+	"wave_closures":    "INSERT INTO wave_closures (org, wave_id, seq)",
+	"invitations":      "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
+	"answers":          "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
+	"projected_events": "INSERT INTO projected_events (event_id, seq)",
+}
+
+// The projector's reads. The ? of sqlLookupProjected takes a
+// clickhouse.GroupSet of ids, rendered as ('id1', 'id2', ...).
+const (
+	sqlLookupProjected = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN ? GROUP BY event_id"
+	sqlCheckpoint      = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
+	sqlHighWaterMark   = "SELECT max(seq) FROM %s"
+)
+
+// InsertStatements returns every INSERT the projector issues, for the
+// compatibility test against current ClickHouse.
+func InsertStatements() map[string]string { return insertSQL }
+
+// row is one row for one table, tagged with its event's stream sequence.
+type row struct {
+	seq    uint64
+	values []any
+}
+
+// buildRows turns a batch of events into rows per table.
+func buildRows(evs []delivered) (map[string][]row, error) {
+	out := map[string][]row{}
+	add := func(t string, seq uint64, vals ...any) { out[t] = append(out[t], row{seq: seq, values: vals}) }
+	for _, d := range evs {
+		e, seq := d.env, d.seq
+		add("projected_events", seq, e.ID.String(), seq)
+		switch e.Type {
+		case schemas.SurveyPublishedType:
+			s, err := schemas.DecodePayload[schemas.SurveyPublished](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			var ids, texts, dims, drivers []string
+			for _, q := range s.Questions {
+				ids, texts = append(ids, q.ID), append(texts, q.Text)
+				dims, drivers = append(dims, string(q.Dimension)), append(drivers, q.Driver)
+			}
+			add("surveys", seq, e.OrgID, s.SurveyID, s.Title, ids, texts, dims, drivers, seq)
+		case schemas.WaveOpenedType:
+			w, err := schemas.DecodePayload[schemas.WaveOpened](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("waves", seq, e.OrgID, w.WaveID, w.SurveyID, w.OpensAt.UTC(), w.ClosesAt.UTC(), seq)
+		case schemas.WaveClosedType:
+			w, err := schemas.DecodePayload[schemas.WaveClosed](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("wave_closures", seq, e.OrgID, w.WaveID, seq)
+		case schemas.InvitationIssuedType:
+			inv, err := schemas.DecodePayload[schemas.InvitationIssued](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			c := inv.Cohort
+			add("invitations", seq, e.OrgID, inv.WaveID, c.Department, c.Team, c.Location, c.TenureBand, seq)
+		case schemas.ResponseSubmittedType:
+			r, err := schemas.DecodePayload[schemas.ResponseSubmitted](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			day, err := time.Parse(schemas.DateLayout, r.Date)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: response date: %w", seq, err)
+			}
+			c := r.Cohort
+			for _, a := range r.Answers {
+				add("answers", seq, e.OrgID, r.WaveID, r.SurveyID, a.QuestionID, string(a.Dimension), uint8(a.Value),
+					e.ID, c.Department, c.Team, c.Location, c.TenureBand, day, seq)
+			}
+		default:
+			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)
+		}
+	}
+	return out, nil
+}

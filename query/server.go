@@ -1,0 +1,171 @@
+package query
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+	"github.com/trustpulse/trustpulse/schemas/httpproblem"
+)
+
+// Server is the query HTTP service.
+type Server struct {
+	app      *fiber.App
+	store    *Store
+	guard    Guard
+	consumer string
+	log      *slog.Logger
+}
+
+// NewServer builds the query service. threshold is the guard's K; consumer
+// names the projector whose checkpoint gates a wave's release.
+func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *Server {
+	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query")}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "trustpulse-query",
+		ErrorHandler:          httpproblem.ErrorHandler(log),
+		DisableStartupMessage: true,
+		ReadTimeout:           15 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           60 * time.Second,
+	})
+	s.routes()
+	return s
+}
+
+// routes is the query API, in one table.
+func (s *Server) routes() {
+	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	v1 := s.app.Group("/v1")
+	v1.Get("/orgs/:org/waves", s.listWavesHandler)
+	v1.Get("/orgs/:org/waves/:wave/scores", s.waveScoresHandler)
+	s.app.Use(func(c *fiber.Ctx) error {
+		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
+	})
+}
+
+// App is the Fiber app.
+func (s *Server) App() *fiber.App { return s.app }
+
+// WaveSummary is one row of GET /v1/orgs/{org}/waves.
+type WaveSummary struct {
+	WaveID   string    `json:"wave_id"`
+	SurveyID string    `json:"survey_id"`
+	OpensAt  time.Time `json:"opens_at"`
+	ClosesAt time.Time `json:"closes_at"`
+	Status   string    `json:"status"` // open or closed
+}
+
+func (s *Server) listWavesHandler(c *fiber.Ctx) error {
+	org := c.Params("org")
+	if !schemas.ValidID(org) {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_org", "organisation id is malformed")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return err
+	}
+	out := make([]WaveSummary, 0, len(waves))
+	for _, w := range waves {
+		status := "open"
+		if w.Closed() {
+			status = "closed"
+		}
+		out = append(out, WaveSummary{WaveID: w.ID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt, Status: status})
+	}
+	return c.JSON(fiber.Map{"org": org, "waves": out})
+}
+
+func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
+	org, waveID, groupBy := c.Params("org"), c.Params("wave"), c.Query("group_by")
+	if !schemas.ValidID(org) || !schemas.ValidID(waveID) {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_id", "organisation or wave id is malformed")
+	}
+	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	w, err := s.releasedWave(ctx, org, waveID)
+	if err != nil {
+		return err
+	}
+	res, err := s.waveScores(ctx, org, w, groupBy)
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+// releasedWave returns a wave whose scores may be served: closed, and
+// projected at least up to its close.
+func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo, error) {
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return WaveInfo{}, err
+	}
+	for _, w := range waves {
+		if w.ID != waveID {
+			continue
+		}
+		if !w.Closed() {
+			return WaveInfo{}, schemas.Errorf(http.StatusConflict, "wave_open",
+				"wave %s is still open; its scores are released once it closes", waveID)
+		}
+		cp, err := s.store.Checkpoint(ctx, s.consumer)
+		if err != nil {
+			return WaveInfo{}, err
+		}
+		if cp < w.CloseSeq {
+			return WaveInfo{}, schemas.Errorf(http.StatusServiceUnavailable, "results_pending",
+				"wave %s closed moments ago; its results are being prepared, try again shortly", waveID)
+		}
+		return w, nil
+	}
+	return WaveInfo{}, schemas.Errorf(http.StatusNotFound, "wave_not_found", "wave %s not found", waveID)
+}
+
+func (s *Server) waveScores(ctx context.Context, org string, w WaveInfo, groupBy string) (WaveScores, error) {
+	totals, err := s.store.GroupRespondents(ctx, org, w, "")
+	if err != nil {
+		return WaveScores{}, err
+	}
+	total := totals[""]
+	invited, err := s.store.Invited(ctx, org, w)
+	if err != nil {
+		return WaveScores{}, err
+	}
+	order, texts, err := s.store.Questions(ctx, org, w.SurveyID)
+	if err != nil {
+		return WaveScores{}, err
+	}
+	dims, err := s.store.DimensionCells(ctx, org, w, "")
+	if err != nil {
+		return WaveScores{}, err
+	}
+	qs, err := s.store.QuestionCells(ctx, org, w)
+	if err != nil {
+		return WaveScores{}, err
+	}
+	res := WaveScores{Org: org, WaveID: w.ID, SurveyID: w.SurveyID, Threshold: s.guard.K, Invited: invited, GroupBy: groupBy}
+	res.Respondents, res.Dimensions, res.Questions = guardWave(s.guard, total, dims, qs, texts, order)
+	if groupBy == "" || total < s.guard.K {
+		return res, nil
+	}
+	groupN, err := s.store.GroupRespondents(ctx, org, w, groupBy)
+	if err != nil {
+		return WaveScores{}, err
+	}
+	cells, err := s.store.DimensionCells(ctx, org, w, groupBy)
+	if err != nil {
+		return WaveScores{}, err
+	}
+	res.Groups = guardGroups(s.guard, total, groupN, cells)
+	return res, nil
+}

@@ -1,0 +1,136 @@
+package schemas
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migration is one versioned SQL file of migrations/, split into statements.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+}
+
+// Migrations returns every migration in version order. File names are
+// NNNN_name.sql; statements are separated by a semicolon at the end of a line.
+func Migrations() ([]Migration, error) {
+	entries, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(entries)
+	var out []Migration
+	for _, path := range entries {
+		base := strings.TrimSuffix(strings.TrimPrefix(path, "migrations/"), ".sql")
+		num, name, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("schemas: migration file %s: want NNNN_name.sql", path)
+		}
+		body, err := migrationFiles.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: v, Name: name, Statements: splitSQL(string(body))})
+	}
+	return out, nil
+}
+
+// splitSQL splits a file into statements, dropping comment-only lines.
+func splitSQL(body string) []string {
+	var stmts []string
+	var cur strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		stmts = append(stmts, s)
+	}
+	return stmts
+}
+
+// migrationsTable records applied migrations.
+const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    UInt32,
+    name       String,
+    applied_at DateTime
+) ENGINE = ReplacingMergeTree
+ORDER BY version`
+
+// Migrate applies every migration not yet recorded in schema_migrations, in
+// order. Every statement is idempotent (IF NOT EXISTS), so a migration that
+// was cut short is simply run again. conn must use the target database.
+func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
+	ms, err := Migrations()
+	if err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, migrationsTable); err != nil {
+		return fmt.Errorf("schemas: create schema_migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("schemas: read schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[int(v)] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("schemas: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		b, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
+		if err != nil {
+			return fmt.Errorf("schemas: record migration %d: %w", m.Version, err)
+		}
+		if err := b.Append(uint32(m.Version), m.Name, time.Now().UTC()); err != nil {
+			return err
+		}
+		if err := b.Send(); err != nil {
+			return fmt.Errorf("schemas: record migration %d: %w", m.Version, err)
+		}
+		log.Info("applied migration", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
+
+// ProjectionTables lists the tables a replay empties before projecting the
+// stream again from its start.
+var ProjectionTables = []string{"answers", "surveys", "waves", "wave_closures", "invitations", "projected_events", "projector_checkpoint"}

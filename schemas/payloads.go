@@ -1,0 +1,183 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Dimension is what a question measures.
+type Dimension string
+
+// The dimensions. Likert questions measure trust, empowerment or motivation;
+// eNPS questions use the 0–10 scale.
+const (
+	Trust       Dimension = "trust"
+	Empowerment Dimension = "empowerment"
+	Motivation  Dimension = "motivation"
+	ENPS        Dimension = "enps"
+)
+
+// Dimensions lists every dimension in display order.
+var Dimensions = []Dimension{Trust, Empowerment, Motivation, ENPS}
+
+// Valid reports whether d is a known dimension.
+func (d Dimension) Valid() bool {
+	switch d {
+	case Trust, Empowerment, Motivation, ENPS:
+		return true
+	}
+	return false
+}
+
+// Range returns the inclusive answer range of a question of dimension d:
+// 0–10 for eNPS, 1–5 (strongly disagree … strongly agree) otherwise.
+func (d Dimension) Range() (lo, hi int) {
+	if d == ENPS {
+		return 0, 10
+	}
+	return 1, 5
+}
+
+// Question is one survey item.
+type Question struct {
+	ID        string    `json:"id"`
+	Text      string    `json:"text"`
+	Dimension Dimension `json:"dimension"`
+	Driver    string    `json:"driver,omitempty"`
+	Optional  bool      `json:"optional,omitempty"`
+}
+
+// SurveyPublished defines (or redefines) a survey. Waves refer to it.
+type SurveyPublished struct {
+	SurveyID  string     `json:"survey_id"`
+	Title     string     `json:"title"`
+	Questions []Question `json:"questions"`
+}
+
+// WaveOpened starts collecting responses for a survey until ClosesAt.
+type WaveOpened struct {
+	WaveID   string    `json:"wave_id"`
+	SurveyID string    `json:"survey_id"`
+	OpensAt  time.Time `json:"opens_at"`
+	ClosesAt time.Time `json:"closes_at"`
+}
+
+// WaveClosed ends a wave: no response published after it counts.
+type WaveClosed struct {
+	WaveID string `json:"wave_id"`
+}
+
+// Cohort is the snapshot of a respondent's attributes used for slicing. It
+// never identifies a person on its own; the query guard keeps small cohorts
+// out of every result.
+type Cohort struct {
+	Department string `json:"department"`
+	Team       string `json:"team"`
+	Location   string `json:"location"`
+	TenureBand string `json:"tenure_band"`
+}
+
+// InvitationIssued records that one invitation to a wave exists for someone
+// of the given cohort. It carries neither the person nor the token: the
+// invitation ledger (a key-value bucket keyed by token hash) is the only place
+// a token is checked.
+type InvitationIssued struct {
+	WaveID string `json:"wave_id"`
+	Cohort Cohort `json:"cohort"`
+}
+
+// Answer is one answered question.
+type Answer struct {
+	QuestionID string    `json:"question_id"`
+	Dimension  Dimension `json:"dimension"`
+	Value      int       `json:"value"`
+}
+
+// ResponseSubmitted is one anonymous response. It carries the answers, the
+// cohort snapshot and the day it was given — never an employee id, email,
+// name or invitation token.
+type ResponseSubmitted struct {
+	SurveyID string   `json:"survey_id"`
+	WaveID   string   `json:"wave_id"`
+	Date     string   `json:"date"` // YYYY-MM-DD, UTC
+	Cohort   Cohort   `json:"cohort"`
+	Answers  []Answer `json:"answers"`
+}
+
+// DateLayout is the day-granularity layout of ResponseSubmitted.Date.
+const DateLayout = "2006-01-02"
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// ValidID reports whether s can be used as an organisation, survey, wave or
+// question id: 1–64 lower-case letters, digits, '-' or '_', starting with a
+// letter or digit. Org ids are NATS subject tokens, so this also keeps them
+// free of '.', '*' and '>'.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// Limits on a survey definition.
+const (
+	MaxQuestions    = 40
+	MaxQuestionText = 500
+	MaxAttrLen      = 100
+)
+
+// Validate checks a survey definition and returns every problem found,
+// joined, each naming the question it is about.
+func (s SurveyPublished) Validate() error {
+	var errs []error
+	if !ValidID(s.SurveyID) {
+		errs = append(errs, fmt.Errorf("survey_id %q: want 1-64 of a-z, 0-9, '-', '_'", s.SurveyID))
+	}
+	if s.Title == "" {
+		errs = append(errs, errors.New("title: required"))
+	}
+	if len(s.Questions) == 0 || len(s.Questions) > MaxQuestions {
+		errs = append(errs, fmt.Errorf("questions: want 1-%d, got %d", MaxQuestions, len(s.Questions)))
+	}
+	seen := map[string]bool{}
+	for i, q := range s.Questions {
+		at := fmt.Sprintf("questions[%d]", i)
+		if !ValidID(q.ID) {
+			errs = append(errs, fmt.Errorf("%s.id %q: want 1-64 of a-z, 0-9, '-', '_'", at, q.ID))
+		} else if seen[q.ID] {
+			errs = append(errs, fmt.Errorf("%s.id %q: duplicate", at, q.ID))
+		}
+		seen[q.ID] = true
+		if q.Text == "" || len(q.Text) > MaxQuestionText {
+			errs = append(errs, fmt.Errorf("%s.text: want 1-%d characters", at, MaxQuestionText))
+		}
+		if !q.Dimension.Valid() {
+			errs = append(errs, fmt.Errorf("%s.dimension %q: want trust, empowerment, motivation or enps", at, q.Dimension))
+		}
+		if len(q.Driver) > MaxAttrLen {
+			errs = append(errs, fmt.Errorf("%s.driver: at most %d characters", at, MaxAttrLen))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Question returns the question with the given id.
+func (s SurveyPublished) Question(id string) (Question, bool) {
+	for _, q := range s.Questions {
+		if q.ID == id {
+			return q, true
+		}
+	}
+	return Question{}, false
+}
+
+// Validate checks that every cohort attribute is present and short.
+func (c Cohort) Validate() error {
+	var errs []error
+	for _, f := range []struct{ name, v string }{
+		{"department", c.Department}, {"team", c.Team}, {"location", c.Location}, {"tenure_band", c.TenureBand},
+	} {
+		if f.v == "" || len(f.v) > MaxAttrLen {
+			errs = append(errs, fmt.Errorf("cohort.%s: want 1-%d characters", f.name, MaxAttrLen))
+		}
+	}
+	return errors.Join(errs...)
+}

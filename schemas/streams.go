@@ -1,0 +1,89 @@
+package schemas
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream names. The stream is the source of truth: limits retention, kept
+// forever by default, never a work queue.
+const (
+	// EventStream holds every event of every organisation.
+	EventStream = "TRUSTPULSE_EVENTS"
+	// SubjectPrefix starts every event subject: trustpulse.events.<org>.<type>.
+	SubjectPrefix = "trustpulse.events"
+	// ProjectorConsumer is the durable pull consumer the ClickHouse projector reads.
+	ProjectorConsumer = "projector-clickhouse"
+	// InvitationBucket is the invitation ledger: token hash → Invitation.
+	InvitationBucket = "trustpulse_invitations"
+	// LockBucket holds leases, such as the one that makes the projector a singleton.
+	LockBucket = "trustpulse_locks"
+)
+
+// Subject returns the subject an event of type t for org is published on.
+func Subject(org string, t EventType) string {
+	return fmt.Sprintf("%s.%s.%s", SubjectPrefix, org, t)
+}
+
+// SubjectFilter returns the subject filter matching events of type t of every
+// organisation.
+func SubjectFilter(t EventType) string { return fmt.Sprintf("%s.*.%s", SubjectPrefix, t) }
+
+// DedupWindow is how long JetStream remembers Nats-Msg-Id values. Publishers
+// retry within it; the projector deduplicates by event id beyond it.
+const DedupWindow = 10 * time.Minute
+
+// StreamConfig is the event stream's definition. replicas is 1 on a single
+// server and 3 (or 5) on a JetStream cluster.
+func StreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        EventStream,
+		Description: "trustpulse events: the source of truth for every projection",
+		Subjects:    []string{SubjectPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew, // never drop history to make room
+		Replicas:    replicas,
+		Duplicates:  DedupWindow,
+	}
+}
+
+// InvitationBucketConfig is the invitation ledger's definition. History is 1:
+// the ledger keeps only whether a link is still usable.
+func InvitationBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      InvitationBucket,
+		Description: "invitation ledger: sha256(token) -> wave, cohort, state",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// LockBucketConfig defines the lease bucket; a lease not renewed within
+// LeaseTTL expires.
+func LockBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:   LockBucket,
+		History:  1,
+		TTL:      LeaseTTL,
+		Storage:  jetstream.FileStorage,
+		Replicas: replicas,
+	}
+}
+
+// LeaseTTL is how long a lease lives without renewal.
+const LeaseTTL = 15 * time.Second
+
+// Invitation is one entry of the invitation ledger, stored under the hex
+// SHA-256 of its token. The token itself is never stored. The ledger says
+// that a link was used, never which response it produced.
+type Invitation struct {
+	Org       string    `json:"org"`
+	WaveID    string    `json:"wave_id"`
+	Cohort    Cohort    `json:"cohort"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Used      bool      `json:"used"`
+}
