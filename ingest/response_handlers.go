@@ -119,7 +119,12 @@ func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_body", "%s", err.Error())
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	if !s.js.Conn().IsConnected() {
+		// Fail fast rather than queue behind a reconnect: nothing is
+		// recorded, and the client may retry.
+		return errUnavailable
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 	defer cancel()
 	now := s.now()
 	claim, err := s.ledger.Lookup(ctx, req.Token, now)

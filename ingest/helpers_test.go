@@ -1,0 +1,157 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/deploy/natsrv"
+	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// env is an ingest service on a real embedded NATS server with an open wave
+// "w1" of survey "pulse" for org "acme".
+type env struct {
+	srv    *natsrv.Server
+	js     jetstream.JetStream
+	ledger *ingest.Ledger
+	cat    *ingest.Catalog
+	admin  *ingest.Admin
+	server *ingest.Server
+	url    string
+	clock  *clock
+	opened time.Time
+}
+
+var testSurvey = schemas.SurveyPublished{SurveyID: "pulse", Title: "Pulse", Questions: []schemas.Question{
+	{ID: "trust-1", Text: "I trust my manager.", Dimension: schemas.Trust},
+	{ID: "auto-1", Text: "I decide how I reach my goals.", Dimension: schemas.Empowerment},
+	{ID: "moti-1", Text: "My work motivates me.", Dimension: schemas.Motivation, Optional: true},
+	{ID: "enps", Text: "Recommend us?", Dimension: schemas.ENPS},
+}}
+
+func validAnswers() map[string]int {
+	return map[string]int{"trust-1": 4, "auto-1": 5, "moti-1": 3, "enps": 9}
+}
+
+var testCohort = schemas.Cohort{Department: "Engineering", Team: "Platform", Location: "Berlin", TenureBand: "1-2y"}
+
+func mustEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	srv, _, js := testenv.NATS(t)
+	log := testenv.Logger(t)
+	e := &env{srv: srv, js: js, clock: &clock{t: time.Now().UTC()}}
+	e.opened = e.clock.Now()
+	var err error
+	if e.ledger, err = ingest.OpenLedger(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	if e.cat, err = ingest.StartCatalog(ctx, js, log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cat.Stop)
+	e.admin = ingest.NewAdmin(js, e.ledger, e.cat, e.clock.Now)
+	e.server = ingest.NewServer(js, e.ledger, e.cat, log, e.clock.Now)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.server.App().Listener(ln) }()
+	t.Cleanup(func() { _ = e.server.App().Shutdown() })
+	e.url = "http://" + ln.Addr().String()
+	if err := e.admin.PublishSurvey(ctx, "acme", testSurvey); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse",
+		OpensAt: e.opened.Add(-time.Minute), ClosesAt: e.opened.Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// invite issues n invitations to w1.
+func (e *env) invite(t *testing.T, n int) []string {
+	t.Helper()
+	cohorts := make([]schemas.Cohort, n)
+	for i := range cohorts {
+		cohorts[i] = testCohort
+	}
+	toks, err := e.admin.IssueInvitations(context.Background(), "acme", "w1", cohorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
+
+func submitBody(token string, answers map[string]int) []byte {
+	b, _ := json.Marshal(map[string]any{"token": token, "answers": answers})
+	return b
+}
+
+// post sends a request to the ingest app and returns status and body.
+func (e *env) post(t *testing.T, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/v1/responses", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// responses returns the ResponseSubmitted events on the stream, raw.
+func (e *env) responses(t *testing.T) [][]byte {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, schemas.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{schemas.SubjectFilter(schemas.ResponseSubmittedType)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for range info.NumPending {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m.Data())
+	}
+	return out
+}

@@ -1,0 +1,254 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustpulse/trustpulse/deploy"
+	"github.com/trustpulse/trustpulse/deploy/natsrv"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+func TestSubmitResponse(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+	if status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	evs := e.responses(t)
+	if len(evs) != 1 {
+		t.Fatalf("%d ResponseSubmitted events on the stream, want 1", len(evs))
+	}
+	raw := string(evs[0])
+	for _, secret := range []string{tok, ingest.TokenHash(tok)} {
+		if strings.Contains(raw, secret) {
+			t.Fatalf("response event carries the token or its hash: %s", raw)
+		}
+	}
+	env, err := schemas.DecodeEnvelope(evs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := schemas.DecodePayload[schemas.ResponseSubmitted](env, schemas.ResponseSubmittedType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !env.Time.Equal(env.Time.Truncate(24*time.Hour)) || r.Date != e.clock.Now().Format(schemas.DateLayout) {
+		t.Errorf("response time %s / date %s is finer than a day", env.Time, r.Date)
+	}
+	if r.Cohort != testCohort || len(r.Answers) != 4 || r.WaveID != "w1" {
+		t.Errorf("unexpected payload %+v", r)
+	}
+}
+
+// TestSubmitResponseBadInput sends every kind of bad request and checks the
+// status, the problem code, that nothing was published, and that the
+// invitation still records a response afterwards.
+func TestSubmitResponseBadInput(t *testing.T) {
+	e := mustEnv(t)
+	toks := e.invite(t, 1)
+	tok := toks[0]
+	forged := ingest.NewToken()
+
+	// An invitation to a wave the catalog does not know.
+	orphan, err := e.ledger.Issue(context.Background(), schemas.Invitation{Org: "acme", WaveID: "ghost",
+		Cohort: testCohort, ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongRange := validAnswers()
+	wrongRange["enps"] = 11
+	zeroLikert := validAnswers()
+	zeroLikert["trust-1"] = 0
+	missing := validAnswers()
+	delete(missing, "auto-1")
+	unknownQ := validAnswers()
+	unknownQ["salary"] = 3
+
+	for name, tc := range map[string]struct {
+		contentType string
+		body        []byte
+		status      int
+		code        string
+	}{
+		"ErrMalformedJSON":    {"application/json", []byte(`{"token": "abc", "answers": {`), 400, "invalid_body"},
+		"ErrEmptyBody":        {"application/json", nil, 400, "invalid_body"},
+		"ErrUnknownField":     {"application/json", []byte(`{"token":"` + tok + `","answers":{"enps":9},"email":"x@y.z"}`), 400, "invalid_body"},
+		"ErrWrongType":        {"application/json", []byte(`{"token":"` + tok + `","answers":{"enps":"nine"}}`), 400, "invalid_body"},
+		"ErrTrailingData":     {"application/json", append(submitBody(tok, validAnswers()), []byte(`{}`)...), 400, "invalid_body"},
+		"ErrNotAnObject":      {"application/json", []byte(`[1,2,3]`), 400, "invalid_body"},
+		"ErrContentType":      {"text/plain", submitBody(tok, validAnswers()), 415, "unsupported_media_type"},
+		"ErrNoContentType":    {"", submitBody(tok, validAnswers()), 415, "unsupported_media_type"},
+		"ErrOversizedBody":    {"application/json", bytes.Repeat([]byte(" "), ingest.MaxBodyBytes+1), 413, "body_too_large"},
+		"ErrMissingToken":     {"application/json", submitBody("", validAnswers()), 400, "invalid_body"},
+		"ErrMissingAnswers":   {"application/json", []byte(`{"token":"` + tok + `"}`), 400, "invalid_body"},
+		"ErrForgedToken":      {"application/json", submitBody(forged, validAnswers()), 404, "token_unknown"},
+		"ErrGarbageToken":     {"application/json", submitBody("../../etc/passwd", validAnswers()), 404, "token_unknown"},
+		"ErrUnknownWave":      {"application/json", submitBody(orphan, validAnswers()), 404, "wave_not_found"},
+		"ErrUnknownQuestion":  {"application/json", submitBody(tok, unknownQ), 422, "invalid_answers"},
+		"ErrOutOfRangeENPS":   {"application/json", submitBody(tok, wrongRange), 422, "invalid_answers"},
+		"ErrOutOfRangeLikert": {"application/json", submitBody(tok, zeroLikert), 422, "invalid_answers"},
+		"ErrMissingRequired":  {"application/json", submitBody(tok, missing), 422, "invalid_answers"},
+		"ErrNoAnswersAtAll":   {"application/json", submitBody(tok, map[string]int{}), 422, "invalid_answers"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, body := e.post(t, tc.contentType, tc.body)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %s", status, tc.status, body)
+			}
+			var p schemas.Problem
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("body is not a problem+json document: %s", body)
+			}
+			if p.Code != tc.code || p.Status != tc.status || p.Detail == "" {
+				t.Fatalf("problem %+v, want code %q", p, tc.code)
+			}
+			if strings.Contains(string(body), tok) || strings.Contains(string(body), forged) {
+				t.Fatalf("error body echoes the token: %s", body)
+			}
+		})
+	}
+	if n := len(e.responses(t)); n != 0 {
+		t.Fatalf("%d responses published for rejected requests", n)
+	}
+	// The invitation was never consumed by a rejected request.
+	if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
+		t.Fatalf("valid submit after rejections: %d %s", status, body)
+	}
+	t.Run("ErrTokenUsed", func(t *testing.T) {
+		status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+		if status != http.StatusConflict || !strings.Contains(string(body), `"token_used"`) {
+			t.Fatalf("reuse: %d %s", status, body)
+		}
+	})
+	if n := len(e.responses(t)); n != 1 {
+		t.Fatalf("%d responses on the stream, want 1", n)
+	}
+}
+
+func TestSubmitResponseExpired(t *testing.T) {
+	t.Run("ErrWaveClosesAt", func(t *testing.T) {
+		e := mustEnv(t)
+		tok := e.invite(t, 1)[0]
+		e.clock.Set(e.opened.Add(25 * time.Hour))
+		status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+		if status != http.StatusGone || !strings.Contains(string(body), `"token_expired"`) {
+			t.Fatalf("%d %s", status, body)
+		}
+	})
+	t.Run("ErrWaveClosed", func(t *testing.T) {
+		e := mustEnv(t)
+		tok := e.invite(t, 1)[0]
+		if err := e.admin.CloseWave(context.Background(), "acme", "w1"); err != nil {
+			t.Fatal(err)
+		}
+		status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+		if status != http.StatusGone || !strings.Contains(string(body), `"token_expired"`) {
+			t.Fatalf("%d %s", status, body)
+		}
+		if n := len(e.responses(t)); n != 0 {
+			t.Fatalf("%d responses published to a closed wave", n)
+		}
+	})
+}
+
+// TestSubmitResponseConcurrent submits one token from 20 goroutines at once:
+// exactly one response is recorded.
+func TestSubmitResponseConcurrent(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	const n = 20
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[i], _ = e.post(t, "application/json", submitBody(tok, validAnswers()))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
+		t.Fatalf("statuses %v, want one 202 and %d 409", count, n-1)
+	}
+	if got := len(e.responses(t)); got != 1 {
+		t.Fatalf("%d responses on the stream, want 1", got)
+	}
+}
+
+// TestSubmitResponseNATSDown stops the NATS server: ingest answers 503 and
+// records nothing; once NATS is back the same link records the response.
+func TestSubmitResponseNATSDown(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	addr := e.srv.Addr().String()
+	store := e.srv.JetStreamConfig().StoreDir
+	e.srv.Stop()
+
+	status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"unavailable"`) {
+		t.Fatalf("with NATS down: %d %s", status, body)
+	}
+
+	srv, err := natsrv.Start(natsrv.Options{StoreDir: store, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	e.srv = srv
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, body = e.post(t, "application/json", submitBody(tok, validAnswers()))
+		if status == http.StatusAccepted {
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("after NATS restart: %d %s", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := len(e.responses(t)); got != 1 {
+		t.Fatalf("%d responses on the stream, want 1", got)
+	}
+}
+
+// TestSubmitResponsePublishFails removes the event stream so that the
+// publish fails after the invitation was claimed: the claim is released,
+// the answer is 503, and the link works once the stream is back.
+func TestSubmitResponsePublishFails(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, schemas.EventStream); err != nil {
+		t.Fatal(err)
+	}
+	status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("publish to a missing stream: %d %s", status, body)
+	}
+	if err := deploy.EnsureStreams(ctx, e.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	status, body = e.post(t, "application/json", submitBody(tok, validAnswers()))
+	if status != http.StatusAccepted {
+		t.Fatalf("retry after the stream is back: %d %s", status, body)
+	}
+	if got := len(e.responses(t)); got != 1 {
+		t.Fatalf("%d responses on the stream, want 1", got)
+	}
+}
