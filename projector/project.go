@@ -21,7 +21,7 @@ func (p *Projector) hook(s Stage) error {
 		return nil
 	}
 	if err := p.Hook(s); err != nil {
-		return fmt.Errorf("%w at %s: %v", errHook, s, err)
+		return fmt.Errorf("%w at %s: %w", errHook, s, err)
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ type Config struct {
 	Replicas int
 	// Consumer is the durable consumer's name (default schemas.ProjectorConsumer).
 	Consumer string
+	// AckWait is how long JetStream waits for a batch's ack before it
+	// redelivers (default 2m).
+	AckWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -37,6 +40,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Consumer == "" {
 		c.Consumer = schemas.ProjectorConsumer
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 2 * time.Minute
 	}
 }
 
@@ -188,7 +194,7 @@ func (p *Projector) init(ctx context.Context) error {
 		Durable:       p.cfg.Consumer,
 		Description:   "ClickHouse projection; its position is the checkpoint in ClickHouse",
 		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       2 * time.Minute,
+		AckWait:       p.cfg.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: p.cfg.BatchSize,
 		Replicas:      p.cfg.Replicas,

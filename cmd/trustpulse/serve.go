@@ -30,12 +30,14 @@ type Main struct {
 	Admin     *ingest.Admin
 	Projector *projector.Projector
 
+	// RestartWait is the pause before a stopped projector restarts.
+	RestartWait time.Duration
+
 	// IngestURL and QueryURL are where the HTTP services listen.
 	IngestURL, QueryURL string
 
 	apps      []*fiber.App
 	listeners []net.Listener
-	projDone  chan error
 	started   bool
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -61,7 +63,7 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 // Open starts the stack and builds every part of the target. Listeners are
 // opened here, so the URLs are known before Run.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error) {
-	m = &Main{Config: cfg, Log: log, projDone: make(chan error, 1)}
+	m = &Main{Config: cfg, Log: log, RestartWait: 2 * time.Second}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -130,32 +132,26 @@ func (m *Main) Start() {
 			defer m.wg.Done()
 			for {
 				err := m.Projector.Run(ctx)
-				if !errors.Is(err, projector.ErrLeaseHeld) || ctx.Err() != nil {
-					m.projDone <- err
+				if ctx.Err() != nil {
 					return
 				}
-				m.Log.Warn("projector lease held elsewhere; waiting", "retry_in", "5s")
+				// The lease is held elsewhere (another projector or a
+				// replay) or was lost: wait and take over when it frees.
+				m.Log.Warn("projector stopped; restarting", "err", err, "retry_in", m.RestartWait)
 				select {
 				case <-ctx.Done():
-				case <-time.After(5 * time.Second):
+				case <-time.After(m.RestartWait):
 				}
 			}
 		}()
 	}
 }
 
-// Run starts the parts and blocks until ctx ends or the projector fails.
+// Run starts the parts and blocks until ctx ends.
 func (m *Main) Run(ctx context.Context) error {
 	m.Start()
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-m.projDone:
-		if err != nil {
-			return fmt.Errorf("projector stopped: %w", err)
-		}
-		return nil
-	}
+	<-ctx.Done()
+	return nil
 }
 
 // Close shuts down in a fixed order: stop accepting HTTP and finish

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/projector"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+const threshold = 5
+
+// mustMain runs the real program on free ports: an embedded NATS server in
+// a temporary directory and a fresh database on the shared test ClickHouse.
+func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
+	t.Helper()
+	_, chCfg := testenv.ClickHouse(t)
+	cfg := Config{
+		Target: "all", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", NATSReplicas: 1,
+		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
+		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0",
+		Threshold: threshold, BatchSize: 50, BatchWait: 20 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second, LogLevel: "info",
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(context.Background(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Projector.Hook = hook
+	m.RestartWait = 50 * time.Millisecond
+	m.Start()
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return m
+}
+
+var e2eSurvey = schemas.SurveyPublished{SurveyID: "pulse", Title: "Pulse", Questions: []schemas.Question{
+	{ID: "trust-a", Text: "I trust my manager.", Dimension: schemas.Trust},
+	{ID: "trust-b", Text: "Leaders explain decisions.", Dimension: schemas.Trust},
+	{ID: "auto", Text: "I decide how I reach my goals.", Dimension: schemas.Empowerment},
+	{ID: "moti", Text: "My work motivates me.", Dimension: schemas.Motivation},
+	{ID: "stay", Text: "I see myself here in two years.", Dimension: schemas.Motivation, Optional: true},
+	{ID: "enps", Text: "Recommend us?", Dimension: schemas.ENPS},
+}}
+
+// sent is one response as the test sent it.
+type sent struct {
+	dept    string
+	answers map[string]int
+}
+
+// org sizes per department: Legal and Finance are under the threshold.
+var deptSizes = map[string]int{"Engineering": 70, "Sales": 40, "Legal": 3, "Finance": 2}
+
+// runWave publishes the survey, opens a wave, invites everyone, submits a
+// response for each through HTTP and closes the wave.
+func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
+	t.Helper()
+	ctx := context.Background()
+	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var cohorts []schemas.Cohort
+	var depts []string
+	for _, d := range sortedKeys(deptSizes) {
+		for range deptSizes[d] {
+			cohorts = append(cohorts, schemas.Cohort{Department: d, Team: d + "-1", Location: "Berlin", TenureBand: "1-2y"})
+			depts = append(depts, d)
+		}
+	}
+	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	responses := make([]sent, len(tokens))
+	for i := range tokens {
+		a := map[string]int{}
+		for _, q := range e2eSurvey.Questions {
+			if q.Optional && rng.IntN(4) == 0 {
+				continue
+			}
+			lo, hi := q.Dimension.Range()
+			a[q.ID] = lo + rng.IntN(hi-lo+1)
+		}
+		responses[i] = sent{dept: depts[i], answers: a}
+	}
+	// Submit through HTTP, 8 at a time.
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				body, _ := json.Marshal(map[string]any{"token": tokens[i], "answers": responses[i].answers})
+				resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				if resp.StatusCode != http.StatusAccepted {
+					b, _ := io.ReadAll(resp.Body)
+					t.Errorf("submit %d: %d %s", i, resp.StatusCode, b)
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	for i := range tokens {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	// An open wave serves no scores (once the projector knows the wave).
+	status, body := get(t, m.QueryURL+"/v1/orgs/acme/waves/w1/scores")
+	for deadline := time.Now().Add(time.Minute); status == http.StatusNotFound && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		status, body = get(t, m.QueryURL+"/v1/orgs/acme/waves/w1/scores")
+	}
+	if status != http.StatusConflict || !strings.Contains(body, `"wave_open"`) {
+		t.Fatalf("scores of an open wave: %d %s", status, body)
+	}
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	return responses
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// cellTruth is a cell computed by the test from what it sent.
+type cellTruth struct {
+	respondents map[int]bool
+	sum, n      int
+	fav, pro    int
+	det         int
+}
+
+func (c *cellTruth) add(resp, v int, dim schemas.Dimension) {
+	if c.respondents == nil {
+		c.respondents = map[int]bool{}
+	}
+	c.respondents[resp] = true
+	c.sum += v
+	c.n++
+	if dim == schemas.ENPS {
+		if v >= 9 {
+			c.pro++
+		} else if v <= 6 {
+			c.det++
+		}
+	} else if v >= 4 {
+		c.fav++
+	}
+}
+
+// truthOf aggregates the sent responses by key(response) and dimension or
+// question.
+func truthOf(responses []sent, byQuestion bool, group func(sent) string) map[string]map[string]*cellTruth {
+	out := map[string]map[string]*cellTruth{}
+	for i, r := range responses {
+		g := group(r)
+		if out[g] == nil {
+			out[g] = map[string]*cellTruth{}
+		}
+		for _, q := range e2eSurvey.Questions {
+			v, ok := r.answers[q.ID]
+			if !ok {
+				continue
+			}
+			key := string(q.Dimension)
+			if byQuestion {
+				key = q.ID
+			}
+			if out[g][key] == nil {
+				out[g][key] = &cellTruth{}
+			}
+			out[g][key].add(i, v, q.Dimension)
+		}
+	}
+	return out
+}
+
+type score struct {
+	Key        string   `json:"key"`
+	Dimension  string   `json:"dimension"`
+	Suppressed bool     `json:"suppressed"`
+	N          *int     `json:"n"`
+	Mean       *float64 `json:"mean"`
+	Favorable  *float64 `json:"favorable"`
+	ENPS       *float64 `json:"enps"`
+}
+
+type count struct {
+	Suppressed bool `json:"suppressed"`
+	N          *int `json:"n"`
+}
+
+type result struct {
+	Invited     int     `json:"invited"`
+	Respondents count   `json:"respondents"`
+	Dimensions  []score `json:"dimensions"`
+	Questions   []score `json:"questions"`
+	Groups      []struct {
+		Value       string  `json:"value"`
+		Respondents count   `json:"respondents"`
+		Dimensions  []score `json:"dimensions"`
+	} `json:"groups"`
+}
+
+// checkScore compares a served cell with the truth: a cell of fewer than
+// threshold respondents must be suppressed; a shown cell must equal the
+// truth; a suppressed cell must carry no number.
+func checkScore(t *testing.T, where string, s score, tr *cellTruth) {
+	t.Helper()
+	if s.Suppressed {
+		if s.N != nil || s.Mean != nil || s.Favorable != nil || s.ENPS != nil {
+			t.Errorf("%s: suppressed cell carries numbers: %+v", where, s)
+		}
+		return
+	}
+	if tr == nil || len(tr.respondents) < threshold {
+		t.Errorf("%s: cell of %d respondents served with numbers", where, len(tr.respondents))
+		return
+	}
+	if s.N == nil || *s.N != len(tr.respondents) {
+		t.Errorf("%s: n = %v, want %d", where, s.N, len(tr.respondents))
+	}
+	near := func(name string, got *float64, want float64, places int) {
+		p := math.Pow(10, float64(places))
+		if got == nil || math.Abs(*got-math.Round(want*p)/p) > 0.5/p+1e-9 {
+			t.Errorf("%s: %s = %v, want %.*f", where, name, got, places, want)
+		}
+	}
+	near("mean", s.Mean, float64(tr.sum)/float64(tr.n), 2)
+	if s.Dimension == string(schemas.ENPS) {
+		near("enps", s.ENPS, 100*float64(tr.pro-tr.det)/float64(tr.n), 1)
+	} else {
+		near("favorable", s.Favorable, float64(tr.fav)/float64(tr.n), 3)
+	}
+}
+
+// waitScores polls the scores until the closed wave is released. Every
+// answer on the way is "still open" (the close is not projected yet),
+// "results pending" or complete; no partial result is ever served.
+func waitScores(t *testing.T, m *Main, query string) result {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		status, body := get(t, m.QueryURL+"/v1/orgs/acme/waves/w1/scores"+query)
+		switch {
+		case status == http.StatusOK:
+			var r result
+			if err := json.Unmarshal([]byte(body), &r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		case status == http.StatusServiceUnavailable && strings.Contains(body, "results_pending"):
+		case status == http.StatusConflict && strings.Contains(body, "wave_open"):
+		default:
+			t.Fatalf("scores: %d %s", status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("scores never released")
+		}
+	}
+}
+
+func checkResult(t *testing.T, responses []sent, r, grouped result) {
+	t.Helper()
+	if r.Respondents.N == nil || *r.Respondents.N != len(responses) || r.Invited != len(responses) {
+		t.Fatalf("respondents %+v invited %d, want %d", r.Respondents, r.Invited, len(responses))
+	}
+	all := func(sent) string { return "" }
+	dims := truthOf(responses, false, all)[""]
+	for _, s := range r.Dimensions {
+		checkScore(t, "dimension "+s.Key, s, dims[s.Key])
+	}
+	if len(r.Dimensions) != 4 {
+		t.Errorf("%d dimensions served, want 4", len(r.Dimensions))
+	}
+	qs := truthOf(responses, true, all)[""]
+	for _, s := range r.Questions {
+		checkScore(t, "question "+s.Key, s, qs[s.Key])
+	}
+	if len(r.Questions) != len(e2eSurvey.Questions) {
+		t.Errorf("%d questions served, want %d", len(r.Questions), len(e2eSurvey.Questions))
+	}
+
+	byDept := truthOf(responses, false, func(s sent) string { return s.dept })
+	hiddenSum := 0
+	for _, g := range grouped.Groups {
+		n := 0
+		for _, r := range responses {
+			if r.dept == g.Value {
+				n++
+			}
+		}
+		if g.Respondents.Suppressed {
+			hiddenSum += n
+			if g.Respondents.N != nil {
+				t.Errorf("group %s: suppressed count carries a number", g.Value)
+			}
+		} else if n < threshold || g.Respondents.N == nil || *g.Respondents.N != n {
+			t.Errorf("group %s: respondents %+v, truth %d", g.Value, g.Respondents, n)
+		}
+		for _, s := range g.Dimensions {
+			checkScore(t, fmt.Sprintf("group %s dimension %s", g.Value, s.Key), s, byDept[g.Value][s.Key])
+		}
+	}
+	if len(grouped.Groups) != len(deptSizes) {
+		t.Errorf("%d groups served, want %d", len(grouped.Groups), len(deptSizes))
+	}
+	if hiddenSum > 0 && hiddenSum < threshold {
+		t.Errorf("hidden groups hold %d respondents: the organisation total minus the shown groups reveals them", hiddenSum)
+	}
+}
+
+// TestEndToEnd sends responses through the HTTP ingest path and checks the
+// query API's aggregates against a ground truth computed here.
+func TestEndToEnd(t *testing.T) {
+	m := mustMain(t, nil)
+	responses := runWave(t, m, rand.New(rand.NewPCG(1, 2)))
+	r := waitScores(t, m, "")
+	g := waitScores(t, m, "?group_by=department")
+	checkResult(t, responses, r, g)
+	for _, grp := range g.Groups {
+		if (grp.Value == "Legal" || grp.Value == "Finance") && !grp.Respondents.Suppressed {
+			t.Errorf("group %s of %d respondents is not suppressed", grp.Value, deptSizes[grp.Value])
+		}
+	}
+}
+
+// TestEndToEndWithCrashes runs the same flow while the projector crashes at
+// random points; the served aggregates are still exactly the truth.
+func TestEndToEndWithCrashes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var mu sync.Mutex
+	faults := 0
+	m := mustMain(t, func(projector.Stage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if rand.IntN(6) == 0 {
+			faults++
+			return fmt.Errorf("crash %d", faults)
+		}
+		return nil
+	})
+	responses := runWave(t, m, rng)
+	r := waitScores(t, m, "")
+	g := waitScores(t, m, "?group_by=department")
+	checkResult(t, responses, r, g)
+	mu.Lock()
+	defer mu.Unlock()
+	if faults == 0 {
+		t.Fatal("no crash was injected")
+	}
+	t.Logf("%d projector crashes", faults)
+}
+
+// TestQueryBadInput checks the query API's errors.
+func TestQueryBadInput(t *testing.T) {
+	m := mustMain(t, nil)
+	for name, tc := range map[string]struct {
+		path   string
+		status int
+		code   string
+	}{
+		"ErrUnknownWave":  {"/v1/orgs/acme/waves/nope/scores", 404, "wave_not_found"},
+		"ErrBadOrg":       {"/v1/orgs/ACME!/waves/w1/scores", 400, "invalid_id"},
+		"ErrBadGroupBy":   {"/v1/orgs/acme/waves/w1/scores?group_by=email", 400, "invalid_group_by"},
+		"ErrUnknownRoute": {"/v1/responses/all", 404, "not_found"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, body := get(t, m.QueryURL+tc.path)
+			var p schemas.Problem
+			if status != tc.status || json.Unmarshal([]byte(body), &p) != nil || p.Code != tc.code {
+				t.Fatalf("%d %s, want %d %s", status, body, tc.status, tc.code)
+			}
+		})
+	}
+}

@@ -1,0 +1,9 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/trustpulse/trustpulse/deploy/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -1,0 +1,186 @@
+package projector_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/projector"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestProjectExactlyOnceUnderCrashes crashes projectors at random points of
+// random batches — after the fetch, after each table's insert, after the
+// checkpoint, after the ack — with duplicates on the stream, and checks that
+// the tables still hold every event exactly once.
+func TestProjectExactlyOnceUnderCrashes(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run("seed"+string(rune('0'+seed)), func(t *testing.T) {
+			_, _, js := testenv.NATS(t)
+			ch, _ := testenv.ClickHouse(t)
+			rng := rand.New(rand.NewPCG(seed, 42))
+			pub := &publisher{t: t, js: js, rng: rng, truth: newTruth()}
+			pub.setup()
+			pub.responses(300)
+			pub.duplicates(60)
+
+			seen := map[projector.Stage]int{}
+			hook := func(s projector.Stage) error {
+				seen[s]++
+				if rng.IntN(9) == 0 {
+					return errInjected
+				}
+				return nil
+			}
+			cfg := projector.Config{BatchSize: 23, BatchWait: 50 * time.Millisecond}
+			faults := catchUp(t, js, ch, cfg, hook)
+			if faults < 5 {
+				t.Fatalf("only %d faults injected; the test did not exercise crashes (stages %v)", faults, stagesSeen(seen))
+			}
+			checkTables(t, ch, pub.truth)
+
+			// More traffic after the crashes, and a clean run.
+			pub.responses(50)
+			pub.duplicates(20)
+			catchUp(t, js, ch, cfg, nil)
+			checkTables(t, ch, pub.truth)
+			t.Logf("%d crashes at stages %v", faults, stagesSeen(seen))
+		})
+	}
+}
+
+// TestProjectRedelivery lets JetStream redeliver a batch whose ack came too
+// late; the redelivered messages are skipped.
+func TestProjectRedelivery(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	ch, _ := testenv.ClickHouse(t)
+	pub := &publisher{t: t, js: js, rng: rand.New(rand.NewPCG(7, 7)), truth: newTruth()}
+	pub.setup()
+	pub.responses(40)
+	slow := true
+	hook := func(s projector.Stage) error {
+		if s == projector.StageCheckpointed && slow {
+			slow = false
+			time.Sleep(1500 * time.Millisecond) // past AckWait: JetStream redelivers
+		}
+		return nil
+	}
+	cfg := projector.Config{BatchSize: 10, BatchWait: 50 * time.Millisecond, AckWait: time.Second}
+	catchUp(t, js, ch, cfg, hook)
+	cons, err := js.Consumer(context.Background(), schemas.EventStream, schemas.ProjectorConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered == 0 && info.Delivered.Consumer <= info.Delivered.Stream {
+		t.Fatalf("nothing was redelivered (consumer info %+v); the test did not exercise redelivery", info)
+	}
+	checkTables(t, ch, pub.truth)
+}
+
+// TestReplay rebuilds the projections from the start of the stream.
+func TestReplay(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	ch, _ := testenv.ClickHouse(t)
+	pub := &publisher{t: t, js: js, rng: rand.New(rand.NewPCG(9, 9)), truth: newTruth()}
+	pub.setup()
+	pub.responses(120)
+	pub.duplicates(30)
+	cfg := projector.Config{BatchSize: 50, BatchWait: 50 * time.Millisecond}
+	catchUp(t, js, ch, cfg, nil)
+	checkTables(t, ch, pub.truth)
+
+	p := projector.New(js, ch, cfg, quietLog())
+	var progress []uint64
+	p.Progress = func(done, last uint64) { progress = append(progress, done) }
+	if err := p.Rebuild(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) == 0 {
+		t.Error("replay reported no progress")
+	}
+	checkTables(t, ch, pub.truth)
+}
+
+// TestProjectorLease: a second projector refuses to run beside the first.
+func TestProjectorLease(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	ch, _ := testenv.ClickHouse(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := projector.New(js, ch, projector.Config{}, quietLog())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	kv, err := js.KeyValue(ctx, schemas.LockBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := kv.Get(ctx, schemas.ProjectorConsumer); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("first projector never took the lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	second := projector.New(js, ch, projector.Config{}, quietLog())
+	if err := second.Rebuild(ctx); !errors.Is(err, projector.ErrLeaseHeld) {
+		t.Fatalf("replay beside a running projector: %v, want ErrLeaseHeld", err)
+	}
+	if err := second.Run(ctx); !errors.Is(err, projector.ErrLeaseHeld) {
+		t.Fatalf("second projector: %v, want ErrLeaseHeld", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first projector: %v", err)
+	}
+}
+
+// TestProjectUnknownEvent: an event of a type this build does not know
+// stops the projector at that event, loudly, instead of skipping it.
+func TestProjectUnknownEvent(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	ch, _ := testenv.ClickHouse(t)
+	pub := &publisher{t: t, js: js, rng: rand.New(rand.NewPCG(3, 3)), truth: newTruth()}
+	pub.setup()
+	pub.responses(5)
+	future := []byte(`{"id":"6f1c7a5e-0d7e-4b7c-9a51-2c1b9d1d0e01","type":"EmployeeTeleported","version":1,"org":"acme",` +
+		`"time":"2026-01-01T00:00:00Z","payload":{}}`)
+	ack, err := js.Publish(context.Background(), schemas.SubjectPrefix+".acme.EmployeeTeleported", future)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.responses(5) // after the unknown event: must wait behind it
+
+	p := projector.New(js, ch, projector.Config{BatchSize: 3, BatchWait: 20 * time.Millisecond}, quietLog())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := p.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cp uint64
+	if err := ch.QueryRow(context.Background(), "SELECT max(seq) FROM projector_checkpoint").Scan(&cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp >= ack.Sequence {
+		t.Fatalf("checkpoint %d passed the unknown event at %d", cp, ack.Sequence)
+	}
+	var answered uint64
+	if err := ch.QueryRow(context.Background(), "SELECT uniqExact(response_id) FROM answers").Scan(&answered); err != nil {
+		t.Fatal(err)
+	}
+	if answered > 5 {
+		t.Fatalf("%d responses projected; those after the unknown event must wait", answered)
+	}
+}
