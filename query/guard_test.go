@@ -1,0 +1,129 @@
+package query
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+func TestGuardVisible(t *testing.T) {
+	g := Guard{K: 5}
+	for _, tc := range []struct {
+		n, parent int
+		want      bool
+	}{
+		{0, 10, false}, {4, 10, false}, {5, 5, true}, {5, 10, true}, {5, 9, false},
+		{6, 10, false}, {7, 8, false}, {10, 10, true}, {100, 104, false}, {100, 105, true},
+	} {
+		if got := g.Visible(tc.n, tc.parent); got != tc.want {
+			t.Errorf("Visible(%d of %d) = %v, want %v", tc.n, tc.parent, got, tc.want)
+		}
+	}
+}
+
+func TestGuardComplement(t *testing.T) {
+	g := Guard{K: 5}
+	for _, tc := range []struct {
+		ns     []int
+		hidden []bool
+		want   []bool
+	}{
+		{[]int{3, 40, 20}, []bool{true, false, false}, []bool{true, false, true}},
+		{[]int{3, 2, 40}, []bool{true, true, false}, []bool{true, true, false}},
+		{[]int{10, 20}, []bool{false, false}, []bool{false, false}},
+		{[]int{1, 6, 7}, []bool{true, false, false}, []bool{true, true, false}},
+		{[]int{4, 0, 30}, []bool{true, false, false}, []bool{true, false, true}},
+	} {
+		if got := g.Complement(tc.ns, tc.hidden); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Complement(%v, %v) = %v, want %v", tc.ns, tc.hidden, got, tc.want)
+		}
+	}
+}
+
+// TestGuardGroupsProperty generates random organisations and checks the
+// guard's promises on every group-by result: each shown number stands on at
+// least K respondents, and the hidden cells of every partition (the groups,
+// and each dimension's column) hold 0 or at least K respondents, so no total
+// minus the shown cells singles out fewer than K.
+func TestGuardGroupsProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2026, 11))
+	for trial := range 2000 {
+		k := 3 + rng.IntN(8)
+		g := Guard{K: k}
+		groups := 1 + rng.IntN(7)
+		groupN := map[string]int{}
+		var cells []Cell
+		total := 0
+		dimTotal := map[string]int{}
+		for i := range groups {
+			name := fmt.Sprintf("g%d", i)
+			n := 1 + rng.IntN(3*k)
+			if rng.IntN(3) == 0 {
+				n = 1 + rng.IntN(k)
+			}
+			groupN[name] = n
+			total += n
+			for _, d := range schemas.Dimensions {
+				// Optional questions: a dimension may have fewer respondents.
+				dn := n - rng.IntN(min(n, 3))
+				if rng.IntN(4) == 0 {
+					dn = n
+				}
+				if dn == 0 {
+					continue
+				}
+				dimTotal[string(d)] += dn
+				cells = append(cells, Cell{Group: name, Key: string(d), Dimension: string(d), N: dn, Answers: dn, Mean: 3})
+			}
+		}
+		out := guardGroups(g, total, groupN, cells)
+		hiddenGroups := 0
+		hiddenByDim := map[string]int{}
+		for _, gs := range out {
+			n := groupN[gs.Value]
+			if gs.Respondents.Suppressed {
+				hiddenGroups += n
+			} else if n < k {
+				t.Fatalf("trial %d: group %s of %d shown with k=%d", trial, gs.Value, n, k)
+			}
+			for _, s := range gs.Dimensions {
+				var truth Cell
+				for _, c := range cells {
+					if c.Group == gs.Value && c.Dimension == s.Dimension {
+						truth = c
+					}
+				}
+				if s.Suppressed {
+					hiddenByDim[s.Dimension] += truth.N
+					if s.N != nil || s.Mean != nil {
+						t.Fatalf("trial %d: suppressed cell carries numbers", trial)
+					}
+					continue
+				}
+				if truth.N < k || (n-truth.N > 0 && n-truth.N < k) {
+					t.Fatalf("trial %d: cell %s/%s of %d (group %d) shown with k=%d", trial, gs.Value, s.Dimension, truth.N, n, k)
+				}
+			}
+		}
+		// Partitions of a total that is itself not served need no complement.
+		if total >= k && hiddenGroups > 0 && hiddenGroups < k {
+			t.Fatalf("trial %d: hidden groups hold %d < k=%d respondents (groups %v, total %d)", trial, hiddenGroups, k, groupN, total)
+		}
+		for d, h := range hiddenByDim {
+			if g.Visible(dimTotal[d], total) && h > 0 && h < k {
+				t.Fatalf("trial %d: hidden %s cells hold %d < k=%d respondents", trial, d, h, k)
+			}
+		}
+	}
+}
+
+func TestGuardWaveBelowThreshold(t *testing.T) {
+	g := Guard{K: 5}
+	dims := []Cell{{Key: "trust", Dimension: "trust", N: 4, Answers: 4, Mean: 4}}
+	resp, ds, qs := guardWave(g, 4, dims, []Cell{{Key: "q", Dimension: "trust", N: 4, Answers: 4}}, nil, nil)
+	if !resp.Suppressed || resp.N != nil || len(qs) != 0 || !ds[0].Suppressed || ds[0].N != nil {
+		t.Fatalf("wave of 4 respondents served: %+v %+v %+v", resp, ds, qs)
+	}
+}
