@@ -26,10 +26,10 @@ var questions = []schemas.Question{
 
 // truth is what the test sent, aggregated independently of the projector.
 type truth struct {
-	responses map[string]bool       // distinct response event ids
-	count     map[string]int        // answers per question
-	sum       map[string]int        // sum of values per question
-	invited   int                   // InvitationIssued events
+	responses map[string]bool // distinct response event ids
+	count     map[string]int  // answers per question
+	sum       map[string]int  // sum of values per question
+	invited   int             // InvitationIssued events
 }
 
 func newTruth() *truth {

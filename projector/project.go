@@ -107,8 +107,12 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			return err
 		}
 	}
-	if err := p.hook(StageCheckpointed); err != nil {
-		return err
+	if p.Hook != nil {
+		if err := p.Hook(StageCheckpointed); errors.Is(err, ErrDropAck) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%w at %s: %w", errHook, StageCheckpointed, err)
+		}
 	}
 	// AckAll: acking the highest sequence acks the whole batch. A lost ack
 	// only means a redelivery, which the checkpoint skips.

@@ -57,6 +57,11 @@ const (
 	StageAcked        Stage = "acked"
 )
 
+// ErrDropAck, returned by a Hook at StageCheckpointed, makes the projector
+// go on without acking the batch, as if the ack were lost on the wire; the
+// batch is then redelivered after the ack wait and must be skipped.
+var ErrDropAck = errors.New("projector: drop this ack (fault injection)")
+
 // Projector projects the event stream into ClickHouse. Create it with New;
 // Run it until its context ends.
 type Projector struct {
@@ -164,13 +169,18 @@ func (p *Projector) runLeased(ctx context.Context, l *lease, untilCaughtUp bool)
 			}
 		}
 	}
+	if untilCaughtUp {
+		return fmt.Errorf("projector: not caught up (checkpoint %d of %d): %w", p.checkpoint, target, ctx.Err())
+	}
 	return nil
 }
 
-// init reads the checkpoint and high-water marks from ClickHouse and puts
-// the durable consumer right after the checkpoint. A consumer whose acks are
-// behind or ahead of the checkpoint, or that has messages pending (a batch
-// abandoned by a crash), is recreated there, so batches stay in order.
+// init reads the checkpoint and high-water marks from ClickHouse and makes
+// sure the durable consumer delivers in order from right after the
+// checkpoint. A consumer with messages pending (a batch abandoned by a
+// crash) or delivered past the checkpoint is recreated at the checkpoint:
+// otherwise newer messages could overtake the abandoned ones when those are
+// redelivered, or wait behind them for the whole ack wait.
 func (p *Projector) init(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -207,9 +217,9 @@ func (p *Projector) init(ctx context.Context) error {
 		cons, err = stream.CreateConsumer(ctx, cfg)
 	case err == nil:
 		info := cons.CachedInfo()
-		if info.NumAckPending > 0 || info.AckFloor.Stream != cp || info.Delivered.Stream != cp {
+		if info.NumAckPending > 0 || info.Delivered.Stream != cp {
 			p.log.Info("repositioning consumer at checkpoint", "checkpoint", cp,
-				"ack_floor", info.AckFloor.Stream, "pending", info.NumAckPending)
+				"delivered", info.Delivered.Stream, "pending", info.NumAckPending)
 			if err = stream.DeleteConsumer(ctx, p.cfg.Consumer); err == nil {
 				cons, err = stream.CreateConsumer(ctx, cfg)
 			}

@@ -29,7 +29,7 @@ func (p *Projector) Rebuild(ctx context.Context) error {
 		return fmt.Errorf("projector: delete consumer: %w", err)
 	}
 	for _, t := range schemas.ProjectionTables {
-		if err := p.ch.Exec(ctx, "TRUNCATE TABLE "+t); err != nil {
+		if err := p.ch.Exec(ctx, sqlTruncate+t); err != nil {
 			return fmt.Errorf("projector: truncate %s: %w", t, err)
 		}
 	}

@@ -2,6 +2,8 @@ package projector
 
 import (
 	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"time"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -29,11 +31,28 @@ const (
 	sqlLookupProjected = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN ? GROUP BY event_id"
 	sqlCheckpoint      = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
 	sqlHighWaterMark   = "SELECT max(seq) FROM %s"
+	sqlTruncate        = "TRUNCATE TABLE "
 )
 
-// InsertStatements returns every INSERT the projector issues, for the
-// compatibility test against current ClickHouse.
+// InsertStatements returns every INSERT the projector issues, by table, for
+// the compatibility test against current ClickHouse.
 func InsertStatements() map[string]string { return insertSQL }
+
+// Statements returns every other statement the projector and a replay
+// issue, with example arguments.
+func Statements() []schemas.Statement {
+	out := []schemas.Statement{
+		{Name: "lookup projected", SQL: sqlLookupProjected, Args: []any{clickhouse.GroupSet{Value: []any{"e1", "e2"}}}},
+		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{schemas.ProjectorConsumer}},
+	}
+	for _, t := range rowTables {
+		out = append(out, schemas.Statement{Name: "high-water mark of " + t, SQL: fmt.Sprintf(sqlHighWaterMark, t)})
+	}
+	for _, t := range schemas.ProjectionTables {
+		out = append(out, schemas.Statement{Name: "truncate " + t, SQL: sqlTruncate + t})
+	}
+	return out
+}
 
 // row is one row for one table, tagged with its event's stream sequence.
 type row struct {

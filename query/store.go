@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // Store reads the projections. Its methods read like questions.
@@ -59,29 +61,22 @@ FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp, dimension`
 FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY question_id`
 )
 
-// Statement is one SQL statement with example arguments.
-type Statement struct {
-	Name string
-	SQL  string
-	Args []any
-}
-
 // Statements returns every query the package issues, with example
 // arguments, each group expression spelled out.
-func Statements() []Statement {
+func Statements() []schemas.Statement {
 	org, wave := "acme", "w1"
-	out := []Statement{
-		{"waves", sqlWaves, []any{org}},
-		{"closures", sqlClosures, []any{org}},
-		{"checkpoint", sqlCheckpoint, []any{"projector-clickhouse"}},
-		{"survey", sqlSurvey, []any{org, "s1"}},
-		{"invited", sqlInvited, []any{org, wave, uint64(100)}},
-		{"questions", sqlQuestionCells, []any{org, wave, uint64(100)}},
+	out := []schemas.Statement{
+		{Name: "waves", SQL: sqlWaves, Args: []any{org}},
+		{Name: "closures", SQL: sqlClosures, Args: []any{org}},
+		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{"projector-clickhouse"}},
+		{Name: "survey", SQL: sqlSurvey, Args: []any{org, "s1"}},
+		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
+		{Name: "questions", SQL: sqlQuestionCells, Args: []any{org, wave, uint64(100)}},
 	}
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
-			Statement{"respondents by " + g, fmt.Sprintf(sqlGroupRespondents, g), []any{org, wave, uint64(100)}},
-			Statement{"dimensions by " + g, fmt.Sprintf(sqlDimensionCells, g), []any{org, wave, uint64(100)}})
+			schemas.Statement{Name: "respondents by " + g, SQL: fmt.Sprintf(sqlGroupRespondents, g), Args: []any{org, wave, uint64(100)}},
+			schemas.Statement{Name: "dimensions by " + g, SQL: fmt.Sprintf(sqlDimensionCells, g), Args: []any{org, wave, uint64(100)}})
 	}
 	return out
 }

@@ -71,6 +71,26 @@ func splitSQL(body string) []string {
 	return stmts
 }
 
+// Statement is one SQL statement a package issues, with example arguments
+// for its ? placeholders. Packages list theirs so that the compatibility
+// test can run every one of them against current ClickHouse.
+type Statement struct {
+	Name string
+	SQL  string
+	Args []any
+}
+
+// MigrationStatements lists the statements Migrate issues besides the
+// migrations themselves.
+func MigrationStatements() []Statement {
+	return []Statement{
+		{Name: "create schema_migrations", SQL: migrationsTable},
+		{Name: "read schema_migrations", SQL: sqlAppliedMigrations},
+	}
+}
+
+const sqlAppliedMigrations = "SELECT version FROM schema_migrations"
+
 // migrationsTable records applied migrations.
 const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    UInt32,
@@ -91,7 +111,7 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
 		return fmt.Errorf("schemas: create schema_migrations: %w", err)
 	}
 	applied := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	rows, err := conn.Query(ctx, sqlAppliedMigrations)
 	if err != nil {
 		return fmt.Errorf("schemas: read schema_migrations: %w", err)
 	}
