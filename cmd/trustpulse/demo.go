@@ -1,10 +1,284 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/trustpulse/trustpulse/deploy/examples"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// The demo organisation.
+const (
+	demoOrg    = "demo"
+	demoSurvey = "pulse"
+	demoSeed   = 20261126
+)
+
+// demoWaves are the three past waves (closed after seeding) and the current
+// one (left open, with links printed).
+var demoWaves = []struct {
+	id        string
+	weeksAgo  int
+	trend     float64 // added to every score: things get a little better
+	responded float64 // share of invitees who answer
+}{
+	{"2026-06", 24, -0.25, 0.78},
+	{"2026-08", 12, 0, 0.82},
+	{"2026-10", 4, 0.2, 0.85},
+}
+
+const demoOpenWave = "2026-11"
+
+// demoDepartments: teams, head count and how each department scores (added
+// to the mean). Legal is smaller than the threshold on purpose.
+var demoDepartments = []struct {
+	name  string
+	teams []string
+	size  int
+	bias  float64
+}{
+	{"Engineering", []string{"Platform", "Mobile", "Data"}, 110, 0.25},
+	{"Product", []string{"Discovery", "Design"}, 36, 0.35},
+	{"Sales", []string{"EMEA", "Americas"}, 64, -0.3},
+	{"Customer Success", []string{"Support", "Onboarding"}, 42, -0.1},
+	{"Marketing", []string{"Brand", "Growth"}, 24, 0.05},
+	{"People", []string{"People Ops"}, 12, 0.4},
+	{"Legal", []string{"Legal"}, 4, 0},
+}
+
+var (
+	demoLocations = []string{"Berlin", "Lisbon", "Remote"}
+	demoTenure    = []string{"<1y", "1-2y", "2-5y", "5y+"}
 )
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, log, err := parse("demo", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg.Target = "all"
+	m, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	m.Start()
+	defer m.Close()
+	tokens, err := seedDemo(ctx, m, stdout)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	printDemo(stdout, m, tokens)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping trustpulse demo")
 	return nil
+}
+
+// employee is one synthetic person of the demo: only a cohort, since the
+// demo needs nothing else.
+type employee struct {
+	cohort schemas.Cohort
+	bias   float64
+}
+
+func demoEmployees(rng *rand.Rand) []employee {
+	var out []employee
+	for _, d := range demoDepartments {
+		for i := range d.size {
+			out = append(out, employee{bias: d.bias + rng.NormFloat64()*0.3, cohort: schemas.Cohort{
+				Department: d.name,
+				Team:       d.teams[i%len(d.teams)],
+				Location:   demoLocations[rng.IntN(len(demoLocations))],
+				TenureBand: demoTenure[rng.IntN(len(demoTenure))],
+			}})
+		}
+	}
+	return out
+}
+
+// seedDemo creates the demo organisation unless it exists: the survey, three
+// past waves with responses submitted through the real HTTP ingest path,
+// and an open wave whose links it returns.
+func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) {
+	if _, ok := m.Catalog.Survey(demoOrg, demoSurvey); ok {
+		fmt.Fprintln(stdout, "demo organisation already seeded; serving it")
+		return nil, nil
+	}
+	var survey schemas.SurveyPublished
+	if err := json.Unmarshal(examples.PulseSurvey, &survey); err != nil {
+		return nil, err
+	}
+	if err := m.Admin.PublishSurvey(ctx, demoOrg, survey); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(demoSeed, demoSeed))
+	people := demoEmployees(rng)
+	cohorts := make([]schemas.Cohort, len(people))
+	for i, p := range people {
+		cohorts[i] = p.cohort
+	}
+	now := time.Now().UTC()
+	for _, w := range demoWaves {
+		if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: w.id, SurveyID: demoSurvey,
+			OpensAt: now.AddDate(0, 0, -7*w.weeksAgo), ClosesAt: now.Add(time.Hour)}); err != nil {
+			return nil, err
+		}
+		tokens, err := m.Admin.IssueInvitations(ctx, demoOrg, w.id, cohorts)
+		if err != nil {
+			return nil, err
+		}
+		var bodies [][]byte
+		for i, p := range people {
+			if rng.Float64() >= w.responded {
+				continue
+			}
+			body, _ := json.Marshal(map[string]any{"token": tokens[i], "answers": demoAnswers(rng, survey, p.bias+w.trend)})
+			bodies = append(bodies, body)
+		}
+		if err := submitAll(ctx, m.IngestURL, bodies); err != nil {
+			return nil, err
+		}
+		if err := m.Admin.CloseWave(ctx, demoOrg, w.id); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "seeded wave %s: %d invited, %d responses submitted over HTTP\n", w.id, len(tokens), len(bodies))
+	}
+	if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: demoOpenWave, SurveyID: demoSurvey,
+		OpensAt: now, ClosesAt: now.AddDate(0, 0, 14)}); err != nil {
+		return nil, err
+	}
+	tokens, err := m.Admin.IssueInvitations(ctx, demoOrg, demoOpenWave, cohorts)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "opened wave %s with %d invitations\n", demoOpenWave, len(tokens))
+	if err := waitReleased(ctx, m.QueryURL, demoWaves[len(demoWaves)-1].id); err != nil {
+		return nil, err
+	}
+	return tokens[:3], nil
+}
+
+// demoAnswers draws one plausible response: agreement around 3.6 plus the
+// person's bias, eNPS correlated with it; the optional item is skipped now
+// and then.
+func demoAnswers(rng *rand.Rand, s schemas.SurveyPublished, bias float64) map[string]int {
+	out := map[string]int{}
+	for _, q := range s.Questions {
+		if q.Optional && rng.IntN(5) == 0 {
+			continue
+		}
+		lo, hi := q.Dimension.Range()
+		mean, sd := 3.6+bias, 0.9
+		if q.Dimension == schemas.ENPS {
+			mean, sd = 7.2+2*bias, 1.8
+		}
+		v := int(math.Round(mean + rng.NormFloat64()*sd))
+		out[q.ID] = min(max(v, lo), hi)
+	}
+	return out
+}
+
+// submitAll posts responses to the ingest API, four at a time.
+func submitAll(ctx context.Context, ingestURL string, bodies [][]byte) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	work := make(chan []byte)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range work {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingestURL+"/v1/responses", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					if resp.StatusCode != http.StatusAccepted {
+						b, _ := io.ReadAll(resp.Body)
+						err = fmt.Errorf("submit: %s: %s", resp.Status, b)
+					}
+					resp.Body.Close()
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, b := range bodies {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// waitReleased waits until the query API serves a wave's scores, that is
+// until the projector has caught up with its close.
+func waitReleased(ctx context.Context, queryURL, wave string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/orgs/%s/waves/%s/scores", queryURL, demoOrg, wave), nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wave %s not released: %w", wave, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func printDemo(w io.Writer, m *Main, tokens []string) {
+	q, in := m.QueryURL, m.IngestURL
+	last := demoWaves[len(demoWaves)-1].id
+	fmt.Fprintf(w, `
+trustpulse demo is running (Ctrl-C stops it)
+
+  ingest API  %[1]s
+  query API   %[2]s
+  NATS        %[3]s
+  ClickHouse  %[4]s (native protocol)
+
+Try:
+  # the demo organisation's waves
+  curl -s %[2]s/v1/orgs/demo/waves
+
+  # scores of the latest closed wave, per dimension and question
+  curl -s %[2]s/v1/orgs/demo/waves/%[5]s/scores
+
+  # the same by department: Legal (4 people) is suppressed, with no numbers
+  curl -s '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department'
+
+  # an earlier wave, by location
+  curl -s '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
+`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id)
+	if len(tokens) > 0 {
+		fmt.Fprintf(w, `
+  # answer the open wave %[2]s with one of its single-use links (a second try gets 409)
+  curl -s -X POST %[1]s/v1/responses -H 'Content-Type: application/json' \
+    -d '{"token":"%[3]s","answers":{"clear-expectations":4,"autonomy":5,"manager-support":4,"trust-leadership":3,"transparency":4,"speak-up":5,"recognition":3,"motivation":4,"enps":9}}'
+  # more tokens for wave %[2]s:
+`, in, demoOpenWave, tokens[0])
+		for _, t := range tokens[1:] {
+			fmt.Fprintf(w, "  #   %s\n", t)
+		}
+	}
+	fmt.Fprintln(w)
 }

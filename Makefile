@@ -1,0 +1,42 @@
+# trustpulse: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+CHDB_DIR := $(CURDIR)/.cache/chdb
+DATA_DIR ?= $(CURDIR)/data/demo
+FUZZTIME ?= 15s
+
+.PHONY: demo test build deps chdb vet test-go test-fuzz test-compat clean
+
+## demo: install what is missing, run everything with a seeded demo organisation
+demo: deps
+	$(GO) run ./cmd/trustpulse demo --data-dir $(DATA_DIR)
+
+## test: install what is missing and run every test
+test: deps chdb vet test-go test-fuzz test-compat
+
+build:
+	$(GO) build -o bin/trustpulse ./cmd/trustpulse
+
+deps:
+	@deploy/scripts/ensure-clickhouse.sh
+	@$(GO) mod download
+
+chdb:
+	@deploy/scripts/fetch-chdb.sh $(CHDB_DIR)
+
+vet:
+	$(GO) vet ./...
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+test-go:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSubmitRequest$$' -fuzztime $(FUZZTIME) ./ingest
+
+test-compat: chdb
+	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseCompat$$' -v ./schemas
+
+clean:
+	rm -rf bin data .cache
