@@ -4,5 +4,5 @@
 // natsrv; a local ClickHouse server process, package localch).
 //
 // Compose files and cluster manifests for users live beside this package
-// (compose/, nats-cluster/).
+// (Dockerfile, compose/).
 package deploy
