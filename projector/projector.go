@@ -182,7 +182,9 @@ func (p *Projector) runLeased(ctx context.Context, l *lease, untilCaughtUp bool)
 // otherwise newer messages could overtake the abandoned ones when those are
 // redelivered, or wait behind them for the whole ack wait.
 func (p *Projector) init(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Well inside the lease's TTL, so that a stuck call (a JetStream
+	// failover, say) ends in a retry rather than a lost lease.
+	ctx, cancel := context.WithTimeout(ctx, schemas.LeaseTTL/2)
 	defer cancel()
 	cp, err := p.readCheckpoint(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,8 +20,19 @@ type Options struct {
 	StoreDir string
 	// Listen is host:port for clients; port -1 picks a free one.
 	Listen string
-	// ServerName names the server (and its JetStream node).
+	// ServerName names the server (and its JetStream node); unique in a cluster.
 	ServerName string
+	// Cluster, when set, joins the server to a JetStream cluster.
+	Cluster *Cluster
+}
+
+// Cluster configures clustering: the cluster's name, this server's route
+// listen address (host:port) and the route URLs of all members
+// (nats-route://host:port).
+type Cluster struct {
+	Name   string
+	Listen string
+	Routes []string
 }
 
 // Server is a running embedded NATS server.
@@ -42,7 +54,7 @@ func Start(opt Options) (*Server, error) {
 	if name == "" {
 		name = "trustpulse"
 	}
-	ns, err := server.NewServer(&server.Options{
+	so := &server.Options{
 		ServerName: name,
 		Host:       host,
 		Port:       port,
@@ -50,7 +62,19 @@ func Start(opt Options) (*Server, error) {
 		StoreDir:   opt.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
-	})
+	}
+	if c := opt.Cluster; c != nil {
+		chost, cport, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("natsrv: cluster listen address %q: %w", c.Listen, err)
+		}
+		so.Cluster.Name, so.Cluster.Host = c.Name, chost
+		if so.Cluster.Port, err = strconv.Atoi(cport); err != nil {
+			return nil, fmt.Errorf("natsrv: cluster port %q: %w", cport, err)
+		}
+		so.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+	}
+	ns, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("natsrv: %w", err)
 	}
