@@ -86,14 +86,8 @@ func startCluster(t *testing.T) ([]*natsrv.Server, string) {
 // served aggregates still equal the truth.
 func TestThreeNodeCluster(t *testing.T) {
 	servers, urls := startCluster(t)
-	_, chCfg := testenv.ClickHouse(t)
-	cfg := Config{
-		Target: "all", DataDir: t.TempDir(), NATSURL: urls, NATSReplicas: 3,
-		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
-		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0",
-		Threshold: threshold, BatchSize: 50, BatchWait: 20 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second, LogLevel: "info",
-	}
+	cfg := testConfig(t)
+	cfg.NATSURL, cfg.NATSReplicas = urls, 3
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

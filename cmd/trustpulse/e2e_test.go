@@ -22,9 +22,10 @@ import (
 
 const threshold = 5
 
-// mustMain runs the real program on free ports: an embedded NATS server in
-// a temporary directory and a fresh database on the shared test ClickHouse.
-func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
+// testConfig is the program's config for a test: free ports, an embedded
+// NATS server in a temporary directory, a fresh database on the shared test
+// ClickHouse, small projector batches.
+func testConfig(t *testing.T) Config {
 	t.Helper()
 	_, chCfg := testenv.ClickHouse(t)
 	cfg := Config{
@@ -37,6 +38,13 @@ func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// mustMain runs the real program with testConfig, as the binary does.
+func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
+	t.Helper()
+	cfg := testConfig(t)
 	m, err := Open(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
