@@ -9,8 +9,8 @@ FUZZTIME ?= 15s
 .PHONY: demo test build deps chdb vet test-go test-fuzz test-compat clean
 
 ## demo: install what is missing, run everything with a seeded demo organisation
-demo: deps
-	$(GO) run ./cmd/trustpulse demo --data-dir $(DATA_DIR)
+demo: deps build
+	bin/trustpulse demo --data-dir $(DATA_DIR)
 
 ## test: install what is missing and run every test
 test: deps chdb vet test-go test-fuzz test-compat

@@ -14,7 +14,7 @@ import (
 
 // ErrLeaseHeld is returned when another projector (or a replay) holds the
 // projection lease.
-var ErrLeaseHeld = errors.New("projector: another projector or replay is running (lease held); stop it first")
+var ErrLeaseHeld = errors.New("projector: another projector or a replay holds the projection lease")
 
 // lease is a key in the lock bucket that only one holder can create. It
 // expires after schemas.LeaseTTL unless renewed.
