@@ -54,6 +54,8 @@ func jsonErrorText(err error) string {
 	switch {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return "the body must be a JSON object"
 	case errors.As(err, &typ):
 		return fmt.Sprintf("field %q has the wrong type", typ.Field)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

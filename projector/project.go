@@ -26,6 +26,9 @@ func (p *Projector) hook(s Stage) error {
 	return nil
 }
 
+// batchTimeout bounds the ClickHouse work of one batch.
+const batchTimeout = 2 * time.Minute
+
 // delivered is one fetched message, decoded.
 type delivered struct {
 	seq uint64
@@ -49,6 +52,9 @@ func (p *Projector) step(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	// A batch that cannot be written in this time is abandoned and redone.
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
 	if err := p.apply(ctx, msgs); err != nil {
 		return len(msgs), err
 	}
