@@ -71,7 +71,7 @@ func mustEnv(t *testing.T) *env {
 	}
 	t.Cleanup(e.cat.Stop)
 	e.admin = ingest.NewAdmin(js, e.ledger, e.cat, e.clock.Now)
-	e.server = ingest.NewServer(js, e.ledger, e.cat, log, e.clock.Now)
+	e.server = ingest.NewServer(js, e.ledger, e.cat, 5, log, e.clock.Now)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -121,34 +121,55 @@ func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_body", "%s", err.Error())
 	}
+	if err := s.record(c.UserContext(), req.Token, req.Answers); err != nil {
+		return err
+	}
+	return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": "recorded"})
+}
+
+// invitationFor looks up the usable invitation of a token and the wave and
+// survey it is for. Errors are *schemas.Error values ready to answer with.
+func (s *Server) invitationFor(ctx context.Context, token string, now time.Time) (*Claim, Wave, schemas.SurveyPublished, error) {
 	if !s.js.Conn().IsConnected() {
 		// Fail fast rather than queue behind a reconnect: nothing is
 		// recorded, and the client may retry.
-		return errUnavailable
+		return nil, Wave{}, schemas.SurveyPublished{}, errUnavailable
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
-	defer cancel()
-	now := s.now()
-	claim, err := s.ledger.Lookup(ctx, req.Token, now)
+	claim, err := s.ledger.Lookup(ctx, token, now)
 	if err != nil {
-		return tokenError(err)
+		return nil, Wave{}, schemas.SurveyPublished{}, tokenError(err)
 	}
 	inv := claim.Invitation
 	wave, ok := s.catalog.Wave(inv.Org, inv.WaveID)
 	if !ok {
-		return schemas.Errorf(http.StatusNotFound, "wave_not_found", "the survey for this link is not available")
+		return nil, Wave{}, schemas.SurveyPublished{}, schemas.Errorf(http.StatusNotFound, "wave_not_found", "the survey for this link is not available")
 	}
 	if !wave.AcceptsAt(now) {
-		return tokenError(ErrTokenExpired)
+		return nil, Wave{}, schemas.SurveyPublished{}, tokenError(ErrTokenExpired)
 	}
 	survey, ok := s.catalog.Survey(inv.Org, wave.SurveyID)
 	if !ok {
-		return schemas.Errorf(http.StatusNotFound, "survey_not_found", "the survey for this link is not available")
+		return nil, Wave{}, schemas.SurveyPublished{}, schemas.Errorf(http.StatusNotFound, "survey_not_found", "the survey for this link is not available")
 	}
-	answers, err := validateAnswers(survey, req.Answers)
+	return claim, wave, survey, nil
+}
+
+// record validates answers for a token, claims the token, publishes the
+// response, and releases the token again if the publish fails. Nothing is
+// published for a rejected request. Errors are *schemas.Error values.
+func (s *Server) record(ctx context.Context, token string, given map[string]int) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := s.now()
+	claim, wave, survey, err := s.invitationFor(ctx, token, now)
 	if err != nil {
 		return err
 	}
+	answers, err := validateAnswers(survey, given)
+	if err != nil {
+		return err
+	}
+	inv := claim.Invitation
 	day := now.UTC().Truncate(24 * time.Hour)
 	env, err := schemas.NewEnvelope(schemas.ResponseSubmittedType, inv.Org, day, schemas.ResponseSubmitted{
 		SurveyID: survey.SurveyID,
@@ -170,7 +191,7 @@ func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
 		}
 		return errUnavailable
 	}
-	return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": "recorded"})
+	return nil
 }
 
 var errUnavailable = schemas.Errorf(http.StatusServiceUnavailable, "unavailable",

@@ -23,12 +23,15 @@ type Server struct {
 	catalog *Catalog
 	log     *slog.Logger
 	now     func() time.Time
+	// threshold is the reporting threshold the survey page promises.
+	threshold int
 }
 
-// NewServer builds the ingest service. now is the clock (time.Now in
+// NewServer builds the ingest service. threshold is the reporting threshold
+// the survey page tells employees about; now is the clock (time.Now in
 // production).
-func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, log *slog.Logger, now func() time.Time) *Server {
-	s := &Server{js: js, ledger: ledger, catalog: catalog, log: log.With("component", "ingest"), now: now}
+func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, threshold int, log *slog.Logger, now func() time.Time) *Server {
+	s := &Server{js: js, ledger: ledger, catalog: catalog, threshold: threshold, log: log.With("component", "ingest"), now: now}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-ingest",
 		BodyLimit:             MaxBodyBytes,
@@ -47,6 +50,12 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
 	v1 := s.app.Group("/v1")
 	v1.Post("/responses", s.submitResponseHandler)
+
+	s.app.Get("/static/survey.css", surveyCSSHandler)
+	page := s.app.Group("/s", pageHeaders)
+	page.Get("/thanks", s.thanksHandler)
+	page.Get("/:token", s.surveyFormHandler)
+	page.Post("/:token", s.submitSurveyFormHandler)
 	s.app.Use(func(c *fiber.Ctx) error {
 		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
 	})

@@ -84,7 +84,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			return nil, err
 		}
 		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
-		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, log, time.Now)
+		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
 		}
