@@ -6,14 +6,14 @@ CHDB_DIR := $(CURDIR)/.cache/chdb
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
 
-.PHONY: demo test build deps chdb vet test-go test-fuzz test-compat clean
+.PHONY: demo test build deps test-deps chdb vet test-go test-fuzz test-compat clean
 
 ## demo: install what is missing, run everything with a seeded demo organisation
 demo: deps build
 	bin/trustpulse demo --data-dir $(DATA_DIR)
 
 ## test: install what is missing and run every test
-test: deps chdb vet test-go test-fuzz test-compat
+test: deps test-deps vet test-go test-fuzz test-compat
 
 build:
 	$(GO) build -o bin/trustpulse ./cmd/trustpulse
@@ -21,6 +21,9 @@ build:
 deps:
 	@deploy/scripts/ensure-clickhouse.sh
 	@$(GO) mod download
+
+test-deps: chdb
+	@deploy/scripts/ensure-chromium.sh
 
 chdb:
 	@deploy/scripts/fetch-chdb.sh $(CHDB_DIR)

@@ -164,7 +164,7 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) 
 	if err := waitReleased(ctx, m.QueryURL, demoWaves[len(demoWaves)-1].id); err != nil {
 		return nil, err
 	}
-	return tokens[:3], nil
+	return tokens[:4], nil
 }
 
 // demoAnswers draws one plausible response: agreement around 3.6 plus the
@@ -271,14 +271,16 @@ Try:
 `, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id)
 	if len(tokens) > 0 {
 		fmt.Fprintf(w, `
-  # answer the open wave %[2]s with one of its single-use links (a second try gets 409)
-  curl -s -X POST %[1]s/v1/responses -H 'Content-Type: application/json' \
-    -d '{"token":"%[3]s","answers":{"clear-expectations":4,"autonomy":5,"manager-support":4,"trust-leadership":3,"transparency":4,"speak-up":5,"recognition":3,"motivation":4,"enps":9}}'
-  # more tokens for wave %[2]s:
-`, in, demoOpenWave, tokens[0])
-		for _, t := range tokens[1:] {
-			fmt.Fprintf(w, "  #   %s\n", t)
+Survey links of the open wave %[2]s (single-use; open one in a browser, answer, submit):
+`, in, demoOpenWave)
+		for _, t := range tokens {
+			fmt.Fprintf(w, "  %s/s/%s\n", in, t)
 		}
+		fmt.Fprintf(w, `
+  # or answer through the API with a link's token (a second try gets 409 token_used)
+  curl -s -X POST %[1]s/v1/responses -H 'Content-Type: application/json' \
+    -d '{"token":"%[2]s","answers":{"clear-expectations":4,"autonomy":5,"manager-support":4,"trust-leadership":3,"transparency":4,"speak-up":5,"recognition":3,"motivation":4,"enps":9}}'
+`, in, tokens[len(tokens)-1])
 	}
 	fmt.Fprintln(w)
 }
