@@ -189,10 +189,10 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "# %d single-use invitations for wave %s of %s. Submit a response with:\n", len(tokens), wave, org)
-	fmt.Fprintf(stdout, "#   curl -X POST %s/v1/responses -H 'Content-Type: application/json' -d '{\"token\":\"TOKEN\",\"answers\":{\"QUESTION_ID\":4}}'\n", cfg.publicURL())
+	fmt.Fprintf(stdout, "# %d single-use survey links for wave %s of %s, one per invitee.\n", len(tokens), wave, org)
+	fmt.Fprintf(stdout, "# The token is the last part of a link; clients can also post to %s/v1/responses.\n", cfg.publicURL())
 	for _, t := range tokens {
-		fmt.Fprintln(stdout, t)
+		fmt.Fprintf(stdout, "%s/s/%s\n", cfg.publicURL(), t)
 	}
 	return nil
 }
