@@ -27,13 +27,15 @@ func ConnectNATS(url, name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// EnsureStreams creates or updates the event stream and the key-value
-// buckets with the given replica count. It is idempotent.
+// EnsureStreams creates or updates the event and pending streams and the
+// key-value buckets with the given replica count. It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, schemas.StreamConfig(replicas)); err != nil {
-		return fmt.Errorf("deploy: stream %s: %w", schemas.EventStream, err)
+	for _, sc := range []jetstream.StreamConfig{schemas.StreamConfig(replicas), schemas.PendingStreamConfig(replicas)} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("deploy: stream %s: %w", sc.Name, err)
+		}
 	}
 	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.LockBucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {

@@ -90,7 +90,22 @@ func (a *Admin) CloseWave(ctx context.Context, org, waveID string) error {
 	if w.Closed {
 		return fmt.Errorf("wave %q of %s is closed already", waveID, org)
 	}
-	return a.publishAndWait(ctx, schemas.WaveClosedType, org, schemas.WaveClosed{WaveID: waveID})
+	return closeWave(ctx, a.js, a.catalog, org, waveID, a.now())
+}
+
+// closeWave publishes a wave's WaveClosed event with an id derived from the
+// wave, so that an admin and the mixer closing it at once close it once.
+func closeWave(ctx context.Context, js jetstream.JetStream, cat *Catalog, org, waveID string, now time.Time) error {
+	env, err := schemas.NewEnvelope(schemas.WaveClosedType, org, now, schemas.WaveClosed{WaveID: waveID})
+	if err != nil {
+		return err
+	}
+	env.ID = schemas.CloseEventID(org, waveID)
+	seq, err := publish(ctx, js, env)
+	if err != nil {
+		return err
+	}
+	return cat.WaitFor(ctx, seq)
 }
 
 // IssueInvitations creates one single-use invitation per cohort snapshot and

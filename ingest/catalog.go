@@ -21,6 +21,10 @@ type Wave struct {
 	OpensAt  time.Time
 	ClosesAt time.Time
 	Closed   bool
+	// ClosedAt is when the WaveClosed event was published.
+	ClosedAt time.Time
+	// Sealed is set once the mixer has released all of the wave's responses.
+	Sealed bool
 }
 
 // AcceptsAt reports whether the wave takes responses at t.
@@ -61,6 +65,7 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 			schemas.SubjectFilter(schemas.SurveyPublishedType),
 			schemas.SubjectFilter(schemas.WaveOpenedType),
 			schemas.SubjectFilter(schemas.WaveClosedType),
+			schemas.SubjectFilter(schemas.WaveSealedType),
 		},
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -140,8 +145,18 @@ func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
 			return err
 		}
 		k := orgKey{env.OrgID, w.WaveID}
+		if wave, ok := c.waves[k]; ok && !wave.Closed {
+			wave.Closed, wave.ClosedAt = true, env.Time
+			c.waves[k] = wave
+		}
+	case schemas.WaveSealedType:
+		w, err := schemas.DecodePayload[schemas.WaveSealed](env, env.Type)
+		if err != nil {
+			return err
+		}
+		k := orgKey{env.OrgID, w.WaveID}
 		if wave, ok := c.waves[k]; ok {
-			wave.Closed = true
+			wave.Sealed = true
 			c.waves[k] = wave
 		}
 	}
@@ -172,6 +187,17 @@ func (c *Catalog) Survey(org, id string) (schemas.SurveyPublished, bool) {
 	defer c.mu.RUnlock()
 	s, ok := c.surveys[orgKey{org, id}]
 	return s, ok
+}
+
+// Waves returns every wave of every organisation.
+func (c *Catalog) Waves() []Wave {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Wave, 0, len(c.waves))
+	for _, w := range c.waves {
+		out = append(out, w)
+	}
+	return out
 }
 
 // Wave returns a wave.

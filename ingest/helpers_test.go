@@ -127,16 +127,24 @@ func (e *env) post(t *testing.T, contentType string, body []byte) (int, []byte) 
 	return resp.StatusCode, out
 }
 
-// responses returns the ResponseSubmitted events on the stream, raw.
+// responses returns the responses ingest has stored, raw: those held in the
+// pending stream and those the mixer has published to the event stream.
 func (e *env) responses(t *testing.T) [][]byte {
 	t.Helper()
+	return append(e.read(t, schemas.PendingStream, schemas.PendingPrefix+".>"),
+		e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))...)
+}
+
+// read returns the data of a stream's messages on subject, in stream order.
+func (e *env) read(t *testing.T, streamName, subject string) [][]byte {
+	t.Helper()
 	ctx := context.Background()
-	stream, err := e.js.Stream(ctx, schemas.EventStream)
+	stream, err := e.js.Stream(ctx, streamName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{schemas.SubjectFilter(schemas.ResponseSubmittedType)},
+		FilterSubjects: []string{subject},
 	})
 	if err != nil {
 		t.Fatal(err)

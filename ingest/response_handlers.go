@@ -154,8 +154,9 @@ func (s *Server) invitationFor(ctx context.Context, token string, now time.Time)
 	return claim, wave, survey, nil
 }
 
-// record validates answers for a token, claims the token, publishes the
-// response, and releases the token again if the publish fails. Nothing is
+// record validates answers for a token, claims the token, stores the
+// response in the pending stream, and releases the token again if that
+// fails. Nothing is
 // published for a rejected request. Errors are *schemas.Error values.
 func (s *Server) record(ctx context.Context, token string, given map[string]int) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -184,8 +185,12 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int)
 	if err := s.ledger.MarkUsed(ctx, claim); err != nil {
 		return tokenError(err)
 	}
-	if _, err := publish(ctx, s.js, env); err != nil {
-		s.log.Error("response not published; releasing invitation", "org", inv.Org, "wave", wave.ID, "err", err)
+	// The response waits in the pending stream until its wave closes; the
+	// mixer then publishes the wave's responses together, shuffled, so that
+	// neither their order nor their time on the event stream says when (and
+	// so by whom) each was given.
+	if _, err := publishTo(ctx, s.js, schemas.PendingSubject(inv.Org, wave.ID), env); err != nil {
+		s.log.Error("response not stored; releasing invitation", "org", inv.Org, "wave", wave.ID, "err", err)
 		if rerr := s.ledger.Release(context.WithoutCancel(ctx), claim); rerr != nil {
 			s.log.Error("invitation could not be released", "org", inv.Org, "wave", wave.ID, "err", rerr)
 		}

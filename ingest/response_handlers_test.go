@@ -227,14 +227,14 @@ func TestSubmitResponseNATSDown(t *testing.T) {
 	}
 }
 
-// TestSubmitResponsePublishFails removes the event stream so that the
-// publish fails after the invitation was claimed: the claim is released,
-// the answer is 503, and the link works once the stream is back.
+// TestSubmitResponsePublishFails removes the pending stream so that storing
+// the response fails after the invitation was claimed: the claim is
+// released, the answer is 503, and the link works once the stream is back.
 func TestSubmitResponsePublishFails(t *testing.T) {
 	e := mustEnv(t)
 	tok := e.invite(t, 1)[0]
 	ctx := context.Background()
-	if err := e.js.DeleteStream(ctx, schemas.EventStream); err != nil {
+	if err := e.js.DeleteStream(ctx, schemas.PendingStream); err != nil {
 		t.Fatal(err)
 	}
 	status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))

@@ -12,7 +12,7 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_closures", "invitations", "answers", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_closures", "wave_seals", "invitations", "answers", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
@@ -20,6 +20,7 @@ var insertSQL = map[string]string{
 	"surveys":          "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq)",
 	"waves":            "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq)",
 	"wave_closures":    "INSERT INTO wave_closures (org, wave_id, seq)",
+	"wave_seals":       "INSERT INTO wave_seals (org, wave_id, seq)",
 	"invitations":      "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
 	"answers":          "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
 	"projected_events": "INSERT INTO projected_events (event_id, seq)",
@@ -91,6 +92,12 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("wave_closures", seq, e.OrgID, w.WaveID, seq)
+		case schemas.WaveSealedType:
+			w, err := schemas.DecodePayload[schemas.WaveSealed](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("wave_seals", seq, e.OrgID, w.WaveID, seq)
 		case schemas.InvitationIssuedType:
 			inv, err := schemas.DecodePayload[schemas.InvitationIssued](e, e.Type)
 			if err != nil {

@@ -4,7 +4,8 @@
 // cells that differ from their parent by fewer than the threshold, and the
 // complement that would give a hidden group away are all suppressed.
 //
-// Scores of a wave are released only after the wave has closed and the
-// projector has caught up with its close, so a released result never
-// changes; responses published after the close do not count.
+// Scores of a wave are released only after the wave has closed, the mixer
+// has published its held responses and sealed it, and the projector has
+// caught up with the seal, so a released result never changes; nothing
+// published after the seal counts.
 package query

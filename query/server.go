@@ -103,8 +103,8 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 	return c.JSON(res)
 }
 
-// releasedWave returns a wave whose scores may be served: closed, and
-// projected at least up to its close.
+// releasedWave returns a wave whose scores may be served: closed, sealed
+// (every response released by the mixer), and projected up to its seal.
 func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo, error) {
 	waves, err := s.store.Waves(ctx, org)
 	if err != nil {
@@ -122,7 +122,7 @@ func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo
 		if err != nil {
 			return WaveInfo{}, err
 		}
-		if cp < w.CloseSeq {
+		if w.SealSeq == 0 || cp < w.SealSeq {
 			return WaveInfo{}, schemas.Errorf(http.StatusServiceUnavailable, "results_pending",
 				"wave %s closed moments ago; its results are being prepared, try again shortly", waveID)
 		}

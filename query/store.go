@@ -26,6 +26,10 @@ type WaveInfo struct {
 	ClosesAt time.Time
 	// CloseSeq is the stream sequence of the WaveClosed event; 0 while open.
 	CloseSeq uint64
+	// SealSeq is the stream sequence of the WaveSealed event, which follows
+	// the wave's last response; 0 until the mixer has released them all.
+	// Only events before it count.
+	SealSeq uint64
 }
 
 // Closed reports whether the wave has been closed.
@@ -46,6 +50,7 @@ const (
 	sqlWaves = `SELECT wave_id, argMax(survey_id, seq), argMax(opens_at, seq), argMax(closes_at, seq)
 FROM waves WHERE org = ? GROUP BY wave_id ORDER BY wave_id`
 	sqlClosures   = `SELECT wave_id, min(seq) FROM wave_closures WHERE org = ? GROUP BY wave_id`
+	sqlSeals      = `SELECT wave_id, min(seq) FROM wave_seals WHERE org = ? GROUP BY wave_id`
 	sqlCheckpoint = `SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?`
 	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq)
 FROM surveys WHERE org = ? AND survey_id = ?`
@@ -68,6 +73,7 @@ func Statements() []schemas.Statement {
 	out := []schemas.Statement{
 		{Name: "waves", SQL: sqlWaves, Args: []any{org}},
 		{Name: "closures", SQL: sqlClosures, Args: []any{org}},
+		{Name: "seals", SQL: sqlSeals, Args: []any{org}},
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{"projector-clickhouse"}},
 		{Name: "survey", SQL: sqlSurvey, Args: []any{org, "s1"}},
 		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
@@ -100,23 +106,35 @@ func (s *Store) Waves(ctx context.Context, org string) ([]WaveInfo, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	closes := map[string]uint64{}
-	rows, err = s.ch.Query(ctx, sqlClosures, org)
+	closes, err := s.firstSeqs(ctx, sqlClosures, org)
 	if err != nil {
-		return nil, fmt.Errorf("query: wave closures of %s: %w", org, err)
+		return nil, err
 	}
+	seals, err := s.firstSeqs(ctx, sqlSeals, org)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].CloseSeq, out[i].SealSeq = closes[out[i].ID], seals[out[i].ID]
+	}
+	return out, nil
+}
+
+// firstSeqs reads wave id → first stream sequence of a per-wave event table.
+func (s *Store) firstSeqs(ctx context.Context, sql, org string) (map[string]uint64, error) {
+	rows, err := s.ch.Query(ctx, sql, org)
+	if err != nil {
+		return nil, fmt.Errorf("query: waves of %s: %w", org, err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
 	for rows.Next() {
 		var id string
 		var seq uint64
 		if err := rows.Scan(&id, &seq); err != nil {
-			rows.Close()
 			return nil, err
 		}
-		closes[id] = seq
-	}
-	rows.Close()
-	for i := range out {
-		out[i].CloseSeq = closes[out[i].ID]
+		out[id] = seq
 	}
 	return out, rows.Err()
 }
@@ -146,10 +164,10 @@ func (s *Store) Questions(ctx context.Context, org, surveyID string) ([]string, 
 	return ids, byID, nil
 }
 
-// Invited counts a wave's invitations issued before it closed.
+// Invited counts a wave's invitations issued before it was sealed.
 func (s *Store) Invited(ctx context.Context, org string, w WaveInfo) (int, error) {
 	var n uint64
-	if err := s.ch.QueryRow(ctx, sqlInvited, org, w.ID, w.CloseSeq).Scan(&n); err != nil {
+	if err := s.ch.QueryRow(ctx, sqlInvited, org, w.ID, w.SealSeq).Scan(&n); err != nil {
 		return 0, fmt.Errorf("query: invitations of %s: %w", w.ID, err)
 	}
 	return int(n), nil
@@ -181,13 +199,13 @@ func groupExpr(groupBy string) (string, error) {
 	return col, nil
 }
 
-// GroupRespondents counts distinct respondents per group of a closed wave.
+// GroupRespondents counts distinct respondents per group of a sealed wave.
 func (s *Store) GroupRespondents(ctx context.Context, org string, w WaveInfo, groupBy string) (map[string]int, error) {
 	g, err := groupExpr(groupBy)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlGroupRespondents, g), org, w.ID, w.CloseSeq)
+	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlGroupRespondents, g), org, w.ID, w.SealSeq)
 	if err != nil {
 		return nil, fmt.Errorf("query: respondents of %s: %w", w.ID, err)
 	}
@@ -204,7 +222,7 @@ func (s *Store) GroupRespondents(ctx context.Context, org string, w WaveInfo, gr
 	return out, rows.Err()
 }
 
-// DimensionCells aggregates a closed wave per group and dimension.
+// DimensionCells aggregates a sealed wave per group and dimension.
 func (s *Store) DimensionCells(ctx context.Context, org string, w WaveInfo, groupBy string) ([]Cell, error) {
 	g, err := groupExpr(groupBy)
 	if err != nil {
@@ -213,13 +231,13 @@ func (s *Store) DimensionCells(ctx context.Context, org string, w WaveInfo, grou
 	return s.cells(ctx, fmt.Sprintf(sqlDimensionCells, g), org, w, true)
 }
 
-// QuestionCells aggregates a closed wave per question, organisation-wide.
+// QuestionCells aggregates a sealed wave per question, organisation-wide.
 func (s *Store) QuestionCells(ctx context.Context, org string, w WaveInfo) ([]Cell, error) {
 	return s.cells(ctx, sqlQuestionCells, org, w, false)
 }
 
 func (s *Store) cells(ctx context.Context, sql, org string, w WaveInfo, grouped bool) ([]Cell, error) {
-	rows, err := s.ch.Query(ctx, sql, org, w.ID, w.CloseSeq)
+	rows, err := s.ch.Query(ctx, sql, org, w.ID, w.SealSeq)
 	if err != nil {
 		return nil, fmt.Errorf("query: aggregate %s: %w", w.ID, err)
 	}

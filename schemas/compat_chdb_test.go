@@ -27,6 +27,7 @@ var sampleRows = map[string]string{
 	"surveys":              `('acme', 's1', 'Pulse', ['q1', 'n1'], ['Q', 'N'], ['trust', 'enps'], ['support', ''], 1)`,
 	"waves":                `('acme', 'w1', 's1', '2026-11-01 00:00:00', '2026-11-08 00:00:00', 2)`,
 	"wave_closures":        `('acme', 'w1', 90)`,
+	"wave_seals":           `('acme', 'w1', 92)`,
 	"invitations":          `('acme', 'w1', 'Engineering', 'Platform', 'Berlin', '1-2y', 3)`,
 	"answers":              `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4)`,
 	"projected_events":     `('e1', 4)`,
@@ -136,6 +137,7 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 	want := map[string]string{
 		"waves":                      "w1\ts1\t2026-11-01 00:00:00\t2026-11-08 00:00:00",
 		"closures":                   "w1\t90",
+		"seals":                      "w1\t92",
 		"checkpoint":                 "95",
 		"survey":                     "['q1','n1']\t['Q','N']",
 		"invited":                    "1",

@@ -21,6 +21,7 @@ const (
 	InvitationIssuedType  EventType = "InvitationIssued"
 	ResponseSubmittedType EventType = "ResponseSubmitted"
 	WaveClosedType        EventType = "WaveClosed"
+	WaveSealedType        EventType = "WaveSealed"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -53,6 +54,7 @@ var registry = map[EventType]eventSpec{
 	InvitationIssuedType:  {current: 1},
 	ResponseSubmittedType: {current: 1},
 	WaveClosedType:        {current: 1},
+	WaveSealedType:        {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

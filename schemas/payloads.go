@@ -69,6 +69,13 @@ type WaveClosed struct {
 	WaveID string `json:"wave_id"`
 }
 
+// WaveSealed follows the last response of a closed wave on the stream: the
+// mixer publishes it after it has released every held response of the wave.
+// Results of a wave are computed from the responses before its seal.
+type WaveSealed struct {
+	WaveID string `json:"wave_id"`
+}
+
 // Cohort is the snapshot of a respondent's attributes used for slicing. It
 // never identifies a person on its own; the query guard keeps small cohorts
 // out of every result.

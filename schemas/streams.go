@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -14,6 +15,12 @@ const (
 	EventStream = "TRUSTPULSE_EVENTS"
 	// SubjectPrefix starts every event subject: trustpulse.events.<org>.<type>.
 	SubjectPrefix = "trustpulse.events"
+	// PendingStream holds accepted responses until their wave closes; the
+	// mixer then publishes them to EventStream in random order and purges
+	// them here. Subjects: trustpulse.pending.<org>.<wave>.
+	PendingStream = "TRUSTPULSE_PENDING"
+	// PendingPrefix starts every pending subject.
+	PendingPrefix = "trustpulse.pending"
 	// ProjectorConsumer is the durable pull consumer the ClickHouse projector reads.
 	ProjectorConsumer = "projector-clickhouse"
 	// InvitationBucket is the invitation ledger: token hash → Invitation.
@@ -30,6 +37,41 @@ func Subject(org string, t EventType) string {
 // SubjectFilter returns the subject filter matching events of type t of every
 // organisation.
 func SubjectFilter(t EventType) string { return fmt.Sprintf("%s.*.%s", SubjectPrefix, t) }
+
+// PendingSubject is the subject a response to a wave waits on.
+func PendingSubject(org, wave string) string {
+	return fmt.Sprintf("%s.%s.%s", PendingPrefix, org, wave)
+}
+
+// PendingStreamConfig defines the pending stream. Its messages live from a
+// response's acceptance until its wave is sealed.
+func PendingStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        PendingStream,
+		Description: "trustpulse responses held until their wave closes, then published shuffled",
+		Subjects:    []string{PendingPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		Replicas:    replicas,
+		Duplicates:  DedupWindow,
+	}
+}
+
+// SealEventID is the event id of a wave's WaveSealed event. It is derived
+// from the wave, so that every attempt to seal a wave publishes the same
+// event and the stream and the projector keep one.
+func SealEventID(org, wave string) uuid.UUID {
+	return uuid.NewSHA1(sealNamespace, []byte(org+"/"+wave))
+}
+
+// CloseEventID is the event id of a wave's WaveClosed event, derived from
+// the wave for the same reason.
+func CloseEventID(org, wave string) uuid.UUID {
+	return uuid.NewSHA1(sealNamespace, []byte(org+"/"+wave+"/closed"))
+}
+
+var sealNamespace = uuid.MustParse("3f1f8a52-8a4e-4c8e-9a8e-5d0c2b7a9e11")
 
 // DedupWindow is how long JetStream remembers Nats-Msg-Id values. Publishers
 // retry within it; the projector deduplicates by event id beyond it.

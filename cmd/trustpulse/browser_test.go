@@ -59,6 +59,21 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// waitPath waits until the page's location has the given path (a form post
+// and its redirect have completed).
+func waitPath(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState === "complete" ? location.pathname : ""`))
+		if err == nil && got == path {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("page never reached %s (at %q, %v)", path, got, err)
+		}
+	}
+}
+
 func screenshot(t *testing.T, ctx context.Context, dir, name string, width, height int64) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height)); err != nil {
@@ -148,9 +163,10 @@ func TestSurveyPageInBrowser(t *testing.T) {
 			t.Errorf("keyboard answer for %s: %q checked, want %d", id, checked["a."+id], v)
 		}
 	}
-	if err := chromedp.Do(b, chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+	if err := chromedp.Do(b, chromedp.KeyEvent(kb.Enter)); err != nil {
 		t.Fatal(err)
 	}
+	waitPath(t, b, "/s/thanks")
 	title, err := chromedp.Run(b, chromedp.Title())
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,7 @@ type Config struct {
 	PublicURL  string
 
 	Threshold       int
+	SealGrace       time.Duration
 	BatchSize       int
 	BatchWait       time.Duration
 	ShutdownTimeout time.Duration
@@ -77,6 +78,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
 	fs.IntVar(&c.Threshold, "threshold", envInt("THRESHOLD", 5), "minimum distinct respondents behind any served number, 3-10 (env TRUSTPULSE_THRESHOLD)")
+	fs.DurationVar(&c.SealGrace, "seal-grace", envDur("SEAL_GRACE", 10*time.Second), "wait after a wave closes before its held responses are published shuffled (env TRUSTPULSE_SEAL_GRACE)")
 	fs.IntVar(&c.BatchSize, "batch-size", envInt("BATCH_SIZE", 5000), "projector batch size in events (env TRUSTPULSE_BATCH_SIZE)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", envDur("BATCH_WAIT", 250*time.Millisecond), "longest wait for a projector batch to fill (env TRUSTPULSE_BATCH_WAIT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 15*time.Second), "grace period for in-flight requests on shutdown (env TRUSTPULSE_SHUTDOWN_TIMEOUT)")
@@ -129,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Threshold < 3 || c.Threshold > 10 {
 		errs = append(errs, fmt.Errorf("--threshold %d: want 3 to 10", c.Threshold))
+	}
+	if c.SealGrace < 0 || c.SealGrace > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--seal-grace %s: want 0 to 10m", c.SealGrace))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want 1 to 100000", c.BatchSize))

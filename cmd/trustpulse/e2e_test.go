@@ -32,7 +32,7 @@ func testConfig(t *testing.T) Config {
 		Target: "all", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", NATSReplicas: 1,
 		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
 		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0",
-		Threshold: threshold, BatchSize: 50, BatchWait: 20 * time.Millisecond,
+		Threshold: threshold, SealGrace: 0, BatchSize: 50, BatchWait: 20 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, LogLevel: "info",
 	}
 	if err := cfg.Validate(); err != nil {

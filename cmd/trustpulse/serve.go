@@ -28,6 +28,7 @@ type Main struct {
 
 	Catalog   *ingest.Catalog
 	Admin     *ingest.Admin
+	Mixer     *ingest.Mixer
 	Projector *projector.Projector
 
 	// RestartWait is the pause before a stopped projector restarts.
@@ -84,6 +85,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			return nil, err
 		}
 		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
+		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
+		m.Mixer.Grace = cfg.SealGrace
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
@@ -126,6 +129,13 @@ func (m *Main) Start() {
 			}
 		}()
 	}
+	if m.Mixer != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			_ = m.Mixer.Run(ctx)
+		}()
+	}
 	if m.Projector != nil {
 		m.wg.Add(1)
 		go func() {
@@ -155,7 +165,7 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // Close shuts down in a fixed order: stop accepting HTTP and finish
-// in-flight requests, stop the projector (its batch in flight is finished
+// in-flight requests, stop the mixer and the projector (its batch in flight is finished
 // or abandoned un-acked), stop following the catalog, then close NATS and
 // ClickHouse and stop the local servers.
 func (m *Main) Close() error {

@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Mixer releases held responses. Ingest stores each accepted response in
+// the pending stream, under its wave; nothing of it reaches the event stream
+// while the wave is open. Once a wave has closed (by an admin, or by the
+// mixer itself when its close time has passed) and a grace period for
+// requests in flight has passed, the mixer publishes all of the wave's
+// responses to the event stream at once, in a random order, follows them
+// with WaveSealed, and purges them from the pending stream.
+//
+// So the event stream holds a wave's responses in no order that follows
+// their submission, all stamped with the same moment, and the invitation
+// ledger's "used" times cannot be matched to them.
+//
+// Every step is idempotent (events keep their ids, and JetStream and the
+// projector drop repeats), so a mixer that dies half-way, or two mixers at
+// once, publish each response once.
+type Mixer struct {
+	js      jetstream.JetStream
+	catalog *Catalog
+	log     *slog.Logger
+	now     func() time.Time
+	// Grace is how long after a wave's close the mixer waits for requests
+	// that were accepted just before it.
+	Grace time.Duration
+	// Interval is how often the mixer looks for waves to close and seal.
+	Interval time.Duration
+}
+
+// NewMixer returns a mixer with a 10s grace period, checking every second.
+func NewMixer(js jetstream.JetStream, catalog *Catalog, log *slog.Logger, now func() time.Time) *Mixer {
+	return &Mixer{js: js, catalog: catalog, log: log.With("component", "mixer"), now: now, Grace: 10 * time.Second, Interval: time.Second}
+}
+
+// Run closes overdue waves and seals closed ones until ctx ends.
+func (m *Mixer) Run(ctx context.Context) error {
+	t := time.NewTicker(m.Interval)
+	defer t.Stop()
+	for {
+		m.tick(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// tick does one round: errors are logged and retried next round.
+func (m *Mixer) tick(ctx context.Context) {
+	now := m.now()
+	for _, w := range m.catalog.Waves() {
+		var err error
+		switch {
+		case w.Sealed:
+			continue
+		case !w.Closed && !now.Before(w.ClosesAt):
+			err = closeWave(ctx, m.js, m.catalog, w.Org, w.ID, now)
+			if err == nil {
+				m.log.Info("wave closed on time", "org", w.Org, "wave", w.ID)
+			}
+		case w.Closed && now.Sub(w.ClosedAt) >= m.Grace:
+			err = m.Seal(ctx, w.Org, w.ID)
+		}
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("mixer round failed; retrying", "org", w.Org, "wave", w.ID, "err", err)
+		}
+	}
+}
+
+// Seal publishes every held response of a closed wave to the event stream in
+// random order, then WaveSealed, then purges the wave's pending subject.
+func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	pending, err := m.js.Stream(ctx, schemas.PendingStream)
+	if err != nil {
+		return fmt.Errorf("mixer: %w", err)
+	}
+	subject := schemas.PendingSubject(org, wave)
+	var held []*jetstream.RawStreamMsg
+	for seq := uint64(1); ; {
+		msg, err := pending.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("mixer: read pending %s: %w", subject, err)
+		}
+		held = append(held, msg)
+		seq = msg.Sequence + 1
+	}
+	shuffle(held)
+	for _, msg := range held {
+		env, err := schemas.DecodeEnvelope(msg.Data)
+		if err != nil {
+			return fmt.Errorf("mixer: pending message %d: %w", msg.Sequence, err)
+		}
+		if _, err := publishRaw(ctx, m.js, schemas.Subject(org, env.Type), env, msg.Data); err != nil {
+			return err
+		}
+	}
+	seal, err := schemas.NewEnvelope(schemas.WaveSealedType, org, m.now(), schemas.WaveSealed{WaveID: wave})
+	if err != nil {
+		return err
+	}
+	seal.ID = schemas.SealEventID(org, wave)
+	seq, err := publish(ctx, m.js, seal)
+	if err != nil {
+		return err
+	}
+	if err := pending.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return fmt.Errorf("mixer: purge %s: %w", subject, err)
+	}
+	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", len(held))
+	return m.catalog.WaitFor(ctx, seq)
+}
+
+// shuffle permutes msgs with a generator seeded from crypto/rand, so the
+// order cannot be predicted or replayed.
+func shuffle(msgs []*jetstream.RawStreamMsg) {
+	var seed [32]byte
+	if _, err := cryptorand.Read(seed[:]); err != nil {
+		panic("mixer: crypto/rand failed: " + err.Error())
+	}
+	rand.New(rand.NewChaCha8(seed)).Shuffle(len(msgs), func(i, j int) { msgs[i], msgs[j] = msgs[j], msgs[i] })
+}

@@ -1,0 +1,156 @@
+package ingest_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// streamMsgs returns a stream's messages on subject, in stream order.
+func (e *env) streamMsgs(t *testing.T, streamName, subject string) []jetstream.Msg {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for range info.NumPending {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func eventIDs(t *testing.T, msgs []jetstream.Msg) []string {
+	t.Helper()
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		env, err := schemas.DecodeEnvelope(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = env.ID.String()
+	}
+	return ids
+}
+
+// TestMixer submits responses, closes the wave and seals it: every response
+// reaches the event stream exactly once, after the close, in an order that
+// is not the order of submission, followed by WaveSealed; nothing stays in
+// the pending stream; sealing again changes nothing.
+func TestMixer(t *testing.T) {
+	e := mustEnv(t)
+	const n = 30
+	for _, tok := range e.invite(t, n) {
+		if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
+			t.Fatalf("%d %s", status, body)
+		}
+	}
+	events := schemas.SubjectFilter(schemas.ResponseSubmittedType)
+	if got := len(e.streamMsgs(t, schemas.EventStream, events)); got != 0 {
+		t.Fatalf("%d responses on the event stream while the wave is open", got)
+	}
+	submitted := eventIDs(t, e.streamMsgs(t, schemas.PendingStream, schemas.PendingPrefix+".>"))
+	if len(submitted) != n {
+		t.Fatalf("%d responses held, want %d", len(submitted), n)
+	}
+
+	ctx := context.Background()
+	if err := e.admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	mixer := ingest.NewMixer(e.js, e.cat, testenv.Logger(t), e.clock.Now)
+	if err := mixer.Seal(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+
+	published := e.streamMsgs(t, schemas.EventStream, events)
+	got := eventIDs(t, published)
+	if slices.Equal(got, submitted) {
+		t.Fatal("responses were published in the order they were submitted")
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(submitted))) {
+		t.Fatalf("published responses %v are not the submitted ones %v", got, submitted)
+	}
+	closed := e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(schemas.WaveClosedType))
+	sealed := e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(schemas.WaveSealedType))
+	if len(closed) != 1 || len(sealed) != 1 {
+		t.Fatalf("%d WaveClosed and %d WaveSealed events, want 1 each", len(closed), len(sealed))
+	}
+	closedMeta, _ := closed[0].Metadata()
+	sealedMeta, _ := sealed[0].Metadata()
+	for _, m := range published {
+		md, _ := m.Metadata()
+		if md.Sequence.Stream < closedMeta.Sequence.Stream || md.Sequence.Stream > sealedMeta.Sequence.Stream {
+			t.Fatalf("response at stream sequence %d is not between the close (%d) and the seal (%d)",
+				md.Sequence.Stream, closedMeta.Sequence.Stream, sealedMeta.Sequence.Stream)
+		}
+	}
+	if left := e.streamMsgs(t, schemas.PendingStream, schemas.PendingPrefix+".>"); len(left) != 0 {
+		t.Fatalf("%d responses left in the pending stream after the seal", len(left))
+	}
+	if w, _ := e.cat.Wave("acme", "w1"); !w.Sealed {
+		t.Fatal("catalog does not know the wave is sealed")
+	}
+
+	// A second seal (a mixer that crashed before the purge, or a second
+	// mixer) publishes nothing new.
+	if err := mixer.Seal(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.streamMsgs(t, schemas.EventStream, events)); got != n {
+		t.Fatalf("%d responses after a second seal, want %d", got, n)
+	}
+	if got := len(e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(schemas.WaveSealedType))); got != 1 {
+		t.Fatalf("%d WaveSealed events after a second seal, want 1", got)
+	}
+}
+
+// TestMixerClosesOnTime: a wave whose close time has passed is closed and,
+// after the grace period, sealed by the mixer on its own.
+func TestMixerClosesOnTime(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
+		t.Fatalf("%d %s", status, body)
+	}
+	mixer := ingest.NewMixer(e.js, e.cat, testenv.Logger(t), e.clock.Now)
+	mixer.Grace, mixer.Interval = 0, 20*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mixer.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	e.clock.Set(e.opened.Add(25 * time.Hour)) // past closes_at
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if w, _ := e.cat.Wave("acme", "w1"); w.Closed && w.Sealed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the mixer did not close and seal the overdue wave")
+		}
+	}
+	if got := len(e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))); got != 1 {
+		t.Fatalf("%d responses published, want 1", got)
+	}
+}
