@@ -35,10 +35,12 @@ func (a *Admin) publishAndWait(ctx context.Context, t schemas.EventType, org str
 	if err != nil {
 		return err
 	}
-	if t == schemas.InvitationIssuedType {
-		return nil // not a catalog event
+	switch t {
+	case schemas.SurveyPublishedType, schemas.WaveOpenedType, schemas.WaveClosedType, schemas.WaveSealedType:
+		return a.catalog.WaitFor(ctx, seq)
 	}
-	return a.catalog.WaitFor(ctx, seq)
+	return nil // not a catalog event
+
 }
 
 func checkOrg(org string) error {

@@ -12,7 +12,7 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_closures", "wave_seals", "invitations", "answers", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_closures", "wave_seals", "invitations", "roster_events", "answers", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
@@ -22,6 +22,7 @@ var insertSQL = map[string]string{
 	"wave_closures":    "INSERT INTO wave_closures (org, wave_id, seq)",
 	"wave_seals":       "INSERT INTO wave_seals (org, wave_id, seq)",
 	"invitations":      "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
+	"roster_events":    "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, seq)",
 	"answers":          "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
 	"projected_events": "INSERT INTO projected_events (event_id, seq)",
 }
@@ -98,6 +99,26 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("wave_seals", seq, e.OrgID, w.WaveID, seq)
+		case schemas.EmployeeJoinedType, schemas.EmployeeUpdatedType:
+			p, err := schemas.DecodePayload[schemas.EmployeeJoined](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			start, err := time.Parse(schemas.DateLayout, p.StartDate)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: start date: %w", seq, err)
+			}
+			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), p.Department, p.Team, p.Location, start, time.Unix(0, 0).UTC(), seq)
+		case schemas.EmployeeLeftType:
+			p, err := schemas.DecodePayload[schemas.EmployeeLeft](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			left, err := time.Parse(schemas.DateLayout, p.LeftOn)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: left date: %w", seq, err)
+			}
+			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), "", "", "", time.Unix(0, 0).UTC(), left, seq)
 		case schemas.InvitationIssuedType:
 			inv, err := schemas.DecodePayload[schemas.InvitationIssued](e, e.Type)
 			if err != nil {

@@ -28,6 +28,7 @@ var sampleRows = map[string]string{
 	"waves":                `('acme', 'w1', 's1', '2026-11-01 00:00:00', '2026-11-08 00:00:00', 2)`,
 	"wave_closures":        `('acme', 'w1', 90)`,
 	"wave_seals":           `('acme', 'w1', 92)`,
+	"roster_events":        `('acme', 'p1', 'EmployeeJoined', 'Engineering', 'Platform', 'Berlin', '2024-03-01', '1970-01-01', 5)`,
 	"invitations":          `('acme', 'w1', 'Engineering', 'Platform', 'Berlin', '1-2y', 3)`,
 	"answers":              `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4)`,
 	"projected_events":     `('e1', 4)`,

@@ -22,6 +22,9 @@ const (
 	ResponseSubmittedType EventType = "ResponseSubmitted"
 	WaveClosedType        EventType = "WaveClosed"
 	WaveSealedType        EventType = "WaveSealed"
+	EmployeeJoinedType    EventType = "EmployeeJoined"
+	EmployeeUpdatedType   EventType = "EmployeeUpdated"
+	EmployeeLeftType      EventType = "EmployeeLeft"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -55,6 +58,9 @@ var registry = map[EventType]eventSpec{
 	ResponseSubmittedType: {current: 1},
 	WaveClosedType:        {current: 1},
 	WaveSealedType:        {current: 1},
+	EmployeeJoinedType:    {current: 1},
+	EmployeeUpdatedType:   {current: 1},
+	EmployeeLeftType:      {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

@@ -76,6 +76,27 @@ type WaveSealed struct {
 	WaveID string `json:"wave_id"`
 }
 
+// EmployeeJoined, EmployeeUpdated and EmployeeLeft record the roster over
+// time: attributes and dates, the basis of the retention KPI. They name a
+// person by PersonID, a random id the roster assigns, never by employee id,
+// email or name, which stay in the people bucket.
+type EmployeeJoined struct {
+	PersonID   string `json:"person_id"`
+	Department string `json:"department"`
+	Team       string `json:"team"`
+	Location   string `json:"location"`
+	StartDate  string `json:"start_date"` // YYYY-MM-DD
+}
+
+// EmployeeUpdated carries a person's attributes after a change.
+type EmployeeUpdated = EmployeeJoined
+
+// EmployeeLeft records that a person left the roster on a day.
+type EmployeeLeft struct {
+	PersonID string `json:"person_id"`
+	LeftOn   string `json:"left_on"` // YYYY-MM-DD
+}
+
 // Cohort is the snapshot of a respondent's attributes used for slicing. It
 // never identifies a person on its own; the query guard keeps small cohorts
 // out of every result.

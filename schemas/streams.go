@@ -25,6 +25,9 @@ const (
 	ProjectorConsumer = "projector-clickhouse"
 	// InvitationBucket is the invitation ledger: token hash → Invitation.
 	InvitationBucket = "trustpulse_invitations"
+	// PeopleBucket is the roster: <org>.<employee id> → Person. It is the
+	// only place emails and names are kept.
+	PeopleBucket = "trustpulse_people"
 	// LockBucket holds leases, such as the one that makes the projector a singleton.
 	LockBucket = "trustpulse_locks"
 )
@@ -103,6 +106,34 @@ func InvitationBucketConfig(replicas int) jetstream.KeyValueConfig {
 		Replicas:    replicas,
 	}
 }
+
+// PeopleBucketConfig defines the roster bucket.
+func PeopleBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      PeopleBucket,
+		Description: "roster: org.employee_id -> identity and attributes",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// Person is one employee in the people bucket.
+type Person struct {
+	PersonID   string `json:"person_id"`
+	EmployeeID string `json:"employee_id"`
+	Email      string `json:"email"`
+	Name       string `json:"name"`
+	Department string `json:"department"`
+	Team       string `json:"team"`
+	Location   string `json:"location"`
+	ManagerID  string `json:"manager_id,omitempty"`
+	StartDate  string `json:"start_date"`
+	LeftOn     string `json:"left_on,omitempty"`
+}
+
+// PersonKey is a person's key in the people bucket.
+func PersonKey(org, employeeID string) string { return org + "." + employeeID }
 
 // LockBucketConfig defines the lease bucket; a lease not renewed within
 // LeaseTTL expires.

@@ -242,6 +242,49 @@ func readCohorts(path string) ([]schemas.Cohort, error) {
 	return out, nil
 }
 
+func rosterImportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org string
+	// The file comes last: trustpulse roster import --org acme people.csv
+	var file string
+	if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") {
+		args, file = args[:n-1], args[n-1]
+	}
+	cfg, log, err := parse("roster import", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("FILE (last argument)", file)); err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(stdout, "validating %s ...\n", file)
+	rows, err := ingest.ParseRoster(f, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d employees valid; importing\n", len(rows))
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	sum, err := sess.admin.ImportRoster(ctx, org, rows, func(done, total int) {
+		fmt.Fprintf(stdout, "\rimported %d of %d", done, total)
+	})
+	fmt.Fprintln(stdout)
+	if err != nil {
+		return fmt.Errorf("import stopped (run it again to finish): %w", err)
+	}
+	fmt.Fprintf(stdout, "roster of %s: %d joined, %d updated, %d left, %d unchanged\n", org, sum.Joined, sum.Updated, sum.Left, sum.Unchanged)
+	return nil
+}
+
 func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, log, err := parse("migrate", args, stderr, nil)
 	if err != nil {

@@ -25,6 +25,7 @@ Usage:
   trustpulse wave open --org ORG --wave WAVE --survey SURVEY [--closes-in 168h]
   trustpulse wave close --org ORG --wave WAVE
   trustpulse invite --org ORG --wave WAVE --cohorts COHORTS.csv   print single-use survey links
+  trustpulse roster import --org ORG FILE.csv   import employees; missing ones leave
 
 Every command takes the common flags (trustpulse serve -h lists them); each
 flag can also be set by its TRUSTPULSE_* environment variable.
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("no command given")}
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "survey" || cmd == "wave") && len(rest) > 0 {
+	if (cmd == "survey" || cmd == "wave" || cmd == "roster") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return waveCloseCmd(ctx, rest, stdout, stderr)
 	case "invite":
 		return inviteCmd(ctx, rest, stdout, stderr)
+	case "roster import":
+		return rosterImportCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,125 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+var today = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+
+const rosterHead = "employee_id,email,display_name,department,team,location,manager_id,start_date\n"
+
+func TestParseRosterBadInput(t *testing.T) {
+	good := "e1,ana@example.com,Ana Ruiz,Engineering,Platform,Berlin,,2021-04-01\n"
+	for name, tc := range map[string]struct {
+		csv  string
+		want []string // each must appear in the error
+	}{
+		"ErrEmptyFile":      {"", []string{"line 1: the file is empty"}},
+		"ErrHeaderOnly":     {rosterHead, []string{"no employees"}},
+		"ErrMissingColumns": {"employee_id,email\ne1,a@b.co\n", []string{`missing column "display_name"`, `missing column "start_date"`}},
+		"ErrBadDate":        {rosterHead + good + "e2,bo@example.com,Bo,Sales,EMEA,Lisbon,,2021-13-01\n", []string{"line 3: start_date: want a date as YYYY-MM-DD"}},
+		"ErrFutureDate":     {rosterHead + "e2,bo@example.com,Bo,Sales,EMEA,Lisbon,,2027-01-01\n", []string{"line 2: start_date: is in the future"}},
+		"ErrDuplicateID":    {rosterHead + good + "e1,bo@example.com,Bo,Sales,EMEA,Lisbon,,2021-01-01\n", []string{"line 3: employee_id: duplicate of line 2"}},
+		"ErrDuplicateEmail": {rosterHead + good + "e2,ANA@example.com,Ana R,Sales,EMEA,Lisbon,,2021-01-01\n", []string{"line 3: email: same address as line 2"}},
+		"ErrBadEmail":       {rosterHead + "e2,not-an-email,Bo,Sales,EMEA,Lisbon,,2021-01-01\n", []string{"line 2: email: not a valid email address"}},
+		"ErrEmailWithName":  {rosterHead + "e2,Bo <bo@example.com>,Bo,Sales,EMEA,Lisbon,,2021-01-01\n", []string{"line 2: email"}},
+		"ErrEmptyName":      {rosterHead + "e2,bo@example.com,,Sales,EMEA,Lisbon,,2021-01-01\n", []string{"line 2: display_name"}},
+		"ErrBadEmployeeID":  {rosterHead + "e 2,bo@example.com,Bo,Sales,EMEA,Lisbon,,2021-01-01\n", []string{"line 2: employee_id"}},
+		"ErrUnknownManager": {rosterHead + "e2,bo@example.com,Bo,Sales,EMEA,Lisbon,e9,2021-01-01\n", []string{`line 2: manager_id: "e9" is not an employee`}},
+		"ErrFieldCount":     {rosterHead + "e2,bo@example.com,Bo\n", []string{"line 2: row: 3 fields, the header has 8"}},
+		"ErrMissingTeam":    {rosterHead + "e2,bo@example.com,Bo,Sales,,Lisbon,,2021-01-01\n", []string{"line 2: team"}},
+		"ErrManyRows": {rosterHead + good + "x,bad,,,,,,\n" + "e3,c@example.com,C,Sales,EMEA,Lisbon,,yesterday\n",
+			[]string{"line 3: email", "line 3: display_name", "line 3: department", "line 4: start_date"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rows, err := ingest.ParseRoster(strings.NewReader(tc.csv), today)
+			var re *ingest.RosterError
+			if !errors.As(err, &re) || rows != nil {
+				t.Fatalf("ParseRoster = %v, %v; want a RosterError and no rows", rows, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "example.com") {
+				t.Errorf("error echoes an email address:\n%v", err)
+			}
+		})
+	}
+	rows, err := ingest.ParseRoster(strings.NewReader("\ufeff"+strings.ToUpper(rosterHead[:11])+rosterHead[11:]+good), today)
+	if err != nil || len(rows) != 1 || rows[0].Email != "ana@example.com" || rows[0].Line != 2 {
+		t.Fatalf("valid file with BOM and upper-case header: %+v %v", rows, err)
+	}
+}
+
+func mustRoster(t *testing.T, csv string) []ingest.RosterRow {
+	t.Helper()
+	rows, err := ingest.ParseRoster(strings.NewReader(rosterHead+csv), today)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestImportRoster imports a roster, then a changed one: joiners, changes
+// and leavers become events that carry no email, name or employee id.
+func TestImportRoster(t *testing.T) {
+	e := mustEnv(t)
+	ctx := context.Background()
+	first := mustRoster(t, ""+
+		"e1,ana@example.com,Ana Ruiz,Engineering,Platform,Berlin,,2021-04-01\n"+
+		"e2,bo@example.com,Bo Lind,Sales,EMEA,Lisbon,e1,2023-01-15\n"+
+		"e3,cy@example.com,Cy Moe,Sales,EMEA,Lisbon,e1,2024-06-30\n")
+	sum, err := e.admin.ImportRoster(ctx, "acme", first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != (ingest.RosterSummary{Joined: 3}) {
+		t.Fatalf("first import %+v", sum)
+	}
+	again, err := e.admin.ImportRoster(ctx, "acme", first, nil)
+	if err != nil || again != (ingest.RosterSummary{Unchanged: 3}) {
+		t.Fatalf("same file again: %+v %v", again, err)
+	}
+	second := mustRoster(t, ""+
+		"e1,ana.ruiz@example.com,Ana Ruiz,Engineering,Platform,Berlin,,2021-04-01\n"+ // email only
+		"e2,bo@example.com,Bo Lind,Sales,Americas,Lisbon,e1,2023-01-15\n"+ // team changed
+		"e4,di@example.com,Di Park,People,People Ops,Remote,e1,2026-11-02\n") // new; e3 left
+	var progressed bool
+	sum, err = e.admin.ImportRoster(ctx, "acme", second, func(done, total int) { progressed = done == total })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != (ingest.RosterSummary{Joined: 1, Updated: 1, Left: 1, Unchanged: 1}) || !progressed {
+		t.Fatalf("second import %+v (progress reported: %v)", sum, progressed)
+	}
+	people, err := e.admin.People(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if people["e1"].Email != "ana.ruiz@example.com" || people["e2"].Team != "Americas" || people["e3"].LeftOn != e.clock.Now().Format(schemas.DateLayout) {
+		t.Fatalf("people bucket: %+v", people)
+	}
+	counts := map[schemas.EventType]int{}
+	for _, typ := range []schemas.EventType{schemas.EmployeeJoinedType, schemas.EmployeeUpdatedType, schemas.EmployeeLeftType} {
+		for _, m := range e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(typ)) {
+			counts[typ]++
+			for _, secret := range []string{"example.com", "Ana", "Bo Lind", `"e1"`, `"e2"`, `"e3"`} {
+				if strings.Contains(string(m.Data()), secret) {
+					t.Fatalf("roster event carries identity %q: %s", secret, m.Data())
+				}
+			}
+		}
+	}
+	if counts[schemas.EmployeeJoinedType] != 4 || counts[schemas.EmployeeUpdatedType] != 1 || counts[schemas.EmployeeLeftType] != 1 {
+		t.Fatalf("roster events %v", counts)
+	}
+}
