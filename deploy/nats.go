@@ -32,12 +32,12 @@ func ConnectNATS(url, name string) (*nats.Conn, error) {
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for _, sc := range []jetstream.StreamConfig{schemas.StreamConfig(replicas), schemas.PendingStreamConfig(replicas)} {
+	for _, sc := range []jetstream.StreamConfig{schemas.StreamConfig(replicas), schemas.PendingStreamConfig(replicas), schemas.OutboxStreamConfig(replicas)} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("deploy: stream %s: %w", sc.Name, err)
 		}
 	}
-	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.LockBucketConfig(replicas)} {
+	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.MailFailureBucketConfig(replicas), schemas.LockBucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("deploy: bucket %s: %w", kv.Bucket, err)
 		}

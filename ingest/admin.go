@@ -19,6 +19,8 @@ type Admin struct {
 	ledger  *Ledger
 	catalog *Catalog
 	now     func() time.Time
+	// PublicURL is the base of survey links in emails (no trailing slash).
+	PublicURL string
 }
 
 // NewAdmin returns an Admin.

@@ -25,6 +25,15 @@ const (
 	ProjectorConsumer = "projector-clickhouse"
 	// InvitationBucket is the invitation ledger: token hash → Invitation.
 	InvitationBucket = "trustpulse_invitations"
+	// OutboxStream queues emails until they are sent (a work queue: a sent
+	// or finally failed email is removed). Subjects: trustpulse.outbox.<org>.<wave>.
+	OutboxStream = "TRUSTPULSE_OUTBOX"
+	// OutboxPrefix starts every outbox subject.
+	OutboxPrefix = "trustpulse.outbox"
+	// PostmanConsumer is the durable consumer that sends the outbox.
+	PostmanConsumer = "postman"
+	// MailFailureBucket records emails that could not be delivered, for admins.
+	MailFailureBucket = "trustpulse_mail_failures"
 	// PeopleBucket is the roster: <org>.<employee id> → Person. It is the
 	// only place emails and names are kept.
 	PeopleBucket = "trustpulse_people"
@@ -105,6 +114,53 @@ func InvitationBucketConfig(replicas int) jetstream.KeyValueConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	}
+}
+
+// OutboxSubject is the subject of a wave's emails.
+func OutboxSubject(org, wave string) string { return fmt.Sprintf("%s.%s.%s", OutboxPrefix, org, wave) }
+
+// OutboxStreamConfig defines the outbox.
+func OutboxStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        OutboxStream,
+		Description: "trustpulse emails waiting to be sent",
+		Subjects:    []string{OutboxPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  DedupWindow,
+	}
+}
+
+// MailFailureBucketConfig defines the bucket of undeliverable emails.
+func MailFailureBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      MailFailureBucket,
+		Description: "emails that could not be delivered: org.wave.address-hash -> reason",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// Letter is one email to send: an invitation (or later a reminder) to one
+// invitee, with the survey link. It lives in the outbox only until sent.
+type Letter struct {
+	Org      string    `json:"org"`
+	WaveID   string    `json:"wave_id"`
+	Kind     string    `json:"kind"` // "invitation"
+	To       string    `json:"to"`
+	Name     string    `json:"name"`
+	Link     string    `json:"link"`
+	ClosesAt time.Time `json:"closes_at"`
+}
+
+// MailFailure is a permanently failed email, as admins see it.
+type MailFailure struct {
+	WaveID string    `json:"wave_id"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // PeopleBucketConfig defines the roster bucket.

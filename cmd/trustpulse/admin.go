@@ -46,7 +46,9 @@ func openAdmin(ctx context.Context, cfg Config, log *slog.Logger) (*adminSession
 		st.Close()
 		return nil, err
 	}
-	return &adminSession{stack: st, catalog: cat, admin: ingest.NewAdmin(st.JS, ledger, cat, time.Now)}, nil
+	admin := ingest.NewAdmin(st.JS, ledger, cat, time.Now)
+	admin.PublicURL = cfg.publicURL()
+	return &adminSession{stack: st, catalog: cat, admin: admin}, nil
 }
 
 func (s *adminSession) Close() {
@@ -165,16 +167,33 @@ func waveCloseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var org, wave, file string
+	var aud ingest.Audience
 	cfg, log, err := parse("invite", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&org, "org", "", "organisation id")
 		fs.StringVar(&wave, "wave", "", "wave id")
-		fs.StringVar(&file, "cohorts", "", "CSV with header department,team,location,tenure_band: one row per invitee")
+		fs.StringVar(&file, "cohorts", "", "instead of emailing the roster: a CSV with header department,team,location,tenure_band, one row per invitee; the links are printed")
+		fs.StringVar(&aud.Department, "department", "", "invite only this department of the roster")
+		fs.StringVar(&aud.Team, "team", "", "invite only this team of the roster")
+		fs.StringVar(&aud.Location, "location", "", "invite only this location of the roster")
 	})
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(required("org", org), required("wave", wave), required("cohorts", file)); err != nil {
+	if err := errors.Join(required("org", org), required("wave", wave)); err != nil {
 		return err
+	}
+	if file == "" {
+		sess, err := openAdmin(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer sess.Close()
+		n, err := sess.admin.InviteRoster(ctx, org, wave, aud)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "invited %d people of %s to wave %s; their emails are queued and sent by 'trustpulse serve'\n", n, org, wave)
+		return nil
 	}
 	cohorts, err := readCohorts(file)
 	if err != nil {
@@ -193,6 +212,36 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "# The token is the last part of a link; clients can also post to %s/v1/responses.\n", cfg.publicURL())
 	for _, t := range tokens {
 		fmt.Fprintf(stdout, "%s/s/%s\n", cfg.publicURL(), t)
+	}
+	return nil
+}
+
+func mailFailuresCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org string
+	cfg, log, err := parse("mail failures", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+	})
+	if err != nil {
+		return err
+	}
+	if err := required("org", org); err != nil {
+		return err
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	failures, err := sess.admin.MailFailures(ctx, org)
+	if err != nil {
+		return err
+	}
+	if len(failures) == 0 {
+		fmt.Fprintf(stdout, "no undeliverable emails for %s\n", org)
+		return nil
+	}
+	for _, f := range failures {
+		fmt.Fprintf(stdout, "%s\twave %s\t%s\t%s\n", f.At.Format(time.RFC3339), f.WaveID, f.To, f.Reason)
 	}
 	return nil
 }

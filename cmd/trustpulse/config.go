@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"strconv"
@@ -32,6 +33,15 @@ type Config struct {
 	QueryAddr  string
 	PublicURL  string
 
+	SMTPHost     string
+	SMTPPort     int
+	SMTPTLS      string
+	SMTPUsername string
+	SMTPPassword string
+	MailFrom     string
+	MailFromName string
+	MailRate     float64
+
 	Threshold       int
 	SealGrace       time.Duration
 	BatchSize       int
@@ -50,6 +60,13 @@ func env(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(env(name, ""), 64); err == nil {
 		return v
 	}
 	return def
@@ -77,6 +94,14 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", env("INGEST_ADDR", "127.0.0.1:8080"), "listen address of the ingest API (env TRUSTPULSE_INGEST_ADDR)")
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
+	fs.StringVar(&c.SMTPHost, "smtp-host", env("SMTP_HOST", ""), "SMTP relay host; empty runs the development mail sink, which stores emails under DATA/mail (env TRUSTPULSE_SMTP_HOST)")
+	fs.IntVar(&c.SMTPPort, "smtp-port", envInt("SMTP_PORT", 587), "SMTP relay port (env TRUSTPULSE_SMTP_PORT)")
+	fs.StringVar(&c.SMTPTLS, "smtp-tls", env("SMTP_TLS", "starttls"), "starttls, tls (implicit) or none (env TRUSTPULSE_SMTP_TLS)")
+	fs.StringVar(&c.SMTPUsername, "smtp-username", env("SMTP_USERNAME", ""), "SMTP user; empty sends without authentication (env TRUSTPULSE_SMTP_USERNAME)")
+	fs.StringVar(&c.SMTPPassword, "smtp-password", env("SMTP_PASSWORD", ""), "SMTP password (env TRUSTPULSE_SMTP_PASSWORD)")
+	fs.StringVar(&c.MailFrom, "mail-from", env("MAIL_FROM", "pulse@localhost"), "sender address of survey emails (env TRUSTPULSE_MAIL_FROM)")
+	fs.StringVar(&c.MailFromName, "mail-from-name", env("MAIL_FROM_NAME", "trustpulse"), "sender name of survey emails (env TRUSTPULSE_MAIL_FROM_NAME)")
+	fs.Float64Var(&c.MailRate, "mail-rate", envFloat("MAIL_RATE", 10), "most emails sent per second (env TRUSTPULSE_MAIL_RATE)")
 	fs.IntVar(&c.Threshold, "threshold", envInt("THRESHOLD", 5), "minimum distinct respondents behind any served number, 3-10 (env TRUSTPULSE_THRESHOLD)")
 	fs.DurationVar(&c.SealGrace, "seal-grace", envDur("SEAL_GRACE", 10*time.Second), "wait after a wave closes before its held responses are published shuffled (env TRUSTPULSE_SEAL_GRACE)")
 	fs.IntVar(&c.BatchSize, "batch-size", envInt("BATCH_SIZE", 5000), "projector batch size in events (env TRUSTPULSE_BATCH_SIZE)")
@@ -128,6 +153,20 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--public-url %q: want http(s)://host[:port][/path]", c.PublicURL))
 		}
+	}
+	switch c.SMTPTLS {
+	case "starttls", "tls", "none":
+	default:
+		errs = append(errs, fmt.Errorf("--smtp-tls %q: want starttls, tls or none", c.SMTPTLS))
+	}
+	if c.SMTPPort < 1 || c.SMTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("--smtp-port %d: want 1-65535", c.SMTPPort))
+	}
+	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+		errs = append(errs, fmt.Errorf("--mail-from %q: want an email address", c.MailFrom))
+	}
+	if c.MailRate <= 0 || c.MailRate > 10000 {
+		errs = append(errs, fmt.Errorf("--mail-rate %g: want more than 0 and at most 10000", c.MailRate))
 	}
 	if c.Threshold < 3 || c.Threshold > 10 {
 		errs = append(errs, fmt.Errorf("--threshold %d: want 3 to 10", c.Threshold))

@@ -10,10 +10,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/trustpulse/trustpulse/deploy/examples"
+	"github.com/trustpulse/trustpulse/deploy/mailsink"
+	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -58,7 +62,6 @@ var demoDepartments = []struct {
 
 var (
 	demoLocations = []string{"Berlin", "Lisbon", "Remote"}
-	demoTenure    = []string{"<1y", "1-2y", "2-5y", "5y+"}
 )
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,38 +70,53 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	cfg.Target = "all"
+	// The demo's people are synthetic: their emails go to the development
+	// sink under the data directory, never to a relay.
+	cfg.SMTPHost, cfg.MailRate = "", 500
+	cfg.SealGrace = time.Second // the demo submits synchronously: nothing is in flight at a close
 	m, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	m.Start()
 	defer m.Close()
-	tokens, err := seedDemo(ctx, m, stdout)
+	links, err := seedDemo(ctx, m, stdout)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	printDemo(stdout, m, tokens)
+	printDemo(stdout, m, links)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping trustpulse demo")
 	return nil
 }
 
-// employee is one synthetic person of the demo: only a cohort, since the
-// demo needs nothing else.
+// employee is one synthetic person of the demo.
 type employee struct {
-	cohort schemas.Cohort
-	bias   float64
+	row  ingest.RosterRow
+	bias float64
 }
 
-func demoEmployees(rng *rand.Rand) []employee {
+var (
+	demoFirst = []string{"Ana", "Ben", "Chloé", "Dmitri", "Eve", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi", "Lars", "Mei", "Noor", "Omar", "Paula"}
+	demoLast  = []string{"Almeida", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Hansen", "Ito", "Jansen", "Klein", "Lopez", "Müller", "Novak", "Okafor", "Petrov"}
+)
+
+// demoEmployees makes the demo roster: names, addresses at demo.example,
+// departments, teams, locations and start dates up to nine years back.
+func demoEmployees(rng *rand.Rand, now time.Time) []employee {
 	var out []employee
 	for _, d := range demoDepartments {
 		for i := range d.size {
-			out = append(out, employee{bias: d.bias + rng.NormFloat64()*0.3, cohort: schemas.Cohort{
+			n := len(out) + 1
+			first, last := demoFirst[rng.IntN(len(demoFirst))], demoLast[rng.IntN(len(demoLast))]
+			out = append(out, employee{bias: d.bias + rng.NormFloat64()*0.3, row: ingest.RosterRow{
+				EmployeeID: fmt.Sprintf("E%04d", n),
+				Email:      fmt.Sprintf("person%04d@demo.example", n),
+				Name:       first + " " + last,
 				Department: d.name,
 				Team:       d.teams[i%len(d.teams)],
 				Location:   demoLocations[rng.IntN(len(demoLocations))],
-				TenureBand: demoTenure[rng.IntN(len(demoTenure))],
+				StartDate:  now.AddDate(0, 0, -30-rng.IntN(9*365)).Format(schemas.DateLayout),
 			}})
 		}
 	}
@@ -110,8 +128,8 @@ func demoEmployees(rng *rand.Rand) []employee {
 // and an open wave whose links it returns.
 func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) {
 	if _, ok := m.Catalog.Survey(demoOrg, demoSurvey); ok {
-		fmt.Fprintln(stdout, "demo organisation already seeded; serving it")
-		return nil, nil
+		fmt.Fprintln(stdout, "demo organisation already seeded; serving it (links below may have been used already)")
+		return emailedLinks(ctx, m, 4)
 	}
 	var survey schemas.SurveyPublished
 	if err := json.Unmarshal(examples.PulseSurvey, &survey); err != nil {
@@ -120,13 +138,20 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) 
 	if err := m.Admin.PublishSurvey(ctx, demoOrg, survey); err != nil {
 		return nil, err
 	}
+	now := time.Now().UTC()
 	rng := rand.New(rand.NewPCG(demoSeed, demoSeed))
-	people := demoEmployees(rng)
+	people := demoEmployees(rng, now)
+	rows := make([]ingest.RosterRow, len(people))
 	cohorts := make([]schemas.Cohort, len(people))
 	for i, p := range people {
-		cohorts[i] = p.cohort
+		rows[i] = p.row
+		start, _ := time.Parse(schemas.DateLayout, p.row.StartDate)
+		cohorts[i] = schemas.Cohort{Department: p.row.Department, Team: p.row.Team, Location: p.row.Location, TenureBand: ingest.TenureBand(start, now)}
 	}
-	now := time.Now().UTC()
+	if _, err := m.Admin.ImportRoster(ctx, demoOrg, rows, nil); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "imported a roster of %d people\n", len(rows))
 	for _, w := range demoWaves {
 		if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: w.id, SurveyID: demoSurvey,
 			OpensAt: now.AddDate(0, 0, -7*w.weeksAgo), ClosesAt: now.Add(time.Hour)}); err != nil {
@@ -156,15 +181,44 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) 
 		OpensAt: now, ClosesAt: now.AddDate(0, 0, 14)}); err != nil {
 		return nil, err
 	}
-	tokens, err := m.Admin.IssueInvitations(ctx, demoOrg, demoOpenWave, cohorts)
+	invited, err := m.Admin.InviteRoster(ctx, demoOrg, demoOpenWave, ingest.Audience{})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stdout, "opened wave %s with %d invitations\n", demoOpenWave, len(tokens))
+	fmt.Fprintf(stdout, "opened wave %s and emailed %d invitations to the development mail sink (%s)\n", demoOpenWave, invited, m.MailSink.Dir)
 	if err := waitReleased(ctx, m.QueryURL, demoWaves[len(demoWaves)-1].id); err != nil {
 		return nil, err
 	}
-	return tokens[:4], nil
+	return emailedLinks(ctx, m, 4)
+}
+
+// emailedLinks waits for n emails in the development sink and returns their
+// survey links.
+func emailedLinks(ctx context.Context, m *Main, n int) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		files, err := m.MailSink.Messages()
+		if err != nil {
+			return nil, err
+		}
+		if len(files) >= n {
+			var links []string
+			for _, f := range files[:n] {
+				raw, err := os.ReadFile(f)
+				if err != nil {
+					return nil, err
+				}
+				links = append(links, mailsink.Link(raw))
+			}
+			return links, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("emails did not reach the mail sink: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // demoAnswers draws one plausible response: agreement around 3.6 plus the
@@ -245,7 +299,7 @@ func waitReleased(ctx context.Context, queryURL, wave string) error {
 	}
 }
 
-func printDemo(w io.Writer, m *Main, tokens []string) {
+func printDemo(w io.Writer, m *Main, links []string) {
 	q, in := m.QueryURL, m.IngestURL
 	last := demoWaves[len(demoWaves)-1].id
 	fmt.Fprintf(w, `
@@ -269,18 +323,20 @@ Try:
   # an earlier wave, by location
   curl -s '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
 `, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id)
-	if len(tokens) > 0 {
+	if len(links) > 0 {
 		fmt.Fprintf(w, `
-Survey links of the open wave %[2]s (single-use; open one in a browser, answer, submit):
-`, in, demoOpenWave)
-		for _, t := range tokens {
-			fmt.Fprintf(w, "  %s/s/%s\n", in, t)
+Survey links of the open wave %[1]s, from emails in the development mail sink
+(single-use; open one in a browser, answer, submit):
+`, demoOpenWave)
+		for _, l := range links {
+			fmt.Fprintf(w, "  %s\n", l)
 		}
+		token := links[len(links)-1][strings.LastIndex(links[len(links)-1], "/")+1:]
 		fmt.Fprintf(w, `
   # or answer through the API with a link's token (a second try gets 409 token_used)
   curl -s -X POST %[1]s/v1/responses -H 'Content-Type: application/json' \
     -d '{"token":"%[2]s","answers":{"clear-expectations":4,"autonomy":5,"manager-support":4,"trust-leadership":3,"transparency":4,"speak-up":5,"recognition":3,"motivation":4,"enps":9}}'
-`, in, tokens[len(tokens)-1])
+`, in, token)
 	}
 	fmt.Fprintln(w)
 }

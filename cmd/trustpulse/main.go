@@ -24,7 +24,10 @@ Usage:
   trustpulse survey publish --org ORG --file SURVEY.json
   trustpulse wave open --org ORG --wave WAVE --survey SURVEY [--closes-in 168h]
   trustpulse wave close --org ORG --wave WAVE
-  trustpulse invite --org ORG --wave WAVE --cohorts COHORTS.csv   print single-use survey links
+  trustpulse invite --org ORG --wave WAVE [--department D] [--team T] [--location L]
+                                                email the roster (or the audience) single-use survey links
+  trustpulse invite --org ORG --wave WAVE --cohorts COHORTS.csv   print links instead, one per CSV row
+  trustpulse mail failures --org ORG            emails that could not be delivered
   trustpulse roster import --org ORG FILE.csv   import employees; missing ones leave
 
 Every command takes the common flags (trustpulse serve -h lists them); each
@@ -63,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("no command given")}
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "survey" || cmd == "wave" || cmd == "roster") && len(rest) > 0 {
+	if (cmd == "survey" || cmd == "wave" || cmd == "roster" || cmd == "mail") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -83,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return waveCloseCmd(ctx, rest, stdout, stderr)
 	case "invite":
 		return inviteCmd(ctx, rest, stdout, stderr)
+	case "mail failures":
+		return mailFailuresCmd(ctx, rest, stdout, stderr)
 	case "roster import":
 		return rosterImportCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

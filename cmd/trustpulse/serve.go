@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/trustpulse/trustpulse/deploy"
+	"github.com/trustpulse/trustpulse/deploy/mailsink"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/projector"
 	"github.com/trustpulse/trustpulse/query"
@@ -26,9 +28,12 @@ type Main struct {
 	Stack  *deploy.Stack
 	Log    *slog.Logger
 
-	Catalog   *ingest.Catalog
-	Admin     *ingest.Admin
-	Mixer     *ingest.Mixer
+	Catalog *ingest.Catalog
+	Admin   *ingest.Admin
+	Mixer   *ingest.Mixer
+	Postman *ingest.Postman
+	// MailSink is the development mail server, when no relay is configured.
+	MailSink  *mailsink.Sink
 	Projector *projector.Projector
 
 	// RestartWait is the pause before a stopped projector restarts.
@@ -42,6 +47,12 @@ type Main struct {
 	started   bool
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+}
+
+// smtpConfig is the postman's view of the config.
+func (c *Config) smtpConfig() ingest.SMTPConfig {
+	return ingest.SMTPConfig{Host: c.SMTPHost, Port: c.SMTPPort, TLS: c.SMTPTLS, Username: c.SMTPUsername,
+		Password: c.SMTPPassword, From: c.MailFrom, FromName: c.MailFromName, Rate: c.MailRate}
 }
 
 // stackConfig turns the config into what deploy.Open needs for the target.
@@ -85,6 +96,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			return nil, err
 		}
 		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
+		m.Admin.PublicURL = cfg.publicURL()
+		smtpCfg := cfg.smtpConfig()
+		if cfg.SMTPHost == "" {
+			dir := filepath.Join(cfg.DataDir, "mail")
+			if m.MailSink, err = mailsink.Start(dir, "127.0.0.1:0", log); err != nil {
+				return nil, err
+			}
+			smtpCfg.Host, smtpCfg.Port, smtpCfg.TLS = m.MailSink.Host, m.MailSink.Port, "none"
+			log.Info("development mail sink: emails are stored, not sent", "dir", dir, "smtp", m.MailSink.Addr())
+		}
+		m.Postman = ingest.NewPostman(m.Stack.JS, smtpCfg, log)
 		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
 		m.Mixer.Grace = cfg.SealGrace
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
@@ -130,10 +152,16 @@ func (m *Main) Start() {
 		}()
 	}
 	if m.Mixer != nil {
-		m.wg.Add(1)
+		m.wg.Add(2)
 		go func() {
 			defer m.wg.Done()
 			_ = m.Mixer.Run(ctx)
+		}()
+		go func() {
+			defer m.wg.Done()
+			if err := m.Postman.Run(ctx); err != nil {
+				m.Log.Error("postman stopped", "err", err)
+			}
 		}()
 	}
 	if m.Projector != nil {
@@ -183,6 +211,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.Catalog != nil {
 		m.Catalog.Stop()
+	}
+	if m.MailSink != nil {
+		errs = append(errs, m.MailSink.Close())
 	}
 	if m.Stack != nil {
 		errs = append(errs, m.Stack.Close())
