@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -88,8 +90,8 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string, width, heig
 	}
 }
 
-// TestSurveyPageInBrowser answers a survey in real headless Chromium with
-// the keyboard alone, takes phone and desktop screenshots, and finds the
+// TestSurveyPageInBrowser reads an emailed survey link from the mail sink,
+// answers the survey in real headless Chromium with the keyboard alone, takes phone and desktop screenshots, and finds the
 // answers in the query API's aggregates once the wave closes.
 func TestSurveyPageInBrowser(t *testing.T) {
 	m := mustMain(t, nil)
@@ -101,15 +103,35 @@ func TestSurveyPageInBrowser(t *testing.T) {
 	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	cohorts := make([]schemas.Cohort, 6)
-	for i := range cohorts {
-		cohorts[i] = schemas.Cohort{Department: "Engineering", Team: "Platform", Location: "Berlin", TenureBand: "1-2y"}
+	// Six people get their link by email, through the real SMTP server of
+	// the development mail sink.
+	var roster strings.Builder
+	roster.WriteString("employee_id,email,display_name,department,team,location,manager_id,start_date\n")
+	for i := range 6 {
+		fmt.Fprintf(&roster, "e%d,p%d@example.com,Person %d,Engineering,Platform,Berlin,,2022-01-0%d\n", i, i, i, i+1)
 	}
-	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
+	rows, err := ingest.ParseRoster(strings.NewReader(roster.String()), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := m.IngestURL + "/s/" + tokens[0]
+	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil {
+		t.Fatal(err)
+	}
+	links, err := emailedLinks(ctx, m, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := make([]string, len(links))
+	for i, l := range links {
+		if !strings.HasPrefix(l, m.IngestURL+"/s/") {
+			t.Fatalf("emailed link %q is not a survey link of %s", l, m.IngestURL)
+		}
+		tokens[i] = strings.TrimPrefix(l, m.IngestURL+"/s/")
+	}
+	link := links[0]
 	out := outputDir(t, "browser")
 	b := browser(t)
 

@@ -113,6 +113,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
 		}
+		if cfg.PublicURL == "" {
+			m.Admin.PublicURL = m.IngestURL // the port actually bound, also for :0
+		}
 	}
 	if cfg.runs("query") {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
