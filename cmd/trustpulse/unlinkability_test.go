@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// syncBuffer is a log sink shared by goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// record is one stored thing the scan looks at: a stream message, a table
+// row, a log line or an email.
+type record struct {
+	where, text string
+}
+
+// TestUnlinkability runs a wave end to end (roster, emailed links, answers,
+// close, mixing, projection) and then scans every store and log: stream
+// messages (key-value buckets included), ClickHouse rows, log lines and the
+// emails in the mail sink. No record may hold both something that identifies
+// an employee (employee id, email, name, token, token hash) and something
+// that identifies a response (its id); no response record may hold any
+// identity; and the event stream may not hold the responses in the order
+// they were given, nor before the wave closed.
+func TestUnlinkability(t *testing.T) {
+	logs := &syncBuffer{}
+	cfg := testConfig(t)
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m, err := Open(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	t.Cleanup(func() { _ = m.Close() })
+	ctx := context.Background()
+	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	var identities []string
+	var roster strings.Builder
+	roster.WriteString("employee_id,email,display_name,department,team,location,manager_id,start_date\n")
+	for i := range n {
+		id, email, name := fmt.Sprintf("emp-%03d", i), fmt.Sprintf("worker%03d@acme.example", i), fmt.Sprintf("Worker Number%03d", i)
+		fmt.Fprintf(&roster, "%s,%s,%s,Engineering,Platform,Berlin,,2022-03-0%d\n", id, email, name, 1+i%9)
+		identities = append(identities, id, email, name)
+	}
+	rows, err := ingest.ParseRoster(strings.NewReader(roster.String()), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil {
+		t.Fatal(err)
+	}
+	links, err := emailedLinks(ctx, m, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Answer one by one; each person's answers are distinct, so the test
+	// knows which response is whose and in which order they came.
+	var submitted []string // answer fingerprints in submission order
+	for i, link := range links {
+		token := link[strings.LastIndex(link, "/")+1:]
+		identities = append(identities, token, ingest.TokenHash(token))
+		answers := map[string]int{"trust-a": 1 + i%5, "trust-b": 1 + (i/5)%5, "auto": 3, "moti": 4, "stay": 2, "enps": i % 11}
+		body, _ := json.Marshal(map[string]any{"token": token, "answers": answers})
+		resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("submit: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		submitted = append(submitted, fingerprint(answers))
+	}
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	waitScores(t, m, "")
+
+	// The responses as published, in stream order.
+	var responseIDs, published []string
+	var closedAt uint64
+	for _, msg := range streamMessages(t, m.Stack.JS, schemas.EventStream) {
+		env, err := schemas.DecodeEnvelope(msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch env.Type {
+		case schemas.WaveClosedType:
+			closedAt = msg.Sequence
+		case schemas.ResponseSubmittedType:
+			r, _ := schemas.DecodePayload[schemas.ResponseSubmitted](env, env.Type)
+			a := map[string]int{}
+			for _, x := range r.Answers {
+				a[x.QuestionID] = x.Value
+			}
+			responseIDs = append(responseIDs, env.ID.String())
+			published = append(published, fingerprint(a))
+			if closedAt == 0 {
+				t.Errorf("response %s was published while the wave was open", env.ID)
+			}
+		}
+	}
+	if len(published) != n {
+		t.Fatalf("%d responses on the event stream, want %d", len(published), n)
+	}
+	if slices.Equal(published, submitted) {
+		t.Error("the event stream holds the responses in the order they were given")
+	}
+
+	// Everything stored, and everything logged or mailed.
+	var records []record
+	streams := m.Stack.JS.StreamNames(ctx)
+	for name := range streams.Name() {
+		for _, msg := range streamMessages(t, m.Stack.JS, name) {
+			records = append(records, record{fmt.Sprintf("stream %s seq %d", name, msg.Sequence),
+				msg.Subject + " " + fmt.Sprint(msg.Header) + " " + string(msg.Data)})
+		}
+	}
+	records = append(records, clickhouseRows(t, m)...)
+	for i, line := range strings.Split(logs.String(), "\n") {
+		records = append(records, record{fmt.Sprintf("log line %d", i+1), line})
+	}
+	files, err := m.MailSink.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		records = append(records, record{"email " + f, string(raw)})
+	}
+	if len(records) < 50 {
+		t.Fatalf("only %d records scanned; the scan is not looking at the stores", len(records))
+	}
+	responseRecords := 0
+	for _, r := range records {
+		var who, what []string
+		for _, id := range identities {
+			if strings.Contains(r.text, id) {
+				who = append(who, id)
+			}
+		}
+		for _, id := range responseIDs {
+			if strings.Contains(r.text, id) {
+				what = append(what, id)
+			}
+		}
+		if len(what) > 0 {
+			responseRecords++
+		}
+		if len(who) > 0 && len(what) > 0 {
+			t.Errorf("%s links %v to response %v", r.where, who, what)
+		}
+	}
+	// Each response shows up in its pending message (purged), event,
+	// answer rows and projected_events row: if none were found the scan
+	// would prove nothing.
+	if responseRecords < n {
+		t.Fatalf("response ids found in only %d records", responseRecords)
+	}
+}
+
+func fingerprint(a map[string]int) string {
+	return fmt.Sprint(a["trust-a"], a["trust-b"], a["enps"])
+}
+
+// streamMessages reads every message of a stream directly, by sequence.
+func streamMessages(t *testing.T, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		msg, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue // deleted
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+// clickhouseRows reads every row of every table of the test's database.
+func clickhouseRows(t *testing.T, m *Main) []record {
+	t.Helper()
+	ctx := context.Background()
+	ch := m.Stack.CH
+	trows, err := ch.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for trows.Next() {
+		var name string
+		if err := trows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	trows.Close()
+	var out []record
+	for _, table := range tables {
+		rows, err := ch.Query(ctx, "SELECT * FROM "+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := rows.ColumnTypes()
+		for i := 0; rows.Next(); i++ {
+			dest := make([]any, len(types))
+			for c, ct := range types {
+				dest[c] = reflect.New(ct.ScanType()).Interface()
+			}
+			if err := rows.Scan(dest...); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for _, d := range dest {
+				fmt.Fprintf(&b, "%v\t", reflect.ValueOf(d).Elem().Interface())
+			}
+			out = append(out, record{fmt.Sprintf("clickhouse %s row %d", table, i), b.String()})
+		}
+		rows.Close()
+	}
+	return out
+}
