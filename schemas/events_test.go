@@ -125,7 +125,7 @@ func TestSurveyValidate(t *testing.T) {
 		"ErrSurveyID":      {func(s *SurveyPublished) { s.SurveyID = "Pulse Survey" }, "survey_id"},
 		"ErrTitle":         {func(s *SurveyPublished) { s.Title = "" }, "title"},
 		"ErrNoQuestions":   {func(s *SurveyPublished) { s.Questions = nil }, "questions: want 1-40"},
-		"ErrDuplicateID":   {func(s *SurveyPublished) { s.Questions[1].ID = "q1" }, "questions[1].id \"q1\": duplicate"},
+		"ErrDuplicateID":   {func(s *SurveyPublished) { s.Questions[1].ID = "q1" }, "questions[1].id: \"q1\": duplicate"},
 		"ErrDimension":     {func(s *SurveyPublished) { s.Questions[0].Dimension = "happiness" }, "questions[0].dimension"},
 		"ErrEmptyText":     {func(s *SurveyPublished) { s.Questions[1].Text = "" }, "questions[1].text"},
 		"ErrQuestionIDDot": {func(s *SurveyPublished) { s.Questions[0].ID = "a.b" }, "questions[0].id"},

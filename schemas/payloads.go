@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Dimension is what a question measures.
+// Dimension is what a question measures: trust, empowerment, motivation
+// and the engagement index on the 1–5 agreement scale, eNPS on 0–10.
 type Dimension string
 
 // The dimensions. Likert questions measure trust, empowerment or motivation;
@@ -16,16 +17,18 @@ const (
 	Trust       Dimension = "trust"
 	Empowerment Dimension = "empowerment"
 	Motivation  Dimension = "motivation"
-	ENPS        Dimension = "enps"
+	// Engagement marks the items of the 5-item engagement index.
+	Engagement Dimension = "engagement"
+	ENPS       Dimension = "enps"
 )
 
 // Dimensions lists every dimension in display order.
-var Dimensions = []Dimension{Trust, Empowerment, Motivation, ENPS}
+var Dimensions = []Dimension{Engagement, Trust, Empowerment, Motivation, ENPS}
 
 // Valid reports whether d is a known dimension.
 func (d Dimension) Valid() bool {
 	switch d {
-	case Trust, Empowerment, Motivation, ENPS:
+	case Trust, Empowerment, Motivation, Engagement, ENPS:
 		return true
 	}
 	return false
@@ -152,37 +155,58 @@ const (
 	MaxAttrLen      = 100
 )
 
-// Validate checks a survey definition and returns every problem found,
-// joined, each naming the question it is about.
-func (s SurveyPublished) Validate() error {
-	var errs []error
+// FieldProblem is one problem of a definition, at a field path such as
+// "questions[2].dimension".
+type FieldProblem struct {
+	Path, Msg string
+}
+
+func (p FieldProblem) Error() string { return p.Path + ": " + p.Msg }
+
+// Problems checks a survey definition and returns every problem found, each
+// naming its field.
+func (s SurveyPublished) Problems() []FieldProblem {
+	var out []FieldProblem
+	bad := func(path, format string, args ...any) {
+		out = append(out, FieldProblem{path, fmt.Sprintf(format, args...)})
+	}
 	if !ValidID(s.SurveyID) {
-		errs = append(errs, fmt.Errorf("survey_id %q: want 1-64 of a-z, 0-9, '-', '_'", s.SurveyID))
+		bad("survey_id", "%q: want 1-64 of a-z, 0-9, '-', '_'", s.SurveyID)
 	}
 	if s.Title == "" {
-		errs = append(errs, errors.New("title: required"))
+		bad("title", "required")
 	}
 	if len(s.Questions) == 0 || len(s.Questions) > MaxQuestions {
-		errs = append(errs, fmt.Errorf("questions: want 1-%d, got %d", MaxQuestions, len(s.Questions)))
+		bad("questions", "want 1-%d, got %d", MaxQuestions, len(s.Questions))
 	}
 	seen := map[string]bool{}
 	for i, q := range s.Questions {
 		at := fmt.Sprintf("questions[%d]", i)
 		if !ValidID(q.ID) {
-			errs = append(errs, fmt.Errorf("%s.id %q: want 1-64 of a-z, 0-9, '-', '_'", at, q.ID))
+			bad(at+".id", "%q: want 1-64 of a-z, 0-9, '-', '_'", q.ID)
 		} else if seen[q.ID] {
-			errs = append(errs, fmt.Errorf("%s.id %q: duplicate", at, q.ID))
+			bad(at+".id", "%q: duplicate", q.ID)
 		}
 		seen[q.ID] = true
 		if q.Text == "" || len(q.Text) > MaxQuestionText {
-			errs = append(errs, fmt.Errorf("%s.text: want 1-%d characters", at, MaxQuestionText))
+			bad(at+".text", "want 1-%d characters", MaxQuestionText)
 		}
 		if !q.Dimension.Valid() {
-			errs = append(errs, fmt.Errorf("%s.dimension %q: want trust, empowerment, motivation or enps", at, q.Dimension))
+			bad(at+".dimension", "%q: want trust, empowerment, motivation, engagement or enps", q.Dimension)
 		}
 		if len(q.Driver) > MaxAttrLen {
-			errs = append(errs, fmt.Errorf("%s.driver: at most %d characters", at, MaxAttrLen))
+			bad(at+".driver", "at most %d characters", MaxAttrLen)
 		}
+	}
+	return out
+}
+
+// Validate checks a survey definition and returns every problem found,
+// joined, each naming the field it is about.
+func (s SurveyPublished) Validate() error {
+	var errs []error
+	for _, p := range s.Problems() {
+		errs = append(errs, p)
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,7 +66,7 @@ func surveyPublishCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	var org, file string
 	cfg, log, err := parse("survey publish", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&org, "org", "", "organisation id")
-		fs.StringVar(&file, "file", "", "survey definition (JSON)")
+		fs.StringVar(&file, "file", "", "survey definition (YAML or JSON; see deploy/examples)")
 	})
 	if err != nil {
 		return err
@@ -91,23 +90,13 @@ func surveyPublishCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-// readSurvey reads a survey definition, rejecting unknown fields.
+// readSurvey reads a survey definition file (YAML or JSON).
 func readSurvey(path string) (schemas.SurveyPublished, error) {
-	var s schemas.SurveyPublished
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return s, err
+		return schemas.SurveyPublished{}, err
 	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := s.Validate(); err != nil {
-		return s, fmt.Errorf("%s:\n%w", path, err)
-	}
-	return s, nil
+	return ingest.ParseSurveyFile(path, data)
 }
 
 func waveOpenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

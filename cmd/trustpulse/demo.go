@@ -131,8 +131,8 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) 
 		fmt.Fprintln(stdout, "demo organisation already seeded; serving it (links below may have been used already)")
 		return emailedLinks(ctx, m, 4)
 	}
-	var survey schemas.SurveyPublished
-	if err := json.Unmarshal(examples.PulseSurvey, &survey); err != nil {
+	survey, err := ingest.ParseSurveyFile("pulse-survey.yaml", examples.PulseSurvey)
+	if err != nil {
 		return nil, err
 	}
 	if err := m.Admin.PublishSurvey(ctx, demoOrg, survey); err != nil {

@@ -4,7 +4,7 @@ package examples
 
 import _ "embed"
 
-// PulseSurvey is deploy/examples/pulse-survey.json.
+// PulseSurvey is deploy/examples/pulse-survey.yaml.
 //
-//go:embed pulse-survey.json
+//go:embed pulse-survey.yaml
 var PulseSurvey []byte
