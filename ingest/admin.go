@@ -129,7 +129,7 @@ func (a *Admin) IssueInvitations(ctx context.Context, org, waveID string, cohort
 	}
 	tokens := make([]string, 0, len(cohorts))
 	for _, c := range cohorts {
-		tok, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: c, ExpiresAt: w.ClosesAt})
+		tok, _, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: c, ExpiresAt: w.ClosesAt})
 		if err != nil {
 			return tokens, err
 		}

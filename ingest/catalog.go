@@ -20,7 +20,9 @@ type Wave struct {
 	SurveyID string
 	OpensAt  time.Time
 	ClosesAt time.Time
-	Closed   bool
+	// ReminderDays are the days after opening that reminders go out.
+	ReminderDays []int
+	Closed       bool
 	// ClosedAt is when the WaveClosed event was published.
 	ClosedAt time.Time
 	// Sealed is set once the mixer has released all of the wave's responses.
@@ -138,7 +140,7 @@ func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
 		if err != nil {
 			return err
 		}
-		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt}
+		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt, ReminderDays: w.ReminderDays}
 	case schemas.WaveClosedType:
 		w, err := schemas.DecodePayload[schemas.WaveClosed](env, env.Type)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -50,7 +51,7 @@ func wellFormed(token string) bool {
 }
 
 // Ledger is the invitation ledger: a key-value bucket of token hash →
-// schemas.Invitation, with compare-and-set updates.
+// schemas.Invitation and slot → used, with compare-and-set updates.
 type Ledger struct {
 	kv jetstream.KeyValue
 }
@@ -64,8 +65,21 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream) (*Ledger, error) {
 	return &Ledger{kv: kv}, nil
 }
 
-// Issue stores a new invitation and returns its token.
-func (l *Ledger) Issue(ctx context.Context, inv schemas.Invitation) (string, error) {
+// Issue stores a new invitation with a new response slot and returns its
+// token and slot.
+func (l *Ledger) Issue(ctx context.Context, inv schemas.Invitation) (token, slot string, err error) {
+	inv.Slot = uuid.NewString()
+	val, _ := json.Marshal(schemas.Slot{})
+	if _, err := l.kv.Create(ctx, schemas.SlotKey(inv.Slot), val); err != nil {
+		return "", "", fmt.Errorf("ingest: store invitation: %w", err)
+	}
+	token, err = l.IssueForSlot(ctx, inv)
+	return token, inv.Slot, err
+}
+
+// IssueForSlot stores another link for an existing slot (a reminder's).
+// Either link records the slot's one response.
+func (l *Ledger) IssueForSlot(ctx context.Context, inv schemas.Invitation) (string, error) {
 	token := NewToken()
 	val, err := json.Marshal(inv)
 	if err != nil {
@@ -77,11 +91,23 @@ func (l *Ledger) Issue(ctx context.Context, inv schemas.Invitation) (string, err
 	return token, nil
 }
 
+// SlotUsed reports whether a slot has recorded its response.
+func (l *Ledger) SlotUsed(ctx context.Context, slot string) (bool, error) {
+	e, err := l.kv.Get(ctx, schemas.SlotKey(slot))
+	if err != nil {
+		return false, fmt.Errorf("ingest: read slot: %w", err)
+	}
+	var st schemas.Slot
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return false, fmt.Errorf("ingest: corrupt slot: %w", err)
+	}
+	return st.Used, nil
+}
+
 // Claim is an invitation looked up for use, not yet marked used.
 type Claim struct {
 	Invitation schemas.Invitation
-	key        string
-	rev        uint64
+	slotRev    uint64
 }
 
 // Lookup finds the usable invitation for token at time now. It returns
@@ -91,8 +117,7 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	if !wellFormed(token) {
 		return nil, ErrTokenUnknown
 	}
-	key := TokenHash(token)
-	e, err := l.kv.Get(ctx, key)
+	e, err := l.kv.Get(ctx, TokenHash(token))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrTokenUnknown
 	}
@@ -103,44 +128,44 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	if err := json.Unmarshal(e.Value(), &inv); err != nil {
 		return nil, fmt.Errorf("ingest: corrupt ledger entry: %w", err)
 	}
+	se, err := l.kv.Get(ctx, schemas.SlotKey(inv.Slot))
+	if err != nil {
+		return nil, fmt.Errorf("ingest: read slot: %w", err)
+	}
+	var st schemas.Slot
+	if err := json.Unmarshal(se.Value(), &st); err != nil {
+		return nil, fmt.Errorf("ingest: corrupt slot: %w", err)
+	}
 	switch {
-	case inv.Used:
+	case st.Used:
 		return nil, ErrTokenUsed
 	case !now.Before(inv.ExpiresAt):
 		return nil, ErrTokenExpired
 	}
-	return &Claim{Invitation: inv, key: key, rev: e.Revision()}, nil
+	return &Claim{Invitation: inv, slotRev: se.Revision()}, nil
 }
 
-// MarkUsed marks the claimed invitation used, provided nobody else did since
-// Lookup: of any number of concurrent submits of one token, exactly one
-// gets past this. It returns ErrTokenUsed to the others.
+// MarkUsed marks the claimed slot used, provided nobody else did since
+// Lookup: of any number of concurrent submits of one slot's links, exactly
+// one gets past this. It returns ErrTokenUsed to the others.
 func (l *Ledger) MarkUsed(ctx context.Context, c *Claim) error {
-	inv := c.Invitation
-	inv.Used = true
-	val, err := json.Marshal(inv)
-	if err != nil {
-		return err
-	}
-	rev, err := l.kv.Update(ctx, c.key, val, c.rev)
+	val, _ := json.Marshal(schemas.Slot{Used: true})
+	rev, err := l.kv.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev)
 	if isWrongRevision(err) {
 		return ErrTokenUsed
 	}
 	if err != nil {
 		return fmt.Errorf("ingest: mark invitation used: %w", err)
 	}
-	c.rev = rev
+	c.slotRev = rev
 	return nil
 }
 
-// Release makes a claimed invitation usable again after its response could
-// not be published, so the employee can retry.
+// Release makes a claimed slot usable again after its response could not be
+// stored, so the employee can retry.
 func (l *Ledger) Release(ctx context.Context, c *Claim) error {
-	val, err := json.Marshal(c.Invitation) // Used is false in the looked-up copy
-	if err != nil {
-		return err
-	}
-	if _, err := l.kv.Update(ctx, c.key, val, c.rev); err != nil {
+	val, _ := json.Marshal(schemas.Slot{})
+	if _, err := l.kv.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev); err != nil {
 		return fmt.Errorf("ingest: release invitation: %w", err)
 	}
 	return nil

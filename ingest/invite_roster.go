@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -37,8 +40,10 @@ func TenureBand(start, now time.Time) string {
 
 // InviteRoster issues one single-use link per person of the audience for an
 // open wave and queues an email with it. The invitation ledger keeps only
-// the link's hash and the person's cohort; the email, with the link, waits
-// in the outbox until it is sent. It returns how many were invited.
+// the link's hash and the person's cohort; the invitee bucket keeps which
+// response slot is whose until the wave is sealed (for reminders); the email,
+// with the link, waits in the outbox until it is sent. People invited before
+// are skipped. It returns how many were invited.
 func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audience) (int, error) {
 	if a.PublicURL == "" {
 		return 0, fmt.Errorf("invite: no public URL for survey links")
@@ -54,6 +59,10 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 	if err != nil {
 		return 0, err
 	}
+	invitees, err := a.js.KeyValue(ctx, schemas.InviteeBucket)
+	if err != nil {
+		return 0, fmt.Errorf("invite: invitee bucket: %w", err)
+	}
 	ids := make([]string, 0, len(people))
 	for id, p := range people {
 		if aud.includes(p) {
@@ -64,7 +73,7 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 		return 0, fmt.Errorf("no one in the roster of %s matches the audience", org)
 	}
 	sort.Strings(ids)
-	now := a.now()
+	now, invited := a.now(), 0
 	for _, id := range ids {
 		p := people[id]
 		start, err := time.Parse(schemas.DateLayout, p.StartDate)
@@ -72,9 +81,16 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 			return 0, fmt.Errorf("roster entry with a bad start date: %w", err)
 		}
 		cohort := schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
-		tok, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt})
+		key := schemas.InviteeKey(org, waveID, id)
+		if _, err := invitees.Get(ctx, key); err == nil {
+			continue // invited already: inviting again is a no-op
+		}
+		tok, slot, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt})
 		if err != nil {
 			return 0, err
+		}
+		if _, err := invitees.Put(ctx, key, []byte(slot)); err != nil {
+			return 0, fmt.Errorf("invite: store invitee: %w", err)
 		}
 		if err := a.publishAndWait(ctx, schemas.InvitationIssuedType, org, schemas.InvitationIssued{WaveID: waveID, Cohort: cohort}); err != nil {
 			return 0, err
@@ -83,6 +99,78 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt}); err != nil {
 			return 0, err
 		}
+		invited++
 	}
-	return len(ids), nil
+	return invited, nil
+}
+
+// Remind emails a new link to every invitee of an open wave who has not
+// answered. The new link shares the invitee's response slot, so the old
+// and the new link together record one response. Nobody but each invitee
+// learns anything: the reminder goes to them alone. It returns how many
+// were reminded.
+func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
+	w, ok := a.catalog.Wave(org, waveID)
+	if !ok {
+		return 0, fmt.Errorf("wave %q of %s not found", waveID, org)
+	}
+	if w.Closed || !a.now().Before(w.ClosesAt) {
+		return 0, fmt.Errorf("wave %q of %s is closed; nobody is reminded", waveID, org)
+	}
+	invitees, err := a.js.KeyValue(ctx, schemas.InviteeBucket)
+	if err != nil {
+		return 0, fmt.Errorf("remind: invitee bucket: %w", err)
+	}
+	slots, err := readBucket(ctx, invitees, org+"."+waveID+".*")
+	if err != nil {
+		return 0, err
+	}
+	people, err := a.People(ctx, org)
+	if err != nil {
+		return 0, err
+	}
+	now, reminded := a.now(), 0
+	for key, slot := range slots {
+		used, err := a.ledger.SlotUsed(ctx, string(slot))
+		if err != nil {
+			return reminded, err
+		}
+		p, ok := people[key[strings.LastIndexByte(key, '.')+1:]]
+		if used || !ok || p.LeftOn != "" {
+			continue
+		}
+		start, _ := time.Parse(schemas.DateLayout, p.StartDate)
+		cohort := schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
+		tok, err := a.ledger.IssueForSlot(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt, Slot: string(slot)})
+		if err != nil {
+			return reminded, err
+		}
+		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, WaveID: waveID, Kind: "reminder", To: p.Email, Name: p.Name,
+			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt}); err != nil {
+			return reminded, err
+		}
+		reminded++
+	}
+	return reminded, nil
+}
+
+// readBucket reads the current entries of a bucket under a key filter.
+func readBucket(ctx context.Context, kv jetstream.KeyValue, filter string) (map[string][]byte, error) {
+	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	out := map[string][]byte{}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return out, nil
+			}
+			out[e.Key()] = e.Value()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

@@ -174,18 +174,14 @@ func (a *Admin) MailFailures(ctx context.Context, org string) ([]schemas.MailFai
 	if err != nil {
 		return nil, err
 	}
-	w, err := kv.WatchFiltered(ctx, []string{org + ".>"}, jetstream.IgnoreDeletes())
+	entries, err := readBucket(ctx, kv, org+".>")
 	if err != nil {
 		return nil, err
 	}
-	defer w.Stop()
 	var out []schemas.MailFailure
-	for e := range w.Updates() {
-		if e == nil {
-			return out, nil
-		}
+	for _, v := range entries {
 		var f schemas.MailFailure
-		if err := json.Unmarshal(e.Value(), &f); err == nil {
+		if err := json.Unmarshal(v, &f); err == nil {
 			out = append(out, f)
 		}
 	}

@@ -39,6 +39,9 @@ type Mixer struct {
 	Grace time.Duration
 	// Interval is how often the mixer looks for waves to close and seal.
 	Interval time.Duration
+	// Remind, when set, sends a wave's reminders (Admin.Remind); the mixer
+	// calls it on each of the wave's reminder days.
+	Remind func(ctx context.Context, org, wave string) (int, error)
 }
 
 // NewMixer returns a mixer with a 10s grace period, checking every second.
@@ -75,6 +78,8 @@ func (m *Mixer) tick(ctx context.Context) {
 			}
 		case w.Closed && now.Sub(w.ClosedAt) >= m.Grace:
 			err = m.Seal(ctx, w.Org, w.ID)
+		case !w.Closed && m.Remind != nil:
+			err = m.remindDue(ctx, w, now)
 		}
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("mixer round failed; retrying", "org", w.Org, "wave", w.ID, "err", err)
@@ -82,8 +87,55 @@ func (m *Mixer) tick(ctx context.Context) {
 	}
 }
 
+// remindDue sends the reminders of a wave whose reminder day has come,
+// once per day: a marker in the invitee bucket records each sent round.
+func (m *Mixer) remindDue(ctx context.Context, w Wave, now time.Time) error {
+	for _, d := range w.ReminderDays {
+		if now.Before(w.OpensAt.AddDate(0, 0, d)) {
+			continue
+		}
+		kv, err := m.js.KeyValue(ctx, schemas.InviteeBucket)
+		if err != nil {
+			return err
+		}
+		marker := fmt.Sprintf("%s.%s.reminder.%d", w.Org, w.ID, d)
+		if _, err := kv.Create(ctx, marker, []byte(now.UTC().Format(time.RFC3339))); errors.Is(err, jetstream.ErrKeyExists) {
+			continue // sent already
+		} else if err != nil {
+			return err
+		}
+		n, err := m.Remind(ctx, w.Org, w.ID)
+		if err != nil {
+			_ = kv.Delete(ctx, marker) // try again next round
+			return err
+		}
+		m.log.Info("reminders sent", "org", w.Org, "wave", w.ID, "day", d, "reminded", n)
+	}
+	return nil
+}
+
+// forgetInvitees deletes which slot was whose, and the reminder markers,
+// of a sealed wave: afterwards not even who answered is on record.
+func (m *Mixer) forgetInvitees(ctx context.Context, org, wave string) error {
+	kv, err := m.js.KeyValue(ctx, schemas.InviteeBucket)
+	if err != nil {
+		return err
+	}
+	entries, err := readBucket(ctx, kv, org+"."+wave+".>")
+	if err != nil {
+		return err
+	}
+	for key := range entries {
+		if err := kv.Purge(ctx, key); err != nil {
+			return fmt.Errorf("mixer: forget invitee: %w", err)
+		}
+	}
+	return nil
+}
+
 // Seal publishes every held response of a closed wave to the event stream in
-// random order, then WaveSealed, then purges the wave's pending subject.
+// random order, then WaveSealed, then purges the wave's pending subject and
+// forgets its invitees.
 func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -125,6 +177,9 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	}
 	if err := pending.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
 		return fmt.Errorf("mixer: purge %s: %w", subject, err)
+	}
+	if err := m.forgetInvitees(ctx, org, wave); err != nil {
+		return err
 	}
 	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", len(held))
 	return m.catalog.WaitFor(ctx, seq)

@@ -59,7 +59,7 @@ func TestSubmitResponseBadInput(t *testing.T) {
 	forged := ingest.NewToken()
 
 	// An invitation to a wave the catalog does not know.
-	orphan, err := e.ledger.Issue(context.Background(), schemas.Invitation{Org: "acme", WaveID: "ghost",
+	orphan, _, err := e.ledger.Issue(context.Background(), schemas.Invitation{Org: "acme", WaveID: "ghost",
 		Cohort: testCohort, ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)

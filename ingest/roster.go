@@ -242,27 +242,19 @@ func (a *Admin) People(ctx context.Context, org string) (map[string]schemas.Pers
 }
 
 func loadPeople(ctx context.Context, kv jetstream.KeyValue, org string) (map[string]schemas.Person, error) {
-	w, err := kv.WatchFiltered(ctx, []string{org + ".*"}, jetstream.IgnoreDeletes())
+	entries, err := readBucket(ctx, kv, org+".*")
 	if err != nil {
 		return nil, fmt.Errorf("roster: read people: %w", err)
 	}
-	defer w.Stop()
-	out := map[string]schemas.Person{}
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil { // every current entry has been delivered
-				return out, nil
-			}
-			var p schemas.Person
-			if err := json.Unmarshal(e.Value(), &p); err != nil {
-				return nil, fmt.Errorf("roster: corrupt person entry: %w", err)
-			}
-			out[p.EmployeeID] = p
-		case <-ctx.Done():
-			return nil, fmt.Errorf("roster: read people: %w", ctx.Err())
+	out := make(map[string]schemas.Person, len(entries))
+	for _, v := range entries {
+		var p schemas.Person
+		if err := json.Unmarshal(v, &p); err != nil {
+			return nil, fmt.Errorf("roster: corrupt person entry: %w", err)
 		}
+		out[p.EmployeeID] = p
 	}
+	return out, nil
 }
 
 func putPerson(ctx context.Context, kv jetstream.KeyValue, org string, p schemas.Person) error {

@@ -65,6 +65,9 @@ type WaveOpened struct {
 	SurveyID string    `json:"survey_id"`
 	OpensAt  time.Time `json:"opens_at"`
 	ClosesAt time.Time `json:"closes_at"`
+	// ReminderDays are the days after opening on which invitees who have
+	// not answered get a reminder (e.g. 3 and 5).
+	ReminderDays []int `json:"reminder_days,omitempty"`
 }
 
 // WaveClosed ends a wave: no response published after it counts.

@@ -207,12 +207,41 @@ func LockBucketConfig(replicas int) jetstream.KeyValueConfig {
 const LeaseTTL = 15 * time.Second
 
 // Invitation is one entry of the invitation ledger, stored under the hex
-// SHA-256 of its token. The token itself is never stored. The ledger says
-// that a link was used, never which response it produced.
+// SHA-256 of its token. The token itself is never stored. Slot names the
+// invitee's single response: a reminder's new link shares the slot of the
+// first, and the slot entry (SlotKey) says whether it was used — never which
+// response it produced.
 type Invitation struct {
 	Org       string    `json:"org"`
 	WaveID    string    `json:"wave_id"`
 	Cohort    Cohort    `json:"cohort"`
 	ExpiresAt time.Time `json:"expires_at"`
-	Used      bool      `json:"used"`
+	Slot      string    `json:"slot"`
 }
+
+// SlotKey is the ledger key of a response slot.
+func SlotKey(slot string) string { return "slot." + slot }
+
+// Slot is the state of a response slot.
+type Slot struct {
+	Used bool `json:"used"`
+}
+
+// InviteeBucket maps the invitees of an open wave to their slots
+// (<org>.<wave>.<employee id> → slot), so that reminders reach only those who
+// have not answered. The mixer deletes a wave's entries when it seals it.
+const InviteeBucket = "trustpulse_invitees"
+
+// InviteeBucketConfig defines the invitee bucket.
+func InviteeBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      InviteeBucket,
+		Description: "open waves' invitees: org.wave.employee_id -> response slot; deleted at seal",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// InviteeKey is an invitee's key in the invitee bucket.
+func InviteeKey(org, wave, employeeID string) string { return org + "." + wave + "." + employeeID }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,11 +103,13 @@ func readSurvey(path string) (schemas.SurveyPublished, error) {
 func waveOpenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var org, wave, survey string
 	var closesIn time.Duration
+	var reminders string
 	cfg, log, err := parse("wave open", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&org, "org", "", "organisation id")
 		fs.StringVar(&wave, "wave", "", "new wave id")
 		fs.StringVar(&survey, "survey", "", "survey id")
 		fs.DurationVar(&closesIn, "closes-in", 7*24*time.Hour, "how long the wave stays open")
+		fs.StringVar(&reminders, "reminders", "3,5", "days after opening on which those who have not answered are reminded; empty for none")
 	})
 	if err != nil {
 		return err
@@ -117,13 +120,21 @@ func waveOpenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if closesIn <= 0 {
 		return usageError{errors.New("--closes-in must be positive")}
 	}
+	var days []int
+	for _, f := range strings.FieldsFunc(reminders, func(r rune) bool { return r == ',' || r == ' ' }) {
+		d, err := strconv.Atoi(f)
+		if err != nil || d < 1 || time.Duration(d)*24*time.Hour >= closesIn {
+			return usageError{fmt.Errorf("--reminders %q: want days after opening, each before the wave closes", reminders)}
+		}
+		days = append(days, d)
+	}
 	sess, err := openAdmin(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
 	now := time.Now().UTC()
-	if err := sess.admin.OpenWave(ctx, org, schemas.WaveOpened{WaveID: wave, SurveyID: survey, OpensAt: now, ClosesAt: now.Add(closesIn)}); err != nil {
+	if err := sess.admin.OpenWave(ctx, org, schemas.WaveOpened{WaveID: wave, SurveyID: survey, OpensAt: now, ClosesAt: now.Add(closesIn), ReminderDays: days}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "opened wave %s of survey %s for %s until %s\n", wave, survey, org, now.Add(closesIn).Format(time.RFC3339))
@@ -202,6 +213,31 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, t := range tokens {
 		fmt.Fprintf(stdout, "%s/s/%s\n", cfg.publicURL(), t)
 	}
+	return nil
+}
+
+func remindCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, wave string
+	cfg, log, err := parse("remind", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&wave, "wave", "", "wave id")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("wave", wave)); err != nil {
+		return err
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	n, err := sess.admin.Remind(ctx, org, wave)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reminded %d people of %s who have not answered wave %s\n", n, org, wave)
 	return nil
 }
 

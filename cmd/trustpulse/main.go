@@ -22,11 +22,12 @@ Usage:
   trustpulse migrate [flags]                    apply ClickHouse migrations
   trustpulse replay [flags]                     rebuild every projection from the stream
   trustpulse survey publish --org ORG --file SURVEY.json
-  trustpulse wave open --org ORG --wave WAVE --survey SURVEY [--closes-in 168h]
+  trustpulse wave open --org ORG --wave WAVE --survey SURVEY [--closes-in 168h] [--reminders 3,5]
   trustpulse wave close --org ORG --wave WAVE
   trustpulse invite --org ORG --wave WAVE [--department D] [--team T] [--location L]
                                                 email the roster (or the audience) single-use survey links
   trustpulse invite --org ORG --wave WAVE --cohorts COHORTS.csv   print links instead, one per CSV row
+  trustpulse remind --org ORG --wave WAVE       email a new link to those who have not answered
   trustpulse mail failures --org ORG            emails that could not be delivered
   trustpulse roster import --org ORG FILE.csv   import employees; missing ones leave
 
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return waveCloseCmd(ctx, rest, stdout, stderr)
 	case "invite":
 		return inviteCmd(ctx, rest, stdout, stderr)
+	case "remind":
+		return remindCmd(ctx, rest, stdout, stderr)
 	case "mail failures":
 		return mailFailuresCmd(ctx, rest, stdout, stderr)
 	case "roster import":
