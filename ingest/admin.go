@@ -38,7 +38,7 @@ func (a *Admin) publishAndWait(ctx context.Context, t schemas.EventType, org str
 		return err
 	}
 	switch t {
-	case schemas.SurveyPublishedType, schemas.WaveOpenedType, schemas.WaveClosedType, schemas.WaveSealedType:
+	case schemas.SurveyPublishedType, schemas.WaveOpenedType, schemas.WaveClosedType, schemas.WaveSealedType, schemas.ScheduleSetType:
 		return a.catalog.WaitFor(ctx, seq)
 	}
 	return nil // not a catalog event

@@ -22,7 +22,10 @@ type Wave struct {
 	ClosesAt time.Time
 	// ReminderDays are the days after opening that reminders go out.
 	ReminderDays []int
-	Closed       bool
+	// QuestionIDs is the rotated subset of the survey the wave asks; empty
+	// asks all.
+	QuestionIDs []string
+	Closed      bool
 	// ClosedAt is when the WaveClosed event was published.
 	ClosedAt time.Time
 	// Sealed is set once the mixer has released all of the wave's responses.
@@ -39,13 +42,14 @@ type orgKey struct{ org, id string }
 // Catalog is an in-memory view of surveys and waves, kept current by an
 // ordered consumer of the SurveyPublished, WaveOpened and WaveClosed events.
 type Catalog struct {
-	mu      sync.RWMutex
-	surveys map[orgKey]schemas.SurveyPublished
-	waves   map[orgKey]Wave
-	applied uint64 // highest stream sequence applied
-	changed chan struct{}
-	cc      jetstream.ConsumeContext
-	log     *slog.Logger
+	mu        sync.RWMutex
+	surveys   map[orgKey]schemas.SurveyPublished
+	waves     map[orgKey]Wave
+	schedules map[orgKey]Schedule
+	applied   uint64 // highest stream sequence applied
+	changed   chan struct{}
+	cc        jetstream.ConsumeContext
+	log       *slog.Logger
 }
 
 // StartCatalog reads the catalog events from the start of the stream and
@@ -53,10 +57,11 @@ type Catalog struct {
 // until Stop.
 func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*Catalog, error) {
 	c := &Catalog{
-		surveys: map[orgKey]schemas.SurveyPublished{},
-		waves:   map[orgKey]Wave{},
-		changed: make(chan struct{}),
-		log:     log.With("component", "catalog"),
+		surveys:   map[orgKey]schemas.SurveyPublished{},
+		waves:     map[orgKey]Wave{},
+		schedules: map[orgKey]Schedule{},
+		changed:   make(chan struct{}),
+		log:       log.With("component", "catalog"),
 	}
 	stream, err := js.Stream(ctx, schemas.EventStream)
 	if err != nil {
@@ -68,6 +73,7 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 			schemas.SubjectFilter(schemas.WaveOpenedType),
 			schemas.SubjectFilter(schemas.WaveClosedType),
 			schemas.SubjectFilter(schemas.WaveSealedType),
+			schemas.SubjectFilter(schemas.ScheduleSetType),
 		},
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -140,7 +146,7 @@ func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
 		if err != nil {
 			return err
 		}
-		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt, ReminderDays: w.ReminderDays}
+		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt, ReminderDays: w.ReminderDays, QuestionIDs: w.QuestionIDs}
 	case schemas.WaveClosedType:
 		w, err := schemas.DecodePayload[schemas.WaveClosed](env, env.Type)
 		if err != nil {
@@ -151,6 +157,12 @@ func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
 			wave.Closed, wave.ClosedAt = true, env.Time
 			c.waves[k] = wave
 		}
+	case schemas.ScheduleSetType:
+		sc, err := schemas.DecodePayload[schemas.ScheduleSet](env, env.Type)
+		if err != nil {
+			return err
+		}
+		c.schedules[orgKey{env.OrgID, sc.ScheduleID}] = Schedule{Org: env.OrgID, ScheduleSet: sc}
 	case schemas.WaveSealedType:
 		w, err := schemas.DecodePayload[schemas.WaveSealed](env, env.Type)
 		if err != nil {
@@ -198,6 +210,23 @@ func (c *Catalog) Waves() []Wave {
 	out := make([]Wave, 0, len(c.waves))
 	for _, w := range c.waves {
 		out = append(out, w)
+	}
+	return out
+}
+
+// Schedule is a pulse schedule of an organisation.
+type Schedule struct {
+	Org string
+	schemas.ScheduleSet
+}
+
+// Schedules returns every pulse schedule.
+func (c *Catalog) Schedules() []Schedule {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Schedule, 0, len(c.schedules))
+	for _, s := range c.schedules {
+		out = append(out, s)
 	}
 	return out
 }

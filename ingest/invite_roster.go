@@ -12,13 +12,10 @@ import (
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
-// Audience selects the invitees of a wave from the roster: everyone still
-// employed, narrowed by any attribute that is set.
-type Audience struct {
-	Department, Team, Location string
-}
+// Audience selects the invitees of a wave from the roster.
+type Audience = schemas.Audience
 
-func (a Audience) includes(p schemas.Person) bool {
+func includes(a Audience, p schemas.Person) bool {
 	return p.LeftOn == "" &&
 		(a.Department == "" || a.Department == p.Department) &&
 		(a.Team == "" || a.Team == p.Team) &&
@@ -65,7 +62,7 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 	}
 	ids := make([]string, 0, len(people))
 	for id, p := range people {
-		if aud.includes(p) {
+		if includes(aud, p) {
 			ids = append(ids, id)
 		}
 	}

@@ -42,6 +42,9 @@ type Mixer struct {
 	// Remind, when set, sends a wave's reminders (Admin.Remind); the mixer
 	// calls it on each of the wave's reminder days.
 	Remind func(ctx context.Context, org, wave string) (int, error)
+	// Invite, when set, invites the audience of a wave a schedule opened
+	// (Admin.InviteRoster).
+	Invite func(ctx context.Context, org, wave string, aud Audience) (int, error)
 }
 
 // NewMixer returns a mixer with a 10s grace period, checking every second.
@@ -49,7 +52,8 @@ func NewMixer(js jetstream.JetStream, catalog *Catalog, log *slog.Logger, now fu
 	return &Mixer{js: js, catalog: catalog, log: log.With("component", "mixer"), now: now, Grace: 10 * time.Second, Interval: time.Second}
 }
 
-// Run closes overdue waves and seals closed ones until ctx ends.
+// Run opens scheduled waves, sends reminders, closes overdue waves and
+// seals closed ones until ctx ends.
 func (m *Mixer) Run(ctx context.Context) error {
 	t := time.NewTicker(m.Interval)
 	defer t.Stop()
@@ -66,6 +70,11 @@ func (m *Mixer) Run(ctx context.Context) error {
 // tick does one round: errors are logged and retried next round.
 func (m *Mixer) tick(ctx context.Context) {
 	now := m.now()
+	for _, sc := range m.catalog.Schedules() {
+		if err := m.openDue(ctx, sc, now); err != nil && ctx.Err() == nil {
+			m.log.Error("schedule round failed; retrying", "org", sc.Org, "schedule", sc.ScheduleID, "err", err)
+		}
+	}
 	for _, w := range m.catalog.Waves() {
 		var err error
 		switch {

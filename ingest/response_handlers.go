@@ -151,7 +151,7 @@ func (s *Server) invitationFor(ctx context.Context, token string, now time.Time)
 	if !ok {
 		return nil, Wave{}, schemas.SurveyPublished{}, schemas.Errorf(http.StatusNotFound, "survey_not_found", "the survey for this link is not available")
 	}
-	return claim, wave, survey, nil
+	return claim, wave, survey.Asking(wave.QuestionIDs), nil
 }
 
 // record validates answers for a token, claims the token, stores the

@@ -119,6 +119,8 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				return nil, fmt.Errorf("projector: stream_seq %d: left date: %w", seq, err)
 			}
 			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), "", "", "", time.Unix(0, 0).UTC(), left, seq)
+		case schemas.ScheduleSetType:
+			// Nothing to project: schedules act through the waves they open.
 		case schemas.InvitationIssuedType:
 			inv, err := schemas.DecodePayload[schemas.InvitationIssued](e, e.Type)
 			if err != nil {

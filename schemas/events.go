@@ -25,6 +25,7 @@ const (
 	EmployeeJoinedType    EventType = "EmployeeJoined"
 	EmployeeUpdatedType   EventType = "EmployeeUpdated"
 	EmployeeLeftType      EventType = "EmployeeLeft"
+	ScheduleSetType       EventType = "ScheduleSet"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -61,6 +62,7 @@ var registry = map[EventType]eventSpec{
 	EmployeeJoinedType:    {current: 1},
 	EmployeeUpdatedType:   {current: 1},
 	EmployeeLeftType:      {current: 1},
+	ScheduleSetType:       {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

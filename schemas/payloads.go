@@ -68,6 +68,112 @@ type WaveOpened struct {
 	// ReminderDays are the days after opening on which invitees who have
 	// not answered get a reminder (e.g. 3 and 5).
 	ReminderDays []int `json:"reminder_days,omitempty"`
+	// QuestionIDs, when set, is the subset of the survey this wave asks
+	// (question rotation); empty asks every question.
+	QuestionIDs []string `json:"question_ids,omitempty"`
+	// ScheduleID names the pulse schedule that opened the wave, if any.
+	ScheduleID string `json:"schedule_id,omitempty"`
+}
+
+// Audience selects invitees from the roster: everyone still employed,
+// narrowed by any attribute that is set.
+type Audience struct {
+	Department string `json:"department,omitempty"`
+	Team       string `json:"team,omitempty"`
+	Location   string `json:"location,omitempty"`
+}
+
+// ScheduleSet defines (or redefines) a pulse schedule: every EveryWeeks
+// weeks from FirstOpensAt a wave of the survey opens for OpenDays days, its
+// audience is invited, and, with DriversPerPulse set, it asks only that many
+// drivers, rotating so that every driver is asked over a cycle (eNPS,
+// engagement-index and driverless questions are always asked).
+type ScheduleSet struct {
+	ScheduleID      string    `json:"schedule_id"`
+	SurveyID        string    `json:"survey_id"`
+	FirstOpensAt    time.Time `json:"first_opens_at"`
+	EveryWeeks      int       `json:"every_weeks"`
+	OpenDays        int       `json:"open_days"`
+	ReminderDays    []int     `json:"reminder_days,omitempty"`
+	DriversPerPulse int       `json:"drivers_per_pulse,omitempty"`
+	Audience        Audience  `json:"audience"`
+}
+
+// Validate checks a schedule's numbers.
+func (s ScheduleSet) Validate() error {
+	var errs []error
+	if !ValidID(s.ScheduleID) {
+		errs = append(errs, fmt.Errorf("schedule id %q: want 1-64 of a-z, 0-9, '-', '_'", s.ScheduleID))
+	}
+	if s.EveryWeeks < 1 || s.EveryWeeks > 52 {
+		errs = append(errs, fmt.Errorf("every_weeks %d: want 1-52", s.EveryWeeks))
+	}
+	if s.OpenDays < 1 || s.OpenDays > 7*s.EveryWeeks {
+		errs = append(errs, fmt.Errorf("open_days %d: want 1 to the period (%d days)", s.OpenDays, 7*s.EveryWeeks))
+	}
+	for _, d := range s.ReminderDays {
+		if d < 1 || d >= s.OpenDays {
+			errs = append(errs, fmt.Errorf("reminder day %d: want a day after opening and before closing", d))
+		}
+	}
+	if s.DriversPerPulse < 0 {
+		errs = append(errs, fmt.Errorf("drivers_per_pulse %d: want 0 (all) or more", s.DriversPerPulse))
+	}
+	return errors.Join(errs...)
+}
+
+// RotatedQuestions returns the ids of the questions pulse k (0, 1, 2 ...) of
+// a rotation asks: perPulse drivers, taken in turn from the survey's drivers
+// in order, plus every question that has no rotating driver. perPulse 0
+// asks everything (nil).
+func RotatedQuestions(s SurveyPublished, perPulse, k int) []string {
+	var drivers []string
+	seen := map[string]bool{}
+	for _, q := range s.Questions {
+		if rotates(q) && !seen[q.Driver] {
+			seen[q.Driver] = true
+			drivers = append(drivers, q.Driver)
+		}
+	}
+	if perPulse <= 0 || perPulse >= len(drivers) {
+		return nil
+	}
+	asked := map[string]bool{}
+	for i := range perPulse {
+		asked[drivers[(k*perPulse+i)%len(drivers)]] = true
+	}
+	var ids []string
+	for _, q := range s.Questions {
+		if !rotates(q) || asked[q.Driver] {
+			ids = append(ids, q.ID)
+		}
+	}
+	return ids
+}
+
+// rotates reports whether a question takes part in driver rotation.
+func rotates(q Question) bool {
+	return q.Driver != "" && q.Dimension != ENPS && q.Dimension != Engagement
+}
+
+// Asking returns the survey as a wave asks it: only the questions in ids,
+// or all of them when ids is empty.
+func (s SurveyPublished) Asking(ids []string) SurveyPublished {
+	if len(ids) == 0 {
+		return s
+	}
+	keep := map[string]bool{}
+	for _, id := range ids {
+		keep[id] = true
+	}
+	out := s
+	out.Questions = nil
+	for _, q := range s.Questions {
+		if keep[q.ID] {
+			out.Questions = append(out.Questions, q)
+		}
+	}
+	return out
 }
 
 // WaveClosed ends a wave: no response published after it counts.

@@ -216,6 +216,54 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+func scheduleSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, first, reminders string
+	var sc schemas.ScheduleSet
+	cfg, log, err := parse("schedule set", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&sc.ScheduleID, "schedule", "", "schedule id; its waves are named SCHEDULE-001, SCHEDULE-002 ...")
+		fs.StringVar(&sc.SurveyID, "survey", "", "survey id")
+		fs.IntVar(&sc.EveryWeeks, "every-weeks", 2, "a wave opens every this many weeks")
+		fs.IntVar(&sc.OpenDays, "open-days", 5, "each wave stays open this many days")
+		fs.StringVar(&reminders, "reminders", "3", "days after opening on which those who have not answered are reminded")
+		fs.IntVar(&sc.DriversPerPulse, "drivers", 0, "ask this many drivers per pulse, rotating through all of them; 0 asks everything")
+		fs.StringVar(&first, "first-opens", "", "when the first wave opens, RFC 3339; default now")
+		fs.StringVar(&sc.Audience.Department, "department", "", "invite only this department")
+		fs.StringVar(&sc.Audience.Team, "team", "", "invite only this team")
+		fs.StringVar(&sc.Audience.Location, "location", "", "invite only this location")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("schedule", sc.ScheduleID), required("survey", sc.SurveyID)); err != nil {
+		return err
+	}
+	sc.FirstOpensAt = time.Now().UTC()
+	if first != "" {
+		if sc.FirstOpensAt, err = time.Parse(time.RFC3339, first); err != nil {
+			return usageError{fmt.Errorf("--first-opens %q: want RFC 3339, e.g. 2026-12-01T09:00:00Z", first)}
+		}
+	}
+	for _, f := range strings.FieldsFunc(reminders, func(r rune) bool { return r == ',' || r == ' ' }) {
+		d, err := strconv.Atoi(f)
+		if err != nil {
+			return usageError{fmt.Errorf("--reminders %q: want days, e.g. 3,5", reminders)}
+		}
+		sc.ReminderDays = append(sc.ReminderDays, d)
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if err := sess.admin.SetSchedule(ctx, org, sc); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schedule %s of %s: a wave of %s every %d week(s) from %s, open %d day(s); 'trustpulse serve' opens them and invites the roster\n",
+		sc.ScheduleID, org, sc.SurveyID, sc.EveryWeeks, sc.FirstOpensAt.Format(time.RFC3339), sc.OpenDays)
+	return nil
+}
+
 func remindCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var org, wave string
 	cfg, log, err := parse("remind", args, stderr, func(fs *flag.FlagSet) {

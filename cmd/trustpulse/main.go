@@ -27,6 +27,8 @@ Usage:
   trustpulse invite --org ORG --wave WAVE [--department D] [--team T] [--location L]
                                                 email the roster (or the audience) single-use survey links
   trustpulse invite --org ORG --wave WAVE --cohorts COHORTS.csv   print links instead, one per CSV row
+  trustpulse schedule set --org ORG --schedule S --survey SURVEY [--every-weeks 2] [--open-days 5] [--drivers N]
+                                                pulse waves that open, invite, remind and close by themselves
   trustpulse remind --org ORG --wave WAVE       email a new link to those who have not answered
   trustpulse mail failures --org ORG            emails that could not be delivered
   trustpulse roster import --org ORG FILE.csv   import employees; missing ones leave
@@ -67,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("no command given")}
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "survey" || cmd == "wave" || cmd == "roster" || cmd == "mail") && len(rest) > 0 {
+	if (cmd == "survey" || cmd == "wave" || cmd == "roster" || cmd == "mail" || cmd == "schedule") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return waveCloseCmd(ctx, rest, stdout, stderr)
 	case "invite":
 		return inviteCmd(ctx, rest, stdout, stderr)
+	case "schedule set":
+		return scheduleSetCmd(ctx, rest, stdout, stderr)
 	case "remind":
 		return remindCmd(ctx, rest, stdout, stderr)
 	case "mail failures":

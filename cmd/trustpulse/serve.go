@@ -109,7 +109,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		m.Postman = ingest.NewPostman(m.Stack.JS, smtpCfg, log)
 		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
 		m.Mixer.Grace = cfg.SealGrace
-		m.Mixer.Remind = m.Admin.Remind
+		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
