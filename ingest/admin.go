@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,7 +39,8 @@ func (a *Admin) publishAndWait(ctx context.Context, t schemas.EventType, org str
 		return err
 	}
 	switch t {
-	case schemas.SurveyPublishedType, schemas.WaveOpenedType, schemas.WaveClosedType, schemas.WaveSealedType, schemas.ScheduleSetType:
+	case schemas.SurveyPublishedType, schemas.WaveOpenedType, schemas.WaveClosedType, schemas.WaveSealedType,
+		schemas.ScheduleSetType, schemas.OrgConfiguredType:
 		return a.catalog.WaitFor(ctx, seq)
 	}
 	return nil // not a catalog event
@@ -50,6 +52,17 @@ func checkOrg(org string) error {
 		return fmt.Errorf("organisation id %q: want 1-64 of a-z, 0-9, '-', '_'", org)
 	}
 	return nil
+}
+
+// ConfigureOrg sets an organisation's settings.
+func (a *Admin) ConfigureOrg(ctx context.Context, org string, o schemas.OrgConfigured) error {
+	if err := checkOrg(org); err != nil {
+		return err
+	}
+	if len(o.SenderName) > schemas.MaxAttrLen || strings.ContainsAny(o.SenderName, "\r\n<>\"") {
+		return fmt.Errorf("sender name: at most %d characters, without line breaks, quotes or angle brackets", schemas.MaxAttrLen)
+	}
+	return a.publishAndWait(ctx, schemas.OrgConfiguredType, org, o)
 }
 
 // PublishSurvey publishes (or republishes) a survey definition.

@@ -46,6 +46,7 @@ type Catalog struct {
 	surveys   map[orgKey]schemas.SurveyPublished
 	waves     map[orgKey]Wave
 	schedules map[orgKey]Schedule
+	orgs      map[string]schemas.OrgConfigured
 	applied   uint64 // highest stream sequence applied
 	changed   chan struct{}
 	cc        jetstream.ConsumeContext
@@ -60,6 +61,7 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		surveys:   map[orgKey]schemas.SurveyPublished{},
 		waves:     map[orgKey]Wave{},
 		schedules: map[orgKey]Schedule{},
+		orgs:      map[string]schemas.OrgConfigured{},
 		changed:   make(chan struct{}),
 		log:       log.With("component", "catalog"),
 	}
@@ -74,6 +76,7 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 			schemas.SubjectFilter(schemas.WaveClosedType),
 			schemas.SubjectFilter(schemas.WaveSealedType),
 			schemas.SubjectFilter(schemas.ScheduleSetType),
+			schemas.SubjectFilter(schemas.OrgConfiguredType),
 		},
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -157,6 +160,12 @@ func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
 			wave.Closed, wave.ClosedAt = true, env.Time
 			c.waves[k] = wave
 		}
+	case schemas.OrgConfiguredType:
+		o, err := schemas.DecodePayload[schemas.OrgConfigured](env, env.Type)
+		if err != nil {
+			return err
+		}
+		c.orgs[env.OrgID] = o
 	case schemas.ScheduleSetType:
 		sc, err := schemas.DecodePayload[schemas.ScheduleSet](env, env.Type)
 		if err != nil {
@@ -212,6 +221,13 @@ func (c *Catalog) Waves() []Wave {
 		out = append(out, w)
 	}
 	return out
+}
+
+// Org returns an organisation's settings (zero when never configured).
+func (c *Catalog) Org(org string) schemas.OrgConfigured {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.orgs[org]
 }
 
 // Schedule is a pulse schedule of an organisation.

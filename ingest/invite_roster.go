@@ -92,7 +92,7 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 		if err := a.publishAndWait(ctx, schemas.InvitationIssuedType, org, schemas.InvitationIssued{WaveID: waveID, Cohort: cohort}); err != nil {
 			return 0, err
 		}
-		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, WaveID: waveID, Kind: "invitation", To: p.Email, Name: p.Name,
+		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, FromName: a.catalog.Org(org).SenderName, WaveID: waveID, Kind: "invitation", To: p.Email, Name: p.Name,
 			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt}); err != nil {
 			return 0, err
 		}
@@ -142,7 +142,7 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 		if err != nil {
 			return reminded, err
 		}
-		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, WaveID: waveID, Kind: "reminder", To: p.Email, Name: p.Name,
+		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, FromName: a.catalog.Org(org).SenderName, WaveID: waveID, Kind: "reminder", To: p.Email, Name: p.Name,
 			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt}); err != nil {
 			return reminded, err
 		}

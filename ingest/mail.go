@@ -243,7 +243,11 @@ Thank you for taking part.
 // compose renders a letter as a multipart text and HTML message.
 func compose(cfg SMTPConfig, l schemas.Letter) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithEncoding(mail.NoEncoding))
-	if err := m.FromFormat(cfg.FromName, cfg.From); err != nil {
+	fromName := cfg.FromName
+	if l.FromName != "" {
+		fromName = l.FromName
+	}
+	if err := m.FromFormat(fromName, cfg.From); err != nil {
 		return nil, err
 	}
 	if err := m.AddToFormat(l.Name, l.To); err != nil {

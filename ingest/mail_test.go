@@ -73,6 +73,9 @@ func TestInviteRosterByEmail(t *testing.T) {
 	}
 	defer sink.Close()
 	startPostman(t, e, sink.Host, sink.Port, 3)
+	if err := e.admin.ConfigureOrg(context.Background(), "acme", schemas.OrgConfigured{SenderName: "Acme People Team"}); err != nil {
+		t.Fatal(err)
+	}
 	inviteEngineering(t, e)
 
 	files := waitMessages(t, sink, 2)
@@ -83,7 +86,7 @@ func TestInviteRosterByEmail(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := string(raw)
-		for _, want := range []string{"multipart/alternative", "text/plain", "text/html", `"Acme pulse" <pulse@example.org>`} {
+		for _, want := range []string{"multipart/alternative", "text/plain", "text/html", `"Acme People Team" <pulse@example.org>`} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("email lacks %q", want)
 			}

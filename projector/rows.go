@@ -119,8 +119,9 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				return nil, fmt.Errorf("projector: stream_seq %d: left date: %w", seq, err)
 			}
 			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), "", "", "", time.Unix(0, 0).UTC(), left, seq)
-		case schemas.ScheduleSetType:
-			// Nothing to project: schedules act through the waves they open.
+		case schemas.ScheduleSetType, schemas.OrgConfiguredType:
+			// Nothing to project: schedules act through the waves they
+			// open, settings through the emails.
 		case schemas.InvitationIssuedType:
 			inv, err := schemas.DecodePayload[schemas.InvitationIssued](e, e.Type)
 			if err != nil {

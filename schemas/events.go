@@ -26,6 +26,7 @@ const (
 	EmployeeUpdatedType   EventType = "EmployeeUpdated"
 	EmployeeLeftType      EventType = "EmployeeLeft"
 	ScheduleSetType       EventType = "ScheduleSet"
+	OrgConfiguredType     EventType = "OrgConfigured"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -63,6 +64,7 @@ var registry = map[EventType]eventSpec{
 	EmployeeUpdatedType:   {current: 1},
 	EmployeeLeftType:      {current: 1},
 	ScheduleSetType:       {current: 1},
+	OrgConfiguredType:     {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

@@ -75,6 +75,13 @@ type WaveOpened struct {
 	ScheduleID string `json:"schedule_id,omitempty"`
 }
 
+// OrgConfigured sets an organisation's settings.
+type OrgConfigured struct {
+	// SenderName is the display name of the organisation's survey emails,
+	// e.g. "Acme People Team".
+	SenderName string `json:"sender_name"`
+}
+
 // Audience selects invitees from the roster: everyone still employed,
 // narrowed by any attribute that is set.
 type Audience struct {

@@ -146,7 +146,9 @@ func MailFailureBucketConfig(replicas int) jetstream.KeyValueConfig {
 // Letter is one email to send: an invitation (or later a reminder) to one
 // invitee, with the survey link. It lives in the outbox only until sent.
 type Letter struct {
-	Org      string    `json:"org"`
+	Org string `json:"org"`
+	// FromName is the organisation's sender name; empty uses the default.
+	FromName string    `json:"from_name,omitempty"`
 	WaveID   string    `json:"wave_id"`
 	Kind     string    `json:"kind"` // "invitation"
 	To       string    `json:"to"`

@@ -264,6 +264,31 @@ func scheduleSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
+func orgSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org string
+	var o schemas.OrgConfigured
+	cfg, log, err := parse("org set", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&o.SenderName, "sender-name", "", "display name of the organisation's survey emails, e.g. \"Acme People Team\"")
+	})
+	if err != nil {
+		return err
+	}
+	if err := required("org", org); err != nil {
+		return err
+	}
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if err := sess.admin.ConfigureOrg(ctx, org, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: survey emails come from %q\n", org, o.SenderName)
+	return nil
+}
+
 func remindCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var org, wave string
 	cfg, log, err := parse("remind", args, stderr, func(fs *flag.FlagSet) {
