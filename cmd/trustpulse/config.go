@@ -31,6 +31,8 @@ type Config struct {
 
 	IngestAddr string
 	QueryAddr  string
+	AdminAddr  string
+	AdminToken string
 	PublicURL  string
 
 	SMTPHost     string
@@ -93,6 +95,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", env("CLICKHOUSE_PASSWORD", ""), "ClickHouse password (env TRUSTPULSE_CLICKHOUSE_PASSWORD)")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", env("INGEST_ADDR", "127.0.0.1:8080"), "listen address of the ingest API (env TRUSTPULSE_INGEST_ADDR)")
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("ADMIN_ADDR", "127.0.0.1:8082"), "listen address of the admin API (env TRUSTPULSE_ADMIN_ADDR)")
+	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API, at least 32 characters; empty turns the admin API off (env TRUSTPULSE_ADMIN_TOKEN)")
 	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("SMTP_HOST", ""), "SMTP relay host; empty runs the development mail sink, which stores emails under DATA/mail (env TRUSTPULSE_SMTP_HOST)")
 	fs.IntVar(&c.SMTPPort, "smtp-port", envInt("SMTP_PORT", 587), "SMTP relay port (env TRUSTPULSE_SMTP_PORT)")
@@ -144,7 +148,10 @@ func (c *Config) Validate() error {
 	if c.ClickHouseDatabase == "" {
 		errs = append(errs, errors.New("--clickhouse-database: required"))
 	}
-	for _, a := range []struct{ flag, v string }{{"--ingest-addr", c.IngestAddr}, {"--query-addr", c.QueryAddr}} {
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		errs = append(errs, errors.New("--admin-token: at least 32 characters (e.g. openssl rand -hex 32)"))
+	}
+	for _, a := range []struct{ flag, v string }{{"--ingest-addr", c.IngestAddr}, {"--query-addr", c.QueryAddr}, {"--admin-addr", c.AdminAddr}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
 		}

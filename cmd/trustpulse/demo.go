@@ -74,6 +74,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// sink under the data directory, never to a relay.
 	cfg.SMTPHost, cfg.MailRate = "", 500
 	cfg.SealGrace = time.Second // the demo submits synchronously: nothing is in flight at a close
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = ingest.NewToken() // for this run only
+	}
 	m, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -129,7 +132,7 @@ func demoEmployees(rng *rand.Rand, now time.Time) []employee {
 func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) {
 	if _, ok := m.Catalog.Survey(demoOrg, demoSurvey); ok {
 		fmt.Fprintln(stdout, "demo organisation already seeded; serving it (links below may have been used already)")
-		return emailedLinks(ctx, m, 4)
+		return emailedLinks(ctx, m, 6)
 	}
 	survey, err := ingest.ParseSurveyFile("pulse-survey.yaml", examples.PulseSurvey)
 	if err != nil {
@@ -189,7 +192,7 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) 
 	if err := waitReleased(ctx, m.QueryURL, demoWaves[len(demoWaves)-1].id); err != nil {
 		return nil, err
 	}
-	return emailedLinks(ctx, m, 4)
+	return emailedLinks(ctx, m, 6)
 }
 
 // emailedLinks waits for n emails in the development sink and returns their
@@ -305,8 +308,9 @@ func printDemo(w io.Writer, m *Main, links []string) {
 	fmt.Fprintf(w, `
 trustpulse demo is running (Ctrl-C stops it)
 
-  ingest API  %[1]s
+  ingest API  %[1]s   (survey pages: /s/TOKEN)
   query API   %[2]s
+  admin API   %[7]s
   NATS        %[3]s
   ClickHouse  %[4]s (native protocol)
 
@@ -322,11 +326,19 @@ Try:
 
   # an earlier wave, by location
   curl -s '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
-`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id)
+
+  # the admin API (token for this run): remind those who have not answered the open wave
+  curl -s -X POST -H 'Authorization: Bearer %[8]s' %[7]s/v1/orgs/demo/waves/%[9]s/remind
+
+  # close the open wave: once at least 5 answered, its scores appear within seconds
+  bin/trustpulse wave close --data-dir %[10]s --org demo --wave %[9]s
+  curl -s %[2]s/v1/orgs/demo/waves/%[9]s/scores
+`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id, m.AdminURL, m.Config.AdminToken, demoOpenWave, m.Config.DataDir)
 	if len(links) > 0 {
 		fmt.Fprintf(w, `
 Survey links of the open wave %[1]s, from emails in the development mail sink
-(single-use; open one in a browser, answer, submit):
+(single-use; open them in a browser, answer, submit; answer five or more, then
+close the wave as shown above to see them in the scores):
 `, demoOpenWave)
 		for _, l := range links {
 			fmt.Fprintf(w, "  %s\n", l)

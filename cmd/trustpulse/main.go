@@ -141,7 +141,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("trustpulse serving", "target", cfg.Target, "ingest", m.IngestURL, "query", m.QueryURL)
+	log.Info("trustpulse serving", "target", cfg.Target, "ingest", m.IngestURL, "query", m.QueryURL, "admin", m.AdminURL)
 	runErr := m.Run(ctx)
 	log.Info("shutting down")
 	return errors.Join(runErr, m.Close())

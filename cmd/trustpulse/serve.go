@@ -39,8 +39,9 @@ type Main struct {
 	// RestartWait is the pause before a stopped projector restarts.
 	RestartWait time.Duration
 
-	// IngestURL and QueryURL are where the HTTP services listen.
-	IngestURL, QueryURL string
+	// IngestURL, QueryURL and AdminURL are where the HTTP services listen
+	// (AdminURL is empty when the admin API is off).
+	IngestURL, QueryURL, AdminURL string
 
 	apps      []*fiber.App
 	listeners []net.Listener
@@ -116,6 +117,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		}
 		if cfg.PublicURL == "" {
 			m.Admin.PublicURL = m.IngestURL // the port actually bound, also for :0
+		}
+		if cfg.AdminToken != "" {
+			if m.AdminURL, err = m.listen(ingest.NewAdminServer(m.Admin, cfg.AdminToken, log).App(), cfg.AdminAddr); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if cfg.runs("query") {
