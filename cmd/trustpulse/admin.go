@@ -51,6 +51,16 @@ func openAdmin(ctx context.Context, cfg Config, log *slog.Logger) (*adminSession
 	return &adminSession{stack: st, catalog: cat, admin: admin}, nil
 }
 
+// withAdmin runs fn with an admin session, closed afterwards.
+func withAdmin(ctx context.Context, cfg Config, log *slog.Logger, fn func(*ingest.Admin) error) error {
+	sess, err := openAdmin(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	return fn(sess.admin)
+}
+
 func (s *adminSession) Close() {
 	s.catalog.Stop()
 	s.stack.Close()
@@ -79,12 +89,7 @@ func surveyPublishCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	if err := sess.admin.PublishSurvey(ctx, org, s); err != nil {
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.PublishSurvey(ctx, org, s) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "published survey %s (%d questions) for %s\n", s.SurveyID, len(s.Questions), org)
@@ -128,13 +133,9 @@ func waveOpenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		days = append(days, d)
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
 	now := time.Now().UTC()
-	if err := sess.admin.OpenWave(ctx, org, schemas.WaveOpened{WaveID: wave, SurveyID: survey, OpensAt: now, ClosesAt: now.Add(closesIn), ReminderDays: days}); err != nil {
+	w := schemas.WaveOpened{WaveID: wave, SurveyID: survey, OpensAt: now, ClosesAt: now.Add(closesIn), ReminderDays: days}
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.OpenWave(ctx, org, w) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "opened wave %s of survey %s for %s until %s\n", wave, survey, org, now.Add(closesIn).Format(time.RFC3339))
@@ -153,12 +154,7 @@ func waveCloseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := errors.Join(required("org", org), required("wave", wave)); err != nil {
 		return err
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	if err := sess.admin.CloseWave(ctx, org, wave); err != nil {
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.CloseWave(ctx, org, wave) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "closed wave %s of %s; its scores are released once projected\n", wave, org)
@@ -183,13 +179,8 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if file == "" {
-		sess, err := openAdmin(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer sess.Close()
-		n, err := sess.admin.InviteRoster(ctx, org, wave, aud)
-		if err != nil {
+		var n int
+		if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) { n, err = a.InviteRoster(ctx, org, wave, aud); return err }); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "invited %d people of %s to wave %s; their emails are queued and sent by 'trustpulse serve'\n", n, org, wave)
@@ -199,13 +190,11 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
+	var tokens []string
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) {
+		tokens, err = a.IssueInvitations(ctx, org, wave, cohorts)
 		return err
-	}
-	defer sess.Close()
-	tokens, err := sess.admin.IssueInvitations(ctx, org, wave, cohorts)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "# %d single-use survey links for wave %s of %s, one per invitee.\n", len(tokens), wave, org)
@@ -251,12 +240,7 @@ func scheduleSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		sc.ReminderDays = append(sc.ReminderDays, d)
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	if err := sess.admin.SetSchedule(ctx, org, sc); err != nil {
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.SetSchedule(ctx, org, sc) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "schedule %s of %s: a wave of %s every %d week(s) from %s, open %d day(s); 'trustpulse serve' opens them and invites the roster\n",
@@ -277,12 +261,7 @@ func orgSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := required("org", org); err != nil {
 		return err
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	if err := sess.admin.ConfigureOrg(ctx, org, o); err != nil {
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.ConfigureOrg(ctx, org, o) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: survey emails come from %q\n", org, o.SenderName)
@@ -301,13 +280,8 @@ func remindCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := errors.Join(required("org", org), required("wave", wave)); err != nil {
 		return err
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	n, err := sess.admin.Remind(ctx, org, wave)
-	if err != nil {
+	var n int
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) { n, err = a.Remind(ctx, org, wave); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "reminded %d people of %s who have not answered wave %s\n", n, org, wave)
@@ -325,13 +299,8 @@ func mailFailuresCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := required("org", org); err != nil {
 		return err
 	}
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	failures, err := sess.admin.MailFailures(ctx, org)
-	if err != nil {
+	var failures []schemas.MailFailure
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) { failures, err = a.MailFailures(ctx, org); return err }); err != nil {
 		return err
 	}
 	if len(failures) == 0 {
@@ -416,13 +385,10 @@ func rosterImportCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "%d employees valid; importing\n", len(rows))
-	sess, err := openAdmin(ctx, cfg, log)
-	if err != nil {
+	var sum ingest.RosterSummary
+	err = withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) {
+		sum, err = a.ImportRoster(ctx, org, rows, func(done, total int) { fmt.Fprintf(stdout, "\rimported %d of %d", done, total) })
 		return err
-	}
-	defer sess.Close()
-	sum, err := sess.admin.ImportRoster(ctx, org, rows, func(done, total int) {
-		fmt.Fprintf(stdout, "\rimported %d of %d", done, total)
 	})
 	fmt.Fprintln(stdout)
 	if err != nil {

@@ -17,9 +17,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-
-	"github.com/trustpulse/trustpulse/ingest"
-	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // outputDir is where browser tests leave their screenshots:
@@ -96,34 +93,14 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string, width, heig
 func TestSurveyPageInBrowser(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
-	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	openWave(t, m)
 	// Six people get their link by email, through the real SMTP server of
 	// the development mail sink.
 	var roster strings.Builder
-	roster.WriteString("employee_id,email,display_name,department,team,location,manager_id,start_date\n")
 	for i := range 6 {
 		fmt.Fprintf(&roster, "e%d,p%d@example.com,Person %d,Engineering,Platform,Berlin,,2022-01-0%d\n", i, i, i, i+1)
 	}
-	rows, err := ingest.ParseRoster(strings.NewReader(roster.String()), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil {
-		t.Fatal(err)
-	}
-	links, err := emailedLinks(ctx, m, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
+	links := inviteByEmail(t, m, roster.String(), 6)
 	tokens := make([]string, len(links))
 	for i, l := range links {
 		if !strings.HasPrefix(l, m.IngestURL+"/s/") {

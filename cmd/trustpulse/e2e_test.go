@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/projector"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -84,13 +85,7 @@ var deptSizes = map[string]int{"Engineering": 70, "Sales": 40, "Legal": 3, "Fina
 func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
 	t.Helper()
 	ctx := context.Background()
-	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	openWave(t, m)
 	var cohorts []schemas.Cohort
 	var depts []string
 	for _, d := range sortedKeys(deptSizes) {
@@ -156,6 +151,43 @@ func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
 		t.Fatal(err)
 	}
 	return responses
+}
+
+// openWave publishes e2eSurvey for acme and opens wave w1 for an hour.
+func openWave(t *testing.T, m *Main) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+// inviteByEmail imports a roster (CSV rows after the header), invites
+// everyone to w1 and returns the survey links from their emails in the mail
+// sink.
+func inviteByEmail(t *testing.T, m *Main, rosterRows string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := ingest.ParseRoster(strings.NewReader(strings.Join(ingest.RosterColumns, ",")+"\n"+rosterRows), time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil {
+		t.Fatal(err)
+	}
+	links, err := emailedLinks(ctx, m, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return links
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -64,36 +63,16 @@ func TestUnlinkability(t *testing.T) {
 	m.Start()
 	t.Cleanup(func() { _ = m.Close() })
 	ctx := context.Background()
-	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	openWave(t, m)
 	const n = 12
 	var identities []string
 	var roster strings.Builder
-	roster.WriteString("employee_id,email,display_name,department,team,location,manager_id,start_date\n")
 	for i := range n {
 		id, email, name := fmt.Sprintf("emp-%03d", i), fmt.Sprintf("worker%03d@acme.example", i), fmt.Sprintf("Worker Number%03d", i)
 		fmt.Fprintf(&roster, "%s,%s,%s,Engineering,Platform,Berlin,,2022-03-0%d\n", id, email, name, 1+i%9)
 		identities = append(identities, id, email, name)
 	}
-	rows, err := ingest.ParseRoster(strings.NewReader(roster.String()), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil {
-		t.Fatal(err)
-	}
-	links, err := emailedLinks(ctx, m, n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	links := inviteByEmail(t, m, roster.String(), n)
 	// Answer one by one; each person's answers are distinct, so the test
 	// knows which response is whose and in which order they came.
 	var submitted []string // answer fingerprints in submission order
