@@ -114,8 +114,8 @@ func ParseRoster(r io.Reader, today time.Time) ([]RosterRow, error) {
 			bad("display_name", "want 1-200 characters")
 		}
 		for _, f := range []struct{ name, v string }{{"department", row.Department}, {"team", row.Team}, {"location", row.Location}} {
-			if f.v == "" || len(f.v) > schemas.MaxAttrLen {
-				bad(f.name, fmt.Sprintf("want 1-%d characters", schemas.MaxAttrLen))
+			if f.v == "" || len(f.v) > schemas.MaxAttrLen || schemas.HasControl(f.v) {
+				bad(f.name, fmt.Sprintf("want 1-%d characters, no control characters", schemas.MaxAttrLen))
 			}
 		}
 		if row.ManagerID != "" && !employeeIDPattern.MatchString(row.ManagerID) {

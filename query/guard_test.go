@@ -78,7 +78,7 @@ func TestGuardGroupsProperty(t *testing.T) {
 				cells = append(cells, Cell{Group: name, Key: string(d), Dimension: string(d), N: dn, Answers: dn, Mean: 3})
 			}
 		}
-		out := guardGroups(g, total, groupN, cells)
+		out := guardGroups(g, total, "department", groupN, cells, nil)
 		hiddenGroups := 0
 		hiddenByDim := map[string]int{}
 		for _, gs := range out {
@@ -122,7 +122,7 @@ func TestGuardGroupsProperty(t *testing.T) {
 func TestGuardWaveBelowThreshold(t *testing.T) {
 	g := Guard{K: 5}
 	dims := []Cell{{Key: "trust", Dimension: "trust", N: 4, Answers: 4, Mean: 4}}
-	resp, ds, qs := guardWave(g, 4, dims, []Cell{{Key: "q", Dimension: "trust", N: 4, Answers: 4}}, nil, nil)
+	resp, ds, qs := guardWave(g, 4, dims, []Cell{{Key: "q", Dimension: "trust", N: 4, Answers: 4}}, nil, nil, nil)
 	if !resp.Suppressed || resp.N != nil || len(qs) != 0 || !ds[0].Suppressed || ds[0].N != nil {
 		t.Fatalf("wave of 4 respondents served: %+v %+v %+v", resp, ds, qs)
 	}

@@ -90,7 +90,9 @@ func dimensionOrder(cells []Cell) {
 
 // guardWave builds the organisation-wide part of a result: total respondents,
 // dimension and question cells, each shown only under the guard's rules.
-func guardWave(g Guard, total int, dims, questions []Cell, texts map[string]string, order []string) (Count, []Score, []Score) {
+//
+// forced holds the ids of cells the differencing rule suppresses.
+func guardWave(g Guard, total int, dims, questions []Cell, texts map[string]string, order []string, forced map[string]bool) (Count, []Score, []Score) {
 	if total < g.K {
 		// Nothing at all is served for a wave with too few respondents.
 		out := make([]Score, 0, len(dims))
@@ -103,7 +105,7 @@ func guardWave(g Guard, total int, dims, questions []Cell, texts map[string]stri
 	dimensionOrder(dims)
 	ds := make([]Score, 0, len(dims))
 	for _, c := range dims {
-		ds = append(ds, served(c, g.Visible(c.N, total)))
+		ds = append(ds, served(c, g.Visible(c.N, total) && !forced[cell(dimensionKey(c.Dimension), "", "", 0).id()]))
 	}
 	pos := map[string]int{}
 	for i, id := range order {
@@ -112,17 +114,20 @@ func guardWave(g Guard, total int, dims, questions []Cell, texts map[string]stri
 	sort.SliceStable(questions, func(i, j int) bool { return pos[questions[i].Key] < pos[questions[j].Key] })
 	qs := make([]Score, 0, len(questions))
 	for _, c := range questions {
-		s := served(c, g.Visible(c.N, total))
+		s := served(c, g.Visible(c.N, total) && !forced[cell(questionKey(c.Key), "", "", 0).id()])
 		s.Text = texts[c.Key]
 		qs = append(qs, s)
 	}
-	return count(total, true), ds, qs
+	return count(total, !forced[cell(keyRespondents, "", "", 0).id()]), ds, qs
 }
 
 // guardGroups builds a group-by result. Groups partition the wave's
 // respondents, and each dimension's cells partition that dimension's
 // organisation-wide cell, so complementary suppression runs over both.
-func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell) []GroupScores {
+//
+// attr is the group-by attribute; forced holds the ids of cells the
+// differencing rule suppresses.
+func guardGroups(g Guard, total int, attr string, groupN map[string]int, cells []Cell, forced map[string]bool) []GroupScores {
 	names := make([]string, 0, len(groupN))
 	for name := range groupN {
 		names = append(names, name)
@@ -132,7 +137,7 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell) []Grou
 	hidden := make([]bool, len(names))
 	for i, name := range names {
 		ns[i] = groupN[name]
-		hidden[i] = !g.Visible(ns[i], total)
+		hidden[i] = !g.Visible(ns[i], total) || forced[cell(keyRespondents, attr, name, 0).id()]
 	}
 	hidden = g.Complement(ns, hidden)
 
@@ -152,7 +157,7 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell) []Grou
 		for i, name := range names {
 			c, ok := col[name]
 			cn[i] = c.N
-			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i]))
+			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i])) || forced[cell(dimensionKey(dim), attr, name, 0).id()]
 		}
 		cellHidden[dim] = g.Complement(cn, ch)
 	}
@@ -166,6 +171,35 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell) []Grou
 			}
 		}
 		out = append(out, gs)
+	}
+	return out
+}
+
+// servedCells lists the cells of a result that carry numbers.
+func (r WaveScores) servedCells() []servedCell {
+	var out []servedCell
+	if r.Respondents.N != nil {
+		out = append(out, cell(keyRespondents, "", "", *r.Respondents.N))
+	}
+	for _, d := range r.Dimensions {
+		if d.N != nil {
+			out = append(out, cell(dimensionKey(d.Dimension), "", "", *d.N))
+		}
+	}
+	for _, q := range r.Questions {
+		if q.N != nil {
+			out = append(out, cell(questionKey(q.Key), "", "", *q.N))
+		}
+	}
+	for _, g := range r.Groups {
+		if g.Respondents.N != nil {
+			out = append(out, cell(keyRespondents, r.GroupBy, g.Value, *g.Respondents.N))
+		}
+		for _, d := range g.Dimensions {
+			if d.N != nil {
+				out = append(out, cell(dimensionKey(d.Dimension), r.GroupBy, g.Value, *d.N))
+			}
+		}
 	}
 	return out
 }

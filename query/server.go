@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,6 +21,8 @@ type Server struct {
 	guard    Guard
 	consumer string
 	log      *slog.Logger
+	// servedMu serialises the differencing checks and their records.
+	servedMu sync.Mutex
 }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
@@ -131,6 +135,9 @@ func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo
 	return WaveInfo{}, schemas.Errorf(http.StatusNotFound, "wave_not_found", "wave %s not found", waveID)
 }
 
+// waveScores computes a released wave's result under every rule of the
+// guard, the differencing rule across results included, and records the
+// cells it serves.
 func (s *Server) waveScores(ctx context.Context, org string, w WaveInfo, groupBy string) (WaveScores, error) {
 	totals, err := s.store.GroupRespondents(ctx, org, w, "")
 	if err != nil {
@@ -153,19 +160,47 @@ func (s *Server) waveScores(ctx context.Context, org string, w WaveInfo, groupBy
 	if err != nil {
 		return WaveScores{}, err
 	}
-	res := WaveScores{Org: org, WaveID: w.ID, SurveyID: w.SurveyID, Threshold: s.guard.K, Invited: invited, GroupBy: groupBy}
-	res.Respondents, res.Dimensions, res.Questions = guardWave(s.guard, total, dims, qs, texts, order)
-	if groupBy == "" || total < s.guard.K {
-		return res, nil
+	var groupN map[string]int
+	var groupCells []Cell
+	if groupBy != "" && total >= s.guard.K {
+		if groupN, err = s.store.GroupRespondents(ctx, org, w, groupBy); err != nil {
+			return WaveScores{}, err
+		}
+		if groupCells, err = s.store.DimensionCells(ctx, org, w, groupBy); err != nil {
+			return WaveScores{}, err
+		}
 	}
-	groupN, err := s.store.GroupRespondents(ctx, org, w, groupBy)
-	if err != nil {
-		return WaveScores{}, err
+	compute := func(forced map[string]bool) WaveScores {
+		res := WaveScores{Org: org, WaveID: w.ID, SurveyID: w.SurveyID, Threshold: s.guard.K, Invited: invited, GroupBy: groupBy}
+		res.Respondents, res.Dimensions, res.Questions = guardWave(s.guard, total, slices.Clone(dims), slices.Clone(qs), texts, order, forced)
+		if groupN != nil {
+			res.Groups = guardGroups(s.guard, total, groupBy, groupN, groupCells, forced)
+		}
+		return res
 	}
-	cells, err := s.store.DimensionCells(ctx, org, w, groupBy)
-	if err != nil {
-		return WaveScores{}, err
+	// One decision at a time: two requests checked against the same record
+	// could each pass and together break the rule.
+	s.servedMu.Lock()
+	defer s.servedMu.Unlock()
+	forced := map[string]bool{}
+	for range 10 {
+		res := compute(forced)
+		cells := res.servedCells()
+		bad, derived, err := s.differencingViolations(ctx, org, w, cells)
+		if err != nil {
+			return WaveScores{}, err
+		}
+		if len(bad) == 0 {
+			// The derived cells are recorded too: later results are
+			// checked against what this one gives away by subtraction.
+			if err := s.store.recordServed(ctx, org, w.ID, append(cells, derived...)); err != nil {
+				return WaveScores{}, err
+			}
+			return res, nil
+		}
+		for id := range bad {
+			forced[id] = true
+		}
 	}
-	res.Groups = guardGroups(s.guard, total, groupN, cells)
-	return res, nil
+	return WaveScores{}, schemas.Errorf(http.StatusConflict, "differencing", "this result would reveal a group smaller than %d when set against results served before", s.guard.K)
 }

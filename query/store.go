@@ -79,6 +79,10 @@ func Statements() []schemas.Statement {
 		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
 		{Name: "questions", SQL: sqlQuestionCells, Args: []any{org, wave, uint64(100)}},
 	}
+	out = append(out,
+		schemas.Statement{Name: "served cells", SQL: sqlServedCells, Args: []any{org, wave, "dim:trust"}},
+		schemas.Statement{Name: "intersections", SQL: fmt.Sprintf(sqlIntersections, "team", "uniqExact(response_id), uniqExactIf(response_id, department = ?)", "dimension = ?"),
+			Args: []any{"Engineering", org, wave, uint64(100), "trust"}})
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
 			schemas.Statement{Name: "respondents by " + g, SQL: fmt.Sprintf(sqlGroupRespondents, g), Args: []any{org, wave, uint64(100)}},

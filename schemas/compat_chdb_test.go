@@ -33,6 +33,7 @@ var sampleRows = map[string]string{
 	"answers":              `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4)`,
 	"projected_events":     `('e1', 4)`,
 	"projector_checkpoint": `('projector-clickhouse', 95, '2026-11-02 00:00:00')`,
+	"served_cells":         `('acme', 'w1', 'dim:trust', 'department', 'Engineering', 7, '2026-11-02 00:00:00')`,
 	"schema_migrations":    `(1, 'events_ledger', '2026-11-02 00:00:00')`,
 }
 
@@ -133,12 +134,15 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 		run("insert into "+table, inserts[table]+" VALUES "+rows)
 	}
 	run("checkpoint", "INSERT INTO projector_checkpoint (consumer, seq, updated_at) VALUES "+sampleRows["projector_checkpoint"])
+	run("served cell", "INSERT INTO served_cells (org, wave_id, cell_key, attr, value, n, served_at) VALUES "+sampleRows["served_cells"])
 
 	// Every query, with what the sample rows make it return.
 	want := map[string]string{
 		"waves":                      "w1\ts1\t2026-11-01 00:00:00\t2026-11-08 00:00:00",
 		"closures":                   "w1\t90",
 		"seals":                      "w1\t92",
+		"served cells":               "department\tEngineering\t7",
+		"intersections":              "Platform\t1\t1",
 		"checkpoint":                 "95",
 		"survey":                     "['q1','n1']\t['Q','N']",
 		"invited":                    "1",

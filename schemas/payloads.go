@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Dimension is what a question measures: trust, empowerment, motivation
@@ -337,14 +339,20 @@ func (s SurveyPublished) Question(id string) (Question, bool) {
 	return Question{}, false
 }
 
-// Validate checks that every cohort attribute is present and short.
+// HasControl reports whether s holds a control character.
+func HasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+// Validate checks that every cohort attribute is present, short and free of
+// control characters.
 func (c Cohort) Validate() error {
 	var errs []error
 	for _, f := range []struct{ name, v string }{
 		{"department", c.Department}, {"team", c.Team}, {"location", c.Location}, {"tenure_band", c.TenureBand},
 	} {
-		if f.v == "" || len(f.v) > MaxAttrLen {
-			errs = append(errs, fmt.Errorf("cohort.%s: want 1-%d characters", f.name, MaxAttrLen))
+		if f.v == "" || len(f.v) > MaxAttrLen || HasControl(f.v) {
+			errs = append(errs, fmt.Errorf("cohort.%s: want 1-%d characters, no control characters", f.name, MaxAttrLen))
 		}
 	}
 	return errors.Join(errs...)

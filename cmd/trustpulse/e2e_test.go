@@ -323,7 +323,7 @@ func checkScore(t *testing.T, where string, s score, tr *cellTruth) {
 }
 
 // waitScores polls the scores until the closed wave is released. Every
-// answer on the way is "still open" (the close is not projected yet),
+// answer on the way is "not found" or "still open" (not projected yet),
 // "results pending" or complete; no partial result is ever served.
 func waitScores(t *testing.T, m *Main, query string) result {
 	t.Helper()
@@ -338,6 +338,7 @@ func waitScores(t *testing.T, m *Main, query string) result {
 			return r
 		case status == http.StatusServiceUnavailable && strings.Contains(body, "results_pending"):
 		case status == http.StatusConflict && strings.Contains(body, "wave_open"):
+		case status == http.StatusNotFound && strings.Contains(body, "wave_not_found"): // not projected yet
 		default:
 			t.Fatalf("scores: %d %s", status, body)
 		}
