@@ -12,19 +12,21 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_closures", "wave_seals", "invitations", "roster_events", "answers", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
 var insertSQL = map[string]string{
-	"surveys":          "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq)",
-	"waves":            "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq)",
-	"wave_closures":    "INSERT INTO wave_closures (org, wave_id, seq)",
-	"wave_seals":       "INSERT INTO wave_seals (org, wave_id, seq)",
-	"invitations":      "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
-	"roster_events":    "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, seq)",
-	"answers":          "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
-	"projected_events": "INSERT INTO projected_events (event_id, seq)",
+	"surveys":               "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq)",
+	"waves":                 "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq)",
+	"wave_closures":         "INSERT INTO wave_closures (org, wave_id, seq)",
+	"wave_seals":            "INSERT INTO wave_seals (org, wave_id, seq)",
+	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
+	"roster_events":         "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, seq)",
+	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq)",
+	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq)",
+	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
+	"projected_events":      "INSERT INTO projected_events (event_id, seq)",
 }
 
 // The projector's reads. The ? of sqlLookupProjected takes a
@@ -119,6 +121,18 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				return nil, fmt.Errorf("projector: stream_seq %d: left date: %w", seq, err)
 			}
 			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), "", "", "", time.Unix(0, 0).UTC(), left, seq)
+		case schemas.TokenIssuedType:
+			tk, err := schemas.DecodePayload[schemas.TokenIssued](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("api_tokens", seq, e.OrgID, tk.TokenID, tk.Hash, string(tk.Role), tk.Name, seq)
+		case schemas.TokenRevokedType:
+			tk, err := schemas.DecodePayload[schemas.TokenRevoked](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("api_token_revocations", seq, e.OrgID, tk.TokenID, seq)
 		case schemas.ScheduleSetType, schemas.OrgConfiguredType:
 			// Nothing to project: schedules act through the waves they
 			// open, settings through the emails.

@@ -23,12 +23,14 @@ type Server struct {
 	log      *slog.Logger
 	// servedMu serialises the differencing checks and their records.
 	servedMu sync.Mutex
+	tokens   tokenCache
 }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
 // names the projector whose checkpoint gates a wave's release.
 func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *Server {
-	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query")}
+	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query"),
+		tokens: tokenCache{entries: map[string]tokenEntry{}}}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-query",
 		ErrorHandler:          httpproblem.ErrorHandler(log),
@@ -44,9 +46,9 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 // routes is the query API, in one table.
 func (s *Server) routes() {
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	v1 := s.app.Group("/v1")
-	v1.Get("/orgs/:org/waves", s.listWavesHandler)
-	v1.Get("/orgs/:org/waves/:wave/scores", s.waveScoresHandler)
+	org := s.app.Group("/v1/orgs/:org", s.authenticate)
+	org.Get("/waves", s.listWavesHandler)
+	org.Get("/waves/:wave/scores", s.waveScoresHandler)
 	s.app.Use(func(c *fiber.Ctx) error {
 		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
 	})
@@ -93,6 +95,9 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 	}
 	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
+	}
+	if p := principalOf(c); !mayGroupBy(p.Role, groupBy) {
+		return schemas.Errorf(http.StatusForbidden, "forbidden", "the %s role sees organisation-wide and department results; ask an analyst for finer slices", p.Role)
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()

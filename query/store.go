@@ -75,6 +75,8 @@ func Statements() []schemas.Statement {
 		{Name: "closures", SQL: sqlClosures, Args: []any{org}},
 		{Name: "seals", SQL: sqlSeals, Args: []any{org}},
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{"projector-clickhouse"}},
+		{Name: "token", SQL: sqlTokenByHash, Args: []any{"abc123"}},
+		{Name: "token revoked", SQL: sqlTokenRevoked, Args: []any{"t0"}},
 		{Name: "survey", SQL: sqlSurvey, Args: []any{org, "s1"}},
 		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
 		{Name: "questions", SQL: sqlQuestionCells, Args: []any{org, wave, uint64(100)}},

@@ -24,17 +24,19 @@ import (
 
 // sampleRows holds one row per table, in the column order of the INSERTs.
 var sampleRows = map[string]string{
-	"surveys":              `('acme', 's1', 'Pulse', ['q1', 'n1'], ['Q', 'N'], ['trust', 'enps'], ['support', ''], 1)`,
-	"waves":                `('acme', 'w1', 's1', '2026-11-01 00:00:00', '2026-11-08 00:00:00', 2)`,
-	"wave_closures":        `('acme', 'w1', 90)`,
-	"wave_seals":           `('acme', 'w1', 92)`,
-	"roster_events":        `('acme', 'p1', 'EmployeeJoined', 'Engineering', 'Platform', 'Berlin', '2024-03-01', '1970-01-01', 5)`,
-	"invitations":          `('acme', 'w1', 'Engineering', 'Platform', 'Berlin', '1-2y', 3)`,
-	"answers":              `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4)`,
-	"projected_events":     `('e1', 4)`,
-	"projector_checkpoint": `('projector-clickhouse', 95, '2026-11-02 00:00:00')`,
-	"served_cells":         `('acme', 'w1', 'dim:trust', 'department', 'Engineering', 7, '2026-11-02 00:00:00')`,
-	"schema_migrations":    `(1, 'events_ledger', '2026-11-02 00:00:00')`,
+	"surveys":               `('acme', 's1', 'Pulse', ['q1', 'n1'], ['Q', 'N'], ['trust', 'enps'], ['support', ''], 1)`,
+	"waves":                 `('acme', 'w1', 's1', '2026-11-01 00:00:00', '2026-11-08 00:00:00', 2)`,
+	"wave_closures":         `('acme', 'w1', 90)`,
+	"wave_seals":            `('acme', 'w1', 92)`,
+	"roster_events":         `('acme', 'p1', 'EmployeeJoined', 'Engineering', 'Platform', 'Berlin', '2024-03-01', '1970-01-01', 5)`,
+	"api_tokens":            `('acme', 't1', 'abc123', 'analyst', 'laptop', 6)`,
+	"api_token_revocations": `('acme', 't0', 7)`,
+	"invitations":           `('acme', 'w1', 'Engineering', 'Platform', 'Berlin', '1-2y', 3)`,
+	"answers":               `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', '2026-11-02', 4)`,
+	"projected_events":      `('e1', 4)`,
+	"projector_checkpoint":  `('projector-clickhouse', 95, '2026-11-02 00:00:00')`,
+	"served_cells":          `('acme', 'w1', 'dim:trust', 'department', 'Engineering', 7, '2026-11-02 00:00:00')`,
+	"schema_migrations":     `(1, 'events_ledger', '2026-11-02 00:00:00')`,
 }
 
 // render binds example arguments the way clickhouse-go does on the client.
@@ -142,6 +144,8 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 		"closures":                   "w1\t90",
 		"seals":                      "w1\t92",
 		"served cells":               "department\tEngineering\t7",
+		"token":                      "acme\tt1\tanalyst",
+		"token revoked":              "1",
 		"intersections":              "Platform\t1\t1",
 		"checkpoint":                 "95",
 		"survey":                     "['q1','n1']\t['Q','N']",

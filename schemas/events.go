@@ -27,6 +27,8 @@ const (
 	EmployeeLeftType      EventType = "EmployeeLeft"
 	ScheduleSetType       EventType = "ScheduleSet"
 	OrgConfiguredType     EventType = "OrgConfigured"
+	TokenIssuedType       EventType = "TokenIssued"
+	TokenRevokedType      EventType = "TokenRevoked"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -65,6 +67,8 @@ var registry = map[EventType]eventSpec{
 	EmployeeLeftType:      {current: 1},
 	ScheduleSetType:       {current: 1},
 	OrgConfiguredType:     {current: 1},
+	TokenIssuedType:       {current: 1},
+	TokenRevokedType:      {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

@@ -84,6 +84,35 @@ type OrgConfigured struct {
 	SenderName string `json:"sender_name"`
 }
 
+// Role is what an API token may do. Leaders see organisation-wide and
+// department results; analysts slice by every attribute within the guard;
+// admins manage and see no more results than analysts.
+type Role string
+
+// The roles.
+const (
+	RoleAdmin   Role = "admin"
+	RoleAnalyst Role = "analyst"
+	RoleLeader  Role = "leader"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleAnalyst || r == RoleLeader }
+
+// TokenIssued records an organisation-scoped API token. Only the SHA-256 of
+// the token is kept; the token itself is shown once, to whoever issued it.
+type TokenIssued struct {
+	TokenID string `json:"token_id"`
+	Role    Role   `json:"role"`
+	Name    string `json:"name"`
+	Hash    string `json:"hash"` // hex SHA-256 of the token
+}
+
+// TokenRevoked withdraws a token.
+type TokenRevoked struct {
+	TokenID string `json:"token_id"`
+}
+
 // Audience selects invitees from the roster: everyone still employed,
 // narrowed by any attribute that is set.
 type Audience struct {

@@ -268,6 +268,49 @@ func orgSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+func tokenIssueCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, role, name string
+	cfg, log, err := parse("token issue", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&role, "role", "analyst", "leader, analyst or admin")
+		fs.StringVar(&name, "name", "", "what the token is for, e.g. \"people analytics notebook\"")
+	})
+	if err != nil {
+		return err
+	}
+	if err := required("org", org); err != nil {
+		return err
+	}
+	var token, id string
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) {
+		token, id, err = a.IssueToken(ctx, org, schemas.Role(role), name)
+		return err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# %s token %s for %s; it is shown only now. Revoke: trustpulse token revoke --org %s --id %s\n%s\n", role, id, org, org, id, token)
+	return nil
+}
+
+func tokenRevokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var org, id string
+	cfg, log, err := parse("token revoke", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&org, "org", "", "organisation id")
+		fs.StringVar(&id, "id", "", "token id, as printed when it was issued")
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("org", org), required("id", id)); err != nil {
+		return err
+	}
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.RevokeToken(ctx, org, id) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked token %s of %s (refused within seconds)\n", id, org)
+	return nil
+}
+
 func remindCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var org, wave string
 	cfg, log, err := parse("remind", args, stderr, func(fs *flag.FlagSet) {

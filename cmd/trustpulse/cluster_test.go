@@ -97,6 +97,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	m.Start()
 	t.Cleanup(func() { _ = m.Close() })
+	authorize(t, m, schemas.RoleAnalyst)
 
 	info, err := m.Stack.JS.Stream(context.Background(), schemas.EventStream)
 	if err != nil {

@@ -83,11 +83,19 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m.Start()
 	defer m.Close()
-	links, err := seedDemo(ctx, m, stdout)
+	analyst, _, err := m.Admin.IssueToken(ctx, demoOrg, schemas.RoleAnalyst, "demo analyst")
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	printDemo(stdout, m, links)
+	leader, _, err := m.Admin.IssueToken(ctx, demoOrg, schemas.RoleLeader, "demo leader")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	links, err := seedDemo(ctx, m, stdout, analyst)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	printDemo(stdout, m, links, analyst, leader)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping trustpulse demo")
 	return nil
@@ -129,7 +137,7 @@ func demoEmployees(rng *rand.Rand, now time.Time) []employee {
 // seedDemo creates the demo organisation unless it exists: the survey, three
 // past waves with responses submitted through the real HTTP ingest path,
 // and an open wave whose links it returns.
-func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) {
+func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]string, error) {
 	if _, ok := m.Catalog.Survey(demoOrg, demoSurvey); ok {
 		fmt.Fprintln(stdout, "demo organisation already seeded; serving it (links below may have been used already)")
 		return emailedLinks(ctx, m, 6)
@@ -189,7 +197,7 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer) ([]string, error) 
 		return nil, err
 	}
 	fmt.Fprintf(stdout, "opened wave %s and emailed %d invitations to the development mail sink (%s)\n", demoOpenWave, invited, m.MailSink.Dir)
-	if err := waitReleased(ctx, m.QueryURL, demoWaves[len(demoWaves)-1].id); err != nil {
+	if err := waitReleased(ctx, m.QueryURL, token, demoWaves[len(demoWaves)-1].id); err != nil {
 		return nil, err
 	}
 	return emailedLinks(ctx, m, 6)
@@ -283,11 +291,12 @@ func submitAll(ctx context.Context, ingestURL string, bodies [][]byte) error {
 
 // waitReleased waits until the query API serves a wave's scores, that is
 // until the projector has caught up with its close.
-func waitReleased(ctx context.Context, queryURL, wave string) error {
+func waitReleased(ctx context.Context, queryURL, token, wave string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/orgs/%s/waves/%s/scores", queryURL, demoOrg, wave), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -302,7 +311,7 @@ func waitReleased(ctx context.Context, queryURL, wave string) error {
 	}
 }
 
-func printDemo(w io.Writer, m *Main, links []string) {
+func printDemo(w io.Writer, m *Main, links []string, analyst, leader string) {
 	q, in := m.QueryURL, m.IngestURL
 	last := demoWaves[len(demoWaves)-1].id
 	fmt.Fprintf(w, `
@@ -314,26 +323,36 @@ trustpulse demo is running (Ctrl-C stops it)
   NATS        %[3]s
   ClickHouse  %[4]s (native protocol)
 
-Try:
-  # the demo organisation's waves
-  curl -s %[2]s/v1/orgs/demo/waves
+API tokens for this run (the query API needs one; issue more with 'trustpulse token issue'):
+  analyst  %[11]s
+  leader   %[12]s
 
-  # scores of the latest closed wave, per dimension and question
-  curl -s %[2]s/v1/orgs/demo/waves/%[5]s/scores
+Try:
+  A='Authorization: Bearer %[11]s'
+  L='Authorization: Bearer %[12]s'
+
+  # the demo organisation's waves
+  curl -s -H "$A" %[2]s/v1/orgs/demo/waves
+
+  # scores of the latest closed wave, per dimension and question (a leader's view)
+  curl -s -H "$L" %[2]s/v1/orgs/demo/waves/%[5]s/scores
 
   # the same by department: Legal (4 people) is suppressed, with no numbers
-  curl -s '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department'
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department'
 
   # an earlier wave, by location
-  curl -s '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
+
+  # leaders see nothing finer than departments (403)
+  curl -s -H "$L" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=team'
 
   # the admin API (token for this run): remind those who have not answered the open wave
   curl -s -X POST -H 'Authorization: Bearer %[8]s' %[7]s/v1/orgs/demo/waves/%[9]s/remind
 
   # close the open wave: once at least 5 answered, its scores appear within seconds
   bin/trustpulse wave close --data-dir %[10]s --org demo --wave %[9]s
-  curl -s %[2]s/v1/orgs/demo/waves/%[9]s/scores
-`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id, m.AdminURL, m.Config.AdminToken, demoOpenWave, m.Config.DataDir)
+  curl -s -H "$A" %[2]s/v1/orgs/demo/waves/%[9]s/scores
+`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id, m.AdminURL, m.Config.AdminToken, demoOpenWave, m.Config.DataDir, analyst, leader)
 	if len(links) > 0 {
 		fmt.Fprintf(w, `
 Survey links of the open wave %[1]s, from emails in the development mail sink

@@ -59,6 +59,7 @@ func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
 			t.Errorf("close: %v", err)
 		}
 	})
+	authorize(t, m, schemas.RoleAnalyst)
 	return m
 }
 
@@ -139,10 +140,10 @@ func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
 	wg.Wait()
 
 	// An open wave serves no scores (once the projector knows the wave).
-	status, body := get(t, m.QueryURL+"/v1/orgs/acme/waves/w1/scores")
+	status, body := get(t, m, "/v1/orgs/acme/waves/w1/scores")
 	for deadline := time.Now().Add(time.Minute); status == http.StatusNotFound && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		status, body = get(t, m.QueryURL+"/v1/orgs/acme/waves/w1/scores")
+		status, body = get(t, m, "/v1/orgs/acme/waves/w1/scores")
 	}
 	if status != http.StatusConflict || !strings.Contains(body, `"wave_open"`) {
 		t.Fatalf("scores of an open wave: %d %s", status, body)
@@ -199,9 +200,52 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func get(t *testing.T, url string) (int, string) {
+// testTokens holds each test program's analyst token for acme.
+var testTokens sync.Map // *Main -> string
+
+// authorize issues an API token of role for acme and waits until the query
+// API accepts it (the projector has carried it to ClickHouse).
+func authorize(t *testing.T, m *Main, role schemas.Role) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	token, _, err := m.Admin.IssueToken(context.Background(), "acme", role, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if status, _ := getAs(t, token, m.QueryURL+"/v1/orgs/acme/waves"); status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the API token never became usable")
+		}
+	}
+	if role == schemas.RoleAnalyst {
+		testTokens.Store(m, token)
+	}
+	return token
+}
+
+// get fetches a path of the query API with the program's analyst token.
+func get(t *testing.T, m *Main, path string) (int, string) {
+	t.Helper()
+	token, ok := testTokens.Load(m)
+	if !ok {
+		t.Fatal("no API token: call authorize first")
+	}
+	return getAs(t, token.(string), m.QueryURL+path)
+}
+
+// getAs fetches a URL with a bearer token ("" sends none).
+func getAs(t *testing.T, token, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +372,7 @@ func checkScore(t *testing.T, where string, s score, tr *cellTruth) {
 func waitScores(t *testing.T, m *Main, query string) result {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		status, body := get(t, m.QueryURL+"/v1/orgs/acme/waves/w1/scores"+query)
+		status, body := get(t, m, "/v1/orgs/acme/waves/w1/scores"+query)
 		switch {
 		case status == http.StatusOK:
 			var r result
@@ -454,7 +498,7 @@ func TestQueryBadInput(t *testing.T) {
 		"ErrUnknownRoute": {"/v1/responses/all", 404, "not_found"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			status, body := get(t, m.QueryURL+tc.path)
+			status, body := get(t, m, tc.path)
 			var p schemas.Problem
 			if status != tc.status || json.Unmarshal([]byte(body), &p) != nil || p.Code != tc.code {
 				t.Fatalf("%d %s, want %d %s", status, body, tc.status, tc.code)

@@ -32,6 +32,8 @@ Usage:
   trustpulse remind --org ORG --wave WAVE       email a new link to those who have not answered
   trustpulse mail failures --org ORG            emails that could not be delivered
   trustpulse org set --org ORG --sender-name NAME   the sender name of the organisation's emails
+  trustpulse token issue --org ORG --role leader|analyst|admin [--name N]   an API token for the query API
+  trustpulse token revoke --org ORG --id ID
   trustpulse roster import --org ORG FILE.csv   import employees; missing ones leave
 
 Every command takes the common flags (trustpulse serve -h lists them); each
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("no command given")}
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "survey" || cmd == "wave" || cmd == "roster" || cmd == "mail" || cmd == "schedule" || cmd == "org") && len(rest) > 0 {
+	if (cmd == "survey" || cmd == "wave" || cmd == "roster" || cmd == "mail" || cmd == "schedule" || cmd == "org" || cmd == "token") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -90,6 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return waveCloseCmd(ctx, rest, stdout, stderr)
 	case "invite":
 		return inviteCmd(ctx, rest, stdout, stderr)
+	case "token issue":
+		return tokenIssueCmd(ctx, rest, stdout, stderr)
+	case "token revoke":
+		return tokenRevokeCmd(ctx, rest, stdout, stderr)
 	case "org set":
 		return orgSetCmd(ctx, rest, stdout, stderr)
 	case "schedule set":

@@ -62,6 +62,7 @@ func TestUnlinkability(t *testing.T) {
 	}
 	m.Start()
 	t.Cleanup(func() { _ = m.Close() })
+	authorize(t, m, schemas.RoleAnalyst)
 	ctx := context.Background()
 	openWave(t, m)
 	const n = 12
