@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/trustpulse/trustpulse/query/api"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
@@ -46,6 +47,10 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 // routes is the query API, in one table.
 func (s *Server) routes() {
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	s.app.Get("/openapi.yaml", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "application/yaml")
+		return c.Send(api.OpenAPI)
+	})
 	org := s.app.Group("/v1/orgs/:org", s.authenticate)
 	org.Get("/waves", s.listWavesHandler)
 	org.Get("/waves/:wave/scores", s.waveScoresHandler)
