@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -113,6 +114,11 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 	res, err := s.waveScores(ctx, org, w, groupBy)
 	if err != nil {
 		return err
+	}
+	if c.Query("format") == "csv" || c.Accepts(fiber.MIMEApplicationJSON, "text/csv") == "text/csv" {
+		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-%s-scores.csv"`, org, w.ID))
+		return res.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(res)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -453,6 +454,32 @@ func TestEndToEnd(t *testing.T) {
 	for _, grp := range g.Groups {
 		if (grp.Value == "Legal" || grp.Value == "Finance") && !grp.Respondents.Suppressed {
 			t.Errorf("group %s of %d respondents is not suppressed", grp.Value, deptSizes[grp.Value])
+		}
+	}
+
+	// The CSV export holds the same cells: one row each, suppressed rows
+	// without numbers.
+	status, body := get(t, m, "/v1/orgs/acme/waves/w1/scores?group_by=department&format=csv")
+	if status != http.StatusOK {
+		t.Fatalf("csv: %d %s", status, body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 1 + len(r.Dimensions) + len(r.Questions)
+	for _, grp := range g.Groups {
+		want += 1 + len(grp.Dimensions)
+	}
+	if len(rows) != 1+want {
+		t.Fatalf("csv has %d rows, want a header and %d cells", len(rows), want)
+	}
+	for _, row := range rows[1:] {
+		if row[7] == "true" && strings.Join(row[8:], "") != "" {
+			t.Fatalf("suppressed csv row carries numbers: %v", row)
+		}
+		if row[2] == "Engineering" && row[3] == "respondents" && row[8] != "70" {
+			t.Fatalf("csv Engineering respondents %q, want 70", row[8])
 		}
 	}
 }
