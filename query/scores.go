@@ -20,6 +20,10 @@ type Score struct {
 	Favorable *float64 `json:"favorable,omitempty"`
 	// ENPS is promoters (9–10) minus detractors (0–6), in percent of answers.
 	ENPS *float64 `json:"enps,omitempty"`
+
+	// For trend significance, never served: the answers' count and variance.
+	answers  int
+	variance float64
 }
 
 // Count is a served count, or Suppressed.
@@ -64,6 +68,7 @@ func served(c Cell, visible bool) Score {
 	}
 	n := c.N
 	s.N, s.Mean = &n, round(c.Mean, 2)
+	s.answers, s.variance = c.Answers, c.Variance
 	if schemas.Dimension(c.Dimension) == schemas.ENPS {
 		s.ENPS = round(100*float64(c.Promoters-c.Detractors)/float64(c.Answers), 1)
 	} else {

@@ -59,10 +59,12 @@ FROM surveys WHERE org = ? AND survey_id = ?`
 	sqlGroupRespondents = `SELECT %[1]s AS grp, uniqExact(response_id) AS n
 FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp`
 	sqlDimensionCells = `SELECT %[1]s AS grp, dimension, uniqExact(response_id) AS n, avg(value) AS mean,
-    countIf(value >= 4) AS favorable, countIf(value >= 9) AS promoters, countIf(value <= 6) AS detractors, count() AS answers
+    countIf(value >= 4) AS favorable, countIf(value >= 9) AS promoters, countIf(value <= 6) AS detractors, count() AS answers,
+    varSamp(value) AS variance
 FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp, dimension`
 	sqlQuestionCells = `SELECT question_id, any(dimension), uniqExact(response_id) AS n, avg(value) AS mean,
-    countIf(value >= 4) AS favorable, countIf(value >= 9) AS promoters, countIf(value <= 6) AS detractors, count() AS answers
+    countIf(value >= 4) AS favorable, countIf(value >= 9) AS promoters, countIf(value <= 6) AS detractors, count() AS answers,
+    varSamp(value) AS variance
 FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY question_id`
 )
 
@@ -191,6 +193,7 @@ type Cell struct {
 	Promoters  int // answers of 9 or 10 (eNPS)
 	Detractors int // answers of 0 to 6 (eNPS)
 	Answers    int
+	Variance   float64 // sample variance of the answers
 }
 
 // groupExpr maps a group-by attribute to its SQL expression; "" is no grouping.
@@ -252,9 +255,9 @@ func (s *Store) cells(ctx context.Context, sql, org string, w WaveInfo, grouped 
 	for rows.Next() {
 		var c Cell
 		var n, fav, pro, det, ans uint64
-		dest := []any{&c.Key, &c.Dimension, &n, &c.Mean, &fav, &pro, &det, &ans}
+		dest := []any{&c.Key, &c.Dimension, &n, &c.Mean, &fav, &pro, &det, &ans, &c.Variance}
 		if grouped {
-			dest = append([]any{&c.Group}, &c.Dimension, &n, &c.Mean, &fav, &pro, &det, &ans)
+			dest = append([]any{&c.Group}, &c.Dimension, &n, &c.Mean, &fav, &pro, &det, &ans, &c.Variance)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err

@@ -340,6 +340,12 @@ Try:
   # the same by department: Legal (4 people) is suppressed, with no numbers
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department'
 
+  # trends across waves (a leader may see them too)
+  curl -s -H "$L" %[2]s/v1/orgs/demo/trends
+
+  # the department table as CSV
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department&format=csv'
+
   # an earlier wave, by location
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
 

@@ -1,0 +1,100 @@
+package query
+
+import (
+	"context"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// TrendPoint is one wave of a dimension's trend. Change and Significant
+// compare it with the previous wave shown for the dimension.
+type TrendPoint struct {
+	WaveID     string    `json:"wave_id"`
+	OpensAt    time.Time `json:"opens_at"`
+	Suppressed bool      `json:"suppressed,omitempty"`
+	N          *int      `json:"n,omitempty"`
+	Mean       *float64  `json:"mean,omitempty"`
+	Favorable  *float64  `json:"favorable,omitempty"`
+	ENPS       *float64  `json:"enps,omitempty"`
+	// Change is the difference of the mean from the previous shown wave.
+	Change *float64 `json:"change,omitempty"`
+	// Significant says whether Change is unlikely to be chance: a Welch
+	// t-test on the answers of both waves at the 95% level.
+	Significant *bool `json:"significant,omitempty"`
+}
+
+// Trend is a dimension across waves.
+type Trend struct {
+	Dimension string       `json:"dimension"`
+	Points    []TrendPoint `json:"points"`
+}
+
+// trendsHandler serves every dimension across the released waves, oldest
+// first. Different waves hold different answers, so a trend is never
+// refused because the number of respondents changes between waves; each
+// point passes the guard of its own wave.
+func (s *Server) trendsHandler(c *fiber.Ctx) error {
+	org := c.Params("org")
+	ctx, cancel := context.WithTimeout(c.UserContext(), 30*time.Second)
+	defer cancel()
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return err
+	}
+	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	if err != nil {
+		return err
+	}
+	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return w.SealSeq == 0 || cp < w.SealSeq })
+	slices.SortFunc(waves, func(a, b WaveInfo) int { return a.OpensAt.Compare(b.OpensAt) })
+	trends := map[string]*Trend{}
+	last := map[string]Score{}
+	for _, w := range waves {
+		res, err := s.waveScores(ctx, org, w, "")
+		if err != nil {
+			return err
+		}
+		for _, d := range res.Dimensions {
+			t := trends[d.Dimension]
+			if t == nil {
+				t = &Trend{Dimension: d.Dimension}
+				trends[d.Dimension] = t
+			}
+			p := TrendPoint{WaveID: w.ID, OpensAt: w.OpensAt, Suppressed: d.Suppressed, N: d.N, Mean: d.Mean, Favorable: d.Favorable, ENPS: d.ENPS}
+			if !d.Suppressed {
+				if prev, ok := last[d.Dimension]; ok {
+					p.Change = round(*d.Mean-*prev.Mean, 2)
+					sig := welchSignificant(prev, d)
+					p.Significant = &sig
+				}
+				last[d.Dimension] = d
+			}
+			t.Points = append(t.Points, p)
+		}
+	}
+	out := []Trend{}
+	for _, dim := range schemas.Dimensions {
+		if t := trends[string(dim)]; t != nil {
+			out = append(out, *t)
+		}
+	}
+	return c.JSON(fiber.Map{"org": org, "trends": out})
+}
+
+// welchSignificant reports whether two cells' means differ at the 95% level
+// (|t| > 1.96, normal approximation of Welch's t-test on the answers).
+func welchSignificant(a, b Score) bool {
+	if a.answers < 2 || b.answers < 2 {
+		return false
+	}
+	se := math.Sqrt(a.variance/float64(a.answers) + b.variance/float64(b.answers))
+	if se == 0 || math.IsNaN(se) {
+		return false
+	}
+	return math.Abs(*b.Mean-*a.Mean)/se > 1.96
+}
