@@ -55,6 +55,8 @@ FROM waves WHERE org = ? GROUP BY wave_id ORDER BY wave_id`
 	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq)
 FROM surveys WHERE org = ? AND survey_id = ?`
 	sqlInvited = `SELECT count() FROM invitations WHERE org = ? AND wave_id = ? AND seq < ?`
+	// %[1]s is the group expression.
+	sqlInvitedBy = `SELECT %[1]s AS grp, count() FROM invitations WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp`
 	// %[1]s is the group expression: a column of GroupColumns, or ''.
 	sqlGroupRespondents = `SELECT %[1]s AS grp, uniqExact(response_id) AS n
 FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp`
@@ -90,7 +92,8 @@ func Statements() []schemas.Statement {
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
 			schemas.Statement{Name: "respondents by " + g, SQL: fmt.Sprintf(sqlGroupRespondents, g), Args: []any{org, wave, uint64(100)}},
-			schemas.Statement{Name: "dimensions by " + g, SQL: fmt.Sprintf(sqlDimensionCells, g), Args: []any{org, wave, uint64(100)}})
+			schemas.Statement{Name: "dimensions by " + g, SQL: fmt.Sprintf(sqlDimensionCells, g), Args: []any{org, wave, uint64(100)}},
+			schemas.Statement{Name: "invited by " + g, SQL: fmt.Sprintf(sqlInvitedBy, g), Args: []any{org, wave, uint64(100)}})
 	}
 	return out
 }
@@ -179,6 +182,29 @@ func (s *Store) Invited(ctx context.Context, org string, w WaveInfo) (int, error
 		return 0, fmt.Errorf("query: invitations of %s: %w", w.ID, err)
 	}
 	return int(n), nil
+}
+
+// InvitedBy counts a sealed wave's invitations per group.
+func (s *Store) InvitedBy(ctx context.Context, org string, w WaveInfo, groupBy string) (map[string]int, error) {
+	g, err := groupExpr(groupBy)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlInvitedBy, g), org, w.ID, w.SealSeq)
+	if err != nil {
+		return nil, fmt.Errorf("query: invitations of %s: %w", w.ID, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var grp string
+		var n uint64
+		if err := rows.Scan(&grp, &n); err != nil {
+			return nil, err
+		}
+		out[grp] = int(n)
+	}
+	return out, rows.Err()
 }
 
 // Cell is an aggregate over the answers of one group and one dimension or

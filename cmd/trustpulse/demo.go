@@ -343,6 +343,9 @@ Try:
   # trends across waves (a leader may see them too)
   curl -s -H "$L" %[2]s/v1/orgs/demo/trends
 
+  # participation by department
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/participation?group_by=department'
+
   # the department table as CSV
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department&format=csv'
 

@@ -457,9 +457,37 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Participation: everyone invited answered; small departments hidden.
+	status, body := get(t, m, "/v1/orgs/acme/waves/w1/participation?group_by=department")
+	var part struct {
+		Overall struct {
+			Invited, Responded *int
+			Rate               *float64
+		} `json:"overall"`
+		Groups []struct {
+			Value      string `json:"value"`
+			Suppressed bool   `json:"suppressed"`
+			Invited    *int   `json:"invited"`
+			Responded  *int   `json:"responded"`
+		} `json:"groups"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &part) != nil {
+		t.Fatalf("participation: %d %s", status, body)
+	}
+	if part.Overall.Responded == nil || *part.Overall.Responded != len(responses) || *part.Overall.Invited != len(responses) || *part.Overall.Rate != 1 {
+		t.Fatalf("participation overall: %s", body)
+	}
+	for _, g := range part.Groups {
+		small := deptSizes[g.Value] < threshold
+		if small != g.Suppressed || (g.Suppressed && (g.Invited != nil || g.Responded != nil)) ||
+			(!g.Suppressed && (*g.Invited != deptSizes[g.Value] || *g.Responded != deptSizes[g.Value])) {
+			t.Fatalf("participation of %s: %+v", g.Value, g)
+		}
+	}
+
 	// The CSV export holds the same cells: one row each, suppressed rows
 	// without numbers.
-	status, body := get(t, m, "/v1/orgs/acme/waves/w1/scores?group_by=department&format=csv")
+	status, body = get(t, m, "/v1/orgs/acme/waves/w1/scores?group_by=department&format=csv")
 	if status != http.StatusOK {
 		t.Fatalf("csv: %d %s", status, body)
 	}
