@@ -56,6 +56,7 @@ func (s *Server) routes() {
 	org.Get("/waves", s.listWavesHandler)
 	org.Get("/waves/:wave/scores", s.waveScoresHandler)
 	org.Get("/waves/:wave/participation", s.participationHandler)
+	org.Get("/waves/:wave/drivers", s.driversHandler)
 	org.Get("/trends", s.trendsHandler)
 	s.app.Use(func(c *fiber.Ctx) error {
 		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -82,6 +83,8 @@ func Statements() []schemas.Statement {
 		{Name: "token", SQL: sqlTokenByHash, Args: []any{"abc123"}},
 		{Name: "token revoked", SQL: sqlTokenRevoked, Args: []any{"t0"}},
 		{Name: "survey", SQL: sqlSurvey, Args: []any{org, "s1"}},
+		{Name: "survey drivers", SQL: sqlSurveyDrivers, Args: []any{org, "s1"}},
+		{Name: "driver correlation", SQL: sqlDriverCorrelation, Args: []any{clickhouse.GroupSet{Value: []any{"n1"}}, clickhouse.GroupSet{Value: []any{"q1"}}, org, wave, uint64(100)}},
 		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
 		{Name: "questions", SQL: sqlQuestionCells, Args: []any{org, wave, uint64(100)}},
 	}

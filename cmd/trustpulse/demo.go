@@ -346,6 +346,9 @@ Try:
   # participation by department
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/participation?group_by=department'
 
+  # what drives engagement (eNPS in the demo survey)
+  curl -s -H "$A" %[2]s/v1/orgs/demo/waves/%[5]s/drivers
+
   # the department table as CSV
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department&format=csv'
 

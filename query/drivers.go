@@ -1,0 +1,119 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// MinDriverRespondents is the fewest respondents a driver's correlation is
+// computed from: below it a correlation means little.
+const MinDriverRespondents = 30
+
+const (
+	sqlSurveyDrivers = `SELECT argMax(question_ids, seq), argMax(dimensions, seq), argMax(drivers, seq)
+FROM surveys WHERE org = ? AND survey_id = ?`
+	// Per respondent: the outcome (mean of the outcome questions) and the
+	// driver (mean of its questions); then their correlation over the
+	// respondents who answered both.
+	sqlDriverCorrelation = `SELECT corr(outcome, driver), count() FROM (
+    SELECT response_id,
+        avgIf(value, question_id IN ?) AS outcome,
+        avgIf(value, question_id IN ?) AS driver
+    FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY response_id
+) WHERE isFinite(outcome) AND isFinite(driver)`
+)
+
+// DriverImpact is one driver's correlation with the outcome.
+type DriverImpact struct {
+	Driver     string   `json:"driver"`
+	Suppressed bool     `json:"suppressed,omitempty"`
+	N          *int     `json:"n,omitempty"`
+	R          *float64 `json:"r,omitempty"`
+	// CILow and CIHigh bound r at 95% (Fisher's z).
+	CILow  *float64 `json:"ci_low,omitempty"`
+	CIHigh *float64 `json:"ci_high,omitempty"`
+}
+
+// driversHandler serves the impact of each driver of a released wave: the
+// correlation, across respondents, of their driver score with their
+// engagement index (or, when the survey has no engagement index items, with
+// their eNPS answer), with a 95% confidence interval. A driver is shown only
+// with at least MinDriverRespondents (and the threshold) respondents.
+func (s *Server) driversHandler(c *fiber.Ctx) error {
+	org, waveID := c.Params("org"), c.Params("wave")
+	if !schemas.ValidID(waveID) {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 20*time.Second)
+	defer cancel()
+	w, err := s.releasedWave(ctx, org, waveID)
+	if err != nil {
+		return err
+	}
+	var ids, dims, drivers []string
+	if err := s.store.ch.QueryRow(ctx, sqlSurveyDrivers, org, w.SurveyID).Scan(&ids, &dims, &drivers); err != nil {
+		return fmt.Errorf("query: survey drivers: %w", err)
+	}
+	var outcome []any
+	outcomeName := "engagement"
+	for i, d := range dims {
+		if d == string(schemas.Engagement) {
+			outcome = append(outcome, ids[i])
+		}
+	}
+	if len(outcome) == 0 {
+		outcomeName = "enps"
+		for i, d := range dims {
+			if d == string(schemas.ENPS) {
+				outcome = append(outcome, ids[i])
+			}
+		}
+	}
+	if len(outcome) == 0 {
+		return schemas.Errorf(http.StatusConflict, "no_outcome", "the survey of wave %s has neither engagement index nor eNPS questions", w.ID)
+	}
+	byDriver := map[string][]any{}
+	var order []string
+	for i, d := range drivers {
+		if d == "" || dims[i] == string(schemas.Engagement) || dims[i] == string(schemas.ENPS) {
+			continue
+		}
+		if _, ok := byDriver[d]; !ok {
+			order = append(order, d)
+		}
+		byDriver[d] = append(byDriver[d], ids[i])
+	}
+	minN := max(MinDriverRespondents, s.guard.K)
+	out := []DriverImpact{}
+	for _, d := range order {
+		var r float64
+		var n uint64
+		if err := s.store.ch.QueryRow(ctx, sqlDriverCorrelation, clickhouse.GroupSet{Value: outcome}, clickhouse.GroupSet{Value: byDriver[d]},
+			org, w.ID, w.SealSeq).Scan(&r, &n); err != nil {
+			return fmt.Errorf("query: driver %s: %w", d, err)
+		}
+		out = append(out, driverImpact(d, r, int(n), minN))
+	}
+	return c.JSON(fiber.Map{"org": org, "wave_id": w.ID, "outcome": outcomeName, "min_respondents": minN, "drivers": out})
+}
+
+func driverImpact(driver string, r float64, n, minN int) DriverImpact {
+	di := DriverImpact{Driver: strings.TrimSpace(driver)}
+	if n < minN || math.IsNaN(r) || math.IsInf(r, 0) {
+		di.Suppressed = true
+		return di
+	}
+	di.N, di.R = &n, round(r, 3)
+	z, se := math.Atanh(math.Max(-0.999999, math.Min(0.999999, r))), 1/math.Sqrt(float64(n-3))
+	di.CILow, di.CIHigh = round(math.Tanh(z-1.96*se), 3), round(math.Tanh(z+1.96*se), 3)
+	return di
+}
