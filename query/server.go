@@ -58,6 +58,7 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/participation", s.participationHandler)
 	org.Get("/waves/:wave/drivers", s.driversHandler)
 	org.Get("/trends", s.trendsHandler)
+	org.Get("/retention", s.retentionHandler)
 	s.app.Use(func(c *fiber.Ctx) error {
 		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
 	})

@@ -84,6 +84,7 @@ func Statements() []schemas.Statement {
 		{Name: "token revoked", SQL: sqlTokenRevoked, Args: []any{"t0"}},
 		{Name: "survey", SQL: sqlSurvey, Args: []any{org, "s1"}},
 		{Name: "survey drivers", SQL: sqlSurveyDrivers, Args: []any{org, "s1"}},
+		{Name: "retention", SQL: fmt.Sprintf(sqlRetention, "department"), Args: []any{"2024-06-01", "2024-06-01", "2024-06-01", "2027-01-01", "2024-06-01", org}},
 		{Name: "driver correlation", SQL: sqlDriverCorrelation, Args: []any{clickhouse.GroupSet{Value: []any{"n1"}}, clickhouse.GroupSet{Value: []any{"q1"}}, org, wave, uint64(100)}},
 		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
 		{Name: "questions", SQL: sqlQuestionCells, Args: []any{org, wave, uint64(100)}},

@@ -146,6 +146,7 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 		"served cells":               "department\tEngineering\t7",
 		"token":                      "acme\tt1\tanalyst",
 		"token revoked":              "1",
+		"retention":                  "Engineering\t1\t0",
 		"survey drivers":             "['q1','n1']\t['trust','enps']\t['support','']",
 		"intersections":              "Platform\t1\t1",
 		"checkpoint":                 "95",

@@ -349,6 +349,9 @@ Try:
   # what drives engagement (eNPS in the demo survey)
   curl -s -H "$A" %[2]s/v1/orgs/demo/waves/%[5]s/drivers
 
+  # attrition per department over the last year, beside engagement
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/retention?group_by=department'
+
   # the department table as CSV
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department&format=csv'
 

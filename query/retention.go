@@ -1,0 +1,132 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Attrition over a period, per cohort, from the roster's events: the
+// headcount on the first day and how many of them left before the last.
+// Each person counts with the attributes of their latest join or update.
+const sqlRetention = `SELECT %[1]s AS grp,
+    countIf(start <= toDate(?) AND (left = toDate('1970-01-01') OR left >= toDate(?))) AS headcount,
+    countIf(left != toDate('1970-01-01') AND left >= toDate(?) AND left < toDate(?) AND start <= toDate(?)) AS leavers
+FROM (
+    SELECT person_id,
+        argMaxIf(department, seq, kind != 'EmployeeLeft') AS department,
+        argMaxIf(team, seq, kind != 'EmployeeLeft') AS team,
+        argMaxIf(location, seq, kind != 'EmployeeLeft') AS location,
+        argMaxIf(start_date, seq, kind != 'EmployeeLeft') AS start,
+        if(maxIf(seq, kind = 'EmployeeLeft') > maxIf(seq, kind != 'EmployeeLeft'),
+           argMaxIf(left_on, seq, kind = 'EmployeeLeft'), toDate('1970-01-01')) AS left
+    FROM roster_events WHERE org = ? GROUP BY person_id
+) GROUP BY grp`
+
+// retentionColumns are the attributes retention can be grouped by (tenure
+// band changes over the period, so it is not one of them).
+var retentionColumns = map[string]string{"": "''", "department": "department", "team": "team", "location": "location"}
+
+// Retention is the attrition of one cohort.
+type Retention struct {
+	Value      string   `json:"value,omitempty"`
+	Suppressed bool     `json:"suppressed,omitempty"`
+	Headcount  *int     `json:"headcount,omitempty"`
+	Leavers    *int     `json:"leavers,omitempty"`
+	Attrition  *float64 `json:"attrition,omitempty"`
+}
+
+func retention(value string, headcount, leavers, k int) Retention {
+	r := Retention{Value: value}
+	if headcount < k {
+		r.Suppressed = true
+		return r
+	}
+	r.Headcount, r.Leavers = &headcount, &leavers
+	r.Attrition = round(float64(leavers)/float64(headcount), 3)
+	return r
+}
+
+// retentionHandler serves attrition per cohort over [from, to): leavers
+// among those employed on from. Cohorts of fewer than the threshold are
+// suppressed, and so is the next smallest when one is, as everywhere.
+func (s *Server) retentionHandler(c *fiber.Ctx) error {
+	org, groupBy := c.Params("org"), c.Query("group_by")
+	grp, ok := retentionColumns[groupBy]
+	if !ok {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be department, team or location")
+	}
+	if p := principalOf(c); !mayGroupBy(p.Role, groupBy) {
+		return schemas.Errorf(http.StatusForbidden, "forbidden", "the %s role sees organisation-wide and department results; ask an analyst for finer slices", p.Role)
+	}
+	to := time.Now().UTC().AddDate(0, 0, 1).Truncate(24 * time.Hour)
+	from := to.AddDate(-1, 0, 0)
+	var err error
+	if v := c.Query("from"); v != "" {
+		if from, err = time.Parse(schemas.DateLayout, v); err != nil {
+			return schemas.Errorf(http.StatusBadRequest, "invalid_period", "from must be a date as YYYY-MM-DD")
+		}
+	}
+	if v := c.Query("to"); v != "" {
+		if to, err = time.Parse(schemas.DateLayout, v); err != nil {
+			return schemas.Errorf(http.StatusBadRequest, "invalid_period", "to must be a date as YYYY-MM-DD")
+		}
+	}
+	if !from.Before(to) {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_period", "from must be before to")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	f, t := from.Format(schemas.DateLayout), to.Format(schemas.DateLayout)
+	rows, err := s.store.ch.Query(ctx, fmt.Sprintf(sqlRetention, grp), f, f, f, t, f, org)
+	if err != nil {
+		return fmt.Errorf("query: retention: %w", err)
+	}
+	defer rows.Close()
+	type cohort struct {
+		name               string
+		headcount, leavers int
+	}
+	var cohorts []cohort
+	total := cohort{}
+	for rows.Next() {
+		var name string
+		var h, l uint64
+		if err := rows.Scan(&name, &h, &l); err != nil {
+			return err
+		}
+		cohorts = append(cohorts, cohort{name, int(h), int(l)})
+		total.headcount += int(h)
+		total.leavers += int(l)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	out := fiber.Map{"org": org, "from": f, "to": t, "threshold": s.guard.K, "group_by": groupBy,
+		"overall": retention("", total.headcount, total.leavers, s.guard.K)}
+	if groupBy != "" {
+		sort.Slice(cohorts, func(i, j int) bool { return cohorts[i].name < cohorts[j].name })
+		ns := make([]int, len(cohorts))
+		hidden := make([]bool, len(cohorts))
+		for i, c := range cohorts {
+			ns[i], hidden[i] = c.headcount, c.headcount < s.guard.K
+		}
+		hidden = s.guard.Complement(ns, hidden)
+		groups := []Retention{}
+		for i, c := range cohorts {
+			if hidden[i] {
+				groups = append(groups, Retention{Value: c.name, Suppressed: true})
+			} else {
+				groups = append(groups, retention(c.name, c.headcount, c.leavers, s.guard.K))
+			}
+		}
+		out["groups"] = groups
+	}
+	return c.JSON(out)
+}
