@@ -188,6 +188,17 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]s
 		}
 		fmt.Fprintf(stdout, "seeded wave %s: %d invited, %d responses submitted over HTTP\n", w.id, len(tokens), len(bodies))
 	}
+	// Some people have left since the last wave: every 20th.
+	var staying []ingest.RosterRow
+	for i, r := range rows {
+		if i%20 != 7 {
+			staying = append(staying, r)
+		}
+	}
+	if _, err := m.Admin.ImportRoster(ctx, demoOrg, staying, nil); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "re-imported the roster: %d people left\n", len(rows)-len(staying))
 	if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: demoOpenWave, SurveyID: demoSurvey,
 		OpensAt: now, ClosesAt: now.AddDate(0, 0, 14)}); err != nil {
 		return nil, err
