@@ -125,9 +125,12 @@ func principalOf(c *fiber.Ctx) *Principal {
 	return p
 }
 
-// mayGroupBy reports whether a role may slice results by attr: leaders see
-// organisation-wide and department results, analysts and admins every
+// mayGroupBy refuses a slice finer than the caller's role allows: leaders
+// see organisation-wide and department results, analysts and admins every
 // attribute.
-func mayGroupBy(r schemas.Role, attr string) bool {
-	return attr == "" || attr == "department" || r == schemas.RoleAnalyst || r == schemas.RoleAdmin
+func mayGroupBy(p *Principal, attr string) error {
+	if attr == "" || attr == "department" || p.Role == schemas.RoleAnalyst || p.Role == schemas.RoleAdmin {
+		return nil
+	}
+	return schemas.Errorf(http.StatusForbidden, "forbidden", "the %s role sees organisation-wide and department results; ask an analyst for finer slices", p.Role)
 }

@@ -2,12 +2,9 @@ package query
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // Participation is a cohort's invited and responded counts. A cohort whose
@@ -38,15 +35,10 @@ func participation(value string, invited int, responded Count) Participation {
 // cells as the scores' respondents and pass the same guard, the
 // differencing rule included.
 func (s *Server) participationHandler(c *fiber.Ctx) error {
-	org, waveID, groupBy := c.Params("org"), c.Params("wave"), c.Query("group_by")
-	if !schemas.ValidID(waveID) {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
-	}
-	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
-	}
-	if p := principalOf(c); !mayGroupBy(p.Role, groupBy) {
-		return schemas.Errorf(http.StatusForbidden, "forbidden", "the %s role sees organisation-wide and department results; ask an analyst for finer slices", p.Role)
+	org := c.Params("org")
+	waveID, groupBy, err := sliceRequest(c)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()

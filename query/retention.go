@@ -62,8 +62,8 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 	if !ok {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be department, team or location")
 	}
-	if p := principalOf(c); !mayGroupBy(p.Role, groupBy) {
-		return schemas.Errorf(http.StatusForbidden, "forbidden", "the %s role sees organisation-wide and department results; ask an analyst for finer slices", p.Role)
+	if err := mayGroupBy(principalOf(c), groupBy); err != nil {
+		return err
 	}
 	to := time.Now().UTC().AddDate(0, 0, 1).Truncate(24 * time.Hour)
 	from := to.AddDate(-1, 0, 0)

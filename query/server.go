@@ -99,15 +99,10 @@ func (s *Server) listWavesHandler(c *fiber.Ctx) error {
 }
 
 func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
-	org, waveID, groupBy := c.Params("org"), c.Params("wave"), c.Query("group_by")
-	if !schemas.ValidID(org) || !schemas.ValidID(waveID) {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_id", "organisation or wave id is malformed")
-	}
-	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
-	}
-	if p := principalOf(c); !mayGroupBy(p.Role, groupBy) {
-		return schemas.Errorf(http.StatusForbidden, "forbidden", "the %s role sees organisation-wide and department results; ask an analyst for finer slices", p.Role)
+	org := c.Params("org")
+	waveID, groupBy, err := sliceRequest(c)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
@@ -125,6 +120,19 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 		return res.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(res)
+}
+
+// sliceRequest reads a wave result's request: the wave id, the group-by
+// attribute, and whether the caller's role may slice by it.
+func sliceRequest(c *fiber.Ctx) (waveID, groupBy string, err error) {
+	waveID, groupBy = c.Params("wave"), c.Query("group_by")
+	if !schemas.ValidID(waveID) {
+		return "", "", schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
+	}
+	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
+		return "", "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
+	}
+	return waveID, groupBy, mayGroupBy(principalOf(c), groupBy)
 }
 
 // releasedWave returns a wave whose scores may be served: closed, sealed

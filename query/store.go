@@ -190,25 +190,7 @@ func (s *Store) Invited(ctx context.Context, org string, w WaveInfo) (int, error
 
 // InvitedBy counts a sealed wave's invitations per group.
 func (s *Store) InvitedBy(ctx context.Context, org string, w WaveInfo, groupBy string) (map[string]int, error) {
-	g, err := groupExpr(groupBy)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlInvitedBy, g), org, w.ID, w.SealSeq)
-	if err != nil {
-		return nil, fmt.Errorf("query: invitations of %s: %w", w.ID, err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var grp string
-		var n uint64
-		if err := rows.Scan(&grp, &n); err != nil {
-			return nil, err
-		}
-		out[grp] = int(n)
-	}
-	return out, rows.Err()
+	return s.groupCounts(ctx, sqlInvitedBy, "invitations", org, w, groupBy)
 }
 
 // Cell is an aggregate over the answers of one group and one dimension or
@@ -240,13 +222,19 @@ func groupExpr(groupBy string) (string, error) {
 
 // GroupRespondents counts distinct respondents per group of a sealed wave.
 func (s *Store) GroupRespondents(ctx context.Context, org string, w WaveInfo, groupBy string) (map[string]int, error) {
+	return s.groupCounts(ctx, sqlGroupRespondents, "respondents", org, w, groupBy)
+}
+
+// groupCounts runs a per-group count (a SQL template whose %[1]s is the
+// group expression) over a sealed wave.
+func (s *Store) groupCounts(ctx context.Context, sqlTemplate, what, org string, w WaveInfo, groupBy string) (map[string]int, error) {
 	g, err := groupExpr(groupBy)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlGroupRespondents, g), org, w.ID, w.SealSeq)
+	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlTemplate, g), org, w.ID, w.SealSeq)
 	if err != nil {
-		return nil, fmt.Errorf("query: respondents of %s: %w", w.ID, err)
+		return nil, fmt.Errorf("query: %s of %s: %w", what, w.ID, err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
