@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,12 +61,7 @@ func attack(t *testing.T, rng *rand.Rand) {
 		t.Fatal(err)
 	}
 	for _, tok := range tokens {
-		body, _ := json.Marshal(map[string]any{"token": tok, "answers": map[string]int{"trust-a": 1 + rng.IntN(5), "trust-b": 3, "auto": 3, "moti": 3, "enps": 5}})
-		resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("submit: %v %v", resp, err)
-		}
-		resp.Body.Close()
+		submit(t, m, tok, map[string]int{"trust-a": 1 + rng.IntN(5), "trust-b": 3, "auto": 3, "moti": 3, "enps": 5})
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
 		t.Fatal(err)

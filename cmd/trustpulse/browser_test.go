@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,12 +196,7 @@ func TestSurveyPageInBrowser(t *testing.T) {
 			lo, hi := q.Dimension.Range()
 			a[q.ID] = lo + rng.IntN(hi-lo+1)
 		}
-		body, _ := json.Marshal(map[string]any{"token": tok, "answers": a})
-		resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("submit: %v %v", resp, err)
-		}
-		resp.Body.Close()
+		submit(t, m, tok, a)
 		responses = append(responses, sent{dept: "Engineering", answers: a})
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {

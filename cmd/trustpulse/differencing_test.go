@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"net/http"
 	"testing"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -35,12 +32,7 @@ func differencingOrg(t *testing.T, m *Main) {
 	}
 	for i, tok := range tokens {
 		a := map[string]int{"trust-a": 1 + i%5, "trust-b": 3, "auto": 4, "moti": 2, "stay": 5, "enps": i % 11}
-		body, _ := json.Marshal(map[string]any{"token": tok, "answers": a})
-		resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("submit: %v %v", resp, err)
-		}
-		resp.Body.Close()
+		submit(t, m, tok, a)
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
 		t.Fatal(err)

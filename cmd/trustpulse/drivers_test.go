@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -55,12 +54,7 @@ func TestDriverImpact(t *testing.T) {
 			if wv.id == "big" {
 				xs, ys = append(xs, float64(a)), append(ys, float64(pride+stay)/2)
 			}
-			body, _ := json.Marshal(map[string]any{"token": tok, "answers": answers})
-			resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
-			if err != nil || resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("submit: %v %v", resp, err)
-			}
-			resp.Body.Close()
+			submit(t, m, tok, answers)
 		}
 		if err := m.Admin.CloseWave(ctx, "acme", wv.id); err != nil {
 			t.Fatal(err)

@@ -226,6 +226,22 @@ func authorize(t *testing.T, m *Main, role schemas.Role) string {
 	return token
 }
 
+// submit posts one response through the ingest API and requires it to be
+// accepted.
+func submit(t *testing.T, m *Main, token string, answers map[string]int) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"token": token, "answers": answers})
+	resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+}
+
 // get fetches a path of the query API with the program's analyst token.
 func get(t *testing.T, m *Main, path string) (int, string) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -48,12 +47,7 @@ func TestTrends(t *testing.T) {
 		for j, tok := range tokens {
 			v := wv.trust(j)
 			sum += 2 * v
-			body, _ := json.Marshal(map[string]any{"token": tok, "answers": map[string]int{"trust-a": v, "trust-b": v, "auto": 3, "moti": 3, "enps": 7}})
-			resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
-			if err != nil || resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("submit: %v %v", resp, err)
-			}
-			resp.Body.Close()
+			submit(t, m, tok, map[string]int{"trust-a": v, "trust-b": v, "auto": 3, "moti": 3, "enps": 7})
 		}
 		trustMeans[wv.id] = float64(sum) / float64(2*wv.n)
 		if err := m.Admin.CloseWave(ctx, "acme", wv.id); err != nil {

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -81,12 +79,7 @@ func TestUnlinkability(t *testing.T) {
 		token := link[strings.LastIndex(link, "/")+1:]
 		identities = append(identities, token, ingest.TokenHash(token))
 		answers := map[string]int{"trust-a": 1 + i%5, "trust-b": 1 + (i/5)%5, "auto": 3, "moti": 4, "stay": 2, "enps": i % 11}
-		body, _ := json.Marshal(map[string]any{"token": token, "answers": answers})
-		resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("submit: %v %v", resp, err)
-		}
-		resp.Body.Close()
+		submit(t, m, token, answers)
 		submitted = append(submitted, fingerprint(answers))
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
