@@ -54,15 +54,34 @@ func checkOrg(org string) error {
 	return nil
 }
 
-// ConfigureOrg sets an organisation's settings.
+// ConfigureOrg changes an organisation's settings; a zero field keeps its
+// current value. A new threshold applies to waves opened from then on.
 func (a *Admin) ConfigureOrg(ctx context.Context, org string, o schemas.OrgConfigured) error {
 	if err := checkOrg(org); err != nil {
 		return err
+	}
+	cur := a.catalog.Org(org)
+	if o.SenderName == "" {
+		o.SenderName = cur.SenderName
+	}
+	if o.Threshold == 0 {
+		o.Threshold = cur.Threshold
+	}
+	if o.Threshold != 0 && !schemas.ValidThreshold(o.Threshold) {
+		return fmt.Errorf("threshold %d: want %d to %d", o.Threshold, schemas.MinThreshold, schemas.MaxThreshold)
 	}
 	if len(o.SenderName) > schemas.MaxAttrLen || strings.ContainsAny(o.SenderName, "\r\n<>\"") {
 		return fmt.Errorf("sender name: at most %d characters, without line breaks, quotes or angle brackets", schemas.MaxAttrLen)
 	}
 	return a.publishAndWait(ctx, schemas.OrgConfiguredType, org, o)
+}
+
+// Org returns an organisation's settings as waves opened now would get
+// them: the threshold defaulted.
+func (a *Admin) Org(org string) schemas.OrgConfigured {
+	o := a.catalog.Org(org)
+	o.Threshold = a.catalog.Threshold(org)
+	return o
 }
 
 // PublishSurvey publishes (or republishes) a survey definition.
@@ -94,6 +113,12 @@ func (a *Admin) OpenWave(ctx context.Context, org string, w schemas.WaveOpened) 
 		return fmt.Errorf("wave %q: closes_at %s must be after opens_at %s", w.WaveID, w.ClosesAt, w.OpensAt)
 	}
 	w.OpensAt, w.ClosesAt = w.OpensAt.UTC().Truncate(time.Second), w.ClosesAt.UTC().Truncate(time.Second)
+	if w.Threshold == 0 {
+		w.Threshold = a.catalog.Threshold(org)
+	}
+	if !schemas.ValidThreshold(w.Threshold) {
+		return fmt.Errorf("wave %q: threshold %d: want %d to %d", w.WaveID, w.Threshold, schemas.MinThreshold, schemas.MaxThreshold)
+	}
 	return a.publishAndWait(ctx, schemas.WaveOpenedType, org, w)
 }
 

@@ -30,6 +30,8 @@ type Wave struct {
 	ClosedAt time.Time
 	// Sealed is set once the mixer has released all of the wave's responses.
 	Sealed bool
+	// Threshold is the wave's reporting threshold, fixed when it opened.
+	Threshold int
 }
 
 // AcceptsAt reports whether the wave takes responses at t.
@@ -51,6 +53,10 @@ type Catalog struct {
 	changed   chan struct{}
 	cc        jetstream.ConsumeContext
 	log       *slog.Logger
+
+	// DefaultThreshold is the reporting threshold of organisations that
+	// have not set their own; set it before the catalog is used.
+	DefaultThreshold int
 }
 
 // StartCatalog reads the catalog events from the start of the stream and
@@ -64,6 +70,8 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		orgs:      map[string]schemas.OrgConfigured{},
 		changed:   make(chan struct{}),
 		log:       log.With("component", "catalog"),
+
+		DefaultThreshold: schemas.DefaultThreshold,
 	}
 	stream, err := js.Stream(ctx, schemas.EventStream)
 	if err != nil {
@@ -149,7 +157,7 @@ func (c *Catalog) applyEnvelope(env schemas.Envelope) error {
 		if err != nil {
 			return err
 		}
-		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt, ReminderDays: w.ReminderDays, QuestionIDs: w.QuestionIDs}
+		c.waves[orgKey{env.OrgID, w.WaveID}] = Wave{Org: env.OrgID, ID: w.WaveID, SurveyID: w.SurveyID, OpensAt: w.OpensAt, ClosesAt: w.ClosesAt, ReminderDays: w.ReminderDays, QuestionIDs: w.QuestionIDs, Threshold: w.Threshold}
 	case schemas.WaveClosedType:
 		w, err := schemas.DecodePayload[schemas.WaveClosed](env, env.Type)
 		if err != nil {
@@ -228,6 +236,15 @@ func (c *Catalog) Org(org string) schemas.OrgConfigured {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.orgs[org]
+}
+
+// Threshold returns the reporting threshold a wave of org opened now gets:
+// the organisation's own, or DefaultThreshold.
+func (c *Catalog) Threshold(org string) int {
+	if k := c.Org(org).Threshold; k != 0 {
+		return k
+	}
+	return c.DefaultThreshold
 }
 
 // Schedule is a pulse schedule of an organisation.

@@ -59,6 +59,7 @@ func (m *Mixer) openDue(ctx context.Context, sc Schedule, now time.Time) error {
 	env, err := schemas.NewEnvelope(schemas.WaveOpenedType, sc.Org, now, schemas.WaveOpened{
 		WaveID: waveID, SurveyID: sc.SurveyID, OpensAt: opens, ClosesAt: closes, ReminderDays: sc.ReminderDays,
 		QuestionIDs: schemas.RotatedQuestions(survey, sc.DriversPerPulse, k), ScheduleID: sc.ScheduleID,
+		Threshold: m.catalog.Threshold(sc.Org),
 	})
 	if err != nil {
 		return err

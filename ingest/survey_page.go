@@ -161,15 +161,23 @@ func messageFor(err error) (int, messageView) {
 		Message: "We could not open the survey right now. Nothing was saved."}
 }
 
+// thresholdOf is the reporting threshold the page promises for a wave.
+func (s *Server) thresholdOf(w Wave) int {
+	if w.Threshold != 0 {
+		return w.Threshold
+	}
+	return s.threshold
+}
+
 // surveyFormHandler shows the survey of a link.
 func (s *Server) surveyFormHandler(c *fiber.Ctx) error {
 	token := c.Params("token")
-	_, _, survey, err := s.invitationFor(c.UserContext(), token, s.now())
+	_, wave, survey, err := s.invitationFor(c.UserContext(), token, s.now())
 	if err != nil {
 		status, v := messageFor(err)
 		return s.render(c, status, messagePage, v)
 	}
-	return s.render(c, http.StatusOK, surveyPage, buildSurveyView(survey, "/s/"+token, s.threshold, nil, nil))
+	return s.render(c, http.StatusOK, surveyPage, buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), nil, nil))
 }
 
 // submitSurveyFormHandler records a posted survey form.
@@ -188,12 +196,12 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	var appErr *schemas.Error
 	if errors.As(err, &appErr) && (appErr.Code == "invalid_answers" || appErr.Code == "unavailable") {
 		// Show the form again with the answers given, so nothing is lost.
-		_, _, survey, lerr := s.invitationFor(c.UserContext(), token, s.now())
+		_, wave, survey, lerr := s.invitationFor(c.UserContext(), token, s.now())
 		if lerr != nil {
 			status, v := messageFor(lerr)
 			return s.render(c, status, messagePage, v)
 		}
-		v := buildSurveyView(survey, "/s/"+token, s.threshold, given, appErr.Fields)
+		v := buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), given, appErr.Fields)
 		v.Problem = "Some answers are missing or invalid"
 		if appErr.Code == "unavailable" {
 			v.Problem = "We could not save your answers right now. Nothing was saved; please send them again in a minute."

@@ -12,13 +12,14 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
 var insertSQL = map[string]string{
 	"surveys":               "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq)",
 	"waves":                 "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq)",
+	"wave_thresholds":       "INSERT INTO wave_thresholds (org, wave_id, threshold, seq)",
 	"wave_closures":         "INSERT INTO wave_closures (org, wave_id, seq)",
 	"wave_seals":            "INSERT INTO wave_seals (org, wave_id, seq)",
 	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
@@ -89,6 +90,9 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("waves", seq, e.OrgID, w.WaveID, w.SurveyID, w.OpensAt.UTC(), w.ClosesAt.UTC(), seq)
+			if w.Threshold > 0 {
+				add("wave_thresholds", seq, e.OrgID, w.WaveID, uint8(w.Threshold), seq)
+			}
 		case schemas.WaveClosedType:
 			w, err := schemas.DecodePayload[schemas.WaveClosed](e, e.Type)
 			if err != nil {

@@ -11,42 +11,80 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// The differencing rule: any two cells served for the same wave and key
-// (respondents, a dimension or a question), to anyone at any time, stand on
-// response sets whose symmetric difference is 0 or at least K. Otherwise
-// the larger minus the smaller singles out fewer than K people: a department
-// of 12 and, in another request, its team of 11 give away the twelfth.
+// The differencing rule: any two cells served for the same key (respondents,
+// a dimension, a question or a driver) over overlapping waves, to anyone at
+// any time, stand on response sets whose symmetric difference is 0 or at
+// least K. Otherwise the larger minus the smaller singles out fewer than K
+// people: a department of 12 and, in another request, its team of 11 give
+// away the twelfth; the first quarter's waves and the first four months'
+// give away April's small wave; Sales and Sales-in-Berlin give away Sales
+// outside Berlin.
 //
-// Every served cell is recorded (served_cells); before a result leaves, each
-// of its cells is checked against the recorded cells of its wave and key
-// with one ClickHouse query per key, and cells that would break the rule are
-// suppressed. Suppressing only ever removes numbers, so the check is re-run
-// on what is left until nothing breaks the rule.
+// Every served cell is recorded (served_sets) with its waves and its
+// predicate; before a result leaves, each of its cells is checked against
+// the recorded cells that share a wave and a key, with one ClickHouse query
+// per key, and cells that would break the rule are suppressed. Suppressing
+// only ever removes numbers, so the check is re-run on what is left until
+// nothing breaks the rule.
 
-// servedCell is one number-bearing cell: its key, its predicate (attr is
-// one of values, or everyone when attr is empty) and its size. A derived
-// cell, the union of a group-by's hidden groups (the total minus what is
-// shown), has several values.
+// servedCell is one number-bearing cell: its key, the waves it covers, its
+// predicate (the result's filter, and group is one of values when group is
+// set) and its size. A derived cell — the union of a group-by's hidden
+// groups (the total minus what is shown) or of its shown groups (their sum)
+// — has several values.
 type servedCell struct {
-	key, attr string
-	values    []string
-	n         int
+	// ref names the cell within its result, for suppressing it.
+	ref    string
+	key    string
+	waves  []string
+	filter []Clause
+	group  string
+	values []string
+	n      int
 }
 
-// valueSep joins the values of a derived cell; cohort values never hold
-// control characters.
-const valueSep = "\x1f"
+// Separators of the recorded predicate; cohort values never hold control
+// characters (sliceRequest and the roster refuse them).
+const (
+	valueSep  = "\x1f"
+	clauseSep = "\x1e"
+	attrSep   = "&"
+	waveSep   = ","
+)
 
-func (c servedCell) value() string { return strings.Join(c.values, valueSep) }
-
-func (c servedCell) id() string { return c.key + "|" + c.attr + "|" + c.value() }
-
-func cell(key, attr, value string, n int) servedCell {
-	c := servedCell{key: key, attr: attr, n: n}
-	if attr != "" {
-		c.values = []string{value}
+// predicate is the cell's conjunction of clauses, sorted by attribute.
+func (c servedCell) predicate() []Clause {
+	p := slices.Clone(c.filter)
+	if c.group != "" {
+		p = append(p, Clause{Attr: c.group, Values: c.values})
 	}
-	return c
+	slices.SortFunc(p, func(a, b Clause) int { return strings.Compare(a.Attr, b.Attr) })
+	return p
+}
+
+// encode returns the recorded form of the cell's predicate.
+func (c servedCell) encode() (attr, value string) {
+	var attrs, values []string
+	for _, cl := range c.predicate() {
+		attrs, values = append(attrs, cl.Attr), append(values, strings.Join(cl.Values, valueSep))
+	}
+	return strings.Join(attrs, attrSep), strings.Join(values, clauseSep)
+}
+
+// decodePredicate reverses encode.
+func decodePredicate(attr, value string) []Clause {
+	if attr == "" {
+		return nil
+	}
+	attrs, values := strings.Split(attr, attrSep), strings.Split(value, clauseSep)
+	out := make([]Clause, len(attrs))
+	for i, a := range attrs {
+		out[i] = Clause{Attr: a}
+		if i < len(values) {
+			out[i].Values = strings.Split(values[i], valueSep)
+		}
+	}
+	return out
 }
 
 // Cell keys.
@@ -54,54 +92,64 @@ const keyRespondents = "all"
 
 func dimensionKey(d string) string { return "dim:" + d }
 func questionKey(q string) string  { return "q:" + q }
+func driverKey(d string) string    { return "drv:" + d }
 
 // keyCondition is the SQL condition selecting a key's answer rows, and its
-// argument.
-func keyCondition(key string) (string, []any) {
+// arguments; drivers maps a driver to its question ids.
+func keyCondition(key string, drivers map[string][]string) (string, []any) {
 	switch {
 	case strings.HasPrefix(key, "dim:"):
 		return "dimension = ?", []any{strings.TrimPrefix(key, "dim:")}
 	case strings.HasPrefix(key, "q:"):
 		return "question_id = ?", []any{strings.TrimPrefix(key, "q:")}
+	case strings.HasPrefix(key, "drv:"):
+		var ids []any
+		for _, q := range drivers[strings.TrimPrefix(key, "drv:")] {
+			ids = append(ids, q)
+		}
+		if len(ids) == 0 {
+			return "0", nil
+		}
+		return "question_id IN ?", []any{clickhouse.GroupSet{Value: ids}}
 	}
 	return "1", nil
 }
 
 const (
-	sqlServedCells = `SELECT attr, value, any(n) FROM served_cells
-WHERE org = ? AND wave_id = ? AND cell_key = ? GROUP BY attr, value`
-	sqlRecordServed = `INSERT INTO served_cells (org, wave_id, cell_key, attr, value, n, served_at)`
-	// %[1]s group expression, %[2]s the uniqExactIf columns, %[3]s the key condition.
+	sqlServedSets = `SELECT waves, attr, value, any(n) FROM served_sets
+WHERE org = ? AND wave_id IN ? AND cell_key = ? GROUP BY waves, attr, value`
+	sqlRecordServed = `INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at)`
+	// %[1]s group expression, %[2]s the uniqExactIf columns, %[3]s the
+	// scope's condition, %[4]s the key's.
 	sqlIntersections = `SELECT %[1]s AS grp, %[2]s FROM answers
-WHERE org = ? AND wave_id = ? AND seq < ? AND %[3]s GROUP BY grp`
+WHERE org = ? AND %[3]s AND %[4]s GROUP BY grp`
 )
 
-// servedCells returns the cells served so far for a wave and key.
-func (s *Store) servedCells(ctx context.Context, org, wave, key string) ([]servedCell, error) {
-	rows, err := s.ch.Query(ctx, sqlServedCells, org, wave, key)
+// servedBefore returns the cells served so far for a key over any of waves.
+func (s *Store) servedBefore(ctx context.Context, org string, waves []string, key string) ([]servedCell, error) {
+	ws := make([]any, len(waves))
+	for i, w := range waves {
+		ws[i] = w
+	}
+	rows, err := s.ch.Query(ctx, sqlServedSets, org, clickhouse.GroupSet{Value: ws}, key)
 	if err != nil {
-		return nil, fmt.Errorf("query: served cells: %w", err)
+		return nil, fmt.Errorf("query: served sets: %w", err)
 	}
 	defer rows.Close()
 	var out []servedCell
 	for rows.Next() {
-		c := servedCell{key: key}
+		var waves, attr, value string
 		var n uint32
-		var value string
-		if err := rows.Scan(&c.attr, &value, &n); err != nil {
+		if err := rows.Scan(&waves, &attr, &value, &n); err != nil {
 			return nil, err
 		}
-		if c.attr != "" {
-			c.values = strings.Split(value, valueSep)
-		}
-		c.n = int(n)
-		out = append(out, c)
+		out = append(out, servedCell{key: key, waves: strings.Split(waves, waveSep), filter: decodePredicate(attr, value), n: int(n)})
 	}
 	return out, rows.Err()
 }
 
-// recordServed remembers cells as served.
-func (s *Store) recordServed(ctx context.Context, org, wave string, cells []servedCell) error {
+// recordServed remembers cells as served, one row per wave each covers.
+func (s *Store) recordServed(ctx context.Context, org string, cells []servedCell) error {
 	if len(cells) == 0 {
 		return nil
 	}
@@ -112,8 +160,11 @@ func (s *Store) recordServed(ctx context.Context, org, wave string, cells []serv
 	defer b.Abort()
 	now := time.Now().UTC()
 	for _, c := range cells {
-		if err := b.Append(org, wave, c.key, c.attr, c.value(), uint32(c.n), now); err != nil {
-			return err
+		attr, value := c.encode()
+		for _, w := range c.waves {
+			if err := b.Append(org, w, strings.Join(c.waves, waveSep), c.key, attr, value, uint32(c.n), now); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.Send(); err != nil {
@@ -122,35 +173,43 @@ func (s *Store) recordServed(ctx context.Context, org, wave string, cells []serv
 	return nil
 }
 
-// intersections returns, for every group of attr (or the whole wave when
-// attr is empty) among a key's answers, its number of respondents followed
-// by the number of them that each prior cell's predicate also selects.
-func intersections(ctx context.Context, ch driver.Conn, org string, w WaveInfo, key, attr string, prior []servedCell) (map[string][]int, error) {
-	grp, err := groupExpr(attr)
-	if err != nil {
-		return nil, err
-	}
+// intersectionsSQL builds the query behind intersections.
+func intersectionsSQL(org string, sc Scope, key, group string, drivers map[string][]string, prior []servedCell) (string, []any) {
+	grp, _ := groupExpr(group)
 	cols := []string{"uniqExact(response_id)"}
 	var args []any
 	for _, p := range prior {
-		if p.attr == "" {
-			cols = append(cols, "uniqExact(response_id)")
-			continue
+		ws := make([]any, len(p.waves))
+		for i, w := range p.waves {
+			ws[i] = w
 		}
-		col, ok := GroupColumns[p.attr]
-		if !ok {
-			return nil, fmt.Errorf("query: served cell with unknown attribute %q", p.attr)
+		cond := "wave_id IN ?"
+		args = append(args, clickhouse.GroupSet{Value: ws})
+		if pred, pargs := predicateSQL(p.predicate()); pred != "" {
+			cond += " AND " + pred
+			args = append(args, pargs...)
 		}
-		values := make([]any, len(p.values))
-		for i, v := range p.values {
-			values[i] = v
-		}
-		cols = append(cols, "uniqExactIf(response_id, "+col+" IN ?)")
-		args = append(args, clickhouse.GroupSet{Value: values})
+		cols = append(cols, "uniqExactIf(response_id, "+cond+")")
 	}
-	cond, condArgs := keyCondition(key)
-	args = append(append(args, org, w.ID, w.SealSeq), condArgs...)
-	rows, err := ch.Query(ctx, fmt.Sprintf(sqlIntersections, grp, strings.Join(cols, ", "), cond), args...)
+	where, whereArgs := sc.where()
+	keyCond, keyArgs := keyCondition(key, drivers)
+	args = append(append(append(args, org), whereArgs...), keyArgs...)
+	return fmt.Sprintf(sqlIntersections, grp, strings.Join(cols, ", "), where, keyCond), args
+}
+
+// intersections returns, for every group of a scope's answers of a key (the
+// whole scope when group is empty), its number of respondents followed by
+// the number of them that each prior cell also stands on.
+func intersections(ctx context.Context, ch driver.Conn, org string, sc Scope, key, group string, drivers map[string][]string, prior []servedCell) (map[string][]int, error) {
+	for _, p := range prior {
+		for _, cl := range p.predicate() {
+			if _, ok := GroupColumns[cl.Attr]; !ok {
+				return nil, fmt.Errorf("query: served cell with unknown attribute %q", cl.Attr)
+			}
+		}
+	}
+	sql, args := intersectionsSQL(org, sc, key, group, drivers, prior)
+	rows, err := ch.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: intersections: %w", err)
 	}
@@ -175,71 +234,97 @@ func intersections(ctx context.Context, ch driver.Conn, org string, w WaveInfo, 
 	return out, rows.Err()
 }
 
-// differencingViolations returns the ids of the candidate cells that would
-// differ from an already served cell of the same wave and key by 1 to K-1
-// respondents, and the derived cells (hidden groups of a group-by, which the
-// shown total minus the shown groups gives away) that come with the result.
-// When a derived cell breaks the rule, the smallest shown group of its
-// group-by is returned as a violation, so that the next round hides it too.
-func (s *Server) differencingViolations(ctx context.Context, org string, w WaveInfo, candidates []servedCell) (map[string]bool, []servedCell, error) {
-	byKeyAttr := map[[2]string][]servedCell{}
+// differencingViolations returns the refs of the candidate cells that would
+// differ from an already served cell of the same key by 1 to K-1
+// respondents, and the derived cells that come with the result: for each
+// group-by, the union of its hidden groups (the total minus the shown
+// groups) and of its shown groups (their sum). When a derived cell breaks
+// the rule, the smallest shown group of its group-by is returned as a
+// violation, so that the next round hides it too.
+func (s *Server) differencingViolations(ctx context.Context, org string, sc Scope, drivers map[string][]string, candidates []servedCell) (map[string]bool, []servedCell, error) {
+	type batch struct{ key, filter, group string }
+	batches := map[batch][]servedCell{}
+	var order []batch
 	for _, c := range candidates {
-		k := [2]string{c.key, c.attr}
-		byKeyAttr[k] = append(byKeyAttr[k], c)
+		f, _ := servedCell{filter: c.filter}.encode()
+		b := batch{c.key, f, c.group}
+		if _, ok := batches[b]; !ok {
+			order = append(order, b)
+		}
+		batches[b] = append(batches[b], c)
 	}
+	priors := map[string][]servedCell{}
 	bad := map[string]bool{}
 	var derived []servedCell
-	breaks := func(n, pn, both int) bool { d := n + pn - 2*both; return d > 0 && d < s.guard.K }
-	for ka, cs := range byKeyAttr {
-		key, attr := ka[0], ka[1]
-		prior, err := s.store.servedCells(ctx, org, w.ID, key)
-		if err != nil {
-			return nil, nil, err
+	breaks := func(n, pn, both int) bool { d := n + pn - 2*both; return d > 0 && d < sc.K }
+	for _, b := range order {
+		cs := batches[b]
+		prior, ok := priors[b.key]
+		if !ok {
+			var err error
+			if prior, err = s.store.servedBefore(ctx, org, sc.WaveIDs(), b.key); err != nil {
+				return nil, nil, err
+			}
+			priors[b.key] = prior
 		}
-		inter, err := intersections(ctx, s.store.ch, org, w, key, attr, prior)
+		cellScope := sc
+		cellScope.Filter = cs[0].filter
+		inter, err := intersections(ctx, s.store.ch, org, cellScope, b.key, b.group, drivers, prior)
 		if err != nil {
 			return nil, nil, err
 		}
 		shown := map[string]bool{}
 		for _, c := range cs {
-			shown[c.value()] = true
+			v := ""
+			if c.group != "" {
+				v = c.values[0]
+			}
+			shown[v] = true
 			for i, p := range prior {
-				if breaks(c.n, p.n, inter[c.value()][i+1]) {
-					bad[c.id()] = true
+				if breaks(c.n, p.n, inter[v][i+1]) {
+					bad[c.ref] = true
 				}
 			}
 		}
-		if attr == "" {
+		if b.group == "" {
 			continue
 		}
-		// The hidden groups together: the total minus the shown groups.
-		h := servedCell{key: key, attr: attr}
-		both := make([]int, len(prior))
+		// The hidden groups together (the total minus the shown ones), and
+		// the shown groups together (their sum).
+		hidden := servedCell{key: b.key, waves: sc.WaveIDs(), filter: cs[0].filter, group: b.group}
+		union := hidden
+		hiddenBoth, unionBoth := make([]int, len(prior)), make([]int, len(prior))
 		for g, counts := range inter {
+			c, both := &hidden, hiddenBoth
 			if shown[g] {
-				continue
+				c, both = &union, unionBoth
 			}
-			h.values = append(h.values, g)
-			h.n += counts[0]
+			c.values = append(c.values, g)
+			c.n += counts[0]
 			for i := range prior {
 				both[i] += counts[i+1]
 			}
 		}
-		if h.n == 0 {
-			continue
-		}
-		slices.Sort(h.values)
-		derived = append(derived, h)
-		for i, p := range prior {
-			if breaks(h.n, p.n, both[i]) {
-				smallest := cs[0]
-				for _, c := range cs[1:] {
-					if c.n < smallest.n {
-						smallest = c
+		for _, d := range []struct {
+			c    servedCell
+			both []int
+		}{{hidden, hiddenBoth}, {union, unionBoth}} {
+			if d.c.n == 0 {
+				continue
+			}
+			slices.Sort(d.c.values)
+			derived = append(derived, d.c)
+			for i, p := range prior {
+				if breaks(d.c.n, p.n, d.both[i]) {
+					smallest := cs[0]
+					for _, c := range cs[1:] {
+						if c.n < smallest.n {
+							smallest = c
+						}
 					}
+					bad[smallest.ref] = true
+					break
 				}
-				bad[smallest.id()] = true
-				break
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,9 +51,6 @@ type DriverImpact struct {
 // with at least MinDriverRespondents (and the threshold) respondents.
 func (s *Server) driversHandler(c *fiber.Ctx) error {
 	org, waveID := c.Params("org"), c.Params("wave")
-	if !schemas.ValidID(waveID) {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
-	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 20*time.Second)
 	defer cancel()
 	w, err := s.releasedWave(ctx, org, waveID)
@@ -92,7 +90,7 @@ func (s *Server) driversHandler(c *fiber.Ctx) error {
 		}
 		byDriver[d] = append(byDriver[d], ids[i])
 	}
-	minN := max(MinDriverRespondents, s.guard.K)
+	minN := max(MinDriverRespondents, w.threshold(s.guard.K))
 	out := []DriverImpact{}
 	for _, d := range order {
 		var r float64
@@ -102,6 +100,14 @@ func (s *Server) driversHandler(c *fiber.Ctx) error {
 			return fmt.Errorf("query: driver %s: %w", d, err)
 		}
 		out = append(out, driverImpact(d, r, int(n), minN))
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-"+w.ID+"-drivers.csv")
+		t := newCSV(c.Response().BodyWriter(), "wave_id", "outcome", "driver", "suppressed", "n", "r", "ci_low", "ci_high")
+		for _, d := range out {
+			t.row(w.ID, outcomeName, d.Driver, strconv.FormatBool(d.Suppressed), inum(d.N), fnum(d.R), fnum(d.CILow), fnum(d.CIHigh))
+		}
+		return t.close()
 	}
 	return c.JSON(fiber.Map{"org": org, "wave_id": w.ID, "outcome": outcomeName, "min_respondents": minN, "drivers": out})
 }

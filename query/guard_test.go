@@ -75,10 +75,10 @@ func TestGuardGroupsProperty(t *testing.T) {
 					continue
 				}
 				dimTotal[string(d)] += dn
-				cells = append(cells, Cell{Group: name, Key: string(d), Dimension: string(d), N: dn, Answers: dn, Mean: 3})
+				cells = append(cells, Cell{Group: name, Key: string(d), Dimension: string(d), N: dn, Dist: answersOf(3, dn), Mean: 3})
 			}
 		}
-		out := guardGroups(g, total, "department", groupN, cells, nil)
+		out := guardGroups(g, total, groupN, cells, nil)
 		hiddenGroups := 0
 		hiddenByDim := map[string]int{}
 		for _, gs := range out {
@@ -119,11 +119,48 @@ func TestGuardGroupsProperty(t *testing.T) {
 	}
 }
 
-func TestGuardWaveBelowThreshold(t *testing.T) {
+// answersOf is a distribution of n answers of value v.
+func answersOf(v, n int) (d [11]int) {
+	d[v] = n
+	return d
+}
+
+func TestGuardScopeBelowThreshold(t *testing.T) {
 	g := Guard{K: 5}
-	dims := []Cell{{Key: "trust", Dimension: "trust", N: 4, Answers: 4, Mean: 4}}
-	resp, ds, qs := guardWave(g, 4, dims, []Cell{{Key: "q", Dimension: "trust", N: 4, Answers: 4}}, nil, nil, nil)
-	if !resp.Suppressed || resp.N != nil || len(qs) != 0 || !ds[0].Suppressed || ds[0].N != nil {
-		t.Fatalf("wave of 4 respondents served: %+v %+v %+v", resp, ds, qs)
+	in := scopeCells{total: 4,
+		dims:      []Cell{{Key: "trust", Dimension: "trust", N: 4, Dist: answersOf(4, 4), Mean: 4}},
+		questions: []Cell{{Key: "q", Dimension: "trust", N: 4, Dist: answersOf(4, 4), Mean: 4}},
+		drivers:   []Cell{{Key: "Autonomy", Dimension: "trust", N: 4, Dist: answersOf(4, 4), Mean: 4}}}
+	resp, ds, drs, qs := guardScope(g, in, nil, nil, scopeRef, nil)
+	if !resp.Suppressed || resp.N != nil {
+		t.Fatalf("respondents of a scope of 4 served: %+v", resp)
+	}
+	for _, s := range append(append(ds, drs...), qs...) {
+		if !s.Suppressed || s.N != nil || s.Mean != nil || s.Distribution != nil {
+			t.Fatalf("cell of a scope of 4 respondents served: %+v", s)
+		}
+	}
+}
+
+func TestServedShares(t *testing.T) {
+	c := Cell{Key: "trust", Dimension: "trust", N: 10, Mean: 3.2}
+	c.Dist[1], c.Dist[2], c.Dist[3], c.Dist[4], c.Dist[5] = 1, 2, 3, 2, 2
+	s := served(c, true)
+	if *s.Favorable != 0.4 || *s.Neutral != 0.3 || *s.Unfavorable != 0.3 {
+		t.Fatalf("shares %v %v %v, want 0.4 0.3 0.3", *s.Favorable, *s.Neutral, *s.Unfavorable)
+	}
+	if len(s.Distribution) != 5 || s.Distribution[0] != (Share{1, 0.1}) || s.Distribution[4] != (Share{5, 0.2}) {
+		t.Fatalf("distribution %v", s.Distribution)
+	}
+	e := Cell{Key: "enps", Dimension: "enps", N: 10}
+	e.Dist[10], e.Dist[9], e.Dist[8], e.Dist[3], e.Dist[0] = 3, 2, 2, 2, 1
+	es := served(e, true)
+	if *es.ENPS != 20 || *es.Favorable != 0.5 || *es.Neutral != 0.2 || *es.Unfavorable != 0.3 || len(es.Distribution) != 11 {
+		t.Fatalf("eNPS %v shares %v %v %v, distribution %v", *es.ENPS, *es.Favorable, *es.Neutral, *es.Unfavorable, es.Distribution)
+	}
+	org := served(Cell{Key: "trust", Dimension: "trust", N: 20, Mean: 3.5, Dist: answersOf(3, 20)}, true)
+	s.vsOrg(org)
+	if s.VsOrg == nil || *s.VsOrg != -0.3 {
+		t.Fatalf("vs_org %v, want -0.3", s.VsOrg)
 	}
 }

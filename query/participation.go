@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -30,38 +31,58 @@ func participation(value string, invited int, responded Count) Participation {
 	return p
 }
 
+// ParticipationResult is the result of GET .../waves/{wave}/participation.
+type ParticipationResult struct {
+	Org       string            `json:"org"`
+	WaveID    string            `json:"wave_id"`
+	Filter    map[string]string `json:"filter,omitempty"`
+	Threshold int               `json:"threshold"`
+	GroupBy   string            `json:"group_by,omitempty"`
+	Overall   Participation     `json:"overall"`
+	Groups    []Participation   `json:"groups,omitempty"`
+}
+
 // participationHandler serves invited and responded counts of a released
-// wave, organisation-wide and per group. Responded counts are the same
-// cells as the scores' respondents and pass the same guard, the
-// differencing rule included.
+// wave, organisation-wide (or within filters) and per group. Responded
+// counts are the same cells as the scores' respondents and pass the same
+// guard, the differencing rule included.
 func (s *Server) participationHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
-	waveID, groupBy, err := sliceRequest(c)
+	filter, groupBy, err := sliceRequest(c)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	w, err := s.releasedWave(ctx, org, waveID)
+	w, err := s.releasedWave(ctx, org, c.Params("wave"))
 	if err != nil {
 		return err
 	}
-	res, err := s.waveScores(ctx, org, w, groupBy)
+	sc := newScope([]WaveInfo{w}, filter, s.guard.K)
+	res, err := s.scores(ctx, org, sc, groupBy)
 	if err != nil {
 		return err
 	}
-	out := fiber.Map{"org": org, "wave_id": w.ID, "threshold": s.guard.K, "group_by": groupBy,
-		"overall": participation("", res.Invited, res.Respondents)}
-	if groupBy != "" {
-		invited, err := s.store.InvitedBy(ctx, org, w, groupBy)
-		if err != nil {
-			return err
+	invited, err := s.store.InvitedBy(ctx, org, sc, groupBy)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for _, n := range invited {
+		total += n
+	}
+	out := ParticipationResult{Org: org, WaveID: w.ID, Filter: res.Filter, Threshold: sc.K, GroupBy: groupBy,
+		Overall: participation("", total, res.Respondents)}
+	for _, g := range res.Groups {
+		out.Groups = append(out.Groups, participation(g.Value, invited[g.Value], g.Respondents))
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-"+sc.String()+"-participation.csv")
+		t := newCSV(c.Response().BodyWriter(), "wave_id", "group_by", "group", "suppressed", "invited", "responded", "rate")
+		for _, p := range append([]Participation{out.Overall}, out.Groups...) {
+			t.row(w.ID, groupBy, p.Value, strconv.FormatBool(p.Suppressed), inum(p.Invited), inum(p.Responded), fnum(p.Rate))
 		}
-		groups := []Participation{}
-		for _, g := range res.Groups {
-			groups = append(groups, participation(g.Value, invited[g.Value], g.Respondents))
-		}
-		out["groups"] = groups
+		return t.close()
 	}
 	return c.JSON(out)
 }

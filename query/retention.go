@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -51,6 +52,22 @@ func retention(value string, headcount, leavers, k int) Retention {
 	r.Headcount, r.Leavers = &headcount, &leavers
 	r.Attrition = round(float64(leavers)/float64(headcount), 3)
 	return r
+}
+
+// orgThreshold is the threshold of an organisation's latest wave (the
+// query service's default before its first).
+func (s *Server) orgThreshold(ctx context.Context, org string) (int, error) {
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return 0, err
+	}
+	k, latest := s.guard.K, time.Time{}
+	for _, w := range waves {
+		if w.OpensAt.After(latest) {
+			k, latest = w.threshold(s.guard.K), w.OpensAt
+		}
+	}
+	return k, nil
 }
 
 // retentionHandler serves attrition per cohort over [from, to): leavers
@@ -108,24 +125,40 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	out := fiber.Map{"org": org, "from": f, "to": t, "threshold": s.guard.K, "group_by": groupBy,
-		"overall": retention("", total.headcount, total.leavers, s.guard.K)}
+	k, err := s.orgThreshold(ctx, org)
+	if err != nil {
+		return err
+	}
+	g := Guard{K: k}
+	overall := retention("", total.headcount, total.leavers, k)
+	var groups []Retention
 	if groupBy != "" {
 		sort.Slice(cohorts, func(i, j int) bool { return cohorts[i].name < cohorts[j].name })
 		ns := make([]int, len(cohorts))
 		hidden := make([]bool, len(cohorts))
 		for i, c := range cohorts {
-			ns[i], hidden[i] = c.headcount, c.headcount < s.guard.K
+			ns[i], hidden[i] = c.headcount, c.headcount < k
 		}
-		hidden = s.guard.Complement(ns, hidden)
-		groups := []Retention{}
+		hidden = g.Complement(ns, hidden)
+		groups = []Retention{}
 		for i, c := range cohorts {
 			if hidden[i] {
 				groups = append(groups, Retention{Value: c.name, Suppressed: true})
 			} else {
-				groups = append(groups, retention(c.name, c.headcount, c.leavers, s.guard.K))
+				groups = append(groups, retention(c.name, c.headcount, c.leavers, k))
 			}
 		}
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-retention-"+f+"-"+t+".csv")
+		w := newCSV(c.Response().BodyWriter(), "from", "to", "group_by", "group", "suppressed", "headcount", "leavers", "attrition")
+		for _, r := range append([]Retention{overall}, groups...) {
+			w.row(f, t, groupBy, r.Value, strconv.FormatBool(r.Suppressed), inum(r.Headcount), inum(r.Leavers), fnum(r.Attrition))
+		}
+		return w.close()
+	}
+	out := fiber.Map{"org": org, "from": f, "to": t, "threshold": k, "group_by": groupBy, "overall": overall}
+	if groupBy != "" {
 		out["groups"] = groups
 	}
 	return c.JSON(out)

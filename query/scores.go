@@ -2,7 +2,9 @@ package query
 
 import (
 	"math"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -16,14 +18,31 @@ type Score struct {
 	Suppressed bool     `json:"suppressed,omitempty"`
 	N          *int     `json:"n,omitempty"`
 	Mean       *float64 `json:"mean,omitempty"`
-	// Favorable is the share of 4–5 answers on the 1–5 scale.
-	Favorable *float64 `json:"favorable,omitempty"`
-	// ENPS is promoters (9–10) minus detractors (0–6), in percent of answers.
+	// Favorable, Neutral and Unfavorable are the shares of 4–5, 3 and 1–2
+	// answers on the 1–5 scale; for eNPS, of promoters (9–10), passives
+	// (7–8) and detractors (0–6).
+	Favorable   *float64 `json:"favorable,omitempty"`
+	Neutral     *float64 `json:"neutral,omitempty"`
+	Unfavorable *float64 `json:"unfavorable,omitempty"`
+	// ENPS is promoters minus detractors, in percent of answers.
 	ENPS *float64 `json:"enps,omitempty"`
+	// Distribution is the share of answers of each value of the scale.
+	Distribution []Share `json:"distribution,omitempty"`
+	// VsOrg is the mean minus the organisation overall's mean for the same
+	// waves (eNPS: points of eNPS), where both are shown.
+	VsOrg *float64 `json:"vs_org,omitempty"`
 
-	// For trend significance, never served: the answers' count and variance.
+	// For trend significance and differences, never served.
 	answers  int
 	variance float64
+	mean     float64
+	enps     float64
+}
+
+// Share is the share of answers of one value.
+type Share struct {
+	Value int     `json:"value"`
+	Share float64 `json:"share"`
 }
 
 // Count is a served count, or Suppressed.
@@ -39,18 +58,26 @@ type GroupScores struct {
 	Dimensions  []Score `json:"dimensions,omitempty"`
 }
 
-// WaveScores is the result of GET /v1/orgs/{org}/waves/{wave}/scores.
-type WaveScores struct {
-	Org         string        `json:"org"`
-	WaveID      string        `json:"wave_id"`
-	SurveyID    string        `json:"survey_id"`
-	Threshold   int           `json:"threshold"`
-	Invited     int           `json:"invited"`
-	Respondents Count         `json:"respondents"`
-	Dimensions  []Score       `json:"dimensions"`
-	Questions   []Score       `json:"questions"`
-	GroupBy     string        `json:"group_by,omitempty"`
-	Groups      []GroupScores `json:"groups,omitempty"`
+// Scores is the result of GET /v1/orgs/{org}/waves/{wave}/scores and
+// GET /v1/orgs/{org}/scores.
+type Scores struct {
+	Org    string   `json:"org"`
+	WaveID string   `json:"wave_id,omitempty"`
+	Waves  []string `json:"waves"`
+	// Filter is the attribute filters the result is restricted to.
+	Filter    map[string]string `json:"filter,omitempty"`
+	Threshold int               `json:"threshold"`
+	// Invited is shown with the respondents only.
+	Invited     *int    `json:"invited,omitempty"`
+	Respondents Count   `json:"respondents"`
+	Dimensions  []Score `json:"dimensions"`
+	Drivers     []Score `json:"drivers"`
+	Questions   []Score `json:"questions"`
+	// Overall is the organisation overall's dimensions over the same
+	// waves, given when the result is filtered.
+	Overall []Score       `json:"overall,omitempty"`
+	GroupBy string        `json:"group_by,omitempty"`
+	Groups  []GroupScores `json:"groups,omitempty"`
 }
 
 func round(x float64, places int) *float64 {
@@ -66,15 +93,45 @@ func served(c Cell, visible bool) Score {
 		s.Suppressed = true
 		return s
 	}
-	n := c.N
+	n, answers := c.N, c.Answers()
+	if answers == 0 {
+		s.Suppressed = true
+		return s
+	}
 	s.N, s.Mean = &n, round(c.Mean, 2)
-	s.answers, s.variance = c.Answers, c.Variance
+	s.answers, s.variance, s.mean = answers, c.Variance, c.Mean
+	share := func(from, to int) float64 {
+		k := 0
+		for v := from; v <= to; v++ {
+			k += c.Dist[v]
+		}
+		return float64(k) / float64(answers)
+	}
+	lo, hi := 1, 5
+	fav, neu, unf := share(4, 5), share(3, 3), share(1, 2)
 	if schemas.Dimension(c.Dimension) == schemas.ENPS {
-		s.ENPS = round(100*float64(c.Promoters-c.Detractors)/float64(c.Answers), 1)
-	} else {
-		s.Favorable = round(float64(c.Favorable)/float64(c.Answers), 3)
+		lo, hi = 0, 10
+		fav, neu, unf = share(9, 10), share(7, 8), share(0, 6)
+		s.enps = 100 * (fav - unf)
+		s.ENPS = round(s.enps, 1)
+	}
+	s.Favorable, s.Neutral, s.Unfavorable = round(fav, 3), round(neu, 3), round(unf, 3)
+	for v := lo; v <= hi; v++ {
+		s.Distribution = append(s.Distribution, Share{Value: v, Share: *round(share(v, v), 3)})
 	}
 	return s
+}
+
+// vsOrg sets the difference of a shown score from the organisation's.
+func (s *Score) vsOrg(org Score) {
+	if s.Suppressed || org.Suppressed || org.N == nil {
+		return
+	}
+	if schemas.Dimension(s.Dimension) == schemas.ENPS {
+		s.VsOrg = round(s.enps-org.enps, 1)
+		return
+	}
+	s.VsOrg = round(s.mean-org.mean, 2)
 }
 
 func count(n int, visible bool) Count {
@@ -84,8 +141,8 @@ func count(n int, visible bool) Count {
 	return Count{N: &n}
 }
 
-// dimensionOrder sorts cells by the schemas.Dimensions order.
-func dimensionOrder(cells []Cell) {
+// byDimension sorts cells by the schemas.Dimensions order.
+func byDimension(cells []Cell) {
 	rank := map[string]int{}
 	for i, d := range schemas.Dimensions {
 		rank[string(d)] = i
@@ -93,46 +150,63 @@ func dimensionOrder(cells []Cell) {
 	sort.SliceStable(cells, func(i, j int) bool { return rank[cells[i].Dimension] < rank[cells[j].Dimension] })
 }
 
-// guardWave builds the organisation-wide part of a result: total respondents,
-// dimension and question cells, each shown only under the guard's rules.
-//
-// forced holds the ids of cells the differencing rule suppresses.
-func guardWave(g Guard, total int, dims, questions []Cell, texts map[string]string, order []string, forced map[string]bool) (Count, []Score, []Score) {
-	if total < g.K {
-		// Nothing at all is served for a wave with too few respondents.
-		out := make([]Score, 0, len(dims))
-		dimensionOrder(dims)
-		for _, c := range dims {
-			out = append(out, served(c, false))
-		}
-		return count(total, false), out, []Score{}
+// Refs name a result's cells for the differencing rule's suppressions.
+func scopeRef(key string) string        { return "scope|" + key }
+func overallRef(key string) string      { return "org|" + key }
+func groupRef(key, value string) string { return "group|" + key + "|" + value }
+
+// scopeCells are a scope's raw aggregates, before the guard.
+type scopeCells struct {
+	total     int
+	dims      []Cell
+	questions []Cell
+	drivers   []Cell
+}
+
+// guardScope builds the scope-wide part of a result: total respondents and
+// the dimension, driver and question cells, each shown only under the
+// guard's rules (nothing at all below K respondents). refOf names the cells
+// (scopeRef or overallRef); forced holds the refs the differencing rule
+// suppresses.
+func guardScope(g Guard, in scopeCells, texts map[string]string, order []string, refOf func(string) string, forced map[string]bool) (Count, []Score, []Score, []Score) {
+	show := func(c Cell, key string) Score {
+		return served(c, in.total >= g.K && g.Visible(c.N, in.total) && !forced[refOf(key)])
 	}
-	dimensionOrder(dims)
+	dims := slices.Clone(in.dims)
+	byDimension(dims)
 	ds := make([]Score, 0, len(dims))
 	for _, c := range dims {
-		ds = append(ds, served(c, g.Visible(c.N, total) && !forced[cell(dimensionKey(c.Dimension), "", "", 0).id()]))
+		ds = append(ds, show(c, dimensionKey(c.Dimension)))
+	}
+	drivers := slices.Clone(in.drivers)
+	slices.SortFunc(drivers, func(a, b Cell) int { return strings.Compare(a.Key, b.Key) })
+	drs := make([]Score, 0, len(drivers))
+	for _, c := range drivers {
+		s := show(c, driverKey(c.Key))
+		s.Dimension = ""
+		drs = append(drs, s)
 	}
 	pos := map[string]int{}
 	for i, id := range order {
 		pos[id] = i
 	}
+	questions := slices.Clone(in.questions)
 	sort.SliceStable(questions, func(i, j int) bool { return pos[questions[i].Key] < pos[questions[j].Key] })
 	qs := make([]Score, 0, len(questions))
 	for _, c := range questions {
-		s := served(c, g.Visible(c.N, total) && !forced[cell(questionKey(c.Key), "", "", 0).id()])
+		s := show(c, questionKey(c.Key))
 		s.Text = texts[c.Key]
 		qs = append(qs, s)
 	}
-	return count(total, !forced[cell(keyRespondents, "", "", 0).id()]), ds, qs
+	return count(in.total, in.total >= g.K && !forced[refOf(keyRespondents)]), ds, drs, qs
 }
 
-// guardGroups builds a group-by result. Groups partition the wave's
+// guardGroups builds a group-by result. Groups partition the scope's
 // respondents, and each dimension's cells partition that dimension's
-// organisation-wide cell, so complementary suppression runs over both.
+// scope-wide cell, so complementary suppression runs over both.
 //
-// attr is the group-by attribute; forced holds the ids of cells the
-// differencing rule suppresses.
-func guardGroups(g Guard, total int, attr string, groupN map[string]int, cells []Cell, forced map[string]bool) []GroupScores {
+// forced holds the refs the differencing rule suppresses.
+func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, forced map[string]bool) []GroupScores {
 	names := make([]string, 0, len(groupN))
 	for name := range groupN {
 		names = append(names, name)
@@ -142,7 +216,7 @@ func guardGroups(g Guard, total int, attr string, groupN map[string]int, cells [
 	hidden := make([]bool, len(names))
 	for i, name := range names {
 		ns[i] = groupN[name]
-		hidden[i] = !g.Visible(ns[i], total) || forced[cell(keyRespondents, attr, name, 0).id()]
+		hidden[i] = total < g.K || !g.Visible(ns[i], total) || forced[groupRef(keyRespondents, name)]
 	}
 	hidden = g.Complement(ns, hidden)
 
@@ -162,7 +236,7 @@ func guardGroups(g Guard, total int, attr string, groupN map[string]int, cells [
 		for i, name := range names {
 			c, ok := col[name]
 			cn[i] = c.N
-			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i])) || forced[cell(dimensionKey(dim), attr, name, 0).id()]
+			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i])) || forced[groupRef(dimensionKey(dim), name)]
 		}
 		cellHidden[dim] = g.Complement(cn, ch)
 	}
@@ -180,30 +254,37 @@ func guardGroups(g Guard, total int, attr string, groupN map[string]int, cells [
 	return out
 }
 
-// servedCells lists the cells of a result that carry numbers.
-func (r WaveScores) servedCells() []servedCell {
+// servedCells lists the cells of a result that carry numbers, over sc.
+func (r Scores) servedCells(sc Scope) []servedCell {
+	waves := sc.WaveIDs()
 	var out []servedCell
-	if r.Respondents.N != nil {
-		out = append(out, cell(keyRespondents, "", "", *r.Respondents.N))
-	}
-	for _, d := range r.Dimensions {
-		if d.N != nil {
-			out = append(out, cell(dimensionKey(d.Dimension), "", "", *d.N))
+	add := func(ref, key string, filter []Clause, group, value string, n *int) {
+		if n == nil {
+			return
 		}
+		c := servedCell{ref: ref, key: key, waves: waves, filter: filter, group: group, n: *n}
+		if group != "" {
+			c.values = []string{value}
+		}
+		out = append(out, c)
+	}
+	add(scopeRef(keyRespondents), keyRespondents, sc.Filter, "", "", r.Respondents.N)
+	for _, d := range r.Dimensions {
+		add(scopeRef(dimensionKey(d.Dimension)), dimensionKey(d.Dimension), sc.Filter, "", "", d.N)
+	}
+	for _, d := range r.Drivers {
+		add(scopeRef(driverKey(d.Key)), driverKey(d.Key), sc.Filter, "", "", d.N)
 	}
 	for _, q := range r.Questions {
-		if q.N != nil {
-			out = append(out, cell(questionKey(q.Key), "", "", *q.N))
-		}
+		add(scopeRef(questionKey(q.Key)), questionKey(q.Key), sc.Filter, "", "", q.N)
+	}
+	for _, d := range r.Overall {
+		add(overallRef(dimensionKey(d.Dimension)), dimensionKey(d.Dimension), nil, "", "", d.N)
 	}
 	for _, g := range r.Groups {
-		if g.Respondents.N != nil {
-			out = append(out, cell(keyRespondents, r.GroupBy, g.Value, *g.Respondents.N))
-		}
+		add(groupRef(keyRespondents, g.Value), keyRespondents, sc.Filter, r.GroupBy, g.Value, g.Respondents.N)
 		for _, d := range g.Dimensions {
-			if d.N != nil {
-				out = append(out, cell(dimensionKey(d.Dimension), r.GroupBy, g.Value, *d.N))
-			}
+			add(groupRef(dimensionKey(d.Dimension), g.Value), dimensionKey(d.Dimension), sc.Filter, r.GroupBy, g.Value, d.N)
 		}
 	}
 	return out

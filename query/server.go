@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -54,6 +53,7 @@ func (s *Server) routes() {
 	})
 	org := s.app.Group("/v1/orgs/:org", s.authenticate)
 	org.Get("/waves", s.listWavesHandler)
+	org.Get("/scores", s.periodScoresHandler)
 	org.Get("/waves/:wave/scores", s.waveScoresHandler)
 	org.Get("/waves/:wave/participation", s.participationHandler)
 	org.Get("/waves/:wave/drivers", s.driversHandler)
@@ -98,111 +98,127 @@ func (s *Server) listWavesHandler(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"org": org, "waves": out})
 }
 
+// waveScoresHandler serves one released wave's scores, optionally
+// filtered and grouped.
 func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
-	org := c.Params("org")
-	waveID, groupBy, err := sliceRequest(c)
+	filter, groupBy, err := sliceRequest(c)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	w, err := s.releasedWave(ctx, org, waveID)
+	w, err := s.releasedWave(ctx, c.Params("org"), c.Params("wave"))
 	if err != nil {
 		return err
 	}
-	res, err := s.waveScores(ctx, org, w, groupBy)
+	return s.sendScores(ctx, c, newScope([]WaveInfo{w}, filter, s.guard.K), groupBy)
+}
+
+// periodScoresHandler serves the scores of several released waves
+// together: listed, or every one opened in a period.
+func (s *Server) periodScoresHandler(c *fiber.Ctx) error {
+	filter, groupBy, err := sliceRequest(c)
 	if err != nil {
 		return err
 	}
-	if c.Query("format") == "csv" || c.Accepts(fiber.MIMEApplicationJSON, "text/csv") == "text/csv" {
-		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
-		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-%s-scores.csv"`, org, w.ID))
+	ctx, cancel := context.WithTimeout(c.UserContext(), 20*time.Second)
+	defer cancel()
+	waves, err := s.periodWaves(ctx, c, c.Params("org"))
+	if err != nil {
+		return err
+	}
+	return s.sendScores(ctx, c, newScope(waves, filter, s.guard.K), groupBy)
+}
+
+// sendScores computes a scope's scores and sends them as JSON, or as CSV
+// when asked for (?format=csv or Accept: text/csv).
+func (s *Server) sendScores(ctx context.Context, c *fiber.Ctx, sc Scope, groupBy string) error {
+	org := c.Params("org")
+	res, err := s.scores(ctx, org, sc, groupBy)
+	if err != nil {
+		return err
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-"+sc.String()+"-scores.csv")
 		return res.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(res)
 }
 
-// sliceRequest reads a wave result's request: the wave id, the group-by
-// attribute, and whether the caller's role may slice by it.
-func sliceRequest(c *fiber.Ctx) (waveID, groupBy string, err error) {
-	waveID, groupBy = c.Params("wave"), c.Query("group_by")
-	if !schemas.ValidID(waveID) {
-		return "", "", schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
-	}
-	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
-		return "", "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
-	}
-	return waveID, groupBy, mayGroupBy(principalOf(c), groupBy)
-}
-
-// releasedWave returns a wave whose scores may be served: closed, sealed
-// (every response released by the mixer), and projected up to its seal.
-func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo, error) {
-	waves, err := s.store.Waves(ctx, org)
-	if err != nil {
-		return WaveInfo{}, err
-	}
-	for _, w := range waves {
-		if w.ID != waveID {
-			continue
+// scores computes a scope's result under every rule of the guard, the
+// differencing rule across results included, and records the cells it
+// serves.
+func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy string) (Scores, error) {
+	g := Guard{K: sc.K}
+	var surveys []string
+	for _, w := range sc.Waves {
+		if !slices.Contains(surveys, w.SurveyID) {
+			surveys = append(surveys, w.SurveyID)
 		}
-		if !w.Closed() {
-			return WaveInfo{}, schemas.Errorf(http.StatusConflict, "wave_open",
-				"wave %s is still open; its scores are released once it closes", waveID)
+	}
+	order, texts, drivers, err := s.store.Questions(ctx, org, surveys)
+	if err != nil {
+		return Scores{}, err
+	}
+	in, err := s.scopeCells(ctx, org, sc, drivers, true)
+	if err != nil {
+		return Scores{}, err
+	}
+	invited, err := s.store.InvitedBy(ctx, org, sc, "")
+	if err != nil {
+		return Scores{}, err
+	}
+	var overall scopeCells
+	if len(sc.Filter) > 0 {
+		if overall, err = s.scopeCells(ctx, org, sc.Unfiltered(), drivers, false); err != nil {
+			return Scores{}, err
 		}
-		cp, err := s.store.Checkpoint(ctx, s.consumer)
-		if err != nil {
-			return WaveInfo{}, err
-		}
-		if w.SealSeq == 0 || cp < w.SealSeq {
-			return WaveInfo{}, schemas.Errorf(http.StatusServiceUnavailable, "results_pending",
-				"wave %s closed moments ago; its results are being prepared, try again shortly", waveID)
-		}
-		return w, nil
-	}
-	return WaveInfo{}, schemas.Errorf(http.StatusNotFound, "wave_not_found", "wave %s not found", waveID)
-}
-
-// waveScores computes a released wave's result under every rule of the
-// guard, the differencing rule across results included, and records the
-// cells it serves.
-func (s *Server) waveScores(ctx context.Context, org string, w WaveInfo, groupBy string) (WaveScores, error) {
-	totals, err := s.store.GroupRespondents(ctx, org, w, "")
-	if err != nil {
-		return WaveScores{}, err
-	}
-	total := totals[""]
-	invited, err := s.store.Invited(ctx, org, w)
-	if err != nil {
-		return WaveScores{}, err
-	}
-	order, texts, err := s.store.Questions(ctx, org, w.SurveyID)
-	if err != nil {
-		return WaveScores{}, err
-	}
-	dims, err := s.store.DimensionCells(ctx, org, w, "")
-	if err != nil {
-		return WaveScores{}, err
-	}
-	qs, err := s.store.QuestionCells(ctx, org, w)
-	if err != nil {
-		return WaveScores{}, err
 	}
 	var groupN map[string]int
 	var groupCells []Cell
-	if groupBy != "" && total >= s.guard.K {
-		if groupN, err = s.store.GroupRespondents(ctx, org, w, groupBy); err != nil {
-			return WaveScores{}, err
+	if groupBy != "" && in.total >= g.K {
+		if groupN, err = s.store.GroupRespondents(ctx, org, sc, groupBy); err != nil {
+			return Scores{}, err
 		}
-		if groupCells, err = s.store.DimensionCells(ctx, org, w, groupBy); err != nil {
-			return WaveScores{}, err
+		if groupCells, err = s.store.DimensionCells(ctx, org, sc, groupBy); err != nil {
+			return Scores{}, err
 		}
 	}
-	compute := func(forced map[string]bool) WaveScores {
-		res := WaveScores{Org: org, WaveID: w.ID, SurveyID: w.SurveyID, Threshold: s.guard.K, Invited: invited, GroupBy: groupBy}
-		res.Respondents, res.Dimensions, res.Questions = guardWave(s.guard, total, slices.Clone(dims), slices.Clone(qs), texts, order, forced)
+	compute := func(forced map[string]bool) Scores {
+		res := Scores{Org: org, Waves: sc.WaveIDs(), Threshold: sc.K, GroupBy: groupBy}
+		if len(sc.Waves) == 1 {
+			res.WaveID = sc.Waves[0].ID
+		}
+		for _, cl := range sc.Filter {
+			if res.Filter == nil {
+				res.Filter = map[string]string{}
+			}
+			res.Filter[cl.Attr] = cl.Values[0]
+		}
+		res.Respondents, res.Dimensions, res.Drivers, res.Questions = guardScope(g, in, texts, order, scopeRef, forced)
+		if res.Respondents.N != nil {
+			n := invited[""]
+			res.Invited = &n
+		}
+		orgDims := res.Dimensions
+		if len(sc.Filter) > 0 {
+			_, res.Overall, _, _ = guardScope(g, overall, nil, nil, overallRef, forced)
+			orgDims = res.Overall
+			for i := range res.Dimensions {
+				if j := indexOfDimension(orgDims, res.Dimensions[i].Dimension); j >= 0 {
+					res.Dimensions[i].vsOrg(orgDims[j])
+				}
+			}
+		}
 		if groupN != nil {
-			res.Groups = guardGroups(s.guard, total, groupBy, groupN, groupCells, forced)
+			res.Groups = guardGroups(g, in.total, groupN, groupCells, forced)
+			for _, gs := range res.Groups {
+				for i := range gs.Dimensions {
+					if j := indexOfDimension(orgDims, gs.Dimensions[i].Dimension); j >= 0 {
+						gs.Dimensions[i].vsOrg(orgDims[j])
+					}
+				}
+			}
 		}
 		return res
 	}
@@ -213,22 +229,46 @@ func (s *Server) waveScores(ctx context.Context, org string, w WaveInfo, groupBy
 	forced := map[string]bool{}
 	for range 10 {
 		res := compute(forced)
-		cells := res.servedCells()
-		bad, derived, err := s.differencingViolations(ctx, org, w, cells)
+		cells := res.servedCells(sc)
+		bad, derived, err := s.differencingViolations(ctx, org, sc, drivers, cells)
 		if err != nil {
-			return WaveScores{}, err
+			return Scores{}, err
 		}
 		if len(bad) == 0 {
 			// The derived cells are recorded too: later results are
 			// checked against what this one gives away by subtraction.
-			if err := s.store.recordServed(ctx, org, w.ID, append(cells, derived...)); err != nil {
-				return WaveScores{}, err
+			if err := s.store.recordServed(ctx, org, append(cells, derived...)); err != nil {
+				return Scores{}, err
 			}
 			return res, nil
 		}
-		for id := range bad {
-			forced[id] = true
+		for ref := range bad {
+			forced[ref] = true
 		}
 	}
-	return WaveScores{}, schemas.Errorf(http.StatusConflict, "differencing", "this result would reveal a group smaller than %d when set against results served before", s.guard.K)
+	return Scores{}, schemas.Errorf(http.StatusConflict, "differencing", "this result would reveal a group smaller than %d when set against results served before", sc.K)
+}
+
+// scopeCells reads a scope's raw aggregates: its respondents and its
+// dimension cells, and with all set its question and driver cells too.
+func (s *Server) scopeCells(ctx context.Context, org string, sc Scope, drivers map[string][]string, all bool) (scopeCells, error) {
+	var in scopeCells
+	totals, err := s.store.GroupRespondents(ctx, org, sc, "")
+	if err != nil {
+		return in, err
+	}
+	in.total = totals[""]
+	if in.dims, err = s.store.DimensionCells(ctx, org, sc, ""); err != nil || !all {
+		return in, err
+	}
+	if in.questions, err = s.store.QuestionCells(ctx, org, sc); err != nil {
+		return in, err
+	}
+	in.drivers, err = s.store.DriverCells(ctx, org, sc, drivers)
+	return in, err
+}
+
+// indexOfDimension returns the index of a dimension's score, or -1.
+func indexOfDimension(scores []Score, dim string) int {
+	return slices.IndexFunc(scores, func(s Score) bool { return s.Dimension == dim })
 }

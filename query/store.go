@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -31,6 +32,9 @@ type WaveInfo struct {
 	// the wave's last response; 0 until the mixer has released them all.
 	// Only events before it count.
 	SealSeq uint64
+	// Threshold is the wave's reporting threshold, fixed when it opened; 0
+	// for a wave opened before thresholds were per organisation.
+	Threshold int
 }
 
 // Closed reports whether the wave has been closed.
@@ -46,39 +50,51 @@ var GroupColumns = map[string]string{
 }
 
 // The SQL this package issues. Statements() lists them for the
-// compatibility test against current ClickHouse.
+// compatibility test against current ClickHouse. In the templates, %[1]s is
+// the group expression (a column of GroupColumns, or '') and %[2]s the
+// scope's condition (Scope.where).
 const (
 	sqlWaves = `SELECT wave_id, argMax(survey_id, seq), argMax(opens_at, seq), argMax(closes_at, seq)
 FROM waves WHERE org = ? GROUP BY wave_id ORDER BY wave_id`
 	sqlClosures   = `SELECT wave_id, min(seq) FROM wave_closures WHERE org = ? GROUP BY wave_id`
 	sqlSeals      = `SELECT wave_id, min(seq) FROM wave_seals WHERE org = ? GROUP BY wave_id`
+	sqlThresholds = `SELECT wave_id, toUInt64(argMin(threshold, seq)) FROM wave_thresholds WHERE org = ? GROUP BY wave_id`
 	sqlCheckpoint = `SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?`
-	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq)
+	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq), argMax(drivers, seq)
 FROM surveys WHERE org = ? AND survey_id = ?`
-	sqlInvited = `SELECT count() FROM invitations WHERE org = ? AND wave_id = ? AND seq < ?`
-	// %[1]s is the group expression.
-	sqlInvitedBy = `SELECT %[1]s AS grp, count() FROM invitations WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp`
-	// %[1]s is the group expression: a column of GroupColumns, or ''.
+	sqlInvitedBy        = `SELECT %[1]s AS grp, count() FROM invitations WHERE org = ? AND %[2]s GROUP BY grp`
 	sqlGroupRespondents = `SELECT %[1]s AS grp, uniqExact(response_id) AS n
-FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp`
-	sqlDimensionCells = `SELECT %[1]s AS grp, dimension, uniqExact(response_id) AS n, avg(value) AS mean,
-    countIf(value >= 4) AS favorable, countIf(value >= 9) AS promoters, countIf(value <= 6) AS detractors, count() AS answers,
-    varSamp(value) AS variance
-FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY grp, dimension`
-	sqlQuestionCells = `SELECT question_id, any(dimension), uniqExact(response_id) AS n, avg(value) AS mean,
-    countIf(value >= 4) AS favorable, countIf(value >= 9) AS promoters, countIf(value <= 6) AS detractors, count() AS answers,
-    varSamp(value) AS variance
-FROM answers WHERE org = ? AND wave_id = ? AND seq < ? GROUP BY question_id`
+FROM answers WHERE org = ? AND %[2]s GROUP BY grp`
+	// The answers' distribution: dist[v] answers of value v, 0 to 10.
+	cellAggregates = `uniqExact(response_id) AS n, avg(value) AS mean, varSamp(value) AS variance,
+    [countIf(value = 0), countIf(value = 1), countIf(value = 2), countIf(value = 3), countIf(value = 4), countIf(value = 5),
+     countIf(value = 6), countIf(value = 7), countIf(value = 8), countIf(value = 9), countIf(value = 10)] AS dist`
+	sqlDimensionCells = `SELECT %[1]s AS grp, dimension, ` + cellAggregates + `
+FROM answers WHERE org = ? AND %[2]s GROUP BY grp, dimension`
+	sqlQuestionCells = `SELECT question_id, any(dimension), ` + cellAggregates + `
+FROM answers WHERE org = ? AND %[2]s GROUP BY question_id`
+	// %[3]s is the driver expression: transform(question_id, ids, drivers, '').
+	sqlDriverCells = `SELECT %[3]s AS driver, any(dimension), ` + cellAggregates + `
+FROM answers WHERE org = ? AND %[2]s AND driver != '' GROUP BY driver`
 )
+
+// exampleScope is the scope the compatibility test's statements run over.
+var exampleScope = Scope{Waves: []WaveInfo{{ID: "w1", SealSeq: 100}, {ID: "w2", SealSeq: 200}},
+	Filter: []Clause{{Attr: "department", Values: []string{"Engineering"}}}, K: 5}
 
 // Statements returns every query the package issues, with example
 // arguments, each group expression spelled out.
 func Statements() []schemas.Statement {
 	org, wave := "acme", "w1"
+	where, whereArgs := exampleScope.where()
+	scoped := func(name, template, group string) schemas.Statement {
+		return schemas.Statement{Name: name, SQL: fmt.Sprintf(template, group, where), Args: append([]any{org}, whereArgs...)}
+	}
 	out := []schemas.Statement{
 		{Name: "waves", SQL: sqlWaves, Args: []any{org}},
 		{Name: "closures", SQL: sqlClosures, Args: []any{org}},
 		{Name: "seals", SQL: sqlSeals, Args: []any{org}},
+		{Name: "thresholds", SQL: sqlThresholds, Args: []any{org}},
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{"projector-clickhouse"}},
 		{Name: "token", SQL: sqlTokenByHash, Args: []any{"abc123"}},
 		{Name: "token revoked", SQL: sqlTokenRevoked, Args: []any{"t0"}},
@@ -86,18 +102,18 @@ func Statements() []schemas.Statement {
 		{Name: "survey drivers", SQL: sqlSurveyDrivers, Args: []any{org, "s1"}},
 		{Name: "retention", SQL: fmt.Sprintf(sqlRetention, "department"), Args: []any{"2024-06-01", "2024-06-01", "2024-06-01", "2027-01-01", "2024-06-01", org}},
 		{Name: "driver correlation", SQL: sqlDriverCorrelation, Args: []any{clickhouse.GroupSet{Value: []any{"n1"}}, clickhouse.GroupSet{Value: []any{"q1"}}, org, wave, uint64(100)}},
-		{Name: "invited", SQL: sqlInvited, Args: []any{org, wave, uint64(100)}},
-		{Name: "questions", SQL: sqlQuestionCells, Args: []any{org, wave, uint64(100)}},
+		scoped("questions", sqlQuestionCells, ""),
+		{Name: "drivers", SQL: fmt.Sprintf(sqlDriverCells, "", where, driverExpr), Args: append([]any{[]string{"q1", "q2"}, []string{"support", "growth"}, org}, whereArgs...)},
+		{Name: "served sets", SQL: sqlServedSets, Args: []any{org, clickhouse.GroupSet{Value: []any{"w1", "w2"}}, "dim:trust"}},
 	}
-	out = append(out,
-		schemas.Statement{Name: "served cells", SQL: sqlServedCells, Args: []any{org, wave, "dim:trust"}},
-		schemas.Statement{Name: "intersections", SQL: fmt.Sprintf(sqlIntersections, "team", "uniqExact(response_id), uniqExactIf(response_id, department = ?)", "dimension = ?"),
-			Args: []any{"Engineering", org, wave, uint64(100), "trust"}})
+	inter, interArgs := intersectionsSQL(org, exampleScope, "dim:trust", "team", nil, []servedCell{
+		{key: "dim:trust", waves: []string{"w1"}, filter: []Clause{{Attr: "location", Values: []string{"Berlin"}}}, group: "team", values: []string{"a", "b"}}})
+	out = append(out, schemas.Statement{Name: "intersections", SQL: inter, Args: append([]any{}, interArgs...)})
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
-			schemas.Statement{Name: "respondents by " + g, SQL: fmt.Sprintf(sqlGroupRespondents, g), Args: []any{org, wave, uint64(100)}},
-			schemas.Statement{Name: "dimensions by " + g, SQL: fmt.Sprintf(sqlDimensionCells, g), Args: []any{org, wave, uint64(100)}},
-			schemas.Statement{Name: "invited by " + g, SQL: fmt.Sprintf(sqlInvitedBy, g), Args: []any{org, wave, uint64(100)}})
+			scoped("respondents by "+g, sqlGroupRespondents, g),
+			scoped("dimensions by "+g, sqlDimensionCells, g),
+			scoped("invited by "+g, sqlInvitedBy, g))
 	}
 	return out
 }
@@ -129,13 +145,19 @@ func (s *Store) Waves(ctx context.Context, org string) ([]WaveInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	thresholds, err := s.firstSeqs(ctx, sqlThresholds, org)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
 		out[i].CloseSeq, out[i].SealSeq = closes[out[i].ID], seals[out[i].ID]
+		out[i].Threshold = int(thresholds[out[i].ID])
 	}
 	return out, nil
 }
 
-// firstSeqs reads wave id → first stream sequence of a per-wave event table.
+// firstSeqs reads wave id → a number (the first stream sequence of a
+// per-wave event table, or the wave's threshold).
 func (s *Store) firstSeqs(ctx context.Context, sql, org string) (map[string]uint64, error) {
 	rows, err := s.ch.Query(ctx, sql, org)
 	if err != nil {
@@ -163,49 +185,59 @@ func (s *Store) Checkpoint(ctx context.Context, consumer string) (uint64, error)
 	return cp, nil
 }
 
-// Questions returns a survey's question ids in survey order and their
-// texts by id.
-func (s *Store) Questions(ctx context.Context, org, surveyID string) ([]string, map[string]string, error) {
-	var ids, texts []string
-	if err := s.ch.QueryRow(ctx, sqlSurvey, org, surveyID).Scan(&ids, &texts); err != nil {
-		return nil, nil, fmt.Errorf("query: survey %s: %w", surveyID, err)
-	}
-	byID := make(map[string]string, len(ids))
-	for i, id := range ids {
-		if i < len(texts) {
-			byID[id] = texts[i]
+// Questions returns the question ids of surveys in survey order (the first
+// survey's first), their texts by id, and the question ids of each driver.
+func (s *Store) Questions(ctx context.Context, org string, surveyIDs []string) ([]string, map[string]string, map[string][]string, error) {
+	var order []string
+	texts, drivers := map[string]string{}, map[string][]string{}
+	for _, id := range surveyIDs {
+		var ids, ts, ds []string
+		if err := s.ch.QueryRow(ctx, sqlSurvey, org, id).Scan(&ids, &ts, &ds); err != nil {
+			return nil, nil, nil, fmt.Errorf("query: survey %s: %w", id, err)
+		}
+		for i, q := range ids {
+			if _, seen := texts[q]; seen {
+				continue
+			}
+			order = append(order, q)
+			texts[q] = ""
+			if i < len(ts) {
+				texts[q] = ts[i]
+			}
+			if i < len(ds) && strings.TrimSpace(ds[i]) != "" {
+				d := strings.TrimSpace(ds[i])
+				drivers[d] = append(drivers[d], q)
+			}
 		}
 	}
-	return ids, byID, nil
+	return order, texts, drivers, nil
 }
 
-// Invited counts a wave's invitations issued before it was sealed.
-func (s *Store) Invited(ctx context.Context, org string, w WaveInfo) (int, error) {
-	var n uint64
-	if err := s.ch.QueryRow(ctx, sqlInvited, org, w.ID, w.SealSeq).Scan(&n); err != nil {
-		return 0, fmt.Errorf("query: invitations of %s: %w", w.ID, err)
-	}
-	return int(n), nil
+// InvitedBy counts a scope's invitations per group ("" for all).
+func (s *Store) InvitedBy(ctx context.Context, org string, sc Scope, groupBy string) (map[string]int, error) {
+	return s.groupCounts(ctx, sqlInvitedBy, "invitations", org, sc, groupBy)
 }
 
-// InvitedBy counts a sealed wave's invitations per group.
-func (s *Store) InvitedBy(ctx context.Context, org string, w WaveInfo, groupBy string) (map[string]int, error) {
-	return s.groupCounts(ctx, sqlInvitedBy, "invitations", org, w, groupBy)
-}
-
-// Cell is an aggregate over the answers of one group and one dimension or
-// question. It is raw: the guard has not seen it yet.
+// Cell is an aggregate over the answers of one group and one dimension,
+// question or driver. It is raw: the guard has not seen it yet.
 type Cell struct {
-	Group      string
-	Key        string // dimension, or question id
-	Dimension  string
-	N          int // distinct respondents
-	Mean       float64
-	Favorable  int // answers of 4 or 5 (agreement scale)
-	Promoters  int // answers of 9 or 10 (eNPS)
-	Detractors int // answers of 0 to 6 (eNPS)
-	Answers    int
-	Variance   float64 // sample variance of the answers
+	Group     string
+	Key       string // dimension, question id or driver
+	Dimension string
+	N         int // distinct respondents
+	Mean      float64
+	Variance  float64 // sample variance of the answers
+	// Dist counts the answers of each value, 0 to 10.
+	Dist [11]int
+}
+
+// Answers is the number of answers behind the cell.
+func (c Cell) Answers() int {
+	n := 0
+	for _, d := range c.Dist {
+		n += d
+	}
+	return n
 }
 
 // groupExpr maps a group-by attribute to its SQL expression; "" is no grouping.
@@ -220,21 +252,21 @@ func groupExpr(groupBy string) (string, error) {
 	return col, nil
 }
 
-// GroupRespondents counts distinct respondents per group of a sealed wave.
-func (s *Store) GroupRespondents(ctx context.Context, org string, w WaveInfo, groupBy string) (map[string]int, error) {
-	return s.groupCounts(ctx, sqlGroupRespondents, "respondents", org, w, groupBy)
+// GroupRespondents counts distinct respondents per group of a scope.
+func (s *Store) GroupRespondents(ctx context.Context, org string, sc Scope, groupBy string) (map[string]int, error) {
+	return s.groupCounts(ctx, sqlGroupRespondents, "respondents", org, sc, groupBy)
 }
 
-// groupCounts runs a per-group count (a SQL template whose %[1]s is the
-// group expression) over a sealed wave.
-func (s *Store) groupCounts(ctx context.Context, sqlTemplate, what, org string, w WaveInfo, groupBy string) (map[string]int, error) {
+// groupCounts runs a per-group count over a scope.
+func (s *Store) groupCounts(ctx context.Context, sqlTemplate, what, org string, sc Scope, groupBy string) (map[string]int, error) {
 	g, err := groupExpr(groupBy)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlTemplate, g), org, w.ID, w.SealSeq)
+	where, args := sc.where()
+	rows, err := s.ch.Query(ctx, fmt.Sprintf(sqlTemplate, g, where), append([]any{org}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("query: %s of %s: %w", what, w.ID, err)
+		return nil, fmt.Errorf("query: %s of %s: %w", what, sc, err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -249,33 +281,55 @@ func (s *Store) groupCounts(ctx context.Context, sqlTemplate, what, org string, 
 	return out, rows.Err()
 }
 
-// DimensionCells aggregates a sealed wave per group and dimension.
-func (s *Store) DimensionCells(ctx context.Context, org string, w WaveInfo, groupBy string) ([]Cell, error) {
+// DimensionCells aggregates a scope per group and dimension.
+func (s *Store) DimensionCells(ctx context.Context, org string, sc Scope, groupBy string) ([]Cell, error) {
 	g, err := groupExpr(groupBy)
 	if err != nil {
 		return nil, err
 	}
-	return s.cells(ctx, fmt.Sprintf(sqlDimensionCells, g), org, w, true)
+	where, args := sc.where()
+	return s.cells(ctx, fmt.Sprintf(sqlDimensionCells, g, where), append([]any{org}, args...), true)
 }
 
-// QuestionCells aggregates a sealed wave per question, organisation-wide.
-func (s *Store) QuestionCells(ctx context.Context, org string, w WaveInfo) ([]Cell, error) {
-	return s.cells(ctx, sqlQuestionCells, org, w, false)
+// QuestionCells aggregates a scope per question.
+func (s *Store) QuestionCells(ctx context.Context, org string, sc Scope) ([]Cell, error) {
+	where, args := sc.where()
+	return s.cells(ctx, fmt.Sprintf(sqlQuestionCells, "", where), append([]any{org}, args...), false)
 }
 
-func (s *Store) cells(ctx context.Context, sql, org string, w WaveInfo, grouped bool) ([]Cell, error) {
-	rows, err := s.ch.Query(ctx, sql, org, w.ID, w.SealSeq)
+// driverExpr maps a question id to its driver.
+const driverExpr = "transform(question_id, ?, ?, '')"
+
+// DriverCells aggregates a scope per driver, given the question ids of
+// each driver.
+func (s *Store) DriverCells(ctx context.Context, org string, sc Scope, drivers map[string][]string) ([]Cell, error) {
+	if len(drivers) == 0 {
+		return nil, nil
+	}
+	var ids, names []string
+	for d, qs := range drivers {
+		for _, q := range qs {
+			ids, names = append(ids, q), append(names, d)
+		}
+	}
+	where, args := sc.where()
+	return s.cells(ctx, fmt.Sprintf(sqlDriverCells, "", where, driverExpr), append([]any{ids, names, org}, args...), false)
+}
+
+func (s *Store) cells(ctx context.Context, sql string, args []any, grouped bool) ([]Cell, error) {
+	rows, err := s.ch.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query: aggregate %s: %w", w.ID, err)
+		return nil, fmt.Errorf("query: aggregate: %w", err)
 	}
 	defer rows.Close()
 	var out []Cell
 	for rows.Next() {
 		var c Cell
-		var n, fav, pro, det, ans uint64
-		dest := []any{&c.Key, &c.Dimension, &n, &c.Mean, &fav, &pro, &det, &ans, &c.Variance}
+		var n uint64
+		var dist []uint64
+		dest := []any{&c.Key, &c.Dimension, &n, &c.Mean, &c.Variance, &dist}
 		if grouped {
-			dest = append([]any{&c.Group}, &c.Dimension, &n, &c.Mean, &fav, &pro, &det, &ans, &c.Variance)
+			dest[0] = &c.Group
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -283,7 +337,10 @@ func (s *Store) cells(ctx context.Context, sql, org string, w WaveInfo, grouped 
 		if grouped {
 			c.Key = c.Dimension
 		}
-		c.N, c.Favorable, c.Promoters, c.Detractors, c.Answers = int(n), int(fav), int(pro), int(det), int(ans)
+		c.N = int(n)
+		for i := 0; i < len(dist) && i < len(c.Dist); i++ {
+			c.Dist[i] = int(dist[i])
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()

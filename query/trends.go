@@ -3,6 +3,8 @@ package query
 import (
 	"context"
 	"math"
+	"net/http"
+	"strconv"
 	"slices"
 	"time"
 
@@ -35,11 +37,19 @@ type Trend struct {
 }
 
 // trendsHandler serves every dimension across the released waves, oldest
-// first. Different waves hold different answers, so a trend is never
-// refused because the number of respondents changes between waves; each
-// point passes the guard of its own wave.
+// first, optionally within attribute filters. Different waves hold
+// different answers, so a trend is never refused because the number of
+// respondents changes between waves; each point passes the guard of its own
+// wave.
 func (s *Server) trendsHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
+	filter, groupBy, err := sliceRequest(c)
+	if err != nil {
+		return err
+	}
+	if groupBy != "" {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "trends take filters, not group_by; ask once per group")
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 30*time.Second)
 	defer cancel()
 	waves, err := s.store.Waves(ctx, org)
@@ -50,12 +60,12 @@ func (s *Server) trendsHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return w.SealSeq == 0 || cp < w.SealSeq })
+	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return !released(w, cp) })
 	slices.SortFunc(waves, func(a, b WaveInfo) int { return a.OpensAt.Compare(b.OpensAt) })
 	trends := map[string]*Trend{}
 	last := map[string]Score{}
 	for _, w := range waves {
-		res, err := s.waveScores(ctx, org, w, "")
+		res, err := s.scores(ctx, org, newScope([]WaveInfo{w}, filter, s.guard.K), "")
 		if err != nil {
 			return err
 		}
@@ -83,7 +93,33 @@ func (s *Server) trendsHandler(c *fiber.Ctx) error {
 			out = append(out, *t)
 		}
 	}
-	return c.JSON(fiber.Map{"org": org, "trends": out})
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-trends.csv")
+		t := newCSV(c.Response().BodyWriter(), "dimension", "wave_id", "opens_at", "suppressed", "n", "mean", "favorable", "enps", "change", "significant")
+		for _, tr := range out {
+			for _, p := range tr.Points {
+				sig := ""
+				if p.Significant != nil {
+					sig = strconv.FormatBool(*p.Significant)
+				}
+				t.row(tr.Dimension, p.WaveID, p.OpensAt.Format(time.RFC3339), strconv.FormatBool(p.Suppressed), inum(p.N), fnum(p.Mean), fnum(p.Favorable), fnum(p.ENPS), fnum(p.Change), sig)
+			}
+		}
+		return t.close()
+	}
+	return c.JSON(fiber.Map{"org": org, "filter": filterMap(filter), "trends": out})
+}
+
+// filterMap is a filter as served: attribute → value, or nil.
+func filterMap(filter []Clause) map[string]string {
+	if len(filter) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, c := range filter {
+		out[c.Attr] = c.Values[0]
+	}
+	return out
 }
 
 // welchSignificant reports whether two cells' means differ at the 95% level

@@ -27,6 +27,7 @@ var sampleRows = map[string]string{
 	"surveys":               `('acme', 's1', 'Pulse', ['q1', 'n1'], ['Q', 'N'], ['trust', 'enps'], ['support', ''], 1)`,
 	"waves":                 `('acme', 'w1', 's1', '2026-11-01 00:00:00', '2026-11-08 00:00:00', 2)`,
 	"wave_closures":         `('acme', 'w1', 90)`,
+	"wave_thresholds":       `('acme', 'w1', 7, 2)`,
 	"wave_seals":            `('acme', 'w1', 92)`,
 	"roster_events":         `('acme', 'p1', 'EmployeeJoined', 'Engineering', 'Platform', 'Berlin', '2024-03-01', '1970-01-01', 5)`,
 	"api_tokens":            `('acme', 't1', 'abc123', 'analyst', 'laptop', 6)`,
@@ -36,6 +37,7 @@ var sampleRows = map[string]string{
 	"projected_events":      `('e1', 4)`,
 	"projector_checkpoint":  `('projector-clickhouse', 95, '2026-11-02 00:00:00')`,
 	"served_cells":          `('acme', 'w1', 'dim:trust', 'department', 'Engineering', 7, '2026-11-02 00:00:00')`,
+	"served_sets":           `('acme', 'w1', 'w1,w2', 'dim:trust', 'department&team', 'Engineering\x1EPlatform\x1FCore', 7, '2026-11-02 00:00:00')`,
 	"schema_migrations":     `(1, 'events_ledger', '2026-11-02 00:00:00')`,
 }
 
@@ -73,6 +75,12 @@ func literal(t *testing.T, a any) string {
 			parts[i] = literal(t, x)
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
+	case []string:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = literal(t, x)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	t.Fatalf("no literal for %T", a)
 	return ""
@@ -137,25 +145,28 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 	}
 	run("checkpoint", "INSERT INTO projector_checkpoint (consumer, seq, updated_at) VALUES "+sampleRows["projector_checkpoint"])
 	run("served cell", "INSERT INTO served_cells (org, wave_id, cell_key, attr, value, n, served_at) VALUES "+sampleRows["served_cells"])
+	run("served set", "INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at) VALUES "+sampleRows["served_sets"])
 
 	// Every query, with what the sample rows make it return.
 	want := map[string]string{
 		"waves":                      "w1\ts1\t2026-11-01 00:00:00\t2026-11-08 00:00:00",
 		"closures":                   "w1\t90",
 		"seals":                      "w1\t92",
-		"served cells":               "department\tEngineering\t7",
+		"served sets":                "w1,w2\tdepartment&team\tEngineering\x1ePlatform\x1fCore\t7",
+		"thresholds":                 "w1\t7",
 		"token":                      "acme\tt1\tanalyst",
 		"token revoked":              "1",
 		"retention":                  "Engineering\t1\t0",
 		"survey drivers":             "['q1','n1']\t['trust','enps']\t['support','']",
-		"intersections":              "Platform\t1\t1",
+		"intersections":              "Platform\t1\t0",
 		"checkpoint":                 "95",
-		"survey":                     "['q1','n1']\t['Q','N']",
-		"invited":                    "1",
-		"questions":                  "n1\tenps\t1\t9\t1\t1\t0\t1",
+		"survey":                     "['q1','n1']\t['Q','N']\t['support','']",
+		"invited by ''":              "\t1",
+		"questions":                  "n1\tenps\t1\t9\tnan\t[0,0,0,0,0,0,0,0,0,1,0]",
+		"drivers":                    "support\ttrust\t1\t4\tnan\t[0,0,0,0,1,0,0,0,0,0,0]",
 		"respondents by ''":          "\t1",
-		"dimensions by ''":           "\ttrust\t1\t4\t1\t0\t1\t1",
-		"dimensions by team":         "Platform\ttrust\t1\t4\t1\t0\t1\t1",
+		"dimensions by ''":           "\ttrust\t1\t4\tnan\t[0,0,0,0,1,0,0,0,0,0,0]",
+		"dimensions by team":         "Platform\ttrust\t1\t4\tnan\t[0,0,0,0,1,0,0,0,0,0,0]",
 		"lookup projected":           "",
 		"high-water mark of answers": "4",
 	}

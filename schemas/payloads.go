@@ -75,6 +75,12 @@ type WaveOpened struct {
 	QuestionIDs []string `json:"question_ids,omitempty"`
 	// ScheduleID names the pulse schedule that opened the wave, if any.
 	ScheduleID string `json:"schedule_id,omitempty"`
+	// Threshold is the wave's reporting threshold k, fixed when it opens
+	// from the organisation's setting: no number about the wave is ever
+	// served from fewer than k distinct respondents. Zero (waves opened
+	// before thresholds were per organisation) means the query service's
+	// default.
+	Threshold int `json:"threshold,omitempty"`
 }
 
 // OrgConfigured sets an organisation's settings.
@@ -82,7 +88,24 @@ type OrgConfigured struct {
 	// SenderName is the display name of the organisation's survey emails,
 	// e.g. "Acme People Team".
 	SenderName string `json:"sender_name"`
+	// Threshold is the reporting threshold k of waves opened from now on,
+	// MinThreshold to MaxThreshold; zero means DefaultThreshold. A wave
+	// keeps the threshold it opened with.
+	Threshold int `json:"threshold,omitempty"`
 }
+
+// Reporting thresholds: the fewest distinct respondents behind any served
+// number. Comments need more (CommentThreshold), as their words can
+// identify.
+const (
+	MinThreshold     = 3
+	MaxThreshold     = 10
+	DefaultThreshold = 5
+	CommentThreshold = 10
+)
+
+// ValidThreshold reports whether k may be an organisation's threshold.
+func ValidThreshold(k int) bool { return k >= MinThreshold && k <= MaxThreshold }
 
 // Role is what an API token may do. Leaders see organisation-wide and
 // department results; analysts slice by every attribute within the guard;

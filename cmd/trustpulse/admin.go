@@ -46,6 +46,7 @@ func openAdmin(ctx context.Context, cfg Config, log *slog.Logger) (*adminSession
 		st.Close()
 		return nil, err
 	}
+	cat.DefaultThreshold = cfg.Threshold
 	admin := ingest.NewAdmin(st.JS, ledger, cat, time.Now)
 	admin.PublicURL = cfg.publicURL()
 	return &adminSession{stack: st, catalog: cat, admin: admin}, nil
@@ -253,7 +254,8 @@ func orgSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var o schemas.OrgConfigured
 	cfg, log, err := parse("org set", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&org, "org", "", "organisation id")
-		fs.StringVar(&o.SenderName, "sender-name", "", "display name of the organisation's survey emails, e.g. \"Acme People Team\"")
+		fs.StringVar(&o.SenderName, "sender-name", "", "display name of the organisation's survey emails, e.g. \"Acme People Team\" (unchanged when empty)")
+		fs.IntVar(&o.Threshold, "threshold", 0, "reporting threshold k, 3-10, of waves opened from now on (unchanged when 0)")
 	})
 	if err != nil {
 		return err
@@ -261,10 +263,19 @@ func orgSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := required("org", org); err != nil {
 		return err
 	}
-	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error { return a.ConfigureOrg(ctx, org, o) }); err != nil {
+	if o.SenderName == "" && o.Threshold == 0 {
+		return usageError{errors.New("give --sender-name, --threshold or both")}
+	}
+	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) error {
+		if err := a.ConfigureOrg(ctx, org, o); err != nil {
+			return err
+		}
+		o = a.Org(org)
+		return nil
+	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: survey emails come from %q\n", org, o.SenderName)
+	fmt.Fprintf(stdout, "%s: survey emails come from %q; waves opened from now on report from at least %d respondents\n", org, o.SenderName, o.Threshold)
 	return nil
 }
 

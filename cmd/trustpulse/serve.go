@@ -96,6 +96,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if m.Catalog, err = ingest.StartCatalog(cctx, m.Stack.JS, log); err != nil {
 			return nil, err
 		}
+		m.Catalog.DefaultThreshold = cfg.Threshold
 		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
 		m.Admin.PublicURL = cfg.publicURL()
 		smtpCfg := cfg.smtpConfig()

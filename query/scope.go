@@ -1,0 +1,260 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Scope is the response set a result stands on: the released waves it
+// covers and the attribute filters its responses match.
+type Scope struct {
+	// Waves are released waves, sorted by id.
+	Waves []WaveInfo
+	// Filter holds at most one clause per attribute, sorted by attribute,
+	// each with one value.
+	Filter []Clause
+	// K is the threshold: the highest of the waves' own.
+	K int
+}
+
+// Clause selects responses whose attribute (a key of GroupColumns) is one
+// of Values.
+type Clause struct {
+	Attr   string
+	Values []string
+}
+
+// WaveIDs returns the ids of the scope's waves, sorted.
+func (sc Scope) WaveIDs() []string {
+	out := make([]string, len(sc.Waves))
+	for i, w := range sc.Waves {
+		out[i] = w.ID
+	}
+	return out
+}
+
+// Unfiltered returns the scope without its filters: the organisation
+// overall over the same waves.
+func (sc Scope) Unfiltered() Scope { sc.Filter = nil; return sc }
+
+// where is the SQL condition selecting the scope's rows of answers or
+// invitations (after "org = ? AND"), and its arguments. Only rows projected
+// before a wave's seal count.
+func (sc Scope) where() (string, []any) {
+	var waves []string
+	var args []any
+	for _, w := range sc.Waves {
+		waves = append(waves, "(wave_id = ? AND seq < ?)")
+		args = append(args, w.ID, w.SealSeq)
+	}
+	cond := "(" + strings.Join(waves, " OR ") + ")"
+	if p, pargs := predicateSQL(sc.Filter); p != "" {
+		cond += " AND " + p
+		args = append(args, pargs...)
+	}
+	return cond, args
+}
+
+// predicateSQL is the SQL conjunction of clauses ("" for none), and its
+// arguments. Only GroupColumns names reach SQL; values are bound.
+func predicateSQL(clauses []Clause) (string, []any) {
+	var parts []string
+	var args []any
+	for _, c := range clauses {
+		values := make([]any, len(c.Values))
+		for i, v := range c.Values {
+			values[i] = v
+		}
+		parts = append(parts, GroupColumns[c.Attr]+" IN ?")
+		args = append(args, clickhouse.GroupSet{Value: values})
+	}
+	return strings.Join(parts, " AND "), args
+}
+
+// threshold returns a wave's threshold, or def for a wave opened before
+// thresholds were per organisation.
+func (w WaveInfo) threshold(def int) int {
+	if w.Threshold > 0 {
+		return w.Threshold
+	}
+	return def
+}
+
+// newScope builds the scope of released waves and a filter.
+func newScope(waves []WaveInfo, filter []Clause, def int) Scope {
+	sc := Scope{Waves: slices.Clone(waves), Filter: filter}
+	slices.SortFunc(sc.Waves, func(a, b WaveInfo) int { return strings.Compare(a.ID, b.ID) })
+	for _, w := range sc.Waves {
+		sc.K = max(sc.K, w.threshold(def))
+	}
+	return sc
+}
+
+// sliceRequest reads the group-by attribute and the attribute filters of a
+// request (?department=Sales&group_by=team), and checks that the caller's
+// role may slice by them.
+func sliceRequest(c *fiber.Ctx) (filter []Clause, groupBy string, err error) {
+	groupBy = c.Query("group_by")
+	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
+		return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
+	}
+	p := principalOf(c)
+	if err := mayGroupBy(p, groupBy); err != nil {
+		return nil, "", err
+	}
+	for _, attr := range sortedAttrs() {
+		values := c.Context().QueryArgs().PeekMulti(attr)
+		if len(values) == 0 {
+			continue
+		}
+		v := string(values[0])
+		switch {
+		case len(values) > 1:
+			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "filter %s is given more than once; give one value", attr)
+		case v == "" || len(v) > schemas.MaxAttrLen || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' }):
+			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "filter %s: want 1 to %d printable characters", attr, schemas.MaxAttrLen)
+		case attr == groupBy:
+			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "cannot filter and group by %s at once", attr)
+		}
+		if err := mayGroupBy(p, attr); err != nil {
+			return nil, "", err
+		}
+		filter = append(filter, Clause{Attr: attr, Values: []string{v}})
+	}
+	return filter, groupBy, nil
+}
+
+func sortedAttrs() []string {
+	out := make([]string, 0, len(GroupColumns))
+	for a := range GroupColumns {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// released reports whether a wave's scores may be served: closed, sealed
+// (every response released by the mixer) and projected up to its seal.
+func released(w WaveInfo, checkpoint uint64) bool {
+	return w.Closed() && w.SealSeq > 0 && checkpoint >= w.SealSeq
+}
+
+// releasedWave returns a wave whose scores may be served.
+func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo, error) {
+	if !schemas.ValidID(waveID) {
+		return WaveInfo{}, schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
+	}
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return WaveInfo{}, err
+	}
+	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	if err != nil {
+		return WaveInfo{}, err
+	}
+	for _, w := range waves {
+		if w.ID != waveID {
+			continue
+		}
+		switch {
+		case !w.Closed():
+			return WaveInfo{}, schemas.Errorf(http.StatusConflict, "wave_open",
+				"wave %s is still open; its scores are released once it closes", waveID)
+		case !released(w, cp):
+			return WaveInfo{}, schemas.Errorf(http.StatusServiceUnavailable, "results_pending",
+				"wave %s closed moments ago; its results are being prepared, try again shortly", waveID)
+		}
+		return w, nil
+	}
+	return WaveInfo{}, schemas.Errorf(http.StatusNotFound, "wave_not_found", "wave %s not found", waveID)
+}
+
+// MaxPeriodWaves bounds the waves one period result covers.
+const MaxPeriodWaves = 52
+
+// periodWaves reads the waves of a period request: ?waves=a,b (each must be
+// released) or ?from=YYYY-MM-DD&to=YYYY-MM-DD (the released waves opening
+// on those days or between them).
+func (s *Server) periodWaves(ctx context.Context, c *fiber.Ctx, org string) ([]WaveInfo, error) {
+	list, from, to := c.Query("waves"), c.Query("from"), c.Query("to")
+	if (list == "") == (from == "" && to == "") {
+		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "give either waves=<id>,<id>,... or from=YYYY-MM-DD&to=YYYY-MM-DD")
+	}
+	if list != "" {
+		ids := strings.Split(list, ",")
+		if len(ids) > MaxPeriodWaves {
+			return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "at most %d waves at once", MaxPeriodWaves)
+		}
+		var out []WaveInfo
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "wave %q is listed twice", id)
+			}
+			seen[id] = true
+			w, err := s.releasedWave(ctx, org, id)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, w)
+		}
+		return out, nil
+	}
+	day := func(name, v string) (time.Time, error) {
+		t, err := time.Parse(time.DateOnly, v)
+		if err != nil {
+			return t, schemas.Errorf(http.StatusBadRequest, "invalid_period", "%s must be a date, YYYY-MM-DD", name)
+		}
+		return t, nil
+	}
+	f, err := day("from", from)
+	if err != nil {
+		return nil, err
+	}
+	t, err := day("to", to)
+	if err != nil {
+		return nil, err
+	}
+	if t.Before(f) {
+		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "to must not be before from")
+	}
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	if err != nil {
+		return nil, err
+	}
+	var out []WaveInfo
+	for _, w := range waves {
+		if released(w, cp) && !w.OpensAt.Before(f) && w.OpensAt.Before(t.AddDate(0, 0, 1)) {
+			out = append(out, w)
+		}
+	}
+	if len(out) == 0 {
+		return nil, schemas.Errorf(http.StatusNotFound, "no_waves", "no wave with released results opened between %s and %s", from, to)
+	}
+	if len(out) > MaxPeriodWaves {
+		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "the period holds more than %d waves; choose a shorter one", MaxPeriodWaves)
+	}
+	return out, nil
+}
+
+// String names the scope in logs and file names.
+func (sc Scope) String() string {
+	s := strings.Join(sc.WaveIDs(), "+")
+	for _, c := range sc.Filter {
+		s += fmt.Sprintf("_%s-%s", c.Attr, strings.Join(c.Values, "-"))
+	}
+	return s
+}

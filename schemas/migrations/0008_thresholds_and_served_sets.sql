@@ -1,0 +1,32 @@
+-- The reporting threshold of each wave, fixed when it opens (WaveOpened).
+-- A wave without a row (opened before thresholds were per organisation) is
+-- served under the query service's default.
+CREATE TABLE IF NOT EXISTS wave_thresholds (
+    org       String,
+    wave_id   String,
+    threshold UInt8,
+    seq       UInt64
+) ENGINE = ReplacingMergeTree(seq)
+ORDER BY (org, wave_id);
+
+-- Every cell the query API has served, now for results over several waves
+-- and with attribute filters: one row per wave the cell covers. waves lists
+-- them all (sorted, comma-separated); attr lists the predicate's attributes
+-- (sorted, joined by '&') and value their accepted values (a clause's values
+-- joined by 0x1F, clauses by 0x1E). Like served_cells, which it replaces and
+-- whose rows it takes over, it is the query service's own record: a replay
+-- keeps it.
+CREATE TABLE IF NOT EXISTS served_sets (
+    org       String,
+    wave_id   String,
+    waves     String,
+    cell_key  String,
+    attr      String,
+    value     String,
+    n         UInt32,
+    served_at DateTime
+) ENGINE = ReplacingMergeTree
+ORDER BY (org, wave_id, cell_key, waves, attr, value);
+
+INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at)
+SELECT org, wave_id, wave_id, cell_key, attr, value, n, served_at FROM served_cells;
