@@ -51,7 +51,7 @@ var GroupColumns = map[string]string{
 
 // The SQL this package issues. Statements() lists them for the
 // compatibility test against current ClickHouse. In the templates, %[1]s is
-// the group expression (a column of GroupColumns, or '') and %[2]s the
+// the group expression (a column of GroupColumns, or ”) and %[2]s the
 // scope's condition (Scope.where).
 const (
 	sqlWaves = `SELECT wave_id, argMax(survey_id, seq), argMax(opens_at, seq), argMax(closes_at, seq)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"math"
 	"net/http"
-	"strconv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
