@@ -65,11 +65,11 @@ func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
 }
 
 var e2eSurvey = schemas.SurveyPublished{SurveyID: "pulse", Title: "Pulse", Questions: []schemas.Question{
-	{ID: "trust-a", Text: "I trust my manager.", Dimension: schemas.Trust},
-	{ID: "trust-b", Text: "Leaders explain decisions.", Dimension: schemas.Trust},
-	{ID: "auto", Text: "I decide how I reach my goals.", Dimension: schemas.Empowerment},
-	{ID: "moti", Text: "My work motivates me.", Dimension: schemas.Motivation},
-	{ID: "stay", Text: "I see myself here in two years.", Dimension: schemas.Motivation, Optional: true},
+	{ID: "trust-a", Text: "I trust my manager.", Dimension: schemas.Trust, Driver: "manager"},
+	{ID: "trust-b", Text: "Leaders explain decisions.", Dimension: schemas.Trust, Driver: "leadership"},
+	{ID: "auto", Text: "I decide how I reach my goals.", Dimension: schemas.Empowerment, Driver: "autonomy"},
+	{ID: "moti", Text: "My work motivates me.", Dimension: schemas.Motivation, Driver: "meaning"},
+	{ID: "stay", Text: "I see myself here in two years.", Dimension: schemas.Motivation, Optional: true, Driver: "meaning"},
 	{ID: "enps", Text: "Recommend us?", Dimension: schemas.ENPS},
 }}
 
@@ -277,6 +277,7 @@ type cellTruth struct {
 	sum, n      int
 	fav, pro    int
 	det         int
+	dist        [11]int
 }
 
 func (c *cellTruth) add(resp, v int, dim schemas.Dimension) {
@@ -286,6 +287,7 @@ func (c *cellTruth) add(resp, v int, dim schemas.Dimension) {
 	c.respondents[resp] = true
 	c.sum += v
 	c.n++
+	c.dist[v]++
 	if dim == schemas.ENPS {
 		if v >= 9 {
 			c.pro++
@@ -325,13 +327,20 @@ func truthOf(responses []sent, byQuestion bool, group func(sent) string) map[str
 }
 
 type score struct {
-	Key        string   `json:"key"`
-	Dimension  string   `json:"dimension"`
-	Suppressed bool     `json:"suppressed"`
-	N          *int     `json:"n"`
-	Mean       *float64 `json:"mean"`
-	Favorable  *float64 `json:"favorable"`
-	ENPS       *float64 `json:"enps"`
+	Key          string   `json:"key"`
+	Dimension    string   `json:"dimension"`
+	Suppressed   bool     `json:"suppressed"`
+	N            *int     `json:"n"`
+	Mean         *float64 `json:"mean"`
+	Favorable    *float64 `json:"favorable"`
+	Neutral      *float64 `json:"neutral"`
+	Unfavorable  *float64 `json:"unfavorable"`
+	ENPS         *float64 `json:"enps"`
+	VsOrg        *float64 `json:"vs_org"`
+	Distribution []struct {
+		Value int     `json:"value"`
+		Share float64 `json:"share"`
+	} `json:"distribution"`
 }
 
 type count struct {
@@ -340,10 +349,15 @@ type count struct {
 }
 
 type result struct {
-	Invited     int     `json:"invited"`
-	Respondents count   `json:"respondents"`
-	Dimensions  []score `json:"dimensions"`
-	Questions   []score `json:"questions"`
+	Waves       []string          `json:"waves"`
+	Filter      map[string]string `json:"filter"`
+	Threshold   int               `json:"threshold"`
+	Invited     int               `json:"invited"`
+	Respondents count             `json:"respondents"`
+	Dimensions  []score           `json:"dimensions"`
+	Drivers     []score           `json:"drivers"`
+	Questions   []score           `json:"questions"`
+	Overall     []score           `json:"overall"`
 	Groups      []struct {
 		Value       string  `json:"value"`
 		Respondents count   `json:"respondents"`
@@ -357,7 +371,7 @@ type result struct {
 func checkScore(t *testing.T, where string, s score, tr *cellTruth) {
 	t.Helper()
 	if s.Suppressed {
-		if s.N != nil || s.Mean != nil || s.Favorable != nil || s.ENPS != nil {
+		if s.N != nil || s.Mean != nil || s.Favorable != nil || s.Neutral != nil || s.Unfavorable != nil || s.ENPS != nil || s.VsOrg != nil || s.Distribution != nil {
 			t.Errorf("%s: suppressed cell carries numbers: %+v", where, s)
 		}
 		return
@@ -376,10 +390,30 @@ func checkScore(t *testing.T, where string, s score, tr *cellTruth) {
 		}
 	}
 	near("mean", s.Mean, float64(tr.sum)/float64(tr.n), 2)
+	share := func(lo, hi int) float64 {
+		k := 0
+		for v := lo; v <= hi; v++ {
+			k += tr.dist[v]
+		}
+		return float64(k) / float64(tr.n)
+	}
+	lo, hi := 1, 5
 	if s.Dimension == string(schemas.ENPS) {
+		lo, hi = 0, 10
 		near("enps", s.ENPS, 100*float64(tr.pro-tr.det)/float64(tr.n), 1)
+		near("promoters", s.Favorable, share(9, 10), 3)
+		near("passives", s.Neutral, share(7, 8), 3)
+		near("detractors", s.Unfavorable, share(0, 6), 3)
 	} else {
 		near("favorable", s.Favorable, float64(tr.fav)/float64(tr.n), 3)
+		near("neutral", s.Neutral, share(3, 3), 3)
+		near("unfavorable", s.Unfavorable, share(1, 2), 3)
+	}
+	if len(s.Distribution) != hi-lo+1 {
+		t.Errorf("%s: distribution of %d values, want %d", where, len(s.Distribution), hi-lo+1)
+	}
+	for _, d := range s.Distribution {
+		near(fmt.Sprintf("share of %d", d.Value), &d.Share, share(d.Value, d.Value), 3)
 	}
 }
 
