@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,32 +116,53 @@ func keyCondition(key string, drivers map[string][]string) (string, []any) {
 	return "1", nil
 }
 
+// overlaps reports whether two cell keys stand on a common question (or
+// are both respondent counts): their numbers can be set against each other.
+func (qn Questionnaire) overlaps(a, b string) bool {
+	if a == b {
+		return true
+	}
+	qa, qb := qn.questionsOf(a), qn.questionsOf(b)
+	for _, q := range qa {
+		if slices.Contains(qb, q) {
+			return true
+		}
+	}
+	return false
+}
+
 const (
-	sqlServedSets = `SELECT waves, attr, value, any(n) FROM served_sets
-WHERE org = ? AND wave_id IN ? AND cell_key = ? GROUP BY waves, attr, value`
+	sqlServedSets = `SELECT cell_key, waves, attr, value, any(n) FROM served_sets
+WHERE org = ? AND wave_id IN ? GROUP BY cell_key, waves, attr, value`
 	sqlRecordServed = `INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at)`
-	// %[1]s group expression, %[2]s the uniqExactIf columns, %[3]s the
-	// scope's condition, %[4]s the key's.
-	sqlIntersections = `SELECT %[1]s AS grp, %[2]s FROM answers
-WHERE org = ? AND %[3]s AND %[4]s GROUP BY grp`
+	// Per response of the scope: its wave and cohort, and whether it
+	// answered each key (k0 the candidate's, k1... the prior cells'); then
+	// per group, the candidate's respondents and how many of them each prior
+	// cell stands on. %[1]s group expression, %[2]s the countIf columns,
+	// %[3]s the per-key columns, %[4]s the scope's condition.
+	sqlIntersections = `SELECT %[1]s AS grp, count(), %[2]s FROM (
+    SELECT response_id, any(wave_id) AS r_wave_id, any(department) AS r_department, any(team) AS r_team,
+        any(location) AS r_location, any(tenure_band) AS r_tenure_band, %[3]s
+    FROM answers WHERE org = ? AND %[4]s GROUP BY response_id
+) WHERE k0 GROUP BY grp`
 )
 
-// servedBefore returns the cells served so far for a key over any of waves.
-func (s *Store) servedBefore(ctx context.Context, org string, waves []string, key string) ([]servedCell, error) {
+// servedBefore returns the cells served so far over any of waves.
+func (s *Store) servedBefore(ctx context.Context, org string, waves []string) ([]servedCell, error) {
 	ws := make([]any, len(waves))
 	for i, w := range waves {
 		ws[i] = w
 	}
-	rows, err := s.ch.Query(ctx, sqlServedSets, org, clickhouse.GroupSet{Value: ws}, key)
+	rows, err := s.ch.Query(ctx, sqlServedSets, org, clickhouse.GroupSet{Value: ws})
 	if err != nil {
 		return nil, fmt.Errorf("query: served sets: %w", err)
 	}
 	defer rows.Close()
 	var out []servedCell
 	for rows.Next() {
-		var waves, attr, value string
+		var key, waves, attr, value string
 		var n uint32
-		if err := rows.Scan(&waves, &attr, &value, &n); err != nil {
+		if err := rows.Scan(&key, &waves, &attr, &value, &n); err != nil {
 			return nil, err
 		}
 		out = append(out, servedCell{key: key, waves: strings.Split(waves, waveSep), filter: decodePredicate(attr, value), n: int(n)})
@@ -175,31 +197,48 @@ func (s *Store) recordServed(ctx context.Context, org string, cells []servedCell
 
 // intersectionsSQL builds the query behind intersections.
 func intersectionsSQL(org string, sc Scope, key, group string, drivers map[string][]string, prior []servedCell) (string, []any) {
-	grp, _ := groupExpr(group)
-	cols := []string{"uniqExact(response_id)"}
+	grp := "''"
+	if group != "" {
+		grp = "r_" + GroupColumns[group]
+	}
+	keys := []string{key}
+	keyCol := map[string]string{key: "k0"}
+	var cols []string
 	var args []any
 	for _, p := range prior {
+		if _, ok := keyCol[p.key]; !ok {
+			keyCol[p.key] = "k" + strconv.Itoa(len(keys))
+			keys = append(keys, p.key)
+		}
 		ws := make([]any, len(p.waves))
 		for i, w := range p.waves {
 			ws[i] = w
 		}
-		cond := "wave_id IN ?"
+		cond := keyCol[p.key] + " AND r_wave_id IN ?"
 		args = append(args, clickhouse.GroupSet{Value: ws})
-		if pred, pargs := predicateSQL(p.predicate()); pred != "" {
+		if pred, pargs := predicateSQL(p.predicate(), "r_"); pred != "" {
 			cond += " AND " + pred
 			args = append(args, pargs...)
 		}
-		cols = append(cols, "uniqExactIf(response_id, "+cond+")")
+		cols = append(cols, "countIf("+cond+")")
+	}
+	var keyCols []string
+	for i, k := range keys {
+		cond, kargs := keyCondition(k, drivers)
+		keyCols = append(keyCols, "max("+cond+") AS k"+strconv.Itoa(i))
+		args = append(args, kargs...)
+	}
+	if len(cols) == 0 {
+		cols = []string{"toUInt64(0)"}
 	}
 	where, whereArgs := sc.where()
-	keyCond, keyArgs := keyCondition(key, drivers)
-	args = append(append(append(args, org), whereArgs...), keyArgs...)
-	return fmt.Sprintf(sqlIntersections, grp, strings.Join(cols, ", "), where, keyCond), args
+	args = append(append(args, org), whereArgs...)
+	return fmt.Sprintf(sqlIntersections, grp, strings.Join(cols, ", "), strings.Join(keyCols, ", "), where), args
 }
 
-// intersections returns, for every group of a scope's answers of a key (the
-// whole scope when group is empty), its number of respondents followed by
-// the number of them that each prior cell also stands on.
+// intersections returns, for every group of a scope's respondents of a key
+// (the whole scope when group is empty), its number of respondents
+// followed by the number of them that each prior cell also stands on.
 func intersections(ctx context.Context, ch driver.Conn, org string, sc Scope, key, group string, drivers map[string][]string, prior []servedCell) (map[string][]int, error) {
 	for _, p := range prior {
 		for _, cl := range p.predicate() {
@@ -217,7 +256,7 @@ func intersections(ctx context.Context, ch driver.Conn, org string, sc Scope, ke
 	out := map[string][]int{}
 	for rows.Next() {
 		var g string
-		counts := make([]uint64, len(prior)+1)
+		counts := make([]uint64, max(len(prior), 1)+1)
 		dest := []any{&g}
 		for i := range counts {
 			dest = append(dest, &counts[i])
@@ -235,13 +274,13 @@ func intersections(ctx context.Context, ch driver.Conn, org string, sc Scope, ke
 }
 
 // differencingViolations returns the refs of the candidate cells that would
-// differ from an already served cell of the same key by 1 to K-1
-// respondents, and the derived cells that come with the result: for each
-// group-by, the union of its hidden groups (the total minus the shown
-// groups) and of its shown groups (their sum). When a derived cell breaks
-// the rule, the smallest shown group of its group-by is returned as a
-// violation, so that the next round hides it too.
-func (s *Server) differencingViolations(ctx context.Context, org string, sc Scope, drivers map[string][]string, candidates []servedCell) (map[string]bool, []servedCell, error) {
+// differ by 1 to K-1 respondents from an already served cell over a common
+// wave and a common question, and the derived cells that come with the
+// result: for each group-by, the union of its hidden groups (the total
+// minus the shown groups) and of its shown groups (their sum). When a
+// derived cell breaks the rule, the smallest shown group of its group-by is
+// returned as a violation, so that the next round hides it too.
+func (s *Server) differencingViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell) (map[string]bool, []servedCell, error) {
 	type batch struct{ key, filter, group string }
 	batches := map[batch][]servedCell{}
 	var order []batch
@@ -253,23 +292,24 @@ func (s *Server) differencingViolations(ctx context.Context, org string, sc Scop
 		}
 		batches[b] = append(batches[b], c)
 	}
-	priors := map[string][]servedCell{}
+	served, err := s.store.servedBefore(ctx, org, sc.WaveIDs())
+	if err != nil {
+		return nil, nil, err
+	}
 	bad := map[string]bool{}
 	var derived []servedCell
 	breaks := func(n, pn, both int) bool { d := n + pn - 2*both; return d > 0 && d < sc.K }
 	for _, b := range order {
 		cs := batches[b]
-		prior, ok := priors[b.key]
-		if !ok {
-			var err error
-			if prior, err = s.store.servedBefore(ctx, org, sc.WaveIDs(), b.key); err != nil {
-				return nil, nil, err
+		var prior []servedCell
+		for _, p := range served {
+			if qn.overlaps(b.key, p.key) {
+				prior = append(prior, p)
 			}
-			priors[b.key] = prior
 		}
 		cellScope := sc
 		cellScope.Filter = cs[0].filter
-		inter, err := intersections(ctx, s.store.ch, org, cellScope, b.key, b.group, drivers, prior)
+		inter, err := intersections(ctx, s.store.ch, org, cellScope, b.key, b.group, qn.Drivers, prior)
 		if err != nil {
 			return nil, nil, err
 		}

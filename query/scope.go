@@ -57,16 +57,17 @@ func (sc Scope) where() (string, []any) {
 		args = append(args, w.ID, w.SealSeq)
 	}
 	cond := "(" + strings.Join(waves, " OR ") + ")"
-	if p, pargs := predicateSQL(sc.Filter); p != "" {
+	if p, pargs := predicateSQL(sc.Filter, ""); p != "" {
 		cond += " AND " + p
 		args = append(args, pargs...)
 	}
 	return cond, args
 }
 
-// predicateSQL is the SQL conjunction of clauses ("" for none), and its
-// arguments. Only GroupColumns names reach SQL; values are bound.
-func predicateSQL(clauses []Clause) (string, []any) {
+// predicateSQL is the SQL conjunction of clauses ("" for none) over
+// columns named prefix+column, and its arguments. Only GroupColumns names
+// reach SQL; values are bound.
+func predicateSQL(clauses []Clause, prefix string) (string, []any) {
 	var parts []string
 	var args []any
 	for _, c := range clauses {
@@ -74,7 +75,7 @@ func predicateSQL(clauses []Clause) (string, []any) {
 		for i, v := range c.Values {
 			values[i] = v
 		}
-		parts = append(parts, GroupColumns[c.Attr]+" IN ?")
+		parts = append(parts, prefix+GroupColumns[c.Attr]+" IN ?")
 		args = append(args, clickhouse.GroupSet{Value: values})
 	}
 	return strings.Join(parts, " AND "), args

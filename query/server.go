@@ -156,11 +156,11 @@ func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy strin
 			surveys = append(surveys, w.SurveyID)
 		}
 	}
-	order, texts, drivers, err := s.store.Questions(ctx, org, surveys)
+	qn, err := s.store.Questions(ctx, org, surveys)
 	if err != nil {
 		return Scores{}, err
 	}
-	in, err := s.scopeCells(ctx, org, sc, drivers, true)
+	in, err := s.scopeCells(ctx, org, sc, qn.Drivers, true)
 	if err != nil {
 		return Scores{}, err
 	}
@@ -170,7 +170,7 @@ func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy strin
 	}
 	var overall scopeCells
 	if len(sc.Filter) > 0 {
-		if overall, err = s.scopeCells(ctx, org, sc.Unfiltered(), drivers, false); err != nil {
+		if overall, err = s.scopeCells(ctx, org, sc.Unfiltered(), qn.Drivers, false); err != nil {
 			return Scores{}, err
 		}
 	}
@@ -195,7 +195,7 @@ func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy strin
 			}
 			res.Filter[cl.Attr] = cl.Values[0]
 		}
-		res.Respondents, res.Dimensions, res.Drivers, res.Questions = guardScope(g, in, texts, order, scopeRef, forced)
+		res.Respondents, res.Dimensions, res.Drivers, res.Questions = guardScope(g, in, qn.Text, qn.Order, scopeRef, forced)
 		if res.Respondents.N != nil {
 			n := invited[""]
 			res.Invited = &n
@@ -230,7 +230,7 @@ func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy strin
 	for range 10 {
 		res := compute(forced)
 		cells := res.servedCells(sc)
-		bad, derived, err := s.differencingViolations(ctx, org, sc, drivers, cells)
+		bad, derived, err := s.differencingViolations(ctx, org, sc, qn, cells)
 		if err != nil {
 			return Scores{}, err
 		}

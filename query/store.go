@@ -60,7 +60,7 @@ FROM waves WHERE org = ? GROUP BY wave_id ORDER BY wave_id`
 	sqlSeals      = `SELECT wave_id, min(seq) FROM wave_seals WHERE org = ? GROUP BY wave_id`
 	sqlThresholds = `SELECT wave_id, toUInt64(argMin(threshold, seq)) FROM wave_thresholds WHERE org = ? GROUP BY wave_id`
 	sqlCheckpoint = `SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?`
-	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq), argMax(drivers, seq)
+	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq), argMax(dimensions, seq), argMax(drivers, seq)
 FROM surveys WHERE org = ? AND survey_id = ?`
 	sqlInvitedBy        = `SELECT %[1]s AS grp, count() FROM invitations WHERE org = ? AND %[2]s GROUP BY grp`
 	sqlGroupRespondents = `SELECT %[1]s AS grp, uniqExact(response_id) AS n
@@ -104,10 +104,11 @@ func Statements() []schemas.Statement {
 		{Name: "driver correlation", SQL: sqlDriverCorrelation, Args: []any{clickhouse.GroupSet{Value: []any{"n1"}}, clickhouse.GroupSet{Value: []any{"q1"}}, org, wave, uint64(100)}},
 		scoped("questions", sqlQuestionCells, ""),
 		{Name: "drivers", SQL: fmt.Sprintf(sqlDriverCells, "", where, driverExpr), Args: append([]any{[]string{"q1", "q2"}, []string{"support", "growth"}, org}, whereArgs...)},
-		{Name: "served sets", SQL: sqlServedSets, Args: []any{org, clickhouse.GroupSet{Value: []any{"w1", "w2"}}, "dim:trust"}},
+		{Name: "served sets", SQL: sqlServedSets, Args: []any{org, clickhouse.GroupSet{Value: []any{"w1", "w2"}}}},
 	}
-	inter, interArgs := intersectionsSQL(org, exampleScope, "dim:trust", "team", nil, []servedCell{
-		{key: "dim:trust", waves: []string{"w1"}, filter: []Clause{{Attr: "location", Values: []string{"Berlin"}}}, group: "team", values: []string{"a", "b"}}})
+	inter, interArgs := intersectionsSQL(org, exampleScope, "dim:trust", "team", map[string][]string{"support": {"q1"}}, []servedCell{
+		{key: "dim:trust", waves: []string{"w1"}, filter: []Clause{{Attr: "location", Values: []string{"Berlin"}}}, group: "team", values: []string{"a", "b"}},
+		{key: "drv:support", waves: []string{"w1", "w2"}, filter: []Clause{{Attr: "department", Values: []string{"Engineering"}}}}})
 	out = append(out, schemas.Statement{Name: "intersections", SQL: inter, Args: append([]any{}, interArgs...)})
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
@@ -185,32 +186,64 @@ func (s *Store) Checkpoint(ctx context.Context, consumer string) (uint64, error)
 	return cp, nil
 }
 
-// Questions returns the question ids of surveys in survey order (the first
-// survey's first), their texts by id, and the question ids of each driver.
-func (s *Store) Questions(ctx context.Context, org string, surveyIDs []string) ([]string, map[string]string, map[string][]string, error) {
-	var order []string
-	texts, drivers := map[string]string{}, map[string][]string{}
+// Questionnaire is what the surveys of a scope ask.
+type Questionnaire struct {
+	// Order is the question ids in survey order, the first survey's first.
+	Order []string
+	Text  map[string]string
+	// Dimension maps a question id to its dimension.
+	Dimension map[string]string
+	// Drivers maps a driver to its question ids.
+	Drivers map[string][]string
+}
+
+// questionsOf returns the question ids a cell key's numbers are computed
+// from; nil for the respondents key, which carries counts only.
+func (qn Questionnaire) questionsOf(key string) []string {
+	switch {
+	case strings.HasPrefix(key, "dim:"):
+		var out []string
+		for _, q := range qn.Order {
+			if qn.Dimension[q] == strings.TrimPrefix(key, "dim:") {
+				out = append(out, q)
+			}
+		}
+		return out
+	case strings.HasPrefix(key, "q:"):
+		return []string{strings.TrimPrefix(key, "q:")}
+	case strings.HasPrefix(key, "drv:"):
+		return qn.Drivers[strings.TrimPrefix(key, "drv:")]
+	}
+	return nil
+}
+
+// Questions returns what the surveys ask.
+func (s *Store) Questions(ctx context.Context, org string, surveyIDs []string) (Questionnaire, error) {
+	qn := Questionnaire{Text: map[string]string{}, Dimension: map[string]string{}, Drivers: map[string][]string{}}
 	for _, id := range surveyIDs {
-		var ids, ts, ds []string
-		if err := s.ch.QueryRow(ctx, sqlSurvey, org, id).Scan(&ids, &ts, &ds); err != nil {
-			return nil, nil, nil, fmt.Errorf("query: survey %s: %w", id, err)
+		var ids, ts, dims, ds []string
+		if err := s.ch.QueryRow(ctx, sqlSurvey, org, id).Scan(&ids, &ts, &dims, &ds); err != nil {
+			return qn, fmt.Errorf("query: survey %s: %w", id, err)
 		}
 		for i, q := range ids {
-			if _, seen := texts[q]; seen {
+			if _, seen := qn.Text[q]; seen {
 				continue
 			}
-			order = append(order, q)
-			texts[q] = ""
+			qn.Order = append(qn.Order, q)
+			qn.Text[q] = ""
 			if i < len(ts) {
-				texts[q] = ts[i]
+				qn.Text[q] = ts[i]
+			}
+			if i < len(dims) {
+				qn.Dimension[q] = dims[i]
 			}
 			if i < len(ds) && strings.TrimSpace(ds[i]) != "" {
 				d := strings.TrimSpace(ds[i])
-				drivers[d] = append(drivers[d], q)
+				qn.Drivers[d] = append(qn.Drivers[d], q)
 			}
 		}
 	}
-	return order, texts, drivers, nil
+	return qn, nil
 }
 
 // InvitedBy counts a scope's invitations per group ("" for all).

@@ -545,19 +545,23 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := 1 + len(r.Dimensions) + len(r.Questions)
+	want := 1 + len(r.Dimensions) + len(r.Drivers) + len(r.Questions)
 	for _, grp := range g.Groups {
 		want += 1 + len(grp.Dimensions)
 	}
 	if len(rows) != 1+want {
 		t.Fatalf("csv has %d rows, want a header and %d cells", len(rows), want)
 	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
 	for _, row := range rows[1:] {
-		if row[7] == "true" && strings.Join(row[8:], "") != "" {
+		if row[col["suppressed"]] == "true" && strings.Join(row[col["n"]:], "") != "" {
 			t.Fatalf("suppressed csv row carries numbers: %v", row)
 		}
-		if row[2] == "Engineering" && row[3] == "respondents" && row[8] != "70" {
-			t.Fatalf("csv Engineering respondents %q, want 70", row[8])
+		if row[col["group"]] == "Engineering" && row[col["kind"]] == "respondents" && row[col["n"]] != "70" {
+			t.Fatalf("csv Engineering respondents %q, want 70", row[col["n"]])
 		}
 	}
 }
