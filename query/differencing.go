@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The differencing rule: any two cells served for the same key (respondents,
@@ -135,16 +134,15 @@ const (
 	sqlServedSets = `SELECT cell_key, waves, attr, value, any(n) FROM served_sets
 WHERE org = ? AND wave_id IN ? GROUP BY cell_key, waves, attr, value`
 	sqlRecordServed = `INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at)`
-	// Per response of the scope: its wave and cohort, and whether it
-	// answered each key (k0 the candidate's, k1... the prior cells'); then
-	// per group, the candidate's respondents and how many of them each prior
-	// cell stands on. %[1]s group expression, %[2]s the countIf columns,
-	// %[3]s the per-key columns, %[4]s the scope's condition.
-	sqlIntersections = `SELECT %[1]s AS grp, count(), %[2]s FROM (
+	// Per response type (wave and cohort) of a scope: how many responses
+	// answered both keys of each pair. The inner query flags, per response,
+	// which keys it answered (k0, k1, ...). %[1]s the countIf columns, %[2]s
+	// the per-key flags, %[3]s the scope's condition.
+	sqlTypeCounts = `SELECT r_wave_id, r_department, r_team, r_location, r_tenure_band, %[1]s FROM (
     SELECT response_id, any(wave_id) AS r_wave_id, any(department) AS r_department, any(team) AS r_team,
-        any(location) AS r_location, any(tenure_band) AS r_tenure_band, %[3]s
-    FROM answers WHERE org = ? AND %[4]s GROUP BY response_id
-) WHERE k0 GROUP BY grp`
+        any(location) AS r_location, any(tenure_band) AS r_tenure_band, %[2]s
+    FROM answers WHERE org = ? AND %[3]s GROUP BY response_id
+) GROUP BY r_wave_id, r_department, r_team, r_location, r_tenure_band`
 )
 
 // servedBefore returns the cells served so far over any of waves.
@@ -195,82 +193,131 @@ func (s *Store) recordServed(ctx context.Context, org string, cells []servedCell
 	return nil
 }
 
-// intersectionsSQL builds the query behind intersections.
-func intersectionsSQL(org string, sc Scope, key, group string, drivers map[string][]string, prior []servedCell) (string, []any) {
-	grp := "''"
-	if group != "" {
-		grp = "r_" + GroupColumns[group]
-	}
-	keys := []string{key}
-	keyCol := map[string]string{key: "k0"}
-	var cols []string
-	var args []any
-	for _, p := range prior {
-		if _, ok := keyCol[p.key]; !ok {
-			keyCol[p.key] = "k" + strconv.Itoa(len(keys))
-			keys = append(keys, p.key)
-		}
-		ws := make([]any, len(p.waves))
-		for i, w := range p.waves {
-			ws[i] = w
-		}
-		cond := keyCol[p.key] + " AND r_wave_id IN ?"
-		args = append(args, clickhouse.GroupSet{Value: ws})
-		if pred, pargs := predicateSQL(p.predicate(), "r_"); pred != "" {
-			cond += " AND " + pred
-			args = append(args, pargs...)
-		}
-		cols = append(cols, "countIf("+cond+")")
-	}
-	var keyCols []string
-	for i, k := range keys {
-		cond, kargs := keyCondition(k, drivers)
-		keyCols = append(keyCols, "max("+cond+") AS k"+strconv.Itoa(i))
-		args = append(args, kargs...)
-	}
-	if len(cols) == 0 {
-		cols = []string{"toUInt64(0)"}
-	}
-	where, whereArgs := sc.where()
-	args = append(append(args, org), whereArgs...)
-	return fmt.Sprintf(sqlIntersections, grp, strings.Join(cols, ", "), strings.Join(keyCols, ", "), where), args
+// respType is a kind of response no result can tell apart: its wave and
+// cohort. Every served cell's response set is a union of types.
+type respType struct {
+	wave  string
+	attrs map[string]string // by GroupColumns name
 }
 
-// intersections returns, for every group of a scope's respondents of a key
-// (the whole scope when group is empty), its number of respondents
-// followed by the number of them that each prior cell also stands on.
-func intersections(ctx context.Context, ch driver.Conn, org string, sc Scope, key, group string, drivers map[string][]string, prior []servedCell) (map[string][]int, error) {
-	for _, p := range prior {
-		for _, cl := range p.predicate() {
-			if _, ok := GroupColumns[cl.Attr]; !ok {
-				return nil, fmt.Errorf("query: served cell with unknown attribute %q", cl.Attr)
+// in reports whether responses of the type stand on a cell (ignoring which
+// questions they answered).
+func (t respType) in(c servedCell) bool {
+	if !slices.Contains(c.waves, t.wave) {
+		return false
+	}
+	for _, cl := range c.predicate() {
+		if !slices.Contains(cl.Values, t.attrs[cl.Attr]) {
+			return false
+		}
+	}
+	return true
+}
+
+// typeCounts holds, per response type of a scope, the number of responses
+// that answered both keys of each pair.
+type typeCounts struct {
+	types []respType
+	both  map[[2]string][]int
+}
+
+func keyPair(a, b string) [2]string {
+	if b < a {
+		a, b = b, a
+	}
+	return [2]string{a, b}
+}
+
+// typeCountsSQL builds the query behind Store.typeCounts.
+func typeCountsSQL(org string, sc Scope, pairs [][2]string, drivers map[string][]string) (string, []any) {
+	col := map[string]string{}
+	var flags []string
+	var args []any
+	var keys []string
+	for _, p := range pairs {
+		for _, k := range p {
+			if _, ok := col[k]; !ok {
+				col[k] = "k" + strconv.Itoa(len(keys))
+				keys = append(keys, k)
 			}
 		}
 	}
-	sql, args := intersectionsSQL(org, sc, key, group, drivers, prior)
-	rows, err := ch.Query(ctx, sql, args...)
+	var counts []string
+	for _, p := range pairs {
+		counts = append(counts, "countIf("+col[p[0]]+" AND "+col[p[1]]+")")
+	}
+	for _, k := range keys {
+		cond, kargs := keyCondition(k, drivers)
+		flags = append(flags, "max("+cond+") AS "+col[k])
+		args = append(args, kargs...)
+	}
+	where, whereArgs := sc.where()
+	args = append(append(args, org), whereArgs...)
+	return fmt.Sprintf(sqlTypeCounts, strings.Join(counts, ", "), strings.Join(flags, ", "), where), args
+}
+
+// typeCounts reads, for each response type of a scope, how many responses
+// answered both keys of each pair. The scope's filter is ignored: cells are
+// matched against types in Go.
+func (s *Store) typeCounts(ctx context.Context, org string, sc Scope, pairs [][2]string, drivers map[string][]string) (typeCounts, error) {
+	tc := typeCounts{both: map[[2]string][]int{}}
+	if len(pairs) == 0 {
+		return tc, nil
+	}
+	sql, args := typeCountsSQL(org, sc.Unfiltered(), pairs, drivers)
+	rows, err := s.ch.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query: intersections: %w", err)
+		return tc, fmt.Errorf("query: response types: %w", err)
 	}
 	defer rows.Close()
-	out := map[string][]int{}
 	for rows.Next() {
-		var g string
-		counts := make([]uint64, max(len(prior), 1)+1)
-		dest := []any{&g}
+		var wave, dept, team, loc, tenure string
+		counts := make([]uint64, len(pairs))
+		dest := []any{&wave, &dept, &team, &loc, &tenure}
 		for i := range counts {
 			dest = append(dest, &counts[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+			return tc, err
 		}
-		ns := make([]int, len(counts))
-		for i, c := range counts {
-			ns[i] = int(c)
+		tc.types = append(tc.types, respType{wave: wave, attrs: map[string]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure}})
+		for i, p := range pairs {
+			tc.both[p] = append(tc.both[p], int(counts[i]))
 		}
-		out[g] = ns
 	}
-	return out, rows.Err()
+	return tc, rows.Err()
+}
+
+// intersections returns, for every group of a batch's cells (one key, one
+// filter, one group-by attribute; the whole filter when group is empty),
+// its number of respondents of the key followed by the number of them that
+// each prior cell also stands on.
+func (tc typeCounts) intersections(key string, filter []Clause, group string, prior []servedCell) map[string][]int {
+	scope := servedCell{filter: filter}
+	out := map[string][]int{}
+	own := tc.both[keyPair(key, key)]
+	for ti, t := range tc.types {
+		scope.waves = []string{t.wave}
+		if own[ti] == 0 || !t.in(scope) {
+			continue
+		}
+		g := ""
+		if group != "" {
+			g = t.attrs[group]
+		}
+		counts := out[g]
+		if counts == nil {
+			counts = make([]int, len(prior)+1)
+			out[g] = counts
+		}
+		counts[0] += own[ti]
+		for i, p := range prior {
+			if t.in(p) {
+				counts[i+1] += tc.both[keyPair(key, p.key)][ti]
+			}
+		}
+	}
+	return out
 }
 
 // differencingViolations returns the refs of the candidate cells that would
@@ -296,23 +343,40 @@ func (s *Server) differencingViolations(ctx context.Context, org string, sc Scop
 	if err != nil {
 		return nil, nil, err
 	}
+	// Which pairs of keys' respondents are counted together: each candidate
+	// key with itself and with every served key that shares a question.
+	priors := map[string][]servedCell{}
+	seen := map[[2]string]bool{}
+	var pairs [][2]string
+	addPair := func(a, b string) {
+		if p := keyPair(a, b); !seen[p] {
+			seen[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	for _, b := range order {
+		if _, ok := priors[b.key]; ok {
+			continue
+		}
+		addPair(b.key, b.key)
+		priors[b.key] = []servedCell{}
+		for _, p := range served {
+			if qn.overlaps(b.key, p.key) {
+				priors[b.key] = append(priors[b.key], p)
+				addPair(b.key, p.key)
+			}
+		}
+	}
+	tc, err := s.store.typeCounts(ctx, org, sc, pairs, qn.Drivers)
+	if err != nil {
+		return nil, nil, err
+	}
 	bad := map[string]bool{}
 	var derived []servedCell
 	breaks := func(n, pn, both int) bool { d := n + pn - 2*both; return d > 0 && d < sc.K }
 	for _, b := range order {
-		cs := batches[b]
-		var prior []servedCell
-		for _, p := range served {
-			if qn.overlaps(b.key, p.key) {
-				prior = append(prior, p)
-			}
-		}
-		cellScope := sc
-		cellScope.Filter = cs[0].filter
-		inter, err := intersections(ctx, s.store.ch, org, cellScope, b.key, b.group, qn.Drivers, prior)
-		if err != nil {
-			return nil, nil, err
-		}
+		cs, prior := batches[b], priors[b.key]
+		inter := tc.intersections(b.key, cs[0].filter, b.group, prior)
 		shown := map[string]bool{}
 		for _, c := range cs {
 			v := ""

@@ -106,10 +106,8 @@ func Statements() []schemas.Statement {
 		{Name: "drivers", SQL: fmt.Sprintf(sqlDriverCells, "", where, driverExpr), Args: append([]any{[]string{"q1", "q2"}, []string{"support", "growth"}, org}, whereArgs...)},
 		{Name: "served sets", SQL: sqlServedSets, Args: []any{org, clickhouse.GroupSet{Value: []any{"w1", "w2"}}}},
 	}
-	inter, interArgs := intersectionsSQL(org, exampleScope, "dim:trust", "team", map[string][]string{"support": {"q1"}}, []servedCell{
-		{key: "dim:trust", waves: []string{"w1"}, filter: []Clause{{Attr: "location", Values: []string{"Berlin"}}}, group: "team", values: []string{"a", "b"}},
-		{key: "drv:support", waves: []string{"w1", "w2"}, filter: []Clause{{Attr: "department", Values: []string{"Engineering"}}}}})
-	out = append(out, schemas.Statement{Name: "intersections", SQL: inter, Args: append([]any{}, interArgs...)})
+	types, typeArgs := typeCountsSQL(org, exampleScope, [][2]string{{"dim:trust", "dim:trust"}, {"dim:trust", "drv:support"}, {"all", "all"}}, map[string][]string{"support": {"q1"}})
+	out = append(out, schemas.Statement{Name: "response types", SQL: types, Args: typeArgs})
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
 			scoped("respondents by "+g, sqlGroupRespondents, g),
