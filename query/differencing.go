@@ -41,6 +41,9 @@ type servedCell struct {
 	group  string
 	values []string
 	n      int
+	// derived marks a cell that is not served but follows from served
+	// ones by subtraction.
+	derived bool
 }
 
 // Separators of the recorded predicate; cohort values never hold control
@@ -131,9 +134,9 @@ func (qn Questionnaire) overlaps(a, b string) bool {
 }
 
 const (
-	sqlServedSets = `SELECT cell_key, waves, attr, value, any(n) FROM served_sets
+	sqlServedSets = `SELECT cell_key, waves, attr, value, any(n), min(derived) FROM served_sets
 WHERE org = ? AND wave_id IN ? GROUP BY cell_key, waves, attr, value`
-	sqlRecordServed = `INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at)`
+	sqlRecordServed = `INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, derived, served_at)`
 	// Per response type (wave and cohort) of a scope: how many responses
 	// answered both keys of each pair. The inner query flags, per response,
 	// which keys it answered (k0, k1, ...). %[1]s the countIf columns, %[2]s
@@ -160,10 +163,11 @@ func (s *Store) servedBefore(ctx context.Context, org string, waves []string) ([
 	for rows.Next() {
 		var key, waves, attr, value string
 		var n uint32
-		if err := rows.Scan(&key, &waves, &attr, &value, &n); err != nil {
+		var derived uint8
+		if err := rows.Scan(&key, &waves, &attr, &value, &n, &derived); err != nil {
 			return nil, err
 		}
-		out = append(out, servedCell{key: key, waves: strings.Split(waves, waveSep), filter: decodePredicate(attr, value), n: int(n)})
+		out = append(out, servedCell{key: key, waves: strings.Split(waves, waveSep), filter: decodePredicate(attr, value), n: int(n), derived: derived == 1})
 	}
 	return out, rows.Err()
 }
@@ -179,10 +183,24 @@ func (s *Store) recordServed(ctx context.Context, org string, cells []servedCell
 	}
 	defer b.Abort()
 	now := time.Now().UTC()
+	served := map[string]bool{}
+	for _, c := range cells {
+		if !c.derived {
+			attr, value := c.encode()
+			served[c.key+"|"+attr+"|"+value] = true
+		}
+	}
 	for _, c := range cells {
 		attr, value := c.encode()
+		if c.derived && served[c.key+"|"+attr+"|"+value] {
+			continue // the same set is served as such
+		}
 		for _, w := range c.waves {
-			if err := b.Append(org, w, strings.Join(c.waves, waveSep), c.key, attr, value, uint32(c.n), now); err != nil {
+			var derived uint8
+			if c.derived {
+				derived = 1
+			}
+			if err := b.Append(org, w, strings.Join(c.waves, waveSep), c.key, attr, value, uint32(c.n), derived, now); err != nil {
 				return err
 			}
 		}
@@ -202,16 +220,31 @@ type respType struct {
 
 // in reports whether responses of the type stand on a cell (ignoring which
 // questions they answered).
-func (t respType) in(c servedCell) bool {
-	if !slices.Contains(c.waves, t.wave) {
+func (t respType) in(c servedCell) bool { return t.matches(c.waves, c.predicate()) }
+
+func (t respType) matches(waves []string, pred []Clause) bool {
+	if !slices.Contains(waves, t.wave) {
 		return false
 	}
-	for _, cl := range c.predicate() {
+	for _, cl := range pred {
 		if !slices.Contains(cl.Values, t.attrs[cl.Attr]) {
 			return false
 		}
 	}
 	return true
+}
+
+// membership returns, for each cell, which types it takes.
+func (tc typeCounts) membership(cells []servedCell) [][]bool {
+	out := make([][]bool, len(cells))
+	for i, c := range cells {
+		pred := c.predicate()
+		out[i] = make([]bool, len(tc.types))
+		for ti, t := range tc.types {
+			out[i][ti] = t.matches(c.waves, pred)
+		}
+	}
+	return out
 }
 
 // typeCounts holds, per response type of a scope, the number of responses
@@ -292,13 +325,16 @@ func (s *Store) typeCounts(ctx context.Context, org string, sc Scope, pairs [][2
 // filter, one group-by attribute; the whole filter when group is empty),
 // its number of respondents of the key followed by the number of them that
 // each prior cell also stands on.
-func (tc typeCounts) intersections(key string, filter []Clause, group string, prior []servedCell) map[string][]int {
-	scope := servedCell{filter: filter}
+// inPrior holds the types of each prior cell (typeCounts.membership).
+func (tc typeCounts) intersections(key string, waves []string, filter []Clause, group string, prior []servedCell, inPrior [][]bool) map[string][]int {
 	out := map[string][]int{}
 	own := tc.both[keyPair(key, key)]
+	bothWith := make([][]int, len(prior))
+	for i, p := range prior {
+		bothWith[i] = tc.both[keyPair(key, p.key)]
+	}
 	for ti, t := range tc.types {
-		scope.waves = []string{t.wave}
-		if own[ti] == 0 || !t.in(scope) {
+		if own[ti] == 0 || !t.matches(waves, filter) {
 			continue
 		}
 		g := ""
@@ -311,23 +347,119 @@ func (tc typeCounts) intersections(key string, filter []Clause, group string, pr
 			out[g] = counts
 		}
 		counts[0] += own[ti]
-		for i, p := range prior {
-			if t.in(p) {
-				counts[i+1] += tc.both[keyPair(key, p.key)][ti]
+		for i := range prior {
+			if inPrior[i][ti] {
+				counts[i+1] += bothWith[i][ti]
 			}
 		}
 	}
 	return out
 }
 
-// differencingViolations returns the refs of the candidate cells that would
-// differ by 1 to K-1 respondents from an already served cell over a common
-// wave and a common question, and the derived cells that come with the
-// result: for each group-by, the union of its hidden groups (the total
-// minus the shown groups) and of its shown groups (their sum). When a
-// derived cell breaks the rule, the smallest shown group of its group-by is
-// returned as a violation, so that the next round hides it too.
-func (s *Server) differencingViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell) (map[string]bool, []servedCell, error) {
+// guardViolations returns the refs of the candidate cells that the
+// differencing rule or the linear rule (audit.go) refuses, and the derived
+// cells that come with the result.
+func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell) (map[string]bool, []servedCell, error) {
+	served, universe, err := s.servedClosure(ctx, org, sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Which pairs of keys' respondents are counted together: each candidate
+	// key with itself and with every served key that shares a question, and
+	// each question with itself (for the linear rule).
+	priors := map[string][]int{} // candidate key -> indices into served
+	seen := map[[2]string]bool{}
+	var pairs [][2]string
+	addPair := func(a, b string) {
+		if p := keyPair(a, b); !seen[p] {
+			seen[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	for _, c := range candidates {
+		if _, ok := priors[c.key]; ok {
+			continue
+		}
+		addPair(c.key, c.key)
+		priors[c.key] = []int{}
+		for i, p := range served {
+			if qn.overlaps(c.key, p.key) {
+				priors[c.key] = append(priors[c.key], i)
+				addPair(c.key, p.key)
+			}
+		}
+	}
+	for _, q := range qn.Order {
+		addPair(questionKey(q), questionKey(q))
+	}
+	tc, err := s.store.typeCounts(ctx, org, universe, pairs, qn.Drivers)
+	if err != nil {
+		return nil, nil, err
+	}
+	inServed := tc.membership(served)
+	bad, derived := differencingViolations(sc, candidates, served, inServed, priors, tc)
+	for ref := range linearViolations(s.log, sc, qn, candidates, served, inServed, tc) {
+		bad[ref] = true
+	}
+	return bad, derived, nil
+}
+
+// maxClosureRounds bounds the search for waves linked to a scope by served
+// results over several waves.
+const maxClosureRounds = 8
+
+// servedClosure returns the cells served over a scope's waves and over every
+// wave linked to them through results over several waves (a period of w1
+// and w2 links w2's results to w1's), and the scope of all those waves.
+func (s *Server) servedClosure(ctx context.Context, org string, sc Scope) ([]servedCell, Scope, error) {
+	waves := map[string]bool{}
+	for _, w := range sc.WaveIDs() {
+		waves[w] = true
+	}
+	var served []servedCell
+	for range maxClosureRounds {
+		ids := make([]string, 0, len(waves))
+		for w := range waves {
+			ids = append(ids, w)
+		}
+		slices.Sort(ids)
+		var err error
+		if served, err = s.store.servedBefore(ctx, org, ids); err != nil {
+			return nil, Scope{}, err
+		}
+		grew := false
+		for _, c := range served {
+			for _, w := range c.waves {
+				if !waves[w] {
+					waves[w], grew = true, true
+				}
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	universe := sc.Unfiltered()
+	if len(waves) > len(sc.Waves) {
+		all, err := s.store.Waves(ctx, org)
+		if err != nil {
+			return nil, Scope{}, err
+		}
+		universe.Waves = slices.DeleteFunc(all, func(w WaveInfo) bool { return !waves[w.ID] || w.SealSeq == 0 })
+	}
+	return served, universe, nil
+}
+
+// differencingViolations applies the differencing rule: it returns the
+// refs of the candidate cells that would differ by 1 to K-1 respondents from
+// an already served cell over a common wave and a common question, and the
+// derived cells that come with the result: for each group-by, the union of
+// its hidden groups (the total minus the shown groups) and of its shown
+// groups (their sum). When a derived cell breaks the rule, the smallest
+// shown group of its group-by is returned as a violation, so that the next
+// round hides it too. priors maps each candidate key to the indices of the
+// served cells that share a question with it; inServed holds their types.
+func differencingViolations(sc Scope, candidates, served []servedCell, inServed [][]bool, priors map[string][]int, tc typeCounts) (map[string]bool, []servedCell) {
 	type batch struct{ key, filter, group string }
 	batches := map[batch][]servedCell{}
 	var order []batch
@@ -339,44 +471,18 @@ func (s *Server) differencingViolations(ctx context.Context, org string, sc Scop
 		}
 		batches[b] = append(batches[b], c)
 	}
-	served, err := s.store.servedBefore(ctx, org, sc.WaveIDs())
-	if err != nil {
-		return nil, nil, err
-	}
-	// Which pairs of keys' respondents are counted together: each candidate
-	// key with itself and with every served key that shares a question.
-	priors := map[string][]servedCell{}
-	seen := map[[2]string]bool{}
-	var pairs [][2]string
-	addPair := func(a, b string) {
-		if p := keyPair(a, b); !seen[p] {
-			seen[p] = true
-			pairs = append(pairs, p)
-		}
-	}
-	for _, b := range order {
-		if _, ok := priors[b.key]; ok {
-			continue
-		}
-		addPair(b.key, b.key)
-		priors[b.key] = []servedCell{}
-		for _, p := range served {
-			if qn.overlaps(b.key, p.key) {
-				priors[b.key] = append(priors[b.key], p)
-				addPair(b.key, p.key)
-			}
-		}
-	}
-	tc, err := s.store.typeCounts(ctx, org, sc, pairs, qn.Drivers)
-	if err != nil {
-		return nil, nil, err
-	}
 	bad := map[string]bool{}
 	var derived []servedCell
 	breaks := func(n, pn, both int) bool { d := n + pn - 2*both; return d > 0 && d < sc.K }
 	for _, b := range order {
-		cs, prior := batches[b], priors[b.key]
-		inter := tc.intersections(b.key, cs[0].filter, b.group, prior)
+		cs := batches[b]
+		prior := make([]servedCell, len(priors[b.key]))
+		inPrior := make([][]bool, len(priors[b.key]))
+		for k, i := range priors[b.key] {
+			prior[k], inPrior[k] = served[i], inServed[i]
+		}
+		_, totalShown := batches[batch{b.key, b.filter, ""}]
+		inter := tc.intersections(b.key, sc.WaveIDs(), cs[0].filter, b.group, prior, inPrior)
 		shown := map[string]bool{}
 		for _, c := range cs {
 			v := ""
@@ -393,9 +499,9 @@ func (s *Server) differencingViolations(ctx context.Context, org string, sc Scop
 		if b.group == "" {
 			continue
 		}
-		// The hidden groups together (the total minus the shown ones), and
-		// the shown groups together (their sum).
-		hidden := servedCell{key: b.key, waves: sc.WaveIDs(), filter: cs[0].filter, group: b.group}
+		// The hidden groups together (the total minus the shown ones, when
+		// the total is shown), and the shown groups together (their sum).
+		hidden := servedCell{key: b.key, waves: sc.WaveIDs(), filter: cs[0].filter, group: b.group, derived: true}
 		union := hidden
 		hiddenBoth, unionBoth := make([]int, len(prior)), make([]int, len(prior))
 		for g, counts := range inter {
@@ -410,10 +516,11 @@ func (s *Server) differencingViolations(ctx context.Context, org string, sc Scop
 			}
 		}
 		for _, d := range []struct {
-			c    servedCell
-			both []int
-		}{{hidden, hiddenBoth}, {union, unionBoth}} {
-			if d.c.n == 0 {
+			c         servedCell
+			both      []int
+			derivable bool
+		}{{hidden, hiddenBoth, totalShown}, {union, unionBoth, true}} {
+			if d.c.n == 0 || !d.derivable {
 				continue
 			}
 			slices.Sort(d.c.values)
@@ -432,5 +539,5 @@ func (s *Server) differencingViolations(ctx context.Context, org string, sc Scop
 			}
 		}
 	}
-	return bad, derived, nil
+	return bad, derived
 }

@@ -230,7 +230,7 @@ func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy strin
 	for range 10 {
 		res := compute(forced)
 		cells := res.servedCells(sc)
-		bad, derived, err := s.differencingViolations(ctx, org, sc, qn, cells)
+		bad, derived, err := s.guardViolations(ctx, org, sc, qn, cells)
 		if err != nil {
 			return Scores{}, err
 		}

@@ -37,7 +37,7 @@ var sampleRows = map[string]string{
 	"projected_events":      `('e1', 4)`,
 	"projector_checkpoint":  `('projector-clickhouse', 95, '2026-11-02 00:00:00')`,
 	"served_cells":          `('acme', 'w1', 'dim:trust', 'department', 'Engineering', 7, '2026-11-02 00:00:00')`,
-	"served_sets":           `('acme', 'w1', 'w1,w2', 'dim:trust', 'department&team', 'Engineering\x1EPlatform\x1FCore', 7, '2026-11-02 00:00:00')`,
+	"served_sets":           `('acme', 'w1', 'w1,w2', 'dim:trust', 'department&team', 'Engineering\x1EPlatform\x1FCore', 7, 0, '2026-11-02 00:00:00')`,
 	"schema_migrations":     `(1, 'events_ledger', '2026-11-02 00:00:00')`,
 }
 
@@ -145,14 +145,14 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 	}
 	run("checkpoint", "INSERT INTO projector_checkpoint (consumer, seq, updated_at) VALUES "+sampleRows["projector_checkpoint"])
 	run("served cell", "INSERT INTO served_cells (org, wave_id, cell_key, attr, value, n, served_at) VALUES "+sampleRows["served_cells"])
-	run("served set", "INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at) VALUES "+sampleRows["served_sets"])
+	run("served set", "INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, derived, served_at) VALUES "+sampleRows["served_sets"])
 
 	// Every query, with what the sample rows make it return.
 	want := map[string]string{
 		"waves":                      "w1\ts1\t2026-11-01 00:00:00\t2026-11-08 00:00:00",
 		"closures":                   "w1\t90",
 		"seals":                      "w1\t92",
-		"served sets":                "dim:trust\tw1,w2\tdepartment&team\tEngineering\x1ePlatform\x1fCore\t7",
+		"served sets":                "dim:trust\tw1,w2\tdepartment&team\tEngineering\x1ePlatform\x1fCore\t7\t0",
 		"thresholds":                 "w1\t7",
 		"token":                      "acme\tt1\tanalyst",
 		"token revoked":              "1",

@@ -6,141 +6,502 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
-// TestAttackSlicing plays two colluding analysts against random
-// organisations with planted individuals: people alone in their team, their
-// location or their tenure band. Through the public API only, they ask for
-// every slicing in a random order. The test then takes every respondent
-// count that was served — and every count the served ones give away by
-// subtraction (the total minus the shown groups) — and checks, against the
-// true response sets, that no two differ by 1 to k-1 people: no difference
-// of served numbers isolates fewer than k people, so no planted answer can be
-// recovered.
-func TestAttackSlicing(t *testing.T) {
-	for seed := range uint64(3) {
+// TestAttack plays two colluding analysts against random organisations with
+// planted individuals (people alone in their team, location or tenure band,
+// or in a department that is one team and one more person). Through the
+// public API only, they poll an open wave as its answers arrive, then ask
+// for every kind of slice in a random order: group-bys, attribute filters
+// and their intersections, single waves, several waves and nested periods,
+// and the same questions again. The test then plays the strongest attacker
+// it can: each served number is taken as the exact sum of every one of its
+// questions' answers over its response set, and linear algebra decides
+// whether any planted individual's answer to any question is a combination
+// of them. It also checks the guard's properties on what was served: every
+// number stands on at least k people, and any two response sets served for
+// a common question (totals minus shown groups included) differ by 0 or at
+// least k.
+func TestAttack(t *testing.T) {
+	for seed := range uint64(2) {
 		t.Run(fmt.Sprint("org", seed), func(t *testing.T) {
-			attack(t, rand.New(rand.NewPCG(seed, 99)))
+			newAttack(t, rand.New(rand.NewPCG(seed, 99))).run(t)
 		})
 	}
 }
 
-func attack(t *testing.T, rng *rand.Rand) {
-	m := mustMain(t, nil)
-	ctx := context.Background()
-	openWave(t, m)
-	attrs := []string{"department", "team", "location", "tenure_band"}
+// attackAttrs are the attributes the analysts slice by.
+var attackAttrs = []string{"department", "team", "location", "tenure_band"}
+
+type attack struct {
+	m       *Main
+	rng     *rand.Rand
+	people  []map[string]string
+	planted []int // indices into people
+	// responses: one per person who answered a wave.
+	responses []attackResponse
+	analysts  [2]string
+	// known holds every served cell: its questions and its response set.
+	known []knownCell
+	month time.Time
+}
+
+type attackResponse struct {
+	wave   string
+	person int
+}
+
+type knownCell struct {
+	what      string
+	questions []string
+	// parts are the groups whose union is the cell's response set; the set
+	// is computed once every response is in.
+	parts []part
+	n     int // served size; -1 for a derived cell
+}
+
+// part is the response set of waves, a filter and a group.
+type part struct {
+	waves          []string
+	filter         map[string]string
+	groupBy, value string
+}
+
+func newAttack(t *testing.T, rng *rand.Rand) *attack {
+	a := &attack{m: mustMain(t, nil), rng: rng, month: time.Now().UTC().AddDate(0, -1, 0)}
 	pick := func(opts ...string) string { return opts[rng.IntN(len(opts))] }
-	var people []map[string]string
 	for range 40 + rng.IntN(30) {
 		dept := pick("Eng", "Sales", "Ops")
-		people = append(people, map[string]string{
+		a.people = append(a.people, map[string]string{
 			"department": dept, "team": dept + "-" + pick("a", "b"), "location": pick("Berlin", "Lisbon"), "tenure_band": pick("<1y", "1-2y", "2-5y"),
 		})
 	}
 	// A department that is one team and one more person: department minus
 	// team is that person.
-	for range 20 {
-		people = append(people, map[string]string{"department": "Legal", "team": "Legal-core", "location": pick("Berlin", "Lisbon"), "tenure_band": pick("<1y", "1-2y")})
+	for range 12 {
+		a.people = append(a.people, map[string]string{"department": "Legal", "team": "Legal-core", "location": pick("Berlin", "Lisbon"), "tenure_band": pick("<1y", "1-2y")})
 	}
-	// Planted individuals, alone in one attribute each.
-	people = append(people,
-		map[string]string{"department": "Legal", "team": "Legal-solo", "location": "Berlin", "tenure_band": "<1y"},
-		map[string]string{"department": "Eng", "team": "Eng-solo", "location": "Berlin", "tenure_band": "1-2y"},
-		map[string]string{"department": "Sales", "team": "Sales-a", "location": "Remote", "tenure_band": "2-5y"},
-		map[string]string{"department": "Ops", "team": "Ops-b", "location": "Lisbon", "tenure_band": "10y+"})
-	cohorts := make([]schemas.Cohort, len(people))
-	for i, p := range people {
+	for _, p := range []map[string]string{
+		{"department": "Legal", "team": "Legal-solo", "location": "Berlin", "tenure_band": "<1y"},
+		{"department": "Eng", "team": "Eng-solo", "location": "Berlin", "tenure_band": "1-2y"},
+		{"department": "Sales", "team": "Sales-a", "location": "Remote", "tenure_band": "2-5y"},
+		{"department": "Ops", "team": "Ops-b", "location": "Lisbon", "tenure_band": "10y+"},
+	} {
+		a.planted = append(a.planted, len(a.people))
+		a.people = append(a.people, p)
+	}
+	a.analysts = [2]string{authorize(t, a.m, schemas.RoleAnalyst), authorize(t, a.m, schemas.RoleAnalyst)}
+	return a
+}
+
+func (a *attack) run(t *testing.T) {
+	ctx := context.Background()
+	m := a.m
+	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
+		t.Fatal(err)
+	}
+	cohorts := make([]schemas.Cohort, len(a.people))
+	for i, p := range a.people {
 		cohorts[i] = schemas.Cohort{Department: p["department"], Team: p["team"], Location: p["location"], TenureBand: p["tenure_band"]}
 	}
-	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
-	if err != nil {
-		t.Fatal(err)
+	now := time.Now().UTC()
+	for _, w := range []string{"w1", "w2"} {
+		opens := a.month
+		if w == "w2" {
+			opens = now.Add(-time.Minute)
+		}
+		if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: w, SurveyID: "pulse", OpensAt: opens, ClosesAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		tokens, err := m.Admin.IssueInvitations(ctx, "acme", w, cohorts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tok := range tokens {
+			if w == "w2" && a.rng.IntN(5) == 0 && !slices.Contains(a.planted, i) {
+				continue
+			}
+			answers := map[string]int{}
+			for _, q := range e2eSurvey.Questions {
+				lo, hi := q.Dimension.Range()
+				answers[q.ID] = lo + a.rng.IntN(hi-lo+1)
+			}
+			submit(t, m, tok, answers)
+			a.responses = append(a.responses, attackResponse{wave: w, person: i})
+			if w == "w2" && len(a.responses)%4 == 0 {
+				a.pollOpenWave(t)
+			}
+		}
+		if err := m.Admin.CloseWave(ctx, "acme", w); err != nil {
+			t.Fatal(err)
+		}
+		if w == "w1" {
+			waitScores(t, m, "")
+		}
 	}
-	for _, tok := range tokens {
-		submit(t, m, tok, map[string]int{"trust-a": 1 + rng.IntN(5), "trust-b": 3, "auto": 3, "moti": 3, "enps": 5})
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if status, _ := a.get(t, 0, "/v1/orgs/acme/waves/w2/participation"); status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("w2 never released")
+		}
 	}
-	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
-		t.Fatal(err)
-	}
-	waitScores(t, m, "")
-	second := authorize(t, m, schemas.RoleAnalyst) // the colluding analyst
+	a.slice(t)
+	a.check(t)
+}
 
-	// Served sets: respondent indices behind every shown respondents count.
-	type set map[int]bool
-	members := func(attr, value string) set {
-		s := set{}
-		for i, p := range people {
-			if attr == "" || p[attr] == value {
-				s[i] = true
+func (a *attack) get(t *testing.T, analyst int, path string) (int, string) {
+	t.Helper()
+	return getAs(t, a.analysts[analyst], a.m.QueryURL+path)
+}
+
+// period is a from/to query covering both waves' opening days.
+func (a *attack) period() string {
+	return "from=" + a.month.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + time.Now().UTC().Format(time.DateOnly)
+}
+
+// pollOpenWave asks, while w2 is open, for everything that could show an
+// arriving answer: w2's scores and participation are refused, results over
+// periods and trends leave w2 out.
+func (a *attack) pollOpenWave(t *testing.T) {
+	t.Helper()
+	for _, path := range []string{"/v1/orgs/acme/waves/w2/scores", "/v1/orgs/acme/waves/w2/participation",
+		"/v1/orgs/acme/waves/w2/drivers", "/v1/orgs/acme/scores?waves=w1,w2"} {
+		status, body := a.get(t, a.rng.IntN(2), path)
+		refused := status == http.StatusConflict && strings.Contains(body, `"wave_open"`) ||
+			status == http.StatusNotFound && strings.Contains(body, `"wave_not_found"`) // not projected yet
+		if !refused {
+			t.Fatalf("open wave: %s answered %d %s", path, status, body)
+		}
+	}
+	path := "/v1/orgs/acme/scores?" + a.period()
+	status, body := a.get(t, a.rng.IntN(2), path)
+	if status != http.StatusOK {
+		t.Fatalf("%s: %d %s", path, status, body)
+	}
+	a.learn(t, path, []string{"w1"}, nil, "", body)
+	status, body = a.get(t, a.rng.IntN(2), "/v1/orgs/acme/trends")
+	if status != http.StatusOK || strings.Contains(body, `"w2"`) {
+		t.Fatalf("trends while w2 is open: %d %s", status, body)
+	}
+}
+
+// slice asks for every kind of slice in a random order, alternating the
+// analysts, and asks some of them again.
+func (a *attack) slice(t *testing.T) {
+	values := map[string][]string{}
+	for _, p := range a.people {
+		for _, attr := range attackAttrs {
+			if !slices.Contains(values[attr], p[attr]) {
+				values[attr] = append(values[attr], p[attr])
 			}
 		}
-		return s
 	}
-	var served []set
-	var names []string
-	rng.Shuffle(len(attrs), func(i, j int) { attrs[i], attrs[j] = attrs[j], attrs[i] })
-	for i, attr := range append([]string{""}, attrs...) {
-		url := m.QueryURL + "/v1/orgs/acme/waves/w1/scores?group_by=" + attr
-		var status int
-		var body string
-		if i%2 == 0 {
-			status, body = get(t, m, "/v1/orgs/acme/waves/w1/scores?group_by="+attr)
-		} else {
-			status, body = getAs(t, second, url)
+	filters := []map[string]string{nil}
+	for _, attr := range attackAttrs {
+		for _, v := range values[attr] {
+			filters = append(filters, map[string]string{attr: v})
 		}
-		var r result
-		if status != http.StatusOK || json.Unmarshal([]byte(body), &r) != nil {
-			t.Fatalf("group_by=%s: %d %s", attr, status, body)
+	}
+	for range 25 { // intersections of filters
+		x, y := attackAttrs[a.rng.IntN(4)], attackAttrs[a.rng.IntN(4)]
+		if x != y {
+			filters = append(filters, map[string]string{x: values[x][a.rng.IntN(len(values[x]))], y: values[y][a.rng.IntN(len(values[y]))]})
 		}
-		if r.Respondents.N != nil {
-			served, names = append(served, members("", "")), append(names, "everyone")
-		}
-		hidden := set{}
-		for _, g := range r.Groups {
-			if g.Respondents.N != nil {
-				s := members(attr, g.Value)
-				if len(s) != *g.Respondents.N {
-					t.Fatalf("%s=%s served %d, truth %d", attr, g.Value, *g.Respondents.N, len(s))
+	}
+	scopes := []struct {
+		prefix string
+		waves  []string
+	}{
+		{"/v1/orgs/acme/waves/w1/scores?", []string{"w1"}},
+		{"/v1/orgs/acme/waves/w2/scores?", []string{"w2"}},
+		{"/v1/orgs/acme/scores?waves=w1,w2&", []string{"w1", "w2"}},
+		{"/v1/orgs/acme/scores?" + a.period() + "&", []string{"w1", "w2"}},
+	}
+	type query struct {
+		path    string
+		waves   []string
+		filter  map[string]string
+		groupBy string
+	}
+	var queries []query
+	for _, sc := range scopes {
+		for _, f := range filters {
+			for _, g := range append([]string{""}, attackAttrs...) {
+				if _, filtered := f[g]; filtered {
+					continue
 				}
-				served, names = append(served, s), append(names, attr+"="+g.Value)
+				v := url.Values{}
+				for attr, val := range f {
+					v.Set(attr, val)
+				}
+				if g != "" {
+					v.Set("group_by", g)
+				}
+				queries = append(queries, query{sc.prefix + v.Encode(), sc.waves, f, g})
+			}
+		}
+	}
+	a.rng.Shuffle(len(queries), func(i, j int) { queries[i], queries[j] = queries[j], queries[i] })
+	queries = queries[:min(len(queries), 160)]
+	for range 20 { // the same questions again, by the other analyst
+		queries = append(queries, queries[a.rng.IntN(len(queries))])
+	}
+	for i, q := range queries {
+		status, body := a.get(t, i%2, q.path)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %s", q.path, status, body)
+		}
+		a.learn(t, q.path, q.waves, q.filter, q.groupBy, body)
+	}
+	status, body := a.get(t, 0, "/v1/orgs/acme/trends")
+	if status != http.StatusOK {
+		t.Fatalf("trends: %d %s", status, body)
+	}
+	var tr struct {
+		Trends []struct {
+			Dimension string `json:"dimension"`
+			Points    []struct {
+				WaveID string `json:"wave_id"`
+				N      *int   `json:"n"`
+			} `json:"points"`
+		} `json:"trends"`
+	}
+	if err := json.Unmarshal([]byte(body), &tr); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range tr.Trends {
+		for _, p := range d.Points {
+			if p.N != nil {
+				a.know("trend "+d.Dimension+" "+p.WaveID, "dim:"+d.Dimension, part{waves: []string{p.WaveID}}, *p.N)
+			}
+		}
+	}
+}
+
+// members is the response set of a cell.
+func (a *attack) members(c knownCell) []bool {
+	set := make([]bool, len(a.responses))
+	for i, r := range a.responses {
+		p := a.people[r.person]
+		for _, pt := range c.parts {
+			ok := slices.Contains(pt.waves, r.wave) && (pt.groupBy == "" || p[pt.groupBy] == pt.value)
+			for attr, v := range pt.filter {
+				ok = ok && p[attr] == v
+			}
+			set[i] = set[i] || ok
+		}
+	}
+	return set
+}
+
+func size(set []bool) int {
+	n := 0
+	for _, in := range set {
+		if in {
+			n++
+		}
+	}
+	return n
+}
+
+// questionsOf maps a cell key to the questions behind it.
+func questionsOf(key string) []string {
+	var out []string
+	for _, q := range e2eSurvey.Questions {
+		if key == "dim:"+string(q.Dimension) || key == "q:"+q.ID || key == "drv:"+q.Driver {
+			out = append(out, q.ID)
+		}
+	}
+	return out
+}
+
+// know records a served number.
+func (a *attack) know(what, key string, pt part, n int) {
+	a.known = append(a.known, knownCell{what: what, questions: questionsOf(key), parts: []part{pt}, n: n})
+}
+
+// learn records every number of a scores result, and what its group-by
+// gives away: the scope's total minus the shown groups.
+func (a *attack) learn(t *testing.T, path string, waves []string, filter map[string]string, groupBy, body string) {
+	t.Helper()
+	var r result
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	scope := part{waves: waves, filter: filter}
+	scopeN := map[string]bool{} // keys shown scope-wide
+	for _, s := range r.Dimensions {
+		if s.N != nil {
+			a.know(path+" "+s.Key, "dim:"+s.Dimension, scope, *s.N)
+			scopeN["dim:"+s.Dimension] = true
+		}
+	}
+	for _, s := range r.Questions {
+		if s.N != nil {
+			a.know(path+" "+s.Key, "q:"+s.Key, scope, *s.N)
+		}
+	}
+	for _, s := range r.Drivers {
+		if s.N != nil {
+			a.know(path+" driver "+s.Key, "drv:"+s.Key, scope, *s.N)
+		}
+	}
+	for _, s := range r.Overall {
+		if s.N != nil {
+			a.know(path+" overall "+s.Key, "dim:"+s.Dimension, part{waves: waves}, *s.N)
+		}
+	}
+	hidden := map[string][]part{}
+	for _, g := range r.Groups {
+		for _, s := range g.Dimensions {
+			key := "dim:" + s.Dimension
+			pt := part{waves: waves, filter: filter, groupBy: groupBy, value: g.Value}
+			if s.N != nil {
+				a.know(path+" "+g.Value+" "+s.Key, key, pt, *s.N)
 			} else {
-				for i := range members(attr, g.Value) {
-					hidden[i] = true
-				}
-			}
-		}
-		if len(hidden) > 0 && r.Respondents.N != nil {
-			// Everyone minus the shown groups.
-			served, names = append(served, hidden), append(names, "hidden "+attr+" groups")
-		}
-	}
-	k := threshold
-	for i := range served {
-		if n := len(served[i]); n > 0 && n < k {
-			t.Errorf("%s: %d people served or derivable", names[i], n)
-		}
-		for j := i + 1; j < len(served); j++ {
-			d := 0
-			for x := range served[i] {
-				if !served[j][x] {
-					d++
-				}
-			}
-			for x := range served[j] {
-				if !served[i][x] {
-					d++
-				}
-			}
-			if d > 0 && d < k {
-				t.Errorf("%s and %s differ by %d people: their difference isolates them", names[i], names[j], d)
+				hidden[key] = append(hidden[key], pt)
 			}
 		}
 	}
-	if len(served) < 4 {
-		t.Fatalf("only %d sets served; the attack learned nothing to check", len(served))
+	for key, parts := range hidden {
+		if scopeN[key] {
+			// Derived, not served: the pairwise property applies to it.
+			a.known = append(a.known, knownCell{what: path + " hidden " + groupBy + " groups " + key, questions: questionsOf(key), parts: parts, n: -1})
+		}
 	}
+}
+
+// check plays the linear-algebra attacker and checks the pairwise property.
+func (a *attack) check(t *testing.T) {
+	if len(a.known) < 50 {
+		t.Fatalf("only %d numbers served; the attack learned too little to mean anything", len(a.known))
+	}
+	all := make([][]bool, len(a.known))
+	for i, c := range a.known {
+		all[i] = a.members(c)
+		n := size(all[i])
+		if c.n >= 0 && c.n != n {
+			t.Fatalf("%s: served n=%d, truth %d", c.what, c.n, n)
+		}
+		if n > 0 && n < threshold {
+			t.Errorf("%s: %d people served or derivable", c.what, n)
+		}
+	}
+	for _, q := range e2eSurvey.Questions {
+		var sets [][]bool
+		var names []string
+		for i, c := range a.known {
+			if slices.Contains(c.questions, q.ID) {
+				sets, names = append(sets, all[i]), append(names, c.what)
+			}
+		}
+		// Pairwise: no two sets differ by 1 to k-1 people.
+		for i := range sets {
+			for j := i + 1; j < len(sets); j++ {
+				d := 0
+				for x := range sets[i] {
+					if sets[i][x] != sets[j][x] {
+						d++
+					}
+				}
+				if d > 0 && d < threshold {
+					t.Errorf("question %s: %q and %q differ by %d people", q.ID, names[i], names[j], d)
+				}
+			}
+		}
+		// Linear algebra: is any planted response's answer a combination of
+		// the served sums?
+		basis := newSpan(len(a.responses))
+		for _, s := range sets {
+			basis.add(s)
+		}
+		for r, resp := range a.responses {
+			if !slices.Contains(a.planted, resp.person) {
+				continue
+			}
+			unit := make([]bool, len(a.responses))
+			unit[r] = true
+			if basis.contains(unit) {
+				t.Errorf("question %s: the answer of planted person %v in %s is recoverable from the served numbers", q.ID, a.people[resp.person], resp.wave)
+			}
+		}
+		t.Logf("question %s: %d served sets, rank %d of %d responses", q.ID, len(sets), len(basis.rows), len(a.responses))
+	}
+}
+
+// span is a row-echelon basis over the integers modulo a large prime: a
+// vector in the rational span of 0/1 rows is in it modulo p, and the
+// converse fails only if p divides a minor, which for these sizes it does
+// not in practice.
+type span struct {
+	rows  [][]int64
+	pivot []int
+}
+
+const spanPrime = 1_000_000_007
+
+func newSpan(int) *span { return &span{} }
+
+func (s *span) reduce(v []bool) []int64 {
+	x := make([]int64, len(v))
+	for i, in := range v {
+		if in {
+			x[i] = 1
+		}
+	}
+	for k, row := range s.rows {
+		if f := x[s.pivot[k]]; f != 0 {
+			for i := range x {
+				x[i] = ((x[i]-f*row[i])%spanPrime + spanPrime) % spanPrime
+			}
+		}
+	}
+	return x
+}
+
+func (s *span) add(v []bool) {
+	x := s.reduce(v)
+	p := slices.IndexFunc(x, func(e int64) bool { return e != 0 })
+	if p < 0 {
+		return
+	}
+	inv := modInverse(x[p])
+	for i := range x {
+		x[i] = x[i] * inv % spanPrime
+	}
+	// Keep the basis reduced: clear the new pivot from the other rows.
+	for k, row := range s.rows {
+		if f := row[p]; f != 0 {
+			for i := range row {
+				row[i] = ((row[i]-f*x[i])%spanPrime + spanPrime) % spanPrime
+			}
+			s.rows[k] = row
+		}
+	}
+	s.rows, s.pivot = append(s.rows, x), append(s.pivot, p)
+}
+
+func (s *span) contains(v []bool) bool {
+	return !slices.ContainsFunc(s.reduce(v), func(e int64) bool { return e != 0 })
+}
+
+func modInverse(a int64) int64 {
+	result, base, e := int64(1), a%spanPrime, int64(spanPrime-2)
+	for e > 0 {
+		if e&1 == 1 {
+			result = result * base % spanPrime
+		}
+		base = base * base % spanPrime
+		e >>= 1
+	}
+	return result
 }

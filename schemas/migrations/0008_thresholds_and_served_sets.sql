@@ -13,7 +13,9 @@ ORDER BY (org, wave_id);
 -- and with attribute filters: one row per wave the cell covers. waves lists
 -- them all (sorted, comma-separated); attr lists the predicate's attributes
 -- (sorted, joined by '&') and value their accepted values (a clause's values
--- joined by 0x1F, clauses by 0x1E). Like served_cells, which it replaces and
+-- joined by 0x1F, clauses by 0x1E). derived marks a cell that was not served
+-- but follows from served ones by subtraction (a group-by's total minus its
+-- shown groups); a cell recorded both ways counts as served. Like served_cells, which it replaces and
 -- whose rows it takes over, it is the query service's own record: a replay
 -- keeps it.
 CREATE TABLE IF NOT EXISTS served_sets (
@@ -24,9 +26,12 @@ CREATE TABLE IF NOT EXISTS served_sets (
     attr      String,
     value     String,
     n         UInt32,
+    derived   UInt8,
     served_at DateTime
 ) ENGINE = ReplacingMergeTree
-ORDER BY (org, wave_id, cell_key, waves, attr, value);
+ORDER BY (org, wave_id, cell_key, waves, attr, value, derived);
 
-INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, served_at)
-SELECT org, wave_id, wave_id, cell_key, attr, value, n, served_at FROM served_cells;
+-- served_cells recorded derived cells as served; they stay so (the stricter
+-- reading).
+INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, derived, served_at)
+SELECT org, wave_id, wave_id, cell_key, attr, value, n, 0, served_at FROM served_cells;
