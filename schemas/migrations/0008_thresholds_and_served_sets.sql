@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS served_sets (
 ORDER BY (org, wave_id, cell_key, waves, attr, value, derived);
 
 -- served_cells recorded derived cells as served; they stay so (the stricter
--- reading).
+-- reading). Rows already taken over are skipped, so a rerun adds nothing.
 INSERT INTO served_sets (org, wave_id, waves, cell_key, attr, value, n, derived, served_at)
-SELECT org, wave_id, wave_id, cell_key, attr, value, n, 0, served_at FROM served_cells;
+SELECT org, wave_id, wave_id, cell_key, attr, value, n, 0, served_at FROM served_cells
+WHERE (org, wave_id, cell_key, attr, value) NOT IN (SELECT org, waves, cell_key, attr, value FROM served_sets);
