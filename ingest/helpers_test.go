@@ -47,6 +47,7 @@ var testSurvey = schemas.SurveyPublished{SurveyID: "pulse", Title: "Pulse", Ques
 	{ID: "auto-1", Text: "I decide how I reach my goals.", Dimension: schemas.Empowerment},
 	{ID: "moti-1", Text: "My work motivates me.", Dimension: schemas.Motivation, Optional: true},
 	{ID: "enps", Text: "Recommend us?", Dimension: schemas.ENPS},
+	{ID: "better", Text: "What would make work better?", Dimension: schemas.Comment},
 }}
 
 func validAnswers() map[string]int {

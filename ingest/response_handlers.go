@@ -9,7 +9,10 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -22,6 +25,8 @@ type SubmitRequest struct {
 	Token string `json:"token"`
 	// Answers maps question id to the chosen value.
 	Answers map[string]int `json:"answers"`
+	// Comments maps a comment question's id to the words given.
+	Comments map[string]string `json:"comments,omitempty"`
 }
 
 // DecodeSubmitRequest strictly decodes a submission body: one JSON object,
@@ -65,26 +70,46 @@ func jsonErrorText(err error) string {
 	return err.Error()
 }
 
-// validateAnswers checks answers against the survey: known questions, values
-// in range, required questions present. It returns the answers in survey
-// order, or a 422 error listing every problem.
-func validateAnswers(s schemas.SurveyPublished, given map[string]int) ([]schemas.Answer, error) {
+// validateAnswers checks answers and comments against the survey: known
+// questions, values in range, comments in words of at most MaxCommentLen
+// characters, required questions present. It returns the answers and the
+// non-empty comments in survey order, or a 422 error listing every problem.
+func validateAnswers(s schemas.SurveyPublished, given map[string]int, comments map[string]string) ([]schemas.Answer, []schemas.CommentAnswer, error) {
 	var fields []schemas.FieldError
-	unknown := make([]string, 0)
-	for id := range given {
-		if _, ok := s.Question(id); !ok {
-			unknown = append(unknown, id)
+	for _, f := range []struct {
+		prefix string
+		ids    []string
+		want   func(schemas.Question) bool
+		detail string
+	}{
+		{"answers.", keysOf(given), func(q schemas.Question) bool { return q.Dimension != schemas.Comment }, "is a comment question: send its words in comments"},
+		{"comments.", keysOf(comments), func(q schemas.Question) bool { return q.Dimension == schemas.Comment }, "is not a comment question: send its value in answers"},
+	} {
+		for _, id := range f.ids {
+			q, ok := s.Question(id)
+			switch {
+			case !ok:
+				fields = append(fields, schemas.FieldError{Field: f.prefix + truncate(id, 64), Detail: "unknown question"})
+			case !f.want(q):
+				fields = append(fields, schemas.FieldError{Field: f.prefix + id, Detail: f.detail})
+			}
 		}
 	}
-	sort.Strings(unknown)
-	for _, id := range unknown {
-		fields = append(fields, schemas.FieldError{Field: "answers." + truncate(id, 64), Detail: "unknown question"})
-	}
 	answers := make([]schemas.Answer, 0, len(given))
+	var words []schemas.CommentAnswer
 	for _, q := range s.Questions {
+		if q.Dimension == schemas.Comment {
+			text := cleanComment(comments[q.ID])
+			if utf8.RuneCountInString(text) > schemas.MaxCommentLen {
+				fields = append(fields, schemas.FieldError{Field: "comments." + q.ID, Detail: fmt.Sprintf("at most %d characters", schemas.MaxCommentLen)})
+			} else if text != "" {
+				words = append(words, schemas.CommentAnswer{QuestionID: q.ID, Text: text})
+			}
+			continue
+		}
 		v, ok := given[q.ID]
 		if !ok {
-			if !q.Optional {
+			if q.Required() {
 				fields = append(fields, schemas.FieldError{Field: "answers." + q.ID, Detail: "required"})
 			}
 			continue
@@ -97,10 +122,33 @@ func validateAnswers(s schemas.SurveyPublished, given map[string]int) ([]schemas
 		answers = append(answers, schemas.Answer{QuestionID: q.ID, Dimension: q.Dimension, Value: v})
 	}
 	if len(fields) > 0 {
-		return nil, &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers",
+		return nil, nil, &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers",
 			Detail: "some answers are missing or invalid", Fields: fields}
 	}
-	return answers, nil
+	return answers, words, nil
+}
+
+// keysOf returns a map's keys, sorted.
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cleanComment trims a comment and drops control characters other than
+// line breaks and tabs; invalid UTF-8 becomes U+FFFD.
+func cleanComment(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return -1
+		}
+		return r
+	}, strings.ReplaceAll(s, "\r\n", "\n"))
+	return strings.TrimSpace(s)
 }
 
 func truncate(s string, n int) string {
@@ -121,7 +169,7 @@ func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_body", "%s", err.Error())
 	}
-	if err := s.record(c.UserContext(), req.Token, req.Answers); err != nil {
+	if err := s.record(c.UserContext(), req.Token, req.Answers, req.Comments); err != nil {
 		return err
 	}
 	return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": "recorded"})
@@ -158,7 +206,7 @@ func (s *Server) invitationFor(ctx context.Context, token string, now time.Time)
 // response in the pending stream, and releases the token again if that
 // fails. Nothing is
 // published for a rejected request. Errors are *schemas.Error values.
-func (s *Server) record(ctx context.Context, token string, given map[string]int) error {
+func (s *Server) record(ctx context.Context, token string, given map[string]int, comments map[string]string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now()
@@ -166,7 +214,7 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int)
 	if err != nil {
 		return err
 	}
-	answers, err := validateAnswers(survey, given)
+	answers, words, err := validateAnswers(survey, given, comments)
 	if err != nil {
 		return err
 	}
@@ -178,6 +226,7 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int)
 		Date:     day.Format(schemas.DateLayout),
 		Cohort:   inv.Cohort,
 		Answers:  answers,
+		Comments: words,
 	})
 	if err != nil {
 		return err

@@ -50,12 +50,21 @@ type questionView struct {
 	Name, FieldID, Text, Hint, Error string
 	Optional                         bool
 	Options                          []optionView
+	// Comment questions take words: Words is what was given, MaxLen the
+	// most characters.
+	Comment bool
+	Words   string
+	MaxLen  int
 }
 
 type surveyView struct {
 	Title     string
 	Action    string
 	Threshold int
+	// CommentThreshold is the smallest group comments are shown to;
+	// HasComments says whether the survey asks for any.
+	CommentThreshold int
+	HasComments      bool
 	Problem   string
 	Errors    bool
 	Questions []questionView
@@ -65,19 +74,35 @@ type messageView struct {
 	Title, Message, Detail string
 }
 
-// fieldName is the form field of a question.
-func fieldName(questionID string) string { return "a." + questionID }
+// fieldName is the form field of a question: "a." for a value, "c." for a
+// comment's words.
+func fieldName(q schemas.Question) string {
+	if q.Dimension == schemas.Comment {
+		return "c." + q.ID
+	}
+	return "a." + q.ID
+}
 
 // buildSurveyView renders a survey with the given answers checked and the
 // given field errors (keyed "answers.<id>") shown inline.
-func buildSurveyView(s schemas.SurveyPublished, action string, threshold int, given map[string]int, fields []schemas.FieldError) surveyView {
+func buildSurveyView(s schemas.SurveyPublished, action string, threshold int, given map[string]int, comments map[string]string, fields []schemas.FieldError) surveyView {
 	errs := map[string]string{}
 	for _, f := range fields {
-		errs[strings.TrimPrefix(f.Field, "answers.")] = f.Detail
+		id, ok := strings.CutPrefix(f.Field, "answers.")
+		if !ok {
+			id = strings.TrimPrefix(f.Field, "comments.")
+		}
+		errs[id] = f.Detail
 	}
-	v := surveyView{Title: s.Title, Action: action, Threshold: threshold, Errors: len(errs) > 0}
+	v := surveyView{Title: s.Title, Action: action, Threshold: threshold, CommentThreshold: max(threshold, schemas.CommentThreshold), Errors: len(errs) > 0}
 	for _, q := range s.Questions {
-		qv := questionView{Name: fieldName(q.ID), FieldID: "q-" + q.ID, Text: q.Text, Optional: q.Optional, Error: errs[q.ID]}
+		qv := questionView{Name: fieldName(q), FieldID: "q-" + q.ID, Text: q.Text, Optional: !q.Required(), Error: errs[q.ID]}
+		if q.Dimension == schemas.Comment {
+			qv.Comment, qv.Words, qv.MaxLen = true, comments[q.ID], schemas.MaxCommentLen
+			v.HasComments = true
+			v.Questions = append(v.Questions, qv)
+			continue
+		}
 		lo, hi := q.Dimension.Range()
 		if q.Dimension == schemas.ENPS {
 			qv.Hint = "0 = not at all likely, 10 = extremely likely"
@@ -98,12 +123,19 @@ func buildSurveyView(s schemas.SurveyPublished, action string, threshold int, gi
 	return v
 }
 
-// parseAnswerForm reads the answers of a posted form. Values that are not
-// whole numbers come back as field errors.
-func parseAnswerForm(c *fiber.Ctx) (map[string]int, []schemas.FieldError) {
-	given := map[string]int{}
+// parseAnswerForm reads the answers and comments of a posted form. Values
+// that are not whole numbers come back as field errors; empty comments are
+// left out.
+func parseAnswerForm(c *fiber.Ctx) (map[string]int, map[string]string, []schemas.FieldError) {
+	given, comments := map[string]int{}, map[string]string{}
 	var bad []schemas.FieldError
 	c.Request().PostArgs().VisitAll(func(key, value []byte) {
+		if id, ok := strings.CutPrefix(string(key), "c."); ok {
+			if strings.TrimSpace(string(value)) != "" {
+				comments[id] = string(value)
+			}
+			return
+		}
 		id, ok := strings.CutPrefix(string(key), "a.")
 		if !ok {
 			return
@@ -115,7 +147,7 @@ func parseAnswerForm(c *fiber.Ctx) (map[string]int, []schemas.FieldError) {
 		}
 		given[id] = n
 	})
-	return given, bad
+	return given, comments, bad
 }
 
 func (s *Server) render(c *fiber.Ctx, status int, t *template.Template, v any) error {
@@ -177,18 +209,18 @@ func (s *Server) surveyFormHandler(c *fiber.Ctx) error {
 		status, v := messageFor(err)
 		return s.render(c, status, messagePage, v)
 	}
-	return s.render(c, http.StatusOK, surveyPage, buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), nil, nil))
+	return s.render(c, http.StatusOK, surveyPage, buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), nil, nil, nil))
 }
 
 // submitSurveyFormHandler records a posted survey form.
 func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	token := c.Params("token")
-	given, badValues := parseAnswerForm(c)
+	given, comments, badValues := parseAnswerForm(c)
 	var err error
 	if len(badValues) > 0 {
 		err = &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers", Fields: badValues}
 	} else {
-		err = s.record(c.UserContext(), token, given)
+		err = s.record(c.UserContext(), token, given, comments)
 	}
 	if err == nil {
 		return c.Redirect("/s/thanks", http.StatusSeeOther)
@@ -201,7 +233,7 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 			status, v := messageFor(lerr)
 			return s.render(c, status, messagePage, v)
 		}
-		v := buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), given, appErr.Fields)
+		v := buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), given, comments, appErr.Fields)
 		v.Problem = "Some answers are missing or invalid"
 		if appErr.Code == "unavailable" {
 			v.Problem = "We could not save your answers right now. Nothing was saved; please send them again in a minute."

@@ -53,11 +53,16 @@ func TestSurveyPage(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("GET survey: %d", status)
 	}
-	if got := strings.Count(html, "<fieldset"); got != len(testSurvey.Questions) {
-		t.Errorf("%d fieldsets, want one per question (%d)", got, len(testSurvey.Questions))
+	scaled := len(testSurvey.Questions) - 1 // and one comment question
+	if got := strings.Count(html, "<fieldset"); got != scaled {
+		t.Errorf("%d fieldsets, want one per scale question (%d)", got, scaled)
 	}
-	if got := strings.Count(html, "<legend>"); got != len(testSurvey.Questions) {
-		t.Errorf("%d legends, want %d", got, len(testSurvey.Questions))
+	if got := strings.Count(html, "<legend>"); got != scaled {
+		t.Errorf("%d legends, want %d", got, scaled)
+	}
+	if !strings.Contains(html, `<label for="q-better-text">`) || !strings.Contains(html, `<textarea id="q-better-text" name="c.better"`) ||
+		!strings.Contains(html, "Comments are shown word for word") || !strings.Contains(html, "groups of at least 10 people") {
+		t.Error("comment question not rendered as a labelled text area with its own threshold")
 	}
 	// 3 agreement items of 5 options and one eNPS item of 11, each a labelled radio.
 	if got := len(regexp.MustCompile(`<label class="option"><input type="radio"`).FindAllString(html, -1)); got != 3*5+11 {
@@ -96,8 +101,17 @@ func TestSurveyPage(t *testing.T) {
 	if status, _, _ = e.page(t, http.MethodPost, "/s/"+tok, bad); status != http.StatusUnprocessableEntity {
 		t.Fatalf("non-numeric answer: %d", status)
 	}
+	// An over-long comment comes back marked, its words kept.
+	long := validForm()
+	long.Set("c.better", strings.Repeat("a", 1001))
+	status, html, _ = e.page(t, http.MethodPost, "/s/"+tok, long)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(html, "at most 1000 characters") || !strings.Contains(html, strings.Repeat("a", 1001)+"</textarea>") {
+		t.Fatalf("over-long comment: %d", status)
+	}
 
-	status, _, hdr = e.page(t, http.MethodPost, "/s/"+tok, validForm())
+	withComment := validForm()
+	withComment.Set("c.better", "  More quiet\r\nrooms\x07 ")
+	status, _, hdr = e.page(t, http.MethodPost, "/s/"+tok, withComment)
 	if status != http.StatusSeeOther || hdr.Get("Location") != "/s/thanks" {
 		t.Fatalf("valid form: %d to %q", status, hdr.Get("Location"))
 	}
@@ -112,8 +126,12 @@ func TestSurveyPage(t *testing.T) {
 	if status, _, _ = e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusConflict {
 		t.Fatalf("GET a used link: %d", status)
 	}
-	if n := len(e.responses(t)); n != 1 {
+	published := e.responses(t)
+	if n := len(published); n != 1 {
 		t.Fatalf("%d responses published, want 1", n)
+	}
+	if !strings.Contains(string(published[0]), `"comments":[{"question_id":"better","text":"More quiet\nrooms"}]`) {
+		t.Errorf("comment not published trimmed and cleaned: %s", published[0])
 	}
 }
 

@@ -140,7 +140,7 @@ func parseQuestion(n *yaml.Node) ([]schemas.Question, []string) {
 		problems = append(problems, fmt.Sprintf("line %d: bank: a bank question takes no id, text, dimension or driver of its own", n.Line))
 	}
 	for i := range items {
-		items[i].Optional = q.Optional
+		items[i].Optional = items[i].Optional || q.Optional
 	}
 	return items, problems
 }

@@ -12,7 +12,7 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "comments", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
@@ -27,6 +27,7 @@ var insertSQL = map[string]string{
 	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq)",
 	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq)",
 	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
+	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, seq)",
 	"projected_events":      "INSERT INTO projected_events (event_id, seq)",
 }
 
@@ -160,6 +161,9 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 			for _, a := range r.Answers {
 				add("answers", seq, e.OrgID, r.WaveID, r.SurveyID, a.QuestionID, string(a.Dimension), uint8(a.Value),
 					e.ID, c.Department, c.Team, c.Location, c.TenureBand, day, seq)
+			}
+			for _, w := range r.Comments {
+				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, seq)
 			}
 		default:
 			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)

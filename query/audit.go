@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // The linear rule. A served number is a sum over a response set (a mean
@@ -24,7 +26,8 @@ import (
 // when some row of that form is e_a. Candidate cells are added largest
 // first; one that would bring a small atom into the span is suppressed. The
 // differencing rule is this rule's two-cell case, kept because it also
-// guards sets of several atoms.
+// guards sets of several atoms. Comments are multisets of words, which
+// subtract like sums: the same rule guards them, with the comment threshold.
 
 // auditPrime is the modulus of the echelon form: a 0/1 vector in the
 // rational span is in the span modulo p, and the converse fails only if p
@@ -74,7 +77,13 @@ func linearViolations(log *slog.Logger, sc Scope, qn Questionnaire, candidates, 
 		if len(idx) == 0 || idx[len(idx)-1] < nPrior {
 			continue // no candidate for this question
 		}
-		a := newAtoms(tc.both[keyPair(questionKey(q), questionKey(q))], member, idx)
+		// The people an atom stands for: those who answered the question,
+		// or for comments every respondent (any of them may have written).
+		people := questionKey(q)
+		if qn.Dimension[q] == string(schemas.Comment) {
+			people = commentKey(q)
+		}
+		a := newAtoms(tc.both[keyPair(people, people)], member, idx)
 		basis := &echelon{width: len(a.size)}
 		seen := map[string]bool{}
 		for _, i := range idx {

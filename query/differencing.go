@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // The differencing rule: any two cells served for the same key (respondents,
@@ -391,6 +393,9 @@ func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Q
 	}
 	for _, q := range qn.Order {
 		addPair(questionKey(q), questionKey(q))
+		if qn.Dimension[q] == string(schemas.Comment) {
+			addPair(commentKey(q), commentKey(q))
+		}
 	}
 	tc, err := s.store.typeCounts(ctx, org, universe, pairs, qn.Drivers)
 	if err != nil {

@@ -57,6 +57,7 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/scores", s.waveScoresHandler)
 	org.Get("/waves/:wave/participation", s.participationHandler)
 	org.Get("/waves/:wave/drivers", s.driversHandler)
+	org.Get("/waves/:wave/comments", s.commentsHandler)
 	org.Get("/trends", s.trendsHandler)
 	org.Get("/retention", s.retentionHandler)
 	s.app.Use(func(c *fiber.Ctx) error {

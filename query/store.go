@@ -104,6 +104,7 @@ func Statements() []schemas.Statement {
 		{Name: "driver correlation", SQL: sqlDriverCorrelation, Args: []any{clickhouse.GroupSet{Value: []any{"n1"}}, clickhouse.GroupSet{Value: []any{"q1"}}, org, wave, uint64(100)}},
 		scoped("questions", sqlQuestionCells, ""),
 		{Name: "drivers", SQL: fmt.Sprintf(sqlDriverCells, "", where, driverExpr), Args: append([]any{[]string{"q1", "q2"}, []string{"support", "growth"}, org}, whereArgs...)},
+		{Name: "comments", SQL: fmt.Sprintf(sqlComments, where), Args: append(append([]any{org, "c1"}, whereArgs...), uint64(MaxComments+1))},
 		{Name: "served sets", SQL: sqlServedSets, Args: []any{org, clickhouse.GroupSet{Value: []any{"w1", "w2"}}}},
 	}
 	types, typeArgs := typeCountsSQL(org, exampleScope, [][2]string{{"dim:trust", "dim:trust"}, {"dim:trust", "drv:support"}, {"all", "all"}}, map[string][]string{"support": {"q1"}})
@@ -211,6 +212,8 @@ func (qn Questionnaire) questionsOf(key string) []string {
 		return []string{strings.TrimPrefix(key, "q:")}
 	case strings.HasPrefix(key, "drv:"):
 		return qn.Drivers[strings.TrimPrefix(key, "drv:")]
+	case strings.HasPrefix(key, "c:"):
+		return []string{strings.TrimPrefix(key, "c:")}
 	}
 	return nil
 }

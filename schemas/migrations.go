@@ -153,4 +153,4 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
 
 // ProjectionTables lists the tables a replay empties before projecting the
 // stream again from its start.
-var ProjectionTables = []string{"answers", "surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "projected_events", "projector_checkpoint"}
+var ProjectionTables = []string{"answers", "comments", "surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "projected_events", "projector_checkpoint"}

@@ -22,6 +22,9 @@ const (
 	// Engagement marks the items of the 5-item engagement index.
 	Engagement Dimension = "engagement"
 	ENPS       Dimension = "enps"
+	// Comment marks a free-text question: answered in words, never scored,
+	// always optional, and shown only to groups of CommentThreshold or more.
+	Comment Dimension = "comment"
 )
 
 // Dimensions lists every dimension in display order.
@@ -30,7 +33,7 @@ var Dimensions = []Dimension{Engagement, Trust, Empowerment, Motivation, ENPS}
 // Valid reports whether d is a known dimension.
 func (d Dimension) Valid() bool {
 	switch d {
-	case Trust, Empowerment, Motivation, Engagement, ENPS:
+	case Trust, Empowerment, Motivation, Engagement, ENPS, Comment:
 		return true
 	}
 	return false
@@ -44,6 +47,10 @@ func (d Dimension) Range() (lo, hi int) {
 	}
 	return 1, 5
 }
+
+// Required reports whether a question must be answered: comment questions
+// never must.
+func (q Question) Required() bool { return !q.Optional && q.Dimension != Comment }
 
 // Question is one survey item.
 type Question struct {
@@ -296,6 +303,15 @@ type Answer struct {
 	Value      int       `json:"value"`
 }
 
+// CommentAnswer is the words given to a comment question.
+type CommentAnswer struct {
+	QuestionID string `json:"question_id"`
+	Text       string `json:"text"`
+}
+
+// MaxCommentLen is the most characters a comment may have.
+const MaxCommentLen = 1000
+
 // ResponseSubmitted is one anonymous response. It carries the answers, the
 // cohort snapshot and the day it was given — never an employee id, email,
 // name or invitation token.
@@ -305,6 +321,8 @@ type ResponseSubmitted struct {
 	Date     string   `json:"date"` // YYYY-MM-DD, UTC
 	Cohort   Cohort   `json:"cohort"`
 	Answers  []Answer `json:"answers"`
+	// Comments are the answers to comment questions, if any.
+	Comments []CommentAnswer `json:"comments,omitempty"`
 }
 
 // DateLayout is the day-granularity layout of ResponseSubmitted.Date.
@@ -362,7 +380,7 @@ func (s SurveyPublished) Problems() []FieldProblem {
 			bad(at+".text", "want 1-%d characters", MaxQuestionText)
 		}
 		if !q.Dimension.Valid() {
-			bad(at+".dimension", "%q: want trust, empowerment, motivation, engagement or enps", q.Dimension)
+			bad(at+".dimension", "%q: want trust, empowerment, motivation, engagement, enps or comment", q.Dimension)
 		}
 		if len(q.Driver) > MaxAttrLen {
 			bad(at+".driver", "at most %d characters", MaxAttrLen)

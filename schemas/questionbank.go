@@ -23,6 +23,9 @@ var QuestionBank = []Question{
 	{ID: "ei-present", Text: "I rarely think about looking for a job at another organisation.", Dimension: Engagement, Driver: "present-commitment"},
 	{ID: "ei-future", Text: "I see myself still working here in two years' time.", Dimension: Engagement, Driver: "future-commitment"},
 	{ID: "ei-motivation", Text: "This organisation motivates me to go beyond what I would in a similar role elsewhere.", Dimension: Engagement, Driver: "motivation"},
+
+	// Free text, shown only to groups of CommentThreshold or more.
+	{ID: "comment-better", Text: "What one thing would make working here better?", Dimension: Comment, Optional: true},
 }
 
 // EngagementIndex is the name of the bank's 5-item engagement index set.

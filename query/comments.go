@@ -1,0 +1,125 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// Comments are served word for word, so their rules are stricter than the
+// numbers': a group sees its comments only when it holds at least
+// max(CommentThreshold, the wave's threshold) respondents, and the
+// differencing rule applies between comment results with that threshold —
+// comments shown for Sales but not for Sales-in-Berlin would narrow their
+// authors to the Sales people outside Berlin. The order is a hash of the
+// words: it says nothing about when or by whom they were written.
+
+// MaxComments bounds the comments of one result.
+const MaxComments = 1000
+
+// %[1]s is the scope's condition.
+const sqlComments = `SELECT text FROM comments WHERE org = ? AND question_id = ? AND %[1]s
+ORDER BY cityHash64(text), text LIMIT ?`
+
+// CommentsResult is the result of GET .../waves/{wave}/comments.
+type CommentsResult struct {
+	Org        string            `json:"org"`
+	WaveID     string            `json:"wave_id"`
+	QuestionID string            `json:"question_id"`
+	Text       string            `json:"text"`
+	Filter     map[string]string `json:"filter,omitempty"`
+	Threshold  int               `json:"threshold"`
+	Suppressed bool              `json:"suppressed,omitempty"`
+	// Respondents is the group's respondents to the survey (not only those
+	// who commented).
+	Respondents *int     `json:"respondents,omitempty"`
+	Comments    []string `json:"comments,omitempty"`
+	Truncated   bool     `json:"truncated,omitempty"`
+}
+
+func commentKey(q string) string { return "c:" + q }
+
+// commentsHandler serves the comments to one question of a released wave,
+// organisation-wide or within filters.
+func (s *Server) commentsHandler(c *fiber.Ctx) error {
+	org, question := c.Params("org"), c.Query("question")
+	filter, groupBy, err := sliceRequest(c)
+	if err != nil {
+		return err
+	}
+	if groupBy != "" {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "comments take filters, not group_by; ask once per group")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	w, err := s.releasedWave(ctx, org, c.Params("wave"))
+	if err != nil {
+		return err
+	}
+	qn, err := s.store.Questions(ctx, org, []string{w.SurveyID})
+	if err != nil {
+		return err
+	}
+	if question == "" || qn.Dimension[question] != string(schemas.Comment) {
+		return schemas.Errorf(http.StatusBadRequest, "invalid_question", "question must be a comment question of wave %s's survey", w.ID)
+	}
+	sc := newScope([]WaveInfo{w}, filter, s.guard.K)
+	sc.K = max(sc.K, schemas.CommentThreshold)
+	res := CommentsResult{Org: org, WaveID: w.ID, QuestionID: question, Text: qn.Text[question], Filter: filterMap(filter), Threshold: sc.K}
+	ok, n, err := s.commentsAllowed(ctx, org, sc, qn, question)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		res.Suppressed = true
+		return c.JSON(res)
+	}
+	res.Respondents = &n
+	where, args := sc.where()
+	rows, err := s.store.ch.Query(ctx, fmt.Sprintf(sqlComments, where), append(append([]any{org, question}, args...), uint64(MaxComments+1))...)
+	if err != nil {
+		return fmt.Errorf("query: comments: %w", err)
+	}
+	defer rows.Close()
+	res.Comments = []string{}
+	for rows.Next() {
+		var text string
+		if err := rows.Scan(&text); err != nil {
+			return err
+		}
+		res.Comments = append(res.Comments, text)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(res.Comments) > MaxComments {
+		res.Comments, res.Truncated = res.Comments[:MaxComments], true
+	}
+	return c.JSON(res)
+}
+
+// commentsAllowed decides, under the comment threshold, whether a scope's
+// comments may be shown, and records them as served when they may.
+func (s *Server) commentsAllowed(ctx context.Context, org string, sc Scope, qn Questionnaire, question string) (bool, int, error) {
+	totals, err := s.store.GroupRespondents(ctx, org, sc, "")
+	if err != nil {
+		return false, 0, err
+	}
+	n := totals[""]
+	if n < sc.K {
+		return false, n, nil
+	}
+	cell := servedCell{ref: scopeRef(commentKey(question)), key: commentKey(question), waves: sc.WaveIDs(), filter: sc.Filter, n: n}
+	s.servedMu.Lock()
+	defer s.servedMu.Unlock()
+	bad, _, err := s.guardViolations(ctx, org, sc, qn, []servedCell{cell})
+	if err != nil || bad[cell.ref] {
+		return false, n, err
+	}
+	return true, n, s.store.recordServed(ctx, org, []servedCell{cell})
+}
