@@ -65,9 +65,9 @@ type surveyView struct {
 	// HasComments says whether the survey asks for any.
 	CommentThreshold int
 	HasComments      bool
-	Problem   string
-	Errors    bool
-	Questions []questionView
+	Problem          string
+	Errors           bool
+	Questions        []questionView
 }
 
 type messageView struct {

@@ -48,12 +48,12 @@ func commentKey(q string) string { return "c:" + q }
 // organisation-wide or within filters.
 func (s *Server) commentsHandler(c *fiber.Ctx) error {
 	org, question := c.Params("org"), c.Query("question")
-	filter, groupBy, err := sliceRequest(c)
-	if err != nil {
+	if err := onlyParams(c, sliceParams("question")...); err != nil {
 		return err
 	}
-	if groupBy != "" {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "comments take filters, not group_by; ask once per group")
+	filter, _, err := sliceRequest(c) // no group_by: onlyParams refused it
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()

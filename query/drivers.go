@@ -51,6 +51,9 @@ type DriverImpact struct {
 // with at least MinDriverRespondents (and the threshold) respondents.
 func (s *Server) driversHandler(c *fiber.Ctx) error {
 	org, waveID := c.Params("org"), c.Params("wave")
+	if err := onlyParams(c, "format"); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 20*time.Second)
 	defer cancel()
 	w, err := s.releasedWave(ctx, org, waveID)

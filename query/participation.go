@@ -48,6 +48,9 @@ type ParticipationResult struct {
 // guard, the differencing rule included.
 func (s *Server) participationHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
+	if err := onlyParams(c, sliceParams("group_by", "format")...); err != nil {
+		return err
+	}
 	filter, groupBy, err := sliceRequest(c)
 	if err != nil {
 		return err

@@ -75,6 +75,9 @@ func (s *Server) orgThreshold(ctx context.Context, org string) (int, error) {
 // suppressed, and so is the next smallest when one is, as everywhere.
 func (s *Server) retentionHandler(c *fiber.Ctx) error {
 	org, groupBy := c.Params("org"), c.Query("group_by")
+	if err := onlyParams(c, "from", "to", "group_by", "format"); err != nil {
+		return err
+	}
 	grp, ok := retentionColumns[groupBy]
 	if !ok {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be department, team or location")

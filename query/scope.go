@@ -134,6 +134,28 @@ func sliceRequest(c *fiber.Ctx) (filter []Clause, groupBy string, err error) {
 	return filter, groupBy, nil
 }
 
+// onlyParams refuses query parameters an endpoint does not take, so that a
+// misspelt filter is an error rather than a silently wider result.
+func onlyParams(c *fiber.Ctx, allowed ...string) error {
+	var unknown string
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if unknown == "" && !slices.Contains(allowed, string(k)) {
+			unknown = string(k)
+		}
+	})
+	if unknown != "" {
+		if len(unknown) > 40 {
+			unknown = unknown[:40]
+		}
+		return schemas.Errorf(http.StatusBadRequest, "invalid_parameter", "unknown parameter %q; this endpoint takes %s", unknown, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+// sliceParams are the parameters of an endpoint that takes filters, plus
+// extra.
+func sliceParams(extra ...string) []string { return append(sortedAttrs(), extra...) }
+
 func sortedAttrs() []string {
 	out := make([]string, 0, len(GroupColumns))
 	for a := range GroupColumns {

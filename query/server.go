@@ -78,6 +78,9 @@ type WaveSummary struct {
 }
 
 func (s *Server) listWavesHandler(c *fiber.Ctx) error {
+	if err := onlyParams(c); err != nil {
+		return err
+	}
 	org := c.Params("org")
 	if !schemas.ValidID(org) {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_org", "organisation id is malformed")
@@ -102,6 +105,9 @@ func (s *Server) listWavesHandler(c *fiber.Ctx) error {
 // waveScoresHandler serves one released wave's scores, optionally
 // filtered and grouped.
 func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
+	if err := onlyParams(c, sliceParams("group_by", "format")...); err != nil {
+		return err
+	}
 	filter, groupBy, err := sliceRequest(c)
 	if err != nil {
 		return err
@@ -118,6 +124,9 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 // periodScoresHandler serves the scores of several released waves
 // together: listed, or every one opened in a period.
 func (s *Server) periodScoresHandler(c *fiber.Ctx) error {
+	if err := onlyParams(c, sliceParams("waves", "from", "to", "group_by", "format")...); err != nil {
+		return err
+	}
 	filter, groupBy, err := sliceRequest(c)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -43,12 +42,12 @@ type Trend struct {
 // wave.
 func (s *Server) trendsHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
-	filter, groupBy, err := sliceRequest(c)
-	if err != nil {
+	if err := onlyParams(c, sliceParams("format")...); err != nil {
 		return err
 	}
-	if groupBy != "" {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "trends take filters, not group_by; ask once per group")
+	filter, _, err := sliceRequest(c) // no group_by: onlyParams refused it
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 30*time.Second)
 	defer cancel()

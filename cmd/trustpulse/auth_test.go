@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/query/api"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -63,6 +67,8 @@ func TestQueryAuth(t *testing.T) {
 			}
 		})
 	}
+	checkEveryEndpoint(t, m, other, leader)
+
 	// Leaders may see departments (here the wave does not exist: 404, not 403).
 	if status, _ := getAs(t, leader, m.QueryURL+"/v1/orgs/acme/waves/w1/scores?group_by=department"); status != http.StatusNotFound {
 		t.Fatalf("leader by department: %d, want 404 for the missing wave", status)
@@ -90,6 +96,68 @@ func TestQueryAuth(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("revoked token still accepted after 30s")
+		}
+	}
+}
+
+// orgEndpoints lists every organisation endpoint of the served OpenAPI
+// description (which TestOpenAPIMatchesRoutes holds to the real routes),
+// with the wave w1 and the parameters each needs.
+func orgEndpoints(t *testing.T) []string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	need := map[string]string{"/v1/orgs/{org}/scores": "?waves=w1", "/v1/orgs/{org}/waves/{wave}/comments": "?question=better"}
+	var out []string
+	for path := range doc.Paths {
+		if !strings.HasPrefix(path, "/v1/orgs/{org}/") {
+			continue
+		}
+		out = append(out, strings.NewReplacer("{org}", "acme", "{wave}", "w1").Replace(path)+need[path])
+	}
+	slices.Sort(out)
+	if len(out) < 8 {
+		t.Fatalf("only %d organisation endpoints documented: %v", len(out), out)
+	}
+	return out
+}
+
+// checkEveryEndpoint: every organisation endpoint refuses a missing,
+// malformed or unknown token (401) and another organisation's (403), and
+// refuses leaders any slice finer than departments (403) — before it looks
+// at the data.
+func checkEveryEndpoint(t *testing.T, m *Main, other, leader string) {
+	for _, ep := range orgEndpoints(t) {
+		url := m.QueryURL + ep
+		for _, tc := range []struct {
+			token  string
+			status int
+		}{{"", 401}, {"Bearer-less", 401}, {ingest.APITokenPrefix + ingest.NewToken(), 401}, {other, 403}} {
+			if status, body := getAs(t, tc.token, url); status != tc.status {
+				t.Errorf("%s with token %.12q: %d %s, want %d", ep, tc.token, status, body, tc.status)
+			}
+		}
+		sep := "?"
+		if strings.Contains(ep, "?") {
+			sep = "&"
+		}
+		slice := "team=a"
+		switch {
+		case strings.HasSuffix(ep, "/waves") || strings.HasSuffix(ep, "/drivers"):
+			continue // organisation-wide only
+		case strings.HasSuffix(ep, "/retention"):
+			slice = "group_by=team"
+		}
+		if status, body := getAs(t, leader, url+sep+slice); status != 403 {
+			t.Errorf("%s: leader slicing by team: %d %s, want 403", ep, status, body)
+		}
+		// A misspelt filter is an error, not a wider result.
+		if status, body := getAs(t, other, m.QueryURL+"/v1/orgs/other"+strings.TrimPrefix(ep, "/v1/orgs/acme")+sep+"departmnet=Sales"); status != 400 || !strings.Contains(body, "invalid_parameter") {
+			t.Errorf("%s: misspelt parameter: %d %s, want 400 invalid_parameter", ep, status, body)
 		}
 	}
 }

@@ -140,7 +140,7 @@ func TestComments(t *testing.T) {
 	for _, tc := range []struct{ query, code string }{
 		{"", "invalid_question"},
 		{"?question=trust-a", "invalid_question"},
-		{"?question=better&group_by=department", "invalid_group_by"},
+		{"?question=better&group_by=department", "invalid_parameter"},
 	} {
 		status, body := get(t, m, "/v1/orgs/acme/waves/w1/comments"+tc.query)
 		if status != http.StatusBadRequest || !strings.Contains(body, tc.code) {

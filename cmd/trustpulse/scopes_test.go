@@ -307,7 +307,8 @@ func TestScopeBadInput(t *testing.T) {
 		{"/v1/orgs/acme/scores?waves=w1,w1", "invalid_period", 400},
 		{"/v1/orgs/acme/scores?waves=w1,nope", "wave_not_found", 404},
 		{"/v1/orgs/acme/scores?from=2001-01-01&to=2001-12-31", "no_waves", 404},
-		{"/v1/orgs/acme/trends?group_by=team", "invalid_group_by", 400},
+		{"/v1/orgs/acme/trends?group_by=team", "invalid_parameter", 400},
+		{"/v1/orgs/acme/waves/w1/scores?departmnet=Sales", "invalid_parameter", 400},
 	}
 	for _, tc := range cases {
 		status, body := get(t, m, tc.path)
