@@ -80,9 +80,10 @@ func TestSchedule(t *testing.T) {
 			t.Fatalf("pulse %d: no link in its email", k)
 		}
 		_, html, _ := e.page(t, http.MethodGet, strings.TrimPrefix(link, e.url), nil)
-		// 4 rotating drivers and the eNPS question.
-		if len(w.QuestionIDs) != 5 || strings.Count(html, "<fieldset") != 5 {
-			t.Fatalf("pulse %d asks %v (%d on the page); want 4 drivers and eNPS", k, w.QuestionIDs, strings.Count(html, "<fieldset"))
+		// 4 rotating drivers, the eNPS question and the comment question
+		// (which is no fieldset but a text area).
+		if len(w.QuestionIDs) != 6 || strings.Count(html, "<fieldset") != 5 || !strings.Contains(html, `name="c.comment-better"`) {
+			t.Fatalf("pulse %d asks %v (%d on the page); want 4 drivers, eNPS and the comment", k, w.QuestionIDs, strings.Count(html, "<fieldset"))
 		}
 		for _, q := range survey.Asking(w.QuestionIDs).Questions {
 			asked[q.Driver] = true

@@ -177,7 +177,7 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]s
 			if rng.Float64() >= w.responded {
 				continue
 			}
-			body, _ := json.Marshal(map[string]any{"token": tokens[i], "answers": demoAnswers(rng, survey, p.bias+w.trend)})
+			body, _ := json.Marshal(map[string]any{"token": tokens[i], "answers": demoAnswers(rng, survey, p.bias+w.trend), "comments": demoComments(rng, survey)})
 			bodies = append(bodies, body)
 		}
 		if err := submitAll(ctx, m.IngestURL, bodies); err != nil {
@@ -249,7 +249,7 @@ func emailedLinks(ctx context.Context, m *Main, n int) ([]string, error) {
 func demoAnswers(rng *rand.Rand, s schemas.SurveyPublished, bias float64) map[string]int {
 	out := map[string]int{}
 	for _, q := range s.Questions {
-		if q.Optional && rng.IntN(5) == 0 {
+		if q.Dimension == schemas.Comment || q.Optional && rng.IntN(5) == 0 {
 			continue
 		}
 		lo, hi := q.Dimension.Range()
@@ -259,6 +259,30 @@ func demoAnswers(rng *rand.Rand, s schemas.SurveyPublished, bias float64) map[st
 		}
 		v := int(math.Round(mean + rng.NormFloat64()*sd))
 		out[q.ID] = min(max(v, lo), hi)
+	}
+	return out
+}
+
+// demoIdeas are the words of the demo's comments.
+var demoIdeas = []string{
+	"Fewer meetings on Fridays would give us time to think.",
+	"Share the reasons behind roadmap changes earlier.",
+	"More budget for conferences and learning.",
+	"Let teams choose their own tools.",
+	"Clearer career paths for specialists, not only managers.",
+	"Quieter spaces in the office for focused work.",
+	"Keep the monthly all-hands; the Q&A helps a lot.",
+	"Faster decisions on small purchases.",
+}
+
+// demoComments draws the comments of one response: about two in five say
+// something.
+func demoComments(rng *rand.Rand, s schemas.SurveyPublished) map[string]string {
+	out := map[string]string{}
+	for _, q := range s.Questions {
+		if q.Dimension == schemas.Comment && rng.IntN(5) < 2 {
+			out[q.ID] = demoIdeas[rng.IntN(len(demoIdeas))]
+		}
 	}
 	return out
 }
@@ -366,6 +390,15 @@ Try:
   # the department table as CSV
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department&format=csv'
 
+  # Engineering only, by team, beside the organisation overall (vs_org)
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?department=Engineering&group_by=team'
+
+  # the three closed waves pooled (a period), by location
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/scores?waves=%[6]s,%[13]s,%[5]s&group_by=location'
+
+  # comments, word for word, for groups of 10 or more only
+  curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/comments?question=comment-better'
+
   # an earlier wave, by location
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[6]s/scores?group_by=location'
 
@@ -378,7 +411,7 @@ Try:
   # close the open wave: once at least 5 answered, its scores appear within seconds
   bin/trustpulse wave close --data-dir %[10]s --org demo --wave %[9]s
   curl -s -H "$A" %[2]s/v1/orgs/demo/waves/%[9]s/scores
-`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id, m.AdminURL, m.Config.AdminToken, demoOpenWave, m.Config.DataDir, analyst, leader)
+`, in, q, m.Stack.NATSURL, m.Stack.ClickHouseAddr, last, demoWaves[0].id, m.AdminURL, m.Config.AdminToken, demoOpenWave, m.Config.DataDir, analyst, leader, demoWaves[1].id)
 	if len(links) > 0 {
 		fmt.Fprintf(w, `
 Survey links of the open wave %[1]s, from emails in the development mail sink
