@@ -69,7 +69,7 @@ func truthBy(responses []response, keep func(response) bool, group func(response
 // scopeOrg publishes the survey, opens w1 (a month ago) and w2 (now),
 // invites a varied organisation to both, lets everyone answer w1 and about
 // four in five w2, closes both and waits for their release.
-func scopeOrg(t *testing.T, m *Main, rng *rand.Rand) []response {
+func scopeOrg(t *testing.T, m *Main, rng *rand.Rand) ([]response, []schemas.Cohort) {
 	t.Helper()
 	ctx := context.Background()
 	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
@@ -127,7 +127,7 @@ func scopeOrg(t *testing.T, m *Main, rng *rand.Rand) []response {
 			t.Fatal("w2 never released")
 		}
 	}
-	return out
+	return out, cohorts
 }
 
 // TestScoresFiltersAndPeriods checks filtered, grouped and pooled results
@@ -137,7 +137,7 @@ func scopeOrg(t *testing.T, m *Main, rng *rand.Rand) []response {
 // means, and the CSV carries the same numbers.
 func TestScoresFiltersAndPeriods(t *testing.T) {
 	m := mustMain(t, nil)
-	responses := scopeOrg(t, m, rand.New(rand.NewPCG(7, 11)))
+	responses, cohorts := scopeOrg(t, m, rand.New(rand.NewPCG(7, 11)))
 	month := time.Now().UTC().AddDate(0, -1, 0)
 	today := time.Now().UTC()
 
@@ -225,6 +225,70 @@ func TestScoresFiltersAndPeriods(t *testing.T) {
 		}
 		checkScoresCSV(t, m, tc.path, r)
 	}
+	checkParticipation(t, m, responses, cohorts)
+}
+
+// checkParticipation compares filtered, grouped participation of w2 with
+// the invitations and responses sent, in JSON and CSV.
+func checkParticipation(t *testing.T, m *Main, responses []response, cohorts []schemas.Cohort) {
+	t.Helper()
+	path := "/v1/orgs/acme/waves/w2/participation?location=Berlin&group_by=department"
+	status, body := get(t, m, path)
+	if status != http.StatusOK {
+		t.Fatalf("%s: %d %s", path, status, body)
+	}
+	var p struct {
+		Overall participationRow   `json:"overall"`
+		Groups  []participationRow `json:"groups"`
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	invited, responded := map[string]int{}, map[string]int{}
+	for _, c := range cohorts {
+		if c.Location == "Berlin" {
+			invited[c.Department]++
+			invited[""]++
+		}
+	}
+	for _, r := range responses {
+		if r.wave == "w2" && r.cohort.Location == "Berlin" {
+			responded[r.cohort.Department]++
+			responded[""]++
+		}
+	}
+	shown := 0
+	for _, g := range append([]participationRow{p.Overall}, p.Groups...) {
+		if g.Suppressed {
+			if g.Invited != nil || g.Responded != nil || g.Rate != nil {
+				t.Errorf("suppressed participation of %q carries numbers", g.Value)
+			}
+			continue
+		}
+		shown++
+		if *g.Invited != invited[g.Value] || *g.Responded != responded[g.Value] ||
+			math.Abs(*g.Rate-float64(responded[g.Value])/float64(invited[g.Value])) > 0.0005 {
+			t.Errorf("participation of %q: %d of %d (%v), want %d of %d", g.Value, *g.Responded, *g.Invited, *g.Rate, responded[g.Value], invited[g.Value])
+		}
+	}
+	// Overall and Engineering; Legal (under k) and Sales (its complement:
+	// Berlin minus Engineering would be Legal) are hidden.
+	if shown < 2 {
+		t.Errorf("only %d participation rows shown: %s", shown, body)
+	}
+	status, body = get(t, m, path+"&format=csv")
+	if status != http.StatusOK || !strings.HasPrefix(body, "wave_id,group_by,group,suppressed,invited,responded,rate\n") ||
+		!strings.Contains(body, fmt.Sprintf("w2,department,,false,%d,%d,", invited[""], responded[""])) {
+		t.Errorf("participation CSV: %d %s", status, body)
+	}
+}
+
+type participationRow struct {
+	Value      string   `json:"value"`
+	Suppressed bool     `json:"suppressed"`
+	Invited    *int     `json:"invited"`
+	Responded  *int     `json:"responded"`
+	Rate       *float64 `json:"rate"`
 }
 
 // checkVsOrg checks a shown cell's difference from the organisation overall.
@@ -291,7 +355,7 @@ func checkScoresCSV(t *testing.T, m *Main, path string, r result) {
 // problem and serve nothing.
 func TestScopeBadInput(t *testing.T) {
 	m := mustMain(t, nil)
-	scopeOrg(t, m, rand.New(rand.NewPCG(3, 4)))
+	_, _ = scopeOrg(t, m, rand.New(rand.NewPCG(3, 4)))
 	leader := authorize(t, m, schemas.RoleLeader)
 	cases := []struct {
 		path, code string
