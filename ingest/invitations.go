@@ -171,7 +171,10 @@ func (l *Ledger) Release(ctx context.Context, c *Claim) error {
 	return nil
 }
 
+// isWrongRevision reports a compare-and-set conflict; replicated (R>1)
+// streams report it with a code of their own.
 func isWrongRevision(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

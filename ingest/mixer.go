@@ -190,6 +190,9 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	if err := m.forgetInvitees(ctx, org, wave); err != nil {
 		return err
 	}
+	if err := forgetLive(ctx, m.js, org, wave); err != nil {
+		return err
+	}
 	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", len(held))
 	return m.catalog.WaitFor(ctx, seq)
 }

@@ -25,6 +25,8 @@ type Server struct {
 	// servedMu serialises the differencing checks and their records.
 	servedMu sync.Mutex
 	tokens   tokenCache
+	// live reads open waves' participation; nil without NATS.
+	live LiveCounts
 }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
@@ -58,6 +60,7 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/participation", s.participationHandler)
 	org.Get("/waves/:wave/drivers", s.driversHandler)
 	org.Get("/waves/:wave/comments", s.commentsHandler)
+	org.Get("/waves/:wave/live", s.liveHandler)
 	org.Get("/trends", s.trendsHandler)
 	org.Get("/retention", s.retentionHandler)
 	s.app.Use(func(c *fiber.Ctx) error {

@@ -1,7 +1,9 @@
 package schemas
 
 import (
+	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -247,3 +249,35 @@ func InviteeBucketConfig(replicas int) jetstream.KeyValueConfig {
 
 // InviteeKey is an invitee's key in the invitee bucket.
 func InviteeKey(org, wave, employeeID string) string { return org + "." + wave + "." + employeeID }
+
+// LiveBucket counts the responses of open waves per department
+// (<org>.<wave>.<department, base64url> → decimal count), so that
+// participation can be shown while a wave is open. It holds counts only,
+// never answers; the mixer deletes a wave's counts when it seals it.
+const LiveBucket = "trustpulse_live"
+
+// LiveBucketConfig defines the live participation bucket.
+func LiveBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      LiveBucket,
+		Description: "open waves' response counts: org.wave.department -> count; deleted at seal",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// LiveKey is a department's counter of an open wave.
+func LiveKey(org, wave, department string) string {
+	return org + "." + wave + "." + base64.RawURLEncoding.EncodeToString([]byte(department))
+}
+
+// LiveDepartment returns the department a LiveKey counts.
+func LiveDepartment(key string) (string, bool) {
+	i := strings.LastIndexByte(key, '.')
+	if i < 0 {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(key[i+1:])
+	return string(b), err == nil
+}

@@ -182,6 +182,26 @@ func (a *attack) pollOpenWave(t *testing.T) {
 			t.Fatalf("open wave: %s answered %d %s", path, status, body)
 		}
 	}
+	// Live participation shows counts only, each of at least k.
+	if status, body := a.get(t, a.rng.IntN(2), "/v1/orgs/acme/waves/w2/live"); status == http.StatusOK {
+		var live struct {
+			Overall struct{ Responded *int }   `json:"overall"`
+			Groups  []struct{ Responded *int } `json:"groups"`
+		}
+		if err := json.Unmarshal([]byte(body), &live); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range append(live.Groups, live.Overall) {
+			if g.Responded != nil && *g.Responded < threshold {
+				t.Fatalf("live participation shows a count under k: %s", body)
+			}
+		}
+		if strings.Contains(body, `"mean"`) || strings.Contains(body, `"answers"`) {
+			t.Fatalf("live participation carries more than counts: %s", body)
+		}
+	} else if status != http.StatusNotFound {
+		t.Fatalf("live participation: %d %s", status, body)
+	}
 	path := "/v1/orgs/acme/scores?" + a.period()
 	status, body := a.get(t, a.rng.IntN(2), path)
 	if status != http.StatusOK {

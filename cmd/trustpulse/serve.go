@@ -127,6 +127,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 	}
 	if cfg.runs("query") {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
+		if m.Stack.JS != nil {
+			srv.SetLive(query.NewLiveCounts(m.Stack.JS))
+		}
 		if m.QueryURL, err = m.listen(srv.App(), cfg.QueryAddr); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// TestLiveParticipation: while a wave is open, how many have answered is
+// shown by department — from the threshold up, with complementary
+// suppression — and once it closes the live counts are gone.
+func TestLiveParticipation(t *testing.T) {
+	m := mustMain(t, nil)
+	ctx := context.Background()
+	openWave(t, m)
+	var cohorts []schemas.Cohort
+	add := func(n int, dept string) {
+		for range n {
+			cohorts = append(cohorts, schemas.Cohort{Department: dept, Team: dept, Location: "Berlin", TenureBand: "1-2y"})
+		}
+	}
+	add(14, "Sales")
+	add(9, "Ops")
+	add(2, "Legal")
+	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 of Sales, 7 of Ops, 1 of Legal answer.
+	answered := map[string]int{}
+	for i, tok := range tokens {
+		d := cohorts[i].Department
+		if d == "Sales" && answered[d] == 10 || d == "Ops" && answered[d] == 7 || d == "Legal" && answered[d] == 1 {
+			continue
+		}
+		submit(t, m, tok, map[string]int{"trust-a": 3, "trust-b": 3, "auto": 3, "moti": 3, "enps": 7})
+		answered[d]++
+	}
+	type row struct {
+		Value      string `json:"value"`
+		Suppressed bool   `json:"suppressed"`
+		Invited    *int   `json:"invited"`
+		Responded  *int   `json:"responded"`
+	}
+	var live struct {
+		Threshold int   `json:"threshold"`
+		Overall   row   `json:"overall"`
+		Groups    []row `json:"groups"`
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		status, body := get(t, m, "/v1/orgs/acme/waves/w1/live")
+		if status == http.StatusOK {
+			live.Groups = nil // decode afresh, not into the last poll's rows
+			if err := json.Unmarshal([]byte(body), &live); err != nil {
+				t.Fatal(err)
+			}
+			if live.Overall.Invited != nil && *live.Overall.Invited == len(tokens) {
+				break // every invitation projected
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live participation: %d %s", status, body)
+		}
+	}
+	if *live.Overall.Responded != 18 || live.Threshold != threshold {
+		t.Fatalf("overall %+v (threshold %d), want 18 of 25", live.Overall, live.Threshold)
+	}
+	want := map[string][2]int{"Sales": {14, 10}, "Ops": {9, 7}}
+	for _, g := range live.Groups {
+		w, shown := want[g.Value]
+		if !shown {
+			// Legal (1) is under the threshold; nothing else may be hidden
+			// but its complement.
+			if !g.Suppressed || g.Invited != nil || g.Responded != nil {
+				t.Errorf("%s: %+v, want suppressed without numbers", g.Value, g)
+			}
+			continue
+		}
+		if g.Suppressed {
+			// Legal's 1 needs a complement: Ops, the smallest shown.
+			if g.Value != "Ops" {
+				t.Errorf("%s suppressed", g.Value)
+			}
+			continue
+		}
+		if *g.Invited != w[0] || *g.Responded != w[1] {
+			t.Errorf("%s: %d of %d, want %d of %d", g.Value, *g.Responded, *g.Invited, w[1], w[0])
+		}
+	}
+
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	waitScores(t, m, "")
+	status, body := get(t, m, "/v1/orgs/acme/waves/w1/live")
+	if status != http.StatusConflict || !strings.Contains(body, "wave_closed") {
+		t.Fatalf("live participation of a closed wave: %d %s", status, body)
+	}
+	kv, err := m.Stack.JS.KeyValue(ctx, schemas.LiveBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := kv.Keys(ctx); err == nil && len(keys) > 0 {
+		t.Fatalf("live counts left after the seal: %v", keys)
+	}
+}
