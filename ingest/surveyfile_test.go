@@ -12,7 +12,7 @@ import (
 )
 
 func TestParseSurveyFile(t *testing.T) {
-	for _, f := range []string{"pulse-survey.yaml", "engagement-survey.yaml", "pulse-survey.json"} {
+	for _, f := range []string{"pulse-survey.yaml", "engagement-survey.yaml", "pulse-survey.json", "leadership-pulse.yaml"} {
 		t.Run(f, func(t *testing.T) {
 			data, err := os.ReadFile("../deploy/examples/" + f)
 			if err != nil {

@@ -142,7 +142,7 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]s
 		fmt.Fprintln(stdout, "demo organisation already seeded; serving it (links below may have been used already)")
 		return emailedLinks(ctx, m, 6)
 	}
-	survey, err := ingest.ParseSurveyFile("pulse-survey.yaml", examples.PulseSurvey)
+	survey, err := ingest.ParseSurveyFile("leadership-pulse.yaml", examples.LeadershipPulse)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +381,7 @@ Try:
   # participation by department
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/participation?group_by=department'
 
-  # what drives engagement (eNPS in the demo survey)
+  # what drives engagement: each driver's correlation with the engagement index
   curl -s -H "$A" %[2]s/v1/orgs/demo/waves/%[5]s/drivers
 
   # attrition per department over the last year, beside engagement
@@ -425,7 +425,7 @@ close the wave as shown above to see them in the scores):
 		fmt.Fprintf(w, `
   # or answer through the API with a link's token (a second try gets 409 token_used)
   curl -s -X POST %[1]s/v1/responses -H 'Content-Type: application/json' \
-    -d '{"token":"%[2]s","answers":{"clear-expectations":4,"autonomy":5,"manager-support":4,"trust-leadership":3,"transparency":4,"speak-up":5,"recognition":3,"motivation":4,"enps":9}}'
+    -d '{"token":"%[2]s","answers":{"ei-pride":4,"ei-recommend":4,"ei-present":3,"ei-future":4,"ei-motivation":4,"autonomy":5,"manager-support":4,"transparency":4,"recognition":3,"enps":9},"comments":{"comment-better":"More time to think."}}'
 `, in, token)
 	}
 	fmt.Fprintln(w)

@@ -8,3 +8,9 @@ import _ "embed"
 //
 //go:embed pulse-survey.yaml
 var PulseSurvey []byte
+
+// LeadershipPulse is deploy/examples/leadership-pulse.yaml, the demo's
+// survey.
+//
+//go:embed leadership-pulse.yaml
+var LeadershipPulse []byte
