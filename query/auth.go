@@ -120,14 +120,34 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// Authenticate resolves an API token to its principal: nil for a
+// malformed, unknown or revoked token.
+func (s *Server) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if !wellFormedToken(token) {
+		return nil, nil
+	}
+	return s.store.principal(ctx, &s.tokens, token)
+}
+
+// TokenActive reports whether an API token (by id) has not been revoked.
+func (s *Server) TokenActive(ctx context.Context, tokenID string) (bool, error) {
+	var revoked uint64
+	if err := s.store.ch.QueryRow(ctx, sqlTokenRevoked, tokenID).Scan(&revoked); err != nil {
+		return false, fmt.Errorf("query: token revocations: %w", err)
+	}
+	return revoked == 0, nil
+}
+
 func principalOf(c *fiber.Ctx) *Principal {
 	p, _ := c.Locals("principal").(*Principal)
 	return p
 }
 
-// mayGroupBy refuses a slice finer than the caller's role allows: leaders
-// see organisation-wide and department results, analysts and admins every
-// attribute.
+// MayGroupBy refuses (403) a slice finer than the caller's role allows:
+// leaders see organisation-wide and department results, analysts and
+// admins every attribute.
+func MayGroupBy(p *Principal, attr string) error { return mayGroupBy(p, attr) }
+
 func mayGroupBy(p *Principal, attr string) error {
 	if attr == "" || attr == "department" || p.Role == schemas.RoleAnalyst || p.Role == schemas.RoleAdmin {
 		return nil

@@ -57,7 +57,7 @@ func (s *Server) commentsHandler(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	w, err := s.releasedWave(ctx, org, c.Params("wave"))
+	w, err := s.ReleasedWave(ctx, org, c.Params("wave"))
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (s *Server) commentsHandler(c *fiber.Ctx) error {
 	if question == "" || qn.Dimension[question] != string(schemas.Comment) {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_question", "question must be a comment question of wave %s's survey", w.ID)
 	}
-	sc := newScope([]WaveInfo{w}, filter, s.guard.K)
+	sc := NewScope([]WaveInfo{w}, filter, s.guard.K)
 	sc.K = max(sc.K, schemas.CommentThreshold)
 	res := CommentsResult{Org: org, WaveID: w.ID, QuestionID: question, Text: qn.Text[question], Filter: filterMap(filter), Threshold: sc.K}
 	ok, n, err := s.commentsAllowed(ctx, org, sc, qn, question)

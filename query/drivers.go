@@ -50,19 +50,47 @@ type DriverImpact struct {
 // their eNPS answer), with a 95% confidence interval. A driver is shown only
 // with at least MinDriverRespondents (and the threshold) respondents.
 func (s *Server) driversHandler(c *fiber.Ctx) error {
-	org, waveID := c.Params("org"), c.Params("wave")
+	org := c.Params("org")
 	if err := onlyParams(c, "format"); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 20*time.Second)
 	defer cancel()
-	w, err := s.releasedWave(ctx, org, waveID)
+	w, err := s.ReleasedWave(ctx, org, c.Params("wave"))
 	if err != nil {
 		return err
 	}
+	res, err := s.Drivers(ctx, org, w)
+	if err != nil {
+		return err
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-"+w.ID+"-drivers.csv")
+		t := newCSV(c.Response().BodyWriter(), "wave_id", "outcome", "driver", "suppressed", "n", "r", "ci_low", "ci_high")
+		for _, d := range res.Drivers {
+			t.row(w.ID, res.Outcome, d.Driver, strconv.FormatBool(d.Suppressed), inum(d.N), fnum(d.R), fnum(d.CILow), fnum(d.CIHigh))
+		}
+		return t.close()
+	}
+	return c.JSON(res)
+}
+
+// DriversResult is the result of GET .../waves/{wave}/drivers.
+type DriversResult struct {
+	Org    string `json:"org"`
+	WaveID string `json:"wave_id"`
+	// Outcome is what the drivers are correlated with: engagement, or enps
+	// when the survey has no engagement index items.
+	Outcome        string         `json:"outcome"`
+	MinRespondents int            `json:"min_respondents"`
+	Drivers        []DriverImpact `json:"drivers"`
+}
+
+// Drivers computes the impact of each driver of a released wave.
+func (s *Server) Drivers(ctx context.Context, org string, w WaveInfo) (DriversResult, error) {
 	var ids, dims, drivers []string
 	if err := s.store.ch.QueryRow(ctx, sqlSurveyDrivers, org, w.SurveyID).Scan(&ids, &dims, &drivers); err != nil {
-		return fmt.Errorf("query: survey drivers: %w", err)
+		return DriversResult{}, fmt.Errorf("query: survey drivers: %w", err)
 	}
 	var outcome []any
 	outcomeName := "engagement"
@@ -80,12 +108,12 @@ func (s *Server) driversHandler(c *fiber.Ctx) error {
 		}
 	}
 	if len(outcome) == 0 {
-		return schemas.Errorf(http.StatusConflict, "no_outcome", "the survey of wave %s has neither engagement index nor eNPS questions", w.ID)
+		return DriversResult{}, schemas.Errorf(http.StatusConflict, "no_outcome", "the survey of wave %s has neither engagement index nor eNPS questions", w.ID)
 	}
 	byDriver := map[string][]any{}
 	var order []string
 	for i, d := range drivers {
-		if d == "" || dims[i] == string(schemas.Engagement) || dims[i] == string(schemas.ENPS) {
+		if d == "" || dims[i] == string(schemas.Engagement) || dims[i] == string(schemas.ENPS) || dims[i] == string(schemas.Comment) {
 			continue
 		}
 		if _, ok := byDriver[d]; !ok {
@@ -93,26 +121,17 @@ func (s *Server) driversHandler(c *fiber.Ctx) error {
 		}
 		byDriver[d] = append(byDriver[d], ids[i])
 	}
-	minN := max(MinDriverRespondents, w.threshold(s.guard.K))
-	out := []DriverImpact{}
+	res := DriversResult{Org: org, WaveID: w.ID, Outcome: outcomeName, MinRespondents: max(MinDriverRespondents, w.threshold(s.guard.K)), Drivers: []DriverImpact{}}
 	for _, d := range order {
 		var r float64
 		var n uint64
 		if err := s.store.ch.QueryRow(ctx, sqlDriverCorrelation, clickhouse.GroupSet{Value: outcome}, clickhouse.GroupSet{Value: byDriver[d]},
 			org, w.ID, w.SealSeq).Scan(&r, &n); err != nil {
-			return fmt.Errorf("query: driver %s: %w", d, err)
+			return DriversResult{}, fmt.Errorf("query: driver %s: %w", d, err)
 		}
-		out = append(out, driverImpact(d, r, int(n), minN))
+		res.Drivers = append(res.Drivers, driverImpact(d, r, int(n), res.MinRespondents))
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-"+w.ID+"-drivers.csv")
-		t := newCSV(c.Response().BodyWriter(), "wave_id", "outcome", "driver", "suppressed", "n", "r", "ci_low", "ci_high")
-		for _, d := range out {
-			t.row(w.ID, outcomeName, d.Driver, strconv.FormatBool(d.Suppressed), inum(d.N), fnum(d.R), fnum(d.CILow), fnum(d.CIHigh))
-		}
-		return t.close()
-	}
-	return c.JSON(fiber.Map{"org": org, "wave_id": w.ID, "outcome": outcomeName, "min_respondents": minN, "drivers": out})
+	return res, nil
 }
 
 func driverImpact(driver string, r float64, n, minN int) DriverImpact {

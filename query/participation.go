@@ -57,18 +57,37 @@ func (s *Server) participationHandler(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	w, err := s.releasedWave(ctx, org, c.Params("wave"))
+	w, err := s.ReleasedWave(ctx, org, c.Params("wave"))
 	if err != nil {
 		return err
 	}
-	sc := newScope([]WaveInfo{w}, filter, s.guard.K)
-	res, err := s.scores(ctx, org, sc, groupBy)
+	out, err := s.Participation(ctx, org, w, filter, groupBy)
 	if err != nil {
 		return err
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-"+NewScope([]WaveInfo{w}, filter, s.guard.K).String()+"-participation.csv")
+		t := newCSV(c.Response().BodyWriter(), "wave_id", "group_by", "group", "suppressed", "invited", "responded", "rate")
+		for _, p := range append([]Participation{out.Overall}, out.Groups...) {
+			t.row(w.ID, groupBy, p.Value, strconv.FormatBool(p.Suppressed), inum(p.Invited), inum(p.Responded), fnum(p.Rate))
+		}
+		return t.close()
+	}
+	return c.JSON(out)
+}
+
+// Participation computes the invited and responded counts of a released
+// wave, within filters and per group. Responded counts are the same cells
+// as the scores' respondents and pass the same guard.
+func (s *Server) Participation(ctx context.Context, org string, w WaveInfo, filter []Clause, groupBy string) (ParticipationResult, error) {
+	sc := NewScope([]WaveInfo{w}, filter, s.guard.K)
+	res, err := s.Scores(ctx, org, sc, groupBy)
+	if err != nil {
+		return ParticipationResult{}, err
 	}
 	invited, err := s.store.InvitedBy(ctx, org, sc, groupBy)
 	if err != nil {
-		return err
+		return ParticipationResult{}, err
 	}
 	total := 0
 	for _, n := range invited {
@@ -79,13 +98,5 @@ func (s *Server) participationHandler(c *fiber.Ctx) error {
 	for _, g := range res.Groups {
 		out.Groups = append(out.Groups, participation(g.Value, invited[g.Value], g.Respondents))
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-"+sc.String()+"-participation.csv")
-		t := newCSV(c.Response().BodyWriter(), "wave_id", "group_by", "group", "suppressed", "invited", "responded", "rate")
-		for _, p := range append([]Participation{out.Overall}, out.Groups...) {
-			t.row(w.ID, groupBy, p.Value, strconv.FormatBool(p.Suppressed), inum(p.Invited), inum(p.Responded), fnum(p.Rate))
-		}
-		return t.close()
-	}
-	return c.JSON(out)
+	return out, nil
 }

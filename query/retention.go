@@ -74,12 +74,11 @@ func (s *Server) orgThreshold(ctx context.Context, org string) (int, error) {
 // among those employed on from. Cohorts of fewer than the threshold are
 // suppressed, and so is the next smallest when one is, as everywhere.
 func (s *Server) retentionHandler(c *fiber.Ctx) error {
-	org, groupBy := c.Params("org"), c.Query("group_by")
+	groupBy := c.Query("group_by")
 	if err := onlyParams(c, "from", "to", "group_by", "format"); err != nil {
 		return err
 	}
-	grp, ok := retentionColumns[groupBy]
-	if !ok {
+	if _, ok := retentionColumns[groupBy]; !ok {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be department, team or location")
 	}
 	if err := mayGroupBy(principalOf(c), groupBy); err != nil {
@@ -103,10 +102,45 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
+	res, err := s.Retention(ctx, c.Params("org"), groupBy, from, to)
+	if err != nil {
+		return err
+	}
+	if wantsCSV(c) {
+		setCSVHeaders(c, res.Org+"-retention-"+res.From+"-"+res.To+".csv")
+		w := newCSV(c.Response().BodyWriter(), "from", "to", "group_by", "group", "suppressed", "headcount", "leavers", "attrition")
+		for _, r := range append([]Retention{res.Overall}, res.Groups...) {
+			w.row(res.From, res.To, groupBy, r.Value, strconv.FormatBool(r.Suppressed), inum(r.Headcount), inum(r.Leavers), fnum(r.Attrition))
+		}
+		return w.close()
+	}
+	return c.JSON(res)
+}
+
+// RetentionResult is the result of GET /v1/orgs/{org}/retention.
+type RetentionResult struct {
+	Org       string      `json:"org"`
+	From      string      `json:"from"`
+	To        string      `json:"to"`
+	Threshold int         `json:"threshold"`
+	GroupBy   string      `json:"group_by"`
+	Overall   Retention   `json:"overall"`
+	Groups    []Retention `json:"groups,omitempty"`
+}
+
+// Retention computes attrition per cohort over [from, to): leavers among
+// those employed on from. Cohorts of fewer than the threshold are
+// suppressed, and so is the next smallest when one is, as everywhere.
+// groupBy is "", department, team or location.
+func (s *Server) Retention(ctx context.Context, org, groupBy string, from, to time.Time) (RetentionResult, error) {
+	grp, ok := retentionColumns[groupBy]
+	if !ok {
+		return RetentionResult{}, schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be department, team or location")
+	}
 	f, t := from.Format(schemas.DateLayout), to.Format(schemas.DateLayout)
 	rows, err := s.store.ch.Query(ctx, fmt.Sprintf(sqlRetention, grp), f, f, f, t, f, org)
 	if err != nil {
-		return fmt.Errorf("query: retention: %w", err)
+		return RetentionResult{}, fmt.Errorf("query: retention: %w", err)
 	}
 	defer rows.Close()
 	type cohort struct {
@@ -119,22 +153,21 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 		var name string
 		var h, l uint64
 		if err := rows.Scan(&name, &h, &l); err != nil {
-			return err
+			return RetentionResult{}, err
 		}
 		cohorts = append(cohorts, cohort{name, int(h), int(l)})
 		total.headcount += int(h)
 		total.leavers += int(l)
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return RetentionResult{}, err
 	}
 	k, err := s.orgThreshold(ctx, org)
 	if err != nil {
-		return err
+		return RetentionResult{}, err
 	}
 	g := Guard{K: k}
-	overall := retention("", total.headcount, total.leavers, k)
-	var groups []Retention
+	res := RetentionResult{Org: org, From: f, To: t, Threshold: k, GroupBy: groupBy, Overall: retention("", total.headcount, total.leavers, k)}
 	if groupBy != "" {
 		sort.Slice(cohorts, func(i, j int) bool { return cohorts[i].name < cohorts[j].name })
 		ns := make([]int, len(cohorts))
@@ -143,26 +176,14 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 			ns[i], hidden[i] = c.headcount, c.headcount < k
 		}
 		hidden = g.Complement(ns, hidden)
-		groups = []Retention{}
+		res.Groups = []Retention{}
 		for i, c := range cohorts {
 			if hidden[i] {
-				groups = append(groups, Retention{Value: c.name, Suppressed: true})
+				res.Groups = append(res.Groups, Retention{Value: c.name, Suppressed: true})
 			} else {
-				groups = append(groups, retention(c.name, c.headcount, c.leavers, k))
+				res.Groups = append(res.Groups, retention(c.name, c.headcount, c.leavers, k))
 			}
 		}
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-retention-"+f+"-"+t+".csv")
-		w := newCSV(c.Response().BodyWriter(), "from", "to", "group_by", "group", "suppressed", "headcount", "leavers", "attrition")
-		for _, r := range append([]Retention{overall}, groups...) {
-			w.row(f, t, groupBy, r.Value, strconv.FormatBool(r.Suppressed), inum(r.Headcount), inum(r.Leavers), fnum(r.Attrition))
-		}
-		return w.close()
-	}
-	out := fiber.Map{"org": org, "from": f, "to": t, "threshold": k, "group_by": groupBy, "overall": overall}
-	if groupBy != "" {
-		out["groups"] = groups
-	}
-	return c.JSON(out)
+	return res, nil
 }

@@ -90,8 +90,9 @@ func (w WaveInfo) threshold(def int) int {
 	return def
 }
 
-// newScope builds the scope of released waves and a filter.
-func newScope(waves []WaveInfo, filter []Clause, def int) Scope {
+// NewScope builds the scope of released waves and a filter; def is the
+// threshold of waves opened before thresholds were per organisation.
+func NewScope(waves []WaveInfo, filter []Clause, def int) Scope {
 	sc := Scope{Waves: slices.Clone(waves), Filter: filter}
 	slices.SortFunc(sc.Waves, func(a, b WaveInfo) int { return strings.Compare(a.ID, b.ID) })
 	for _, w := range sc.Waves {
@@ -171,8 +172,10 @@ func released(w WaveInfo, checkpoint uint64) bool {
 	return w.Closed() && w.SealSeq > 0 && checkpoint >= w.SealSeq
 }
 
-// releasedWave returns a wave whose scores may be served.
-func (s *Server) releasedWave(ctx context.Context, org, waveID string) (WaveInfo, error) {
+// ReleasedWave returns a wave whose scores may be served: 400 for a
+// malformed id, 404 for an unknown wave, 409 while it is open, 503 until
+// its responses are released and projected.
+func (s *Server) ReleasedWave(ctx context.Context, org, waveID string) (WaveInfo, error) {
 	if !schemas.ValidID(waveID) {
 		return WaveInfo{}, schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
 	}
@@ -224,7 +227,7 @@ func (s *Server) periodWaves(ctx context.Context, c *fiber.Ctx, org string) ([]W
 				return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "wave %q is listed twice", id)
 			}
 			seen[id] = true
-			w, err := s.releasedWave(ctx, org, id)
+			w, err := s.ReleasedWave(ctx, org, id)
 			if err != nil {
 				return nil, err
 			}

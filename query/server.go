@@ -117,11 +117,11 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	w, err := s.releasedWave(ctx, c.Params("org"), c.Params("wave"))
+	w, err := s.ReleasedWave(ctx, c.Params("org"), c.Params("wave"))
 	if err != nil {
 		return err
 	}
-	return s.sendScores(ctx, c, newScope([]WaveInfo{w}, filter, s.guard.K), groupBy)
+	return s.sendScores(ctx, c, NewScope([]WaveInfo{w}, filter, s.guard.K), groupBy)
 }
 
 // periodScoresHandler serves the scores of several released waves
@@ -140,14 +140,14 @@ func (s *Server) periodScoresHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.sendScores(ctx, c, newScope(waves, filter, s.guard.K), groupBy)
+	return s.sendScores(ctx, c, NewScope(waves, filter, s.guard.K), groupBy)
 }
 
 // sendScores computes a scope's scores and sends them as JSON, or as CSV
 // when asked for (?format=csv or Accept: text/csv).
 func (s *Server) sendScores(ctx context.Context, c *fiber.Ctx, sc Scope, groupBy string) error {
 	org := c.Params("org")
-	res, err := s.scores(ctx, org, sc, groupBy)
+	res, err := s.Scores(ctx, org, sc, groupBy)
 	if err != nil {
 		return err
 	}
@@ -158,10 +158,10 @@ func (s *Server) sendScores(ctx context.Context, c *fiber.Ctx, sc Scope, groupBy
 	return c.JSON(res)
 }
 
-// scores computes a scope's result under every rule of the guard, the
+// Scores computes a scope's result under every rule of the guard, the
 // differencing rule across results included, and records the cells it
 // serves.
-func (s *Server) scores(ctx context.Context, org string, sc Scope, groupBy string) (Scores, error) {
+func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy string) (Scores, error) {
 	g := Guard{K: sc.K}
 	var surveys []string
 	for _, w := range sc.Waves {

@@ -36,10 +36,7 @@ type Trend struct {
 }
 
 // trendsHandler serves every dimension across the released waves, oldest
-// first, optionally within attribute filters. Different waves hold
-// different answers, so a trend is never refused because the number of
-// respondents changes between waves; each point passes the guard of its own
-// wave.
+// first, optionally within attribute filters.
 func (s *Server) trendsHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
 	if err := onlyParams(c, sliceParams("format")...); err != nil {
@@ -51,22 +48,42 @@ func (s *Server) trendsHandler(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 30*time.Second)
 	defer cancel()
-	waves, err := s.store.Waves(ctx, org)
+	out, err := s.Trends(ctx, org, filter)
 	if err != nil {
 		return err
 	}
-	cp, err := s.store.Checkpoint(ctx, s.consumer)
-	if err != nil {
-		return err
+	if wantsCSV(c) {
+		setCSVHeaders(c, org+"-trends.csv")
+		t := newCSV(c.Response().BodyWriter(), "dimension", "wave_id", "opens_at", "suppressed", "n", "mean", "favorable", "enps", "change", "significant")
+		for _, tr := range out {
+			for _, p := range tr.Points {
+				sig := ""
+				if p.Significant != nil {
+					sig = strconv.FormatBool(*p.Significant)
+				}
+				t.row(tr.Dimension, p.WaveID, p.OpensAt.Format(time.RFC3339), strconv.FormatBool(p.Suppressed), inum(p.N), fnum(p.Mean), fnum(p.Favorable), fnum(p.ENPS), fnum(p.Change), sig)
+			}
+		}
+		return t.close()
 	}
-	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return !released(w, cp) })
-	slices.SortFunc(waves, func(a, b WaveInfo) int { return a.OpensAt.Compare(b.OpensAt) })
+	return c.JSON(fiber.Map{"org": org, "filter": filterMap(filter), "trends": out})
+}
+
+// Trends computes every dimension across the released waves, oldest first.
+// Different waves hold different answers, so a trend is never refused
+// because the number of respondents changes between waves; each point
+// passes the guard of its own wave, the differencing rule included.
+func (s *Server) Trends(ctx context.Context, org string, filter []Clause) ([]Trend, error) {
+	waves, err := s.ReleasedWaves(ctx, org)
+	if err != nil {
+		return nil, err
+	}
 	trends := map[string]*Trend{}
 	last := map[string]Score{}
 	for _, w := range waves {
-		res, err := s.scores(ctx, org, newScope([]WaveInfo{w}, filter, s.guard.K), "")
+		res, err := s.Scores(ctx, org, NewScope([]WaveInfo{w}, filter, s.guard.K), "")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, d := range res.Dimensions {
 			t := trends[d.Dimension]
@@ -92,21 +109,23 @@ func (s *Server) trendsHandler(c *fiber.Ctx) error {
 			out = append(out, *t)
 		}
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-trends.csv")
-		t := newCSV(c.Response().BodyWriter(), "dimension", "wave_id", "opens_at", "suppressed", "n", "mean", "favorable", "enps", "change", "significant")
-		for _, tr := range out {
-			for _, p := range tr.Points {
-				sig := ""
-				if p.Significant != nil {
-					sig = strconv.FormatBool(*p.Significant)
-				}
-				t.row(tr.Dimension, p.WaveID, p.OpensAt.Format(time.RFC3339), strconv.FormatBool(p.Suppressed), inum(p.N), fnum(p.Mean), fnum(p.Favorable), fnum(p.ENPS), fnum(p.Change), sig)
-			}
-		}
-		return t.close()
+	return out, nil
+}
+
+// ReleasedWaves returns an organisation's waves whose results may be
+// served, oldest first.
+func (s *Server) ReleasedWaves(ctx context.Context, org string) ([]WaveInfo, error) {
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return nil, err
 	}
-	return c.JSON(fiber.Map{"org": org, "filter": filterMap(filter), "trends": out})
+	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	if err != nil {
+		return nil, err
+	}
+	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return !released(w, cp) })
+	slices.SortFunc(waves, func(a, b WaveInfo) int { return a.OpensAt.Compare(b.OpensAt) })
+	return waves, nil
 }
 
 // filterMap is a filter as served: attribute → value, or nil.
