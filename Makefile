@@ -3,10 +3,11 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 CHDB_DIR := $(CURDIR)/.cache/chdb
+AXE_DIR := $(CURDIR)/.cache/axe
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
 
-.PHONY: demo test build deps test-deps chdb vet test-go test-fuzz test-compat clean
+.PHONY: demo test build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
 
 ## demo: install what is missing, run everything with a seeded demo organisation
 demo: deps build
@@ -22,18 +23,21 @@ deps:
 	@deploy/scripts/ensure-clickhouse.sh
 	@$(GO) mod download
 
-test-deps: chdb
+test-deps: chdb axe
 	@deploy/scripts/ensure-chromium.sh
 
 chdb:
 	@deploy/scripts/fetch-chdb.sh $(CHDB_DIR)
+
+axe:
+	@deploy/scripts/fetch-axe.sh $(AXE_DIR)
 
 vet:
 	$(GO) vet ./...
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
 test-go:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js $(GO) test -race -count=1 -timeout 20m ./...
 
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSubmitRequest$$' -fuzztime $(FUZZTIME) ./ingest

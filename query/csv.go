@@ -62,6 +62,15 @@ func distributionColumns() []string {
 	return out
 }
 
+// FileName names the result's CSV download.
+func (r Scores) FileName() string {
+	waves := make([]WaveInfo, len(r.Waves))
+	for i, id := range r.Waves {
+		waves[i] = WaveInfo{ID: id}
+	}
+	return r.Org + "-" + NewScope(waves, clauses(r.Filter), 0).String() + "-scores.csv"
+}
+
 // WriteCSV writes the result as CSV, one row per cell. Suppressed cells are
 // rows with suppressed=true and every number empty.
 func (r Scores) WriteCSV(w io.Writer) error {

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -65,14 +66,22 @@ func (s *Server) driversHandler(c *fiber.Ctx) error {
 		return err
 	}
 	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-"+w.ID+"-drivers.csv")
-		t := newCSV(c.Response().BodyWriter(), "wave_id", "outcome", "driver", "suppressed", "n", "r", "ci_low", "ci_high")
-		for _, d := range res.Drivers {
-			t.row(w.ID, res.Outcome, d.Driver, strconv.FormatBool(d.Suppressed), inum(d.N), fnum(d.R), fnum(d.CILow), fnum(d.CIHigh))
-		}
-		return t.close()
+		setCSVHeaders(c, res.FileName())
+		return res.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(res)
+}
+
+// FileName names the result's CSV download.
+func (r DriversResult) FileName() string { return r.Org + "-" + r.WaveID + "-drivers.csv" }
+
+// WriteCSV writes the result as CSV, one row per driver.
+func (r DriversResult) WriteCSV(w io.Writer) error {
+	t := newCSV(w, "wave_id", "outcome", "driver", "suppressed", "n", "r", "ci_low", "ci_high")
+	for _, d := range r.Drivers {
+		t.row(r.WaveID, r.Outcome, d.Driver, strconv.FormatBool(d.Suppressed), inum(d.N), fnum(d.R), fnum(d.CILow), fnum(d.CIHigh))
+	}
+	return t.close()
 }
 
 // DriversResult is the result of GET .../waves/{wave}/drivers.

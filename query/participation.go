@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"time"
 
@@ -66,14 +67,24 @@ func (s *Server) participationHandler(c *fiber.Ctx) error {
 		return err
 	}
 	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-"+NewScope([]WaveInfo{w}, filter, s.guard.K).String()+"-participation.csv")
-		t := newCSV(c.Response().BodyWriter(), "wave_id", "group_by", "group", "suppressed", "invited", "responded", "rate")
-		for _, p := range append([]Participation{out.Overall}, out.Groups...) {
-			t.row(w.ID, groupBy, p.Value, strconv.FormatBool(p.Suppressed), inum(p.Invited), inum(p.Responded), fnum(p.Rate))
-		}
-		return t.close()
+		setCSVHeaders(c, out.FileName())
+		return out.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(out)
+}
+
+// FileName names the result's CSV download.
+func (r ParticipationResult) FileName() string {
+	return r.Org + "-" + NewScope([]WaveInfo{{ID: r.WaveID}}, clauses(r.Filter), 0).String() + "-participation.csv"
+}
+
+// WriteCSV writes the result as CSV, the overall row first.
+func (r ParticipationResult) WriteCSV(w io.Writer) error {
+	t := newCSV(w, "wave_id", "group_by", "group", "suppressed", "invited", "responded", "rate")
+	for _, p := range append([]Participation{r.Overall}, r.Groups...) {
+		t.row(r.WaveID, r.GroupBy, p.Value, strconv.FormatBool(p.Suppressed), inum(p.Invited), inum(p.Responded), fnum(p.Rate))
+	}
+	return t.close()
 }
 
 // Participation computes the invited and responded counts of a released

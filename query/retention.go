@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -107,14 +108,22 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 		return err
 	}
 	if wantsCSV(c) {
-		setCSVHeaders(c, res.Org+"-retention-"+res.From+"-"+res.To+".csv")
-		w := newCSV(c.Response().BodyWriter(), "from", "to", "group_by", "group", "suppressed", "headcount", "leavers", "attrition")
-		for _, r := range append([]Retention{res.Overall}, res.Groups...) {
-			w.row(res.From, res.To, groupBy, r.Value, strconv.FormatBool(r.Suppressed), inum(r.Headcount), inum(r.Leavers), fnum(r.Attrition))
-		}
-		return w.close()
+		setCSVHeaders(c, res.FileName())
+		return res.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(res)
+}
+
+// FileName names the result's CSV download.
+func (r RetentionResult) FileName() string { return r.Org + "-retention-" + r.From + "-" + r.To + ".csv" }
+
+// WriteCSV writes the result as CSV, the overall row first.
+func (r RetentionResult) WriteCSV(w io.Writer) error {
+	t := newCSV(w, "from", "to", "group_by", "group", "suppressed", "headcount", "leavers", "attrition")
+	for _, c := range append([]Retention{r.Overall}, r.Groups...) {
+		t.row(r.From, r.To, r.GroupBy, c.Value, strconv.FormatBool(c.Suppressed), inum(c.Headcount), inum(c.Leavers), fnum(c.Attrition))
+	}
+	return t.close()
 }
 
 // RetentionResult is the result of GET /v1/orgs/{org}/retention.

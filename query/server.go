@@ -27,6 +27,8 @@ type Server struct {
 	tokens   tokenCache
 	// live reads open waves' participation; nil without NATS.
 	live LiveCounts
+	// finish adds the not-found handler after every route.
+	finish sync.Once
 }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
@@ -63,13 +65,31 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/live", s.liveHandler)
 	org.Get("/trends", s.trendsHandler)
 	org.Get("/retention", s.retentionHandler)
-	s.app.Use(func(c *fiber.Ctx) error {
-		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
-	})
 }
 
-// App is the Fiber app.
-func (s *Server) App() *fiber.App { return s.app }
+// AttributeValues returns, per attribute, the values an organisation's
+// results may be filtered by.
+func (s *Server) AttributeValues(ctx context.Context, org string) (map[string][]string, error) {
+	return s.store.AttributeValues(ctx, org)
+}
+
+// Threshold is the service's default threshold.
+func (s *Server) Threshold() int { return s.guard.K }
+
+// Handle lets another part (the dashboard) add its routes to the query
+// service's app. Call it before App.
+func (s *Server) Handle(add func(r fiber.Router)) { add(s.app) }
+
+// App is the Fiber app, finished with the not-found handler after every
+// route added so far.
+func (s *Server) App() *fiber.App {
+	s.finish.Do(func() {
+		s.app.Use(func(c *fiber.Ctx) error {
+			return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
+		})
+	})
+	return s.app
+}
 
 // WaveSummary is one row of GET /v1/orgs/{org}/waves.
 type WaveSummary struct {
@@ -152,7 +172,7 @@ func (s *Server) sendScores(ctx context.Context, c *fiber.Ctx, sc Scope, groupBy
 		return err
 	}
 	if wantsCSV(c) {
-		setCSVHeaders(c, org+"-"+sc.String()+"-scores.csv")
+		setCSVHeaders(c, res.FileName())
 		return res.WriteCSV(c.Response().BodyWriter())
 	}
 	return c.JSON(res)

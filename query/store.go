@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,8 @@ FROM waves WHERE org = ? GROUP BY wave_id ORDER BY wave_id`
 	sqlCheckpoint = `SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?`
 	sqlSurvey     = `SELECT argMax(question_ids, seq), argMax(question_texts, seq), argMax(dimensions, seq), argMax(drivers, seq)
 FROM surveys WHERE org = ? AND survey_id = ?`
+	sqlAttributeValues = `SELECT groupUniqArray(department), groupUniqArray(team), groupUniqArray(location), groupUniqArray(tenure_band)
+FROM invitations WHERE org = ?`
 	sqlInvitedBy        = `SELECT %[1]s AS grp, count() FROM invitations WHERE org = ? AND %[2]s GROUP BY grp`
 	sqlGroupRespondents = `SELECT %[1]s AS grp, uniqExact(response_id) AS n
 FROM answers WHERE org = ? AND %[2]s GROUP BY grp`
@@ -100,6 +103,7 @@ func Statements() []schemas.Statement {
 		{Name: "token revoked", SQL: sqlTokenRevoked, Args: []any{"t0"}},
 		{Name: "survey", SQL: sqlSurvey, Args: []any{org, "s1"}},
 		{Name: "survey drivers", SQL: sqlSurveyDrivers, Args: []any{org, "s1"}},
+		{Name: "attribute values", SQL: sqlAttributeValues, Args: []any{org}},
 		{Name: "retention", SQL: fmt.Sprintf(sqlRetention, "department"), Args: []any{"2024-06-01", "2024-06-01", "2024-06-01", "2027-01-01", "2024-06-01", org}},
 		{Name: "driver correlation", SQL: sqlDriverCorrelation, Args: []any{clickhouse.GroupSet{Value: []any{"n1"}}, clickhouse.GroupSet{Value: []any{"q1"}}, org, wave, uint64(100)}},
 		scoped("questions", sqlQuestionCells, ""),
@@ -183,6 +187,20 @@ func (s *Store) Checkpoint(ctx context.Context, consumer string) (uint64, error)
 		return 0, fmt.Errorf("query: checkpoint: %w", err)
 	}
 	return cp, nil
+}
+
+// AttributeValues returns, per attribute, the values invitations of an
+// organisation carry, sorted: what a result may be filtered by.
+func (s *Store) AttributeValues(ctx context.Context, org string) (map[string][]string, error) {
+	var dept, team, loc, tenure []string
+	if err := s.ch.QueryRow(ctx, sqlAttributeValues, org).Scan(&dept, &team, &loc, &tenure); err != nil {
+		return nil, fmt.Errorf("query: attribute values: %w", err)
+	}
+	out := map[string][]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure}
+	for _, vs := range out {
+		slices.Sort(vs)
+	}
+	return out, nil
 }
 
 // Questionnaire is what the surveys of a scope ask.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -54,17 +55,7 @@ func (s *Server) trendsHandler(c *fiber.Ctx) error {
 	}
 	if wantsCSV(c) {
 		setCSVHeaders(c, org+"-trends.csv")
-		t := newCSV(c.Response().BodyWriter(), "dimension", "wave_id", "opens_at", "suppressed", "n", "mean", "favorable", "enps", "change", "significant")
-		for _, tr := range out {
-			for _, p := range tr.Points {
-				sig := ""
-				if p.Significant != nil {
-					sig = strconv.FormatBool(*p.Significant)
-				}
-				t.row(tr.Dimension, p.WaveID, p.OpensAt.Format(time.RFC3339), strconv.FormatBool(p.Suppressed), inum(p.N), fnum(p.Mean), fnum(p.Favorable), fnum(p.ENPS), fnum(p.Change), sig)
-			}
-		}
-		return t.close()
+		return WriteTrendsCSV(c.Response().BodyWriter(), out)
 	}
 	return c.JSON(fiber.Map{"org": org, "filter": filterMap(filter), "trends": out})
 }
@@ -126,6 +117,32 @@ func (s *Server) ReleasedWaves(ctx context.Context, org string) ([]WaveInfo, err
 	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return !released(w, cp) })
 	slices.SortFunc(waves, func(a, b WaveInfo) int { return a.OpensAt.Compare(b.OpensAt) })
 	return waves, nil
+}
+
+// WriteTrendsCSV writes trends as CSV, one row per dimension and wave.
+func WriteTrendsCSV(w io.Writer, trends []Trend) error {
+	t := newCSV(w, "dimension", "wave_id", "opens_at", "suppressed", "n", "mean", "favorable", "enps", "change", "significant")
+	for _, tr := range trends {
+		for _, p := range tr.Points {
+			sig := ""
+			if p.Significant != nil {
+				sig = strconv.FormatBool(*p.Significant)
+			}
+			t.row(tr.Dimension, p.WaveID, p.OpensAt.Format(time.RFC3339), strconv.FormatBool(p.Suppressed), inum(p.N), fnum(p.Mean), fnum(p.Favorable), fnum(p.ENPS), fnum(p.Change), sig)
+		}
+	}
+	return t.close()
+}
+
+// clauses is the filter of a served filter map.
+func clauses(filter map[string]string) []Clause {
+	var out []Clause
+	for _, a := range sortedAttrs() {
+		if v, ok := filter[a]; ok {
+			out = append(out, Clause{Attr: a, Values: []string{v}})
+		}
+	}
+	return out
 }
 
 // filterMap is a filter as served: attribute → value, or nil.
