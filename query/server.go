@@ -67,6 +67,11 @@ func (s *Server) routes() {
 	org.Get("/retention", s.retentionHandler)
 }
 
+// Waves returns an organisation's waves, open and closed, by id.
+func (s *Server) Waves(ctx context.Context, org string) ([]WaveInfo, error) {
+	return s.store.Waves(ctx, org)
+}
+
 // AttributeValues returns, per attribute, the values an organisation's
 // results may be filtered by.
 func (s *Server) AttributeValues(ctx context.Context, org string) (map[string][]string, error) {

@@ -210,7 +210,8 @@ type Questionnaire struct {
 	Text  map[string]string
 	// Dimension maps a question id to its dimension.
 	Dimension map[string]string
-	// Drivers maps a driver to its question ids.
+	// Drivers maps a driver to its question ids (questions of the 1–5
+	// scale only).
 	Drivers map[string][]string
 }
 
@@ -256,7 +257,10 @@ func (s *Store) Questions(ctx context.Context, org string, surveyIDs []string) (
 			if i < len(dims) {
 				qn.Dimension[q] = dims[i]
 			}
-			if i < len(ds) && strings.TrimSpace(ds[i]) != "" {
+			// A driver groups questions on one scale: eNPS and comments are
+			// outcomes and words, not drivers.
+			scaled := i < len(dims) && dims[i] != string(schemas.ENPS) && dims[i] != string(schemas.Comment)
+			if scaled && i < len(ds) && strings.TrimSpace(ds[i]) != "" {
 				d := strings.TrimSpace(ds[i])
 				qn.Drivers[d] = append(qn.Drivers[d], q)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,9 @@ type Config struct {
 	QueryAddr  string
 	AdminAddr  string
 	AdminToken string
+	// SessionKey signs dashboard sessions (hex, at least 32 bytes); empty
+	// draws one at start, so sessions end with the process.
+	SessionKey string
 	PublicURL  string
 
 	SMTPHost     string
@@ -96,6 +100,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", env("INGEST_ADDR", "127.0.0.1:8080"), "listen address of the ingest API (env TRUSTPULSE_INGEST_ADDR)")
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("ADMIN_ADDR", "127.0.0.1:8082"), "listen address of the admin API (env TRUSTPULSE_ADMIN_ADDR)")
+	fs.StringVar(&c.SessionKey, "session-key", env("SESSION_KEY", ""), "hex key of at least 32 bytes that signs dashboard sessions, the same on every query replica; empty draws one per process (env TRUSTPULSE_SESSION_KEY)")
 	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API, at least 32 characters; empty turns the admin API off (env TRUSTPULSE_ADMIN_TOKEN)")
 	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("SMTP_HOST", ""), "SMTP relay host; empty runs the development mail sink, which stores emails under DATA/mail (env TRUSTPULSE_SMTP_HOST)")
@@ -147,6 +152,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClickHouseDatabase == "" {
 		errs = append(errs, errors.New("--clickhouse-database: required"))
+	}
+	if k, err := hex.DecodeString(c.SessionKey); c.SessionKey != "" && (err != nil || len(k) < 32) {
+		errs = append(errs, errors.New("--session-key: want at least 64 hex digits (32 bytes)"))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
 		errs = append(errs, errors.New("--admin-token: at least 32 characters (e.g. openssl rand -hex 32)"))

@@ -362,6 +362,11 @@ API tokens for this run (the query API needs one; issue more with 'trustpulse to
   analyst  %[11]s
   leader   %[12]s
 
+Dashboards: open the overview in a browser and sign in by pasting a token above
+(the leader's for the leadership overview; the analyst's to slice further):
+  overview  %[2]s/dashboard
+  explorer  %[2]s/dashboard/explore
+
 Try:
   A='Authorization: Bearer %[11]s'
   L='Authorization: Bearer %[12]s'

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/projector"
 	"github.com/trustpulse/trustpulse/query"
+	"github.com/trustpulse/trustpulse/query/dashboard"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -130,6 +133,18 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if m.Stack.JS != nil {
 			srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		}
+		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
+		if len(key) == 0 {
+			key = make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return nil, err
+			}
+		}
+		dash, err := dashboard.New(srv, key, log)
+		if err != nil {
+			return nil, err
+		}
+		srv.Handle(dash.Routes)
 		if m.QueryURL, err = m.listen(srv.App(), cfg.QueryAddr); err != nil {
 			return nil, err
 		}
