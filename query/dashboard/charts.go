@@ -1,9 +1,11 @@
 package dashboard
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,6 +52,11 @@ func lineChart(id, title string, xLabels []string, lo, hi float64, ticks []float
 	for i, l := range xLabels {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" class="axis">%s</text>`, x(i), h-bottom+20, template.HTMLEscapeString(l))
 	}
+	type endLabel struct {
+		x, y        float64
+		text, color string
+	}
+	var labels []endLabel
 	for si, s := range ss {
 		st := seriesStyles[si%len(seriesStyles)]
 		var seg []string
@@ -72,8 +79,16 @@ func lineChart(id, title string, xLabels []string, lo, hi float64, ticks []float
 		}
 		flush()
 		if lastX >= 0 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="label" fill="%s">%s</text>`, lastX+10, lastY+4, st.color, template.HTMLEscapeString(s.Name))
+			labels = append(labels, endLabel{lastX + 10, lastY + 4, s.Name, st.color})
 		}
+	}
+	// Labels at the lines' ends, pushed apart where lines end close together.
+	slices.SortFunc(labels, func(a, b endLabel) int { return cmp.Compare(a.y, b.y) })
+	for i := 1; i < len(labels); i++ {
+		labels[i].y = math.Max(labels[i].y, labels[i-1].y+15)
+	}
+	for _, l := range labels {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="label" fill="%s">%s</text>`, l.x, l.y, l.color, template.HTMLEscapeString(l.text))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
