@@ -115,7 +115,9 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 }
 
 // FileName names the result's CSV download.
-func (r RetentionResult) FileName() string { return r.Org + "-retention-" + r.From + "-" + r.To + ".csv" }
+func (r RetentionResult) FileName() string {
+	return r.Org + "-retention-" + r.From + "-" + r.To + ".csv"
+}
 
 // WriteCSV writes the result as CSV, the overall row first.
 func (r RetentionResult) WriteCSV(w io.Writer) error {

@@ -54,15 +54,15 @@ type exploreResult struct {
 }
 
 type distributionRow struct {
-	Label                          string
-	Suppressed                     bool
+	Label                           string
+	Suppressed                      bool
 	Unfavorable, Neutral, Favorable string
-	Bar                            template.HTML
+	Bar                             template.HTML
 }
 
 type scoreRow struct {
 	Label, Text, N, Mean, Favorable string
-	Suppressed                     bool
+	Suppressed                      bool
 }
 
 type download struct {

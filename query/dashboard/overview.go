@@ -28,13 +28,13 @@ type overviewView struct {
 	Threshold int
 	// Wave is the latest released wave; Prev the one before, if any.
 	Wave, Prev, WaveDate string
-	NoWave              bool
-	Tiles               []tileView
-	Live                *liveView
-	Trend, ENPSTrend    chartView
-	Heatmap             heatmapView
-	Drivers             driversView
-	Retention           retentionView
+	NoWave               bool
+	Tiles                []tileView
+	Live                 *liveView
+	Trend, ENPSTrend     chartView
+	Heatmap              heatmapView
+	Drivers              driversView
+	Retention            retentionView
 }
 
 // tileView is one headline number with its change from the previous wave.
