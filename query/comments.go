@@ -117,9 +117,12 @@ func (s *Server) commentsAllowed(ctx context.Context, org string, sc Scope, qn Q
 	cell := servedCell{ref: scopeRef(commentKey(question)), key: commentKey(question), waves: sc.WaveIDs(), filter: sc.Filter, n: n}
 	s.servedMu.Lock()
 	defer s.servedMu.Unlock()
-	bad, _, err := s.guardViolations(ctx, org, sc, qn, []servedCell{cell})
+	bad, _, recorded, err := s.guardViolations(ctx, org, sc, qn, []servedCell{cell})
 	if err != nil || bad[cell.ref] {
 		return false, n, err
+	}
+	if cell.alreadyRecorded(recorded) {
+		return true, n, nil
 	}
 	return true, n, s.store.recordServed(ctx, org, []servedCell{cell})
 }

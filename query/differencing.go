@@ -67,6 +67,20 @@ func (c servedCell) predicate() []Clause {
 	return p
 }
 
+// recordID names a cell as recorded: key, waves and predicate.
+func (c servedCell) recordID() string {
+	attr, value := c.encode()
+	return c.key + "|" + strings.Join(c.waves, waveSep) + "|" + attr + "|" + value
+}
+
+// alreadyRecorded reports whether recording c would add nothing: the same
+// set is recorded as served, or c is derived and the set is recorded at
+// all. recorded maps record ids to whether they were served (guardViolations).
+func (c servedCell) alreadyRecorded(recorded map[string]bool) bool {
+	served, ok := recorded[c.recordID()]
+	return ok && (served || c.derived)
+}
+
 // encode returns the recorded form of the cell's predicate.
 func (c servedCell) encode() (attr, value string) {
 	var attrs, values []string
@@ -359,12 +373,13 @@ func (tc typeCounts) intersections(key string, waves []string, filter []Clause, 
 }
 
 // guardViolations returns the refs of the candidate cells that the
-// differencing rule or the linear rule (audit.go) refuses, and the derived
-// cells that come with the result.
-func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell) (map[string]bool, []servedCell, error) {
+// differencing rule or the linear rule (audit.go) refuses, the derived
+// cells that come with the result, and the record ids (recordID) of the
+// cells served before.
+func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell) (map[string]bool, []servedCell, map[string]bool, error) {
 	served, universe, err := s.servedClosure(ctx, org, sc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Which pairs of keys' respondents are counted together: each candidate
 	// key with itself and with every served key that shares a question, and
@@ -397,16 +412,20 @@ func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Q
 			addPair(commentKey(q), commentKey(q))
 		}
 	}
-	tc, err := s.store.typeCounts(ctx, org, universe, pairs, qn.Drivers)
+	tc, err := s.typeCountsOf(ctx, org, universe, pairs, qn.Drivers)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	inServed := tc.membership(served)
 	bad, derived := differencingViolations(sc, candidates, served, inServed, priors, tc)
 	for ref := range linearViolations(s.log, sc, qn, candidates, served, inServed, tc) {
 		bad[ref] = true
 	}
-	return bad, derived, nil
+	recorded := map[string]bool{}
+	for _, c := range served {
+		recorded[c.recordID()] = recorded[c.recordID()] || !c.derived
+	}
+	return bad, derived, recorded, nil
 }
 
 // maxClosureRounds bounds the search for waves linked to a scope by served
@@ -446,11 +465,11 @@ func (s *Server) servedClosure(ctx context.Context, org string, sc Scope) ([]ser
 	}
 	universe := sc.Unfiltered()
 	if len(waves) > len(sc.Waves) {
-		all, err := s.store.Waves(ctx, org)
+		all, _, err := s.wavesAndCheckpoint(ctx, org)
 		if err != nil {
 			return nil, Scope{}, err
 		}
-		universe.Waves = slices.DeleteFunc(all, func(w WaveInfo) bool { return !waves[w.ID] || w.SealSeq == 0 })
+		universe.Waves = slices.DeleteFunc(slices.Clone(all), func(w WaveInfo) bool { return !waves[w.ID] || w.SealSeq == 0 })
 	}
 	return served, universe, nil
 }

@@ -179,11 +179,7 @@ func (s *Server) ReleasedWave(ctx context.Context, org, waveID string) (WaveInfo
 	if !schemas.ValidID(waveID) {
 		return WaveInfo{}, schemas.Errorf(http.StatusBadRequest, "invalid_id", "wave id is malformed")
 	}
-	waves, err := s.store.Waves(ctx, org)
-	if err != nil {
-		return WaveInfo{}, err
-	}
-	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	waves, cp, err := s.wavesAndCheckpoint(ctx, org)
 	if err != nil {
 		return WaveInfo{}, err
 	}
@@ -253,11 +249,7 @@ func (s *Server) periodWaves(ctx context.Context, c *fiber.Ctx, org string) ([]W
 	if t.Before(f) {
 		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "to must not be before from")
 	}
-	waves, err := s.store.Waves(ctx, org)
-	if err != nil {
-		return nil, err
-	}
-	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	waves, cp, err := s.wavesAndCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
 	}

@@ -29,13 +29,20 @@ type Server struct {
 	live LiveCounts
 	// finish adds the not-found handler after every route.
 	finish sync.Once
+
+	// Caches of what released waves determine (cache.go).
+	waveList  *memo[wavesEntry]
+	scopeData *memo[scopeData]
+	types     *memo[*typeCounts]
+	typesMu   sync.Mutex
 }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
 // names the projector whose checkpoint gates a wave's release.
 func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *Server {
 	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query"),
-		tokens: tokenCache{entries: map[string]tokenEntry{}}}
+		tokens:   tokenCache{entries: map[string]tokenEntry{}},
+		waveList: newMemo[wavesEntry](1024), scopeData: newMemo[scopeData](2048), types: newMemo[*typeCounts](256)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-query",
 		ErrorHandler:          httpproblem.ErrorHandler(log),
@@ -194,34 +201,11 @@ func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy strin
 			surveys = append(surveys, w.SurveyID)
 		}
 	}
-	qn, err := s.store.Questions(ctx, org, surveys)
+	data, err := s.scopeDataOf(ctx, org, sc, surveys, groupBy)
 	if err != nil {
 		return Scores{}, err
 	}
-	in, err := s.scopeCells(ctx, org, sc, qn.Drivers, true)
-	if err != nil {
-		return Scores{}, err
-	}
-	invited, err := s.store.InvitedBy(ctx, org, sc, "")
-	if err != nil {
-		return Scores{}, err
-	}
-	var overall scopeCells
-	if len(sc.Filter) > 0 {
-		if overall, err = s.scopeCells(ctx, org, sc.Unfiltered(), qn.Drivers, false); err != nil {
-			return Scores{}, err
-		}
-	}
-	var groupN map[string]int
-	var groupCells []Cell
-	if groupBy != "" && in.total >= g.K {
-		if groupN, err = s.store.GroupRespondents(ctx, org, sc, groupBy); err != nil {
-			return Scores{}, err
-		}
-		if groupCells, err = s.store.DimensionCells(ctx, org, sc, groupBy); err != nil {
-			return Scores{}, err
-		}
-	}
+	qn, in, invited, overall, groupN, groupCells := data.qn, data.in, data.invited, data.overall, data.groupN, data.groupCells
 	compute := func(forced map[string]bool) Scores {
 		res := Scores{Org: org, Waves: sc.WaveIDs(), Threshold: sc.K, GroupBy: groupBy}
 		if len(sc.Waves) == 1 {
@@ -268,14 +252,16 @@ func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy strin
 	for range 10 {
 		res := compute(forced)
 		cells := res.servedCells(sc)
-		bad, derived, err := s.guardViolations(ctx, org, sc, qn, cells)
+		bad, derived, recorded, err := s.guardViolations(ctx, org, sc, qn, cells)
 		if err != nil {
 			return Scores{}, err
 		}
 		if len(bad) == 0 {
 			// The derived cells are recorded too: later results are
 			// checked against what this one gives away by subtraction.
-			if err := s.store.recordServed(ctx, org, append(cells, derived...)); err != nil {
+			// Cells recorded before (the same result asked again) are not.
+			fresh := slices.DeleteFunc(append(cells, derived...), func(c servedCell) bool { return c.alreadyRecorded(recorded) })
+			if err := s.store.recordServed(ctx, org, fresh); err != nil {
 				return Scores{}, err
 			}
 			return res, nil
@@ -285,6 +271,51 @@ func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy strin
 		}
 	}
 	return Scores{}, schemas.Errorf(http.StatusConflict, "differencing", "this result would reveal a group smaller than %d when set against results served before", sc.K)
+}
+
+// scopeData is what a result is computed from, before the guard: it
+// depends on released waves only, so it is cached.
+type scopeData struct {
+	qn         Questionnaire
+	in         scopeCells
+	invited    map[string]int
+	overall    scopeCells
+	groupN     map[string]int
+	groupCells []Cell
+}
+
+// scopeDataOf reads (or recalls) a scope's raw aggregates.
+func (s *Server) scopeDataOf(ctx context.Context, org string, sc Scope, surveys []string, groupBy string) (scopeData, error) {
+	key := scopeKey(org, sc, groupBy)
+	if d, ok := s.scopeData.get(key); ok {
+		return d, nil
+	}
+	var d scopeData
+	var err error
+	if d.qn, err = s.store.Questions(ctx, org, surveys); err != nil {
+		return d, err
+	}
+	if d.in, err = s.scopeCells(ctx, org, sc, d.qn.Drivers, true); err != nil {
+		return d, err
+	}
+	if d.invited, err = s.store.InvitedBy(ctx, org, sc, ""); err != nil {
+		return d, err
+	}
+	if len(sc.Filter) > 0 {
+		if d.overall, err = s.scopeCells(ctx, org, sc.Unfiltered(), d.qn.Drivers, false); err != nil {
+			return d, err
+		}
+	}
+	if groupBy != "" && d.in.total >= sc.K {
+		if d.groupN, err = s.store.GroupRespondents(ctx, org, sc, groupBy); err != nil {
+			return d, err
+		}
+		if d.groupCells, err = s.store.DimensionCells(ctx, org, sc, groupBy); err != nil {
+			return d, err
+		}
+	}
+	s.scopeData.put(key, d)
+	return d, nil
 }
 
 // scopeCells reads a scope's raw aggregates: its respondents and its

@@ -106,15 +106,11 @@ func (s *Server) Trends(ctx context.Context, org string, filter []Clause) ([]Tre
 // ReleasedWaves returns an organisation's waves whose results may be
 // served, oldest first.
 func (s *Server) ReleasedWaves(ctx context.Context, org string) ([]WaveInfo, error) {
-	waves, err := s.store.Waves(ctx, org)
+	waves, cp, err := s.wavesAndCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := s.store.Checkpoint(ctx, s.consumer)
-	if err != nil {
-		return nil, err
-	}
-	waves = slices.DeleteFunc(waves, func(w WaveInfo) bool { return !released(w, cp) })
+	waves = slices.DeleteFunc(slices.Clone(waves), func(w WaveInfo) bool { return !released(w, cp) })
 	slices.SortFunc(waves, func(a, b WaveInfo) int { return a.OpensAt.Compare(b.OpensAt) })
 	return waves, nil
 }

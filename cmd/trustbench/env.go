@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/deploy"
+	"github.com/trustpulse/trustpulse/deploy/localch"
+	"github.com/trustpulse/trustpulse/deploy/natsrv"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// env is what the benchmarks run against: an embedded NATS JetStream
+// server and a local ClickHouse server of the harness's own, and the
+// product's parts as separate processes of bin/trustpulse (one per
+// --target), so that each part's memory can be read on its own.
+type env struct {
+	dir   string
+	nats  *natsrv.Server
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	chSrv *localch.Server
+	ch    driver.Conn
+	chCfg deploy.ClickHouseConfig
+	admin *ingest.Admin
+	cat   *ingest.Catalog
+	bin   string
+	log   *slog.Logger
+	procs map[string]*proc
+}
+
+// proc is a running part of the product.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startEnv(ctx context.Context, dir, bin string, log *slog.Logger) (*env, error) {
+	e := &env{dir: dir, bin: bin, log: log, procs: map[string]*proc{}}
+	var err error
+	if e.nats, err = natsrv.Start(natsrv.Options{StoreDir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:-1", ServerName: "bench"}); err != nil {
+		return nil, err
+	}
+	if e.nc, err = deploy.ConnectNATS(e.nats.URL(), "trustbench"); err != nil {
+		return nil, err
+	}
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		return nil, err
+	}
+	if err := deploy.EnsureStreams(ctx, e.js, 1); err != nil {
+		return nil, err
+	}
+	if e.chSrv, err = localch.Start(ctx, filepath.Join(dir, "clickhouse"), localch.Options{}); err != nil {
+		return nil, err
+	}
+	e.chCfg = deploy.ClickHouseConfig{Addr: e.chSrv.Addr, Database: "trustpulse", User: "default"}
+	if e.ch, err = deploy.OpenClickHouse(ctx, e.chCfg); err != nil {
+		return nil, err
+	}
+	if err := schemas.Migrate(ctx, e.ch, log); err != nil {
+		return nil, err
+	}
+	ledger, err := ingest.OpenLedger(ctx, e.js)
+	if err != nil {
+		return nil, err
+	}
+	if e.cat, err = ingest.StartCatalog(ctx, e.js, log); err != nil {
+		return nil, err
+	}
+	e.admin = ingest.NewAdmin(e.js, ledger, e.cat, time.Now)
+	return e, nil
+}
+
+// start runs `trustpulse serve --target target` against the harness's
+// servers and waits until it answers on its HTTP address (if any).
+func (e *env) start(ctx context.Context, target string) (*proc, error) {
+	port, err := localch.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"serve", "--target", target, "--nats-url", e.nats.URL(), "--clickhouse-addr", e.chCfg.Addr,
+		"--clickhouse-database", e.chCfg.Database, "--data-dir", filepath.Join(e.dir, target), "--log-level", "warn",
+		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s"}
+	cmd := exec.CommandContext(ctx, e.bin, args...)
+	logFile, err := os.Create(filepath.Join(e.dir, target+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", target, err)
+	}
+	p := &proc{cmd: cmd, addr: addr}
+	e.procs[target] = p
+	if target == "projector" {
+		return p, nil
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s did not come up on %s (see %s.log)", target, addr, target)
+		}
+	}
+}
+
+// peakRSS is a process's peak resident set (VmHWM), in MiB.
+func (p *proc) peakRSS() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for pid %d", p.cmd.Process.Pid)
+}
+
+func (e *env) close() {
+	for _, p := range e.procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+		}
+	}
+	if e.cat != nil {
+		e.cat.Stop()
+	}
+	if e.ch != nil {
+		e.ch.Close()
+	}
+	if e.chSrv != nil {
+		_ = e.chSrv.Stop()
+	}
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.nats != nil {
+		e.nats.Stop()
+	}
+}
+
+// versions names what ran.
+func (e *env) versions(ctx context.Context) (ch string) {
+	var v string
+	if err := e.ch.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "unknown"
+	}
+	return v
+}

@@ -1,0 +1,190 @@
+// Command trustbench measures trustpulse against its limits and against
+// PostgreSQL, and writes docs/benchmarks.md: ingest through the real HTTP
+// path beside raw JetStream publishes, projection of a backlog beside raw
+// ClickHouse inserts, freshness, query latency through the API beside the
+// same SQL run bare and beside PostgreSQL 15, growth with history, and the
+// memory of each part. `make bench` runs it; it is not part of `make test`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+type config struct {
+	out, bin, work string
+	quick          bool
+	rounds         int
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.out, "out", "docs/benchmarks.md", "where to write the results")
+	flag.StringVar(&cfg.bin, "bin", "bin/trustpulse", "the trustpulse binary to run")
+	flag.StringVar(&cfg.work, "work", "", "working directory for the servers' data (default: a temporary one, removed afterwards)")
+	flag.BoolVar(&cfg.quick, "quick", false, "a small run that checks the harness (minutes, not the published sizes)")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each throughput figure; the report shows their median and spread")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("benchmark failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	started := time.Now()
+	bin, err := filepath.Abs(cfg.bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s: build it first (make bench does)", cfg.bin)
+	}
+	dir := cfg.work
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "trustbench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	// PostgreSQL runs as its own user, which needs to reach its directory.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	sizes := fullSizes
+	if cfg.quick {
+		sizes = quickSizes
+		cfg.rounds = 1
+	}
+	staffSize, respondedPerWave = sizes.staff, sizes.responded
+	e, err := startEnv(ctx, dir, bin, log)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	rep := &report{cfg: cfg, sizes: sizes, machine: machine(), clickhouse: e.versions(ctx)}
+
+	s, err := survey()
+	if err != nil {
+		return err
+	}
+	if err := e.admin.PublishSurvey(ctx, benchOrg, s); err != nil {
+		return err
+	}
+	token, _, err := e.admin.IssueToken(ctx, benchOrg, schemas.RoleAnalyst, "trustbench")
+	if err != nil {
+		return err
+	}
+	if _, err := e.start(ctx, "ingest"); err != nil {
+		return err
+	}
+	if _, err := e.start(ctx, "query"); err != nil {
+		return err
+	}
+
+	log.Info("1/5 ingest")
+	if rep.ingest, err = benchIngest(ctx, e, sizes.levels, sizes.perRun, cfg.rounds); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if rep.ingestRSS, err = e.procs["ingest"].peakRSS(); err != nil {
+		return err
+	}
+
+	log.Info("2/5 insert limit")
+	if rep.insertLimit, rep.insertRows, err = benchInsertLimit(ctx, e, cfg.rounds); err != nil {
+		return fmt.Errorf("insert limit: %w", err)
+	}
+
+	pg, err := startPostgres(ctx, filepath.Join(dir, "postgres"))
+	if err != nil {
+		return err
+	}
+	defer pg.stop()
+	rep.postgres = pg.version
+
+	log.Info("3/5 projection, growth and queries")
+	loaded := 0
+	measure := func(st stage) ([]queryResult, error) {
+		waves := benchWaves(st.waves)
+		latest := waves[len(waves)-1]
+		if !slices.Contains(sizes.queryAt, st.waves) {
+			res, err := benchQueries(ctx, e, token, latest, sizes.queryRuns)
+			return res[:2], err // overview and heatmap: the growth table
+		}
+		res, err := benchQueries(ctx, e, token, latest, sizes.queryRuns)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("loading PostgreSQL", "waves", len(waves)-loaded)
+		n, err := pg.load(ctx, e, waves[loaded:])
+		if err != nil {
+			return nil, err
+		}
+		loaded = len(waves)
+		log.Info("loaded PostgreSQL", "rows", n)
+		if err := pg.bench(ctx, latest, sizes.pgRuns, res); err != nil {
+			return nil, err
+		}
+		rep.queries = append(rep.queries, querySet{answerRows: st.totalRows, results: res})
+		return res[:2], nil
+	}
+	if rep.stages, rep.projectorRSS, err = benchProjection(ctx, e, sizes.stages, measure); err != nil {
+		return fmt.Errorf("projection: %w", err)
+	}
+	if rep.queryRSS, err = e.procs["query"].peakRSS(); err != nil {
+		return err
+	}
+
+	log.Info("4/5 freshness")
+	best := 0.0
+	for _, r := range rep.ingest {
+		best = max(best, r.rate.median())
+	}
+	rep.freshRate = best / 2
+	if rep.freshness, err = benchFreshness(ctx, e, rep.freshRate, sizes.freshFor); err != nil {
+		return fmt.Errorf("freshness: %w", err)
+	}
+
+	log.Info("5/5 report")
+	rep.took = time.Since(started)
+	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.out, []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	log.Info("written", "file", cfg.out, "took", rep.took.Round(time.Second))
+	return nil
+}
+
+// sizes are a run's dataset and repetitions.
+type sizes struct {
+	name                      string
+	staff, responded          int   // per wave
+	stages                    []int // waves projected after each stage
+	queryAt                   []int // stages with the full query comparison
+	levels                    []int // ingest concurrency
+	perRun, queryRuns, pgRuns int
+	freshFor                  time.Duration
+}
+
+var (
+	fullSizes = sizes{name: "full", staff: 110_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
+		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, pgRuns: 5, freshFor: 20 * time.Second}
+	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
+		levels: []int{1, 16}, perRun: 400, queryRuns: 10, pgRuns: 2, freshFor: 4 * time.Second}
+	respondedPerWave = fullSizes.responded
+)

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/trustpulse/trustpulse/query"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// queryResult is one endpoint's latency through the API, the same SQL run
+// bare through clickhouse-go, and the equivalent aggregates on PostgreSQL.
+type queryResult struct {
+	name               string
+	apiP50, apiP99     float64 // ms
+	bareP50, bareP99   float64
+	pgP50, pgP99       float64
+	statements         int
+	apiFirst, apiLater []time.Duration
+}
+
+// endpoints are the dashboard's and analysts' queries, for wave w.
+func endpoints(w string) []struct{ name, path string } {
+	return []struct{ name, path string }{
+		{"overview (scores of a wave)", "/v1/orgs/bench/waves/" + w + "/scores"},
+		{"heatmap (by department)", "/v1/orgs/bench/waves/" + w + "/scores?group_by=department"},
+		{"trends (every wave)", "/v1/orgs/bench/trends"},
+		{"driver impact", "/v1/orgs/bench/waves/" + w + "/drivers"},
+		{"participation (by department)", "/v1/orgs/bench/waves/" + w + "/participation?group_by=department"},
+	}
+}
+
+// recordingConn notes the SQL a query service runs, with its arguments.
+type recordingConn struct {
+	driver.Conn
+	mu    sync.Mutex
+	stmts []recorded
+}
+
+type recorded struct {
+	sql  string
+	args []any
+}
+
+func (r *recordingConn) Query(ctx context.Context, sql string, args ...any) (driver.Rows, error) {
+	r.mu.Lock()
+	r.stmts = append(r.stmts, recorded{sql, args})
+	r.mu.Unlock()
+	return r.Conn.Query(ctx, sql, args...)
+}
+
+func (r *recordingConn) QueryRow(ctx context.Context, sql string, args ...any) driver.Row {
+	r.mu.Lock()
+	r.stmts = append(r.stmts, recorded{sql, args})
+	r.mu.Unlock()
+	return r.Conn.QueryRow(ctx, sql, args...)
+}
+
+// benchQueries measures each endpoint through the query process's HTTP API
+// (after warm-up requests), and the SQL one request runs, recorded by an
+// in-process query service and replayed bare through clickhouse-go.
+func benchQueries(ctx context.Context, e *env, token, wave string, n int) ([]queryResult, error) {
+	q := e.procs["query"]
+	rec := &recordingConn{Conn: e.ch}
+	inproc := query.NewServer(query.NewStore(rec), 5, schemas.ProjectorConsumer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var out []queryResult
+	for _, ep := range endpoints(wave) {
+		r := queryResult{name: ep.name}
+		get := func() (time.Duration, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+q.addr+ep.path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			start := time.Now()
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return 0, fmt.Errorf("%s: %s", ep.path, resp.Status)
+			}
+			return time.Since(start), nil
+		}
+		var api latencies
+		for i := range n + 3 {
+			d, err := get()
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				r.apiFirst = append(r.apiFirst, d)
+			}
+			if i >= 3 { // after warm-up
+				api = append(api, d)
+			}
+		}
+		r.apiP50, r.apiP99 = ms(api.quantile(.5)), ms(api.quantile(.99))
+
+		// Record the SQL of one request, then replay it bare.
+		rec.mu.Lock()
+		rec.stmts = nil
+		rec.mu.Unlock()
+		req := httptest.NewRequest(http.MethodGet, ep.path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := inproc.App().Test(req, 60_000)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		rec.mu.Lock()
+		stmts := rec.stmts
+		rec.mu.Unlock()
+		r.statements = len(stmts)
+		var bare latencies
+		for range n {
+			start := time.Now()
+			for _, s := range stmts {
+				rows, err := e.ch.Query(ctx, s.sql, s.args...)
+				if err != nil {
+					return nil, fmt.Errorf("replay %s: %w", s.sql, err)
+				}
+				for rows.Next() {
+				}
+				rows.Close()
+			}
+			bare = append(bare, time.Since(start))
+		}
+		r.bareP50, r.bareP99 = ms(bare.quantile(.5)), ms(bare.quantile(.99))
+		e.log.Info("query", "endpoint", ep.name, "api_p50_ms", r.apiP50, "bare_p50_ms", r.bareP50, "statements", r.statements)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// httpClient keeps connections to the product's processes open.
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 2 * time.Minute}

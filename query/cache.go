@@ -1,0 +1,162 @@
+package query
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Caching. A released wave never changes (its responses are sealed and
+// nothing after the seal counts), so whatever is computed from released
+// waves alone is kept in memory: a scope's raw aggregates and the response
+// type counts the guard works from. What does change is read on every
+// request: the record of served cells. The list of waves and the
+// projector's checkpoint are kept for a second, so a wave's results may
+// appear up to a second after they are ready.
+
+// memo is a bounded map; when full, it forgets an arbitrary half.
+type memo[V any] struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]V
+}
+
+func newMemo[V any](max int) *memo[V] { return &memo[V]{max: max, entries: map[string]V{}} }
+
+func (m *memo[V]) get(key string) (V, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.entries[key]
+	return v, ok
+}
+
+func (m *memo[V]) put(key string, v V) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.entries) >= m.max {
+		n := 0
+		for k := range m.entries {
+			if n >= m.max/2 {
+				break
+			}
+			delete(m.entries, k)
+			n++
+		}
+	}
+	m.entries[key] = v
+}
+
+// listTTL is how long the list of waves and the checkpoint are kept.
+const listTTL = time.Second
+
+type wavesEntry struct {
+	waves []WaveInfo
+	cp    uint64
+	at    time.Time
+}
+
+// wavesAndCheckpoint returns an organisation's waves and the projector's
+// checkpoint, at most listTTL old.
+func (s *Server) wavesAndCheckpoint(ctx context.Context, org string) ([]WaveInfo, uint64, error) {
+	if e, ok := s.waveList.get(org); ok && time.Since(e.at) < listTTL {
+		return e.waves, e.cp, nil
+	}
+	waves, err := s.store.Waves(ctx, org)
+	if err != nil {
+		return nil, 0, err
+	}
+	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.waveList.put(org, wavesEntry{waves: waves, cp: cp, at: time.Now()})
+	return waves, cp, nil
+}
+
+// scopeKey names a scope's data: its organisation, waves (with their
+// seals), filter and group-by.
+func scopeKey(org string, sc Scope, groupBy string) string {
+	var b strings.Builder
+	b.WriteString(org)
+	for _, w := range sc.Waves {
+		b.WriteString("|" + w.ID + "@" + strconv.FormatUint(w.SealSeq, 10))
+	}
+	for _, c := range sc.Filter {
+		b.WriteString("|" + c.Attr + "=" + strings.Join(c.Values, valueSep))
+	}
+	b.WriteString("|by=" + groupBy)
+	return b.String()
+}
+
+// typeCountsOf returns the response type counts of a set of released waves
+// for the pairs of keys, querying only the pairs not counted before.
+func (s *Server) typeCountsOf(ctx context.Context, org string, universe Scope, pairs [][2]string, drivers map[string][]string) (typeCounts, error) {
+	key := scopeKey(org, universe.Unfiltered(), "") + "|" + driversKey(drivers)
+	s.typesMu.Lock()
+	defer s.typesMu.Unlock()
+	tc, ok := s.types.get(key)
+	if !ok {
+		tc = &typeCounts{both: map[[2]string][]int{}}
+	}
+	var missing [][2]string
+	for _, p := range pairs {
+		if _, ok := tc.both[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		fresh, err := s.store.typeCounts(ctx, org, universe, missing, drivers)
+		if err != nil {
+			return typeCounts{}, err
+		}
+		tc.merge(fresh)
+		s.types.put(key, tc)
+	}
+	return *tc, nil
+}
+
+// merge adds another count of the same waves: its types (new ones get
+// zeros in the pairs counted before) and its pairs.
+func (tc *typeCounts) merge(o typeCounts) {
+	index := map[string]int{}
+	for i, t := range tc.types {
+		index[t.key()] = i
+	}
+	at := make([]int, len(o.types))
+	for i, t := range o.types {
+		j, ok := index[t.key()]
+		if !ok {
+			j = len(tc.types)
+			index[t.key()] = j
+			tc.types = append(tc.types, t)
+			for p := range tc.both {
+				tc.both[p] = append(tc.both[p], 0)
+			}
+		}
+		at[i] = j
+	}
+	for p, counts := range o.both {
+		merged := make([]int, len(tc.types))
+		for i, n := range counts {
+			merged[at[i]] = n
+		}
+		tc.both[p] = merged
+	}
+}
+
+func (t respType) key() string {
+	return t.wave + valueSep + t.attrs["department"] + valueSep + t.attrs["team"] + valueSep + t.attrs["location"] + valueSep + t.attrs["tenure_band"]
+}
+
+// driversKey names a driver-to-questions map.
+func driversKey(drivers map[string][]string) string {
+	names := make([]string, 0, len(drivers))
+	for d, qs := range drivers {
+		names = append(names, d+"="+strings.Join(qs, ","))
+	}
+	slices.Sort(names)
+	return strings.Join(names, ";")
+}
