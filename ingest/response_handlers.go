@@ -245,17 +245,8 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 		}
 		return errUnavailable
 	}
-	s.countLive(ctx, inv.Org, wave.ID, inv.Cohort.Department)
+	s.live.add(inv.Org, wave.ID, inv.Cohort.Department)
 	return nil
-}
-
-// countLive adds a response to its department's live count. The count only
-// feeds the participation shown while the wave is open: a failure is
-// logged, and the response stands.
-func (s *Server) countLive(ctx context.Context, org, wave, department string) {
-	if err := incrementCounter(ctx, s.js, schemas.LiveBucket, schemas.LiveKey(org, wave, department)); err != nil {
-		s.log.Warn("live participation not counted", "org", org, "wave", wave, "err", err)
-	}
 }
 
 var errUnavailable = schemas.Errorf(http.StatusServiceUnavailable, "unavailable",

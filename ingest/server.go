@@ -25,6 +25,8 @@ type Server struct {
 	now     func() time.Time
 	// threshold is the reporting threshold the survey page promises.
 	threshold int
+	// live gathers the participation shown while a wave is open.
+	live *liveCounter
 }
 
 // NewServer builds the ingest service. threshold is the reporting threshold
@@ -32,6 +34,7 @@ type Server struct {
 // production).
 func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, threshold int, log *slog.Logger, now func() time.Time) *Server {
 	s := &Server{js: js, ledger: ledger, catalog: catalog, threshold: threshold, log: log.With("component", "ingest"), now: now}
+	s.live = newLiveCounter(js, catalog, s.log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-ingest",
 		BodyLimit:             MaxBodyBytes,
@@ -44,6 +47,10 @@ func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, thresho
 	s.routes()
 	return s
 }
+
+// Close writes the live participation counts gathered so far. Call it
+// after the HTTP server has stopped.
+func (s *Server) Close() { s.live.close() }
 
 // routes is the ingest API, in one table.
 func (s *Server) routes() {

@@ -19,9 +19,10 @@ import (
 
 // memo is a bounded map; when full, it forgets an arbitrary half.
 type memo[V any] struct {
-	mu      sync.Mutex
-	max     int
-	entries map[string]V
+	mu       sync.Mutex
+	max      int
+	entries  map[string]V
+	disabled bool
 }
 
 func newMemo[V any](max int) *memo[V] { return &memo[V]{max: max, entries: map[string]V{}} }
@@ -30,7 +31,7 @@ func (m *memo[V]) get(key string) (V, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	v, ok := m.entries[key]
-	return v, ok
+	return v, ok && !m.disabled
 }
 
 func (m *memo[V]) put(key string, v V) {
@@ -48,6 +49,16 @@ func (m *memo[V]) put(key string, v V) {
 	}
 	m.entries[key] = v
 }
+
+// DisableCaching makes the server compute everything on every request,
+// as if each were the first: for measuring what caching saves.
+func (s *Server) DisableCaching() {
+	for _, m := range []interface{ disable() }{s.waveList, s.scopeData, s.types, s.driverResults} {
+		m.disable()
+	}
+}
+
+func (m *memo[V]) disable() { m.mu.Lock(); m.disabled = true; m.mu.Unlock() }
 
 // listTTL is how long the list of waves and the checkpoint are kept.
 const listTTL = time.Second

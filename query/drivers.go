@@ -97,6 +97,18 @@ type DriversResult struct {
 
 // Drivers computes the impact of each driver of a released wave.
 func (s *Server) Drivers(ctx context.Context, org string, w WaveInfo) (DriversResult, error) {
+	key := org + "|" + w.ID + "@" + strconv.FormatUint(w.SealSeq, 10)
+	if res, ok := s.driverResults.get(key); ok {
+		return res, nil
+	}
+	res, err := s.drivers(ctx, org, w)
+	if err == nil {
+		s.driverResults.put(key, res)
+	}
+	return res, err
+}
+
+func (s *Server) drivers(ctx context.Context, org string, w WaveInfo) (DriversResult, error) {
 	var ids, dims, drivers []string
 	if err := s.store.ch.QueryRow(ctx, sqlSurveyDrivers, org, w.SurveyID).Scan(&ids, &dims, &drivers); err != nil {
 		return DriversResult{}, fmt.Errorf("query: survey drivers: %w", err)

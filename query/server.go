@@ -35,6 +35,8 @@ type Server struct {
 	scopeData *memo[scopeData]
 	types     *memo[*typeCounts]
 	typesMu   sync.Mutex
+	// driverResults holds driver impact per released wave.
+	driverResults *memo[DriversResult]
 }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
@@ -42,7 +44,8 @@ type Server struct {
 func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *Server {
 	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query"),
 		tokens:   tokenCache{entries: map[string]tokenEntry{}},
-		waveList: newMemo[wavesEntry](1024), scopeData: newMemo[scopeData](2048), types: newMemo[*typeCounts](256)}
+		waveList: newMemo[wavesEntry](1024), scopeData: newMemo[scopeData](2048), types: newMemo[*typeCounts](256),
+		driverResults: newMemo[DriversResult](1024)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-query",
 		ErrorHandler:          httpproblem.ErrorHandler(log),

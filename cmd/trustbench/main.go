@@ -182,7 +182,7 @@ type sizes struct {
 }
 
 var (
-	fullSizes = sizes{name: "full", staff: 110_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
+	fullSizes = sizes{name: "full", staff: 105_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
 		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, pgRuns: 5, freshFor: 20 * time.Second}
 	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
 		levels: []int{1, 16}, perRun: 400, queryRuns: 10, pgRuns: 2, freshFor: 4 * time.Second}

@@ -33,7 +33,7 @@ func benchWaves(n int) []string {
 
 // staffSize are invited and respondedPerWave answer in each wave (set
 // from the run's sizes): 100,000 responses are 1M answer rows.
-var staffSize = 110_000
+var staffSize = 105_000
 
 // benchProjection grows the organisation stage by stage: with the
 // projector stopped, it publishes the next waves' events (a backlog), then

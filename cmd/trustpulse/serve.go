@@ -38,6 +38,8 @@ type Main struct {
 	// MailSink is the development mail server, when no relay is configured.
 	MailSink  *mailsink.Sink
 	Projector *projector.Projector
+	// ingest is the ingest HTTP service, closed after its server stops.
+	ingest *ingest.Server
 
 	// RestartWait is the pause before a stopped projector restarts.
 	RestartWait time.Duration
@@ -116,6 +118,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		m.Mixer.Grace = cfg.SealGrace
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
+		m.ingest = srv
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
 		}
@@ -233,6 +236,9 @@ func (m *Main) Close() error {
 		} else {
 			m.listeners[i].Close()
 		}
+	}
+	if m.ingest != nil {
+		m.ingest.Close()
 	}
 	if m.cancel != nil {
 		m.cancel()
