@@ -7,7 +7,7 @@ AXE_DIR := $(CURDIR)/.cache/axe
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
 
-.PHONY: demo test build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
+.PHONY: demo test bench build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
 
 ## demo: install what is missing, run everything with a seeded demo organisation
 demo: deps build
@@ -15,6 +15,13 @@ demo: deps build
 
 ## test: install what is missing and run every test
 test: deps test-deps vet test-go test-fuzz test-compat
+
+## bench: measure ingest, projection, queries, growth and memory against
+## their limits and PostgreSQL 15; writes docs/benchmarks.md (not part of test)
+bench: deps build
+	@deploy/scripts/ensure-postgres.sh
+	$(GO) build -o bin/trustbench ./cmd/trustbench
+	bin/trustbench --out docs/benchmarks.md
 
 build:
 	$(GO) build -o bin/trustpulse ./cmd/trustpulse

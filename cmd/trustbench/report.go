@@ -157,7 +157,7 @@ func (r *report) goals(p func(string, ...any)) {
 func (r *report) ingestSection(p func(string, ...any)) {
 	p("## 1. Ingest")
 	p("")
-	p("Survey submissions through the ingest process's real HTTP path (`POST /v1/responses`: token check in the invitation ledger, single-use claim by compare-and-set, durable publish to the pending stream, live participation count), %d per run, by a closed-loop load generator with that many concurrent clients. Beside each, the limit: `js.Publish` with ack of the same payload (a response envelope) to a file-storage stream of the same server, at the same concurrency.", r.sizes.perRun)
+	p("Survey submissions through the ingest process's real HTTP path (`POST /v1/responses`: token and response-slot look-up in the invitation ledger, single-use claim by compare-and-set, durable publish with ack to the pending stream), %d per run, by a closed-loop load generator with that many concurrent clients. Beside each, the limit: `js.Publish` with ack of the same payload (a response envelope) to a file-storage stream of the same server, at the same concurrency.", r.sizes.perRun)
 	p("")
 	p("| concurrency | submissions/s | p50 ms | p99 ms | raw publishes/s | p50 ms | p99 ms | ratio |")
 	p("|---|---|---|---|---|---|---|---|")
@@ -247,7 +247,7 @@ func (r *report) notes(p func(string, ...any)) {
 	p("## Notes")
 	p("")
 	if best, ok := r.bestIngest(); ok && best.rate.median()/best.limitRate.median() < 0.5 {
-		p("- **Ingest below 0.5x the raw publish.** A submission is more than one publish: it reads the invitation from the ledger, claims its single response slot with a compare-and-set (the single-use guarantee), publishes to the pending stream and bumps the department's live count — four JetStream round trips where the limit has one, plus HTTP and JSON. What would close it: claim and publish in one JetStream batch (atomic batch publish of newer servers), count live participation from the pending stream instead of a counter, and keep the ledger lookup in memory for open waves.")
+		p("- **Ingest below 0.5x the raw publish.** A submission is more than one publish: it reads the invitation and its response slot from the ledger (two key-value reads), claims the slot with a compare-and-set (the single-use guarantee) and publishes to the pending stream — four JetStream round trips where the limit has one — plus an HTTP request, JSON decoding and validation, all on the same two cores as the NATS server and the load generator. Live participation counts are already gathered in memory and written every 250 ms. What would close more of the gap: keep the invitation (which never changes) in memory after its first read, so a submission is a slot read, a compare-and-set and a publish; claim and publish in one atomic batch publish (NATS 2.11+); answer HTTP with less per-request work.")
 	}
 	if r.drainRate()/r.insertLimit.median() < 0.7 {
 		p("- **Projection below 0.7x raw inserts.** The projector does what the limit does not: decodes each event's JSON and upcasts it, checks event ids against the ledger of projected events, writes several tables per batch (answers, invitations, projected events, checkpoint) and acknowledges the batch. Larger batches, a columnar event encoding and skipping the event-id lookup for events past the high-water marks would close most of the gap.")
