@@ -121,7 +121,13 @@ func incrementCounter(ctx context.Context, js jetstream.JetStream, bucket, key s
 // forgetLive deletes a sealed wave's live counts: its participation now
 // comes from the released results.
 func forgetLive(ctx context.Context, js jetstream.JetStream, org, wave string) error {
-	kv, err := js.KeyValue(ctx, schemas.LiveBucket)
+	return purgeWave(ctx, js, schemas.LiveBucket, org, wave)
+}
+
+// purgeWave deletes, history and all, a bucket's keys of one wave
+// (<org>.<wave>.*).
+func purgeWave(ctx context.Context, js jetstream.JetStream, bucket, org, wave string) error {
+	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		return err
 	}
@@ -131,7 +137,7 @@ func forgetLive(ctx context.Context, js jetstream.JetStream, org, wave string) e
 	}
 	for key := range entries {
 		if err := kv.Purge(ctx, key); err != nil {
-			return fmt.Errorf("mixer: forget live count: %w", err)
+			return fmt.Errorf("ingest: purge %s of wave %s: %w", bucket, wave, err)
 		}
 	}
 	return nil

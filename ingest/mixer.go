@@ -126,20 +126,7 @@ func (m *Mixer) remindDue(ctx context.Context, w Wave, now time.Time) error {
 // forgetInvitees deletes which slot was whose, and the reminder markers,
 // of a sealed wave: afterwards not even who answered is on record.
 func (m *Mixer) forgetInvitees(ctx context.Context, org, wave string) error {
-	kv, err := m.js.KeyValue(ctx, schemas.InviteeBucket)
-	if err != nil {
-		return err
-	}
-	entries, err := readBucket(ctx, kv, org+"."+wave+".>")
-	if err != nil {
-		return err
-	}
-	for key := range entries {
-		if err := kv.Purge(ctx, key); err != nil {
-			return fmt.Errorf("mixer: forget invitee: %w", err)
-		}
-	}
-	return nil
+	return purgeWave(ctx, m.js, schemas.InviteeBucket, org, wave)
 }
 
 // Seal publishes every held response of a closed wave to the event stream in

@@ -117,12 +117,14 @@ func (s *Server) commentsAllowed(ctx context.Context, org string, sc Scope, qn Q
 	cell := servedCell{ref: scopeRef(commentKey(question)), key: commentKey(question), waves: sc.WaveIDs(), filter: sc.Filter, n: n}
 	s.servedMu.Lock()
 	defer s.servedMu.Unlock()
-	bad, _, recorded, err := s.guardViolations(ctx, org, sc, qn, []servedCell{cell})
+	rec, err := s.readRecord(ctx, org, sc.WaveIDs())
+	if err != nil {
+		return false, n, err
+	}
+	bad, _, recorded, err := s.guardViolations(ctx, org, sc, qn, []servedCell{cell}, rec)
 	if err != nil || bad[cell.ref] {
 		return false, n, err
 	}
-	if cell.alreadyRecorded(recorded) {
-		return true, n, nil
-	}
-	return true, n, s.store.recordServed(ctx, org, []servedCell{cell})
+	rec.add([]servedCell{cell}, recorded)
+	return true, n, s.store.recordServed(ctx, org, rec.fresh)
 }

@@ -25,6 +25,21 @@ func setCSVHeaders(c *fiber.Ctx, name string) {
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, unsafeFileChars.ReplaceAllString(name, "_")))
 }
 
+// table is a result that also exists as CSV.
+type table interface {
+	FileName() string
+	WriteCSV(io.Writer) error
+}
+
+// send answers with a result as JSON, or as a CSV download when asked for.
+func send(c *fiber.Ctx, res table) error {
+	if wantsCSV(c) {
+		setCSVHeaders(c, res.FileName())
+		return res.WriteCSV(c.Response().BodyWriter())
+	}
+	return c.JSON(res)
+}
+
 // csvTable writes rows under a header. Numbers that are nil (suppressed)
 // are empty fields.
 type csvTable struct{ w *csv.Writer }

@@ -376,8 +376,8 @@ func (tc typeCounts) intersections(key string, waves []string, filter []Clause, 
 // differencing rule or the linear rule (audit.go) refuses, the derived
 // cells that come with the result, and the record ids (recordID) of the
 // cells served before.
-func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell) (map[string]bool, []servedCell, map[string]bool, error) {
-	served, universe, err := s.servedClosure(ctx, org, sc)
+func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Questionnaire, candidates []servedCell, rec *record) (map[string]bool, []servedCell, map[string]bool, error) {
+	served, universe, err := rec.closure(ctx, s, org, sc)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -432,12 +432,19 @@ func (s *Server) guardViolations(ctx context.Context, org string, sc Scope, qn Q
 // results over several waves.
 const maxClosureRounds = 8
 
-// servedClosure returns the cells served over a scope's waves and over every
-// wave linked to them through results over several waves (a period of w1
-// and w2 links w2's results to w1's), and the scope of all those waves.
-func (s *Server) servedClosure(ctx context.Context, org string, sc Scope) ([]servedCell, Scope, error) {
+// record is the cells served so far over some waves, read once and kept
+// up to date while one or more results are decided under servedMu; fresh
+// holds the cells decided since, to be recorded.
+type record struct {
+	cells, fresh []servedCell
+}
+
+// readRecord reads the cells served over waves and over every wave linked
+// to them through results over several waves (a period of w1 and w2 links
+// w2's results to w1's).
+func (s *Server) readRecord(ctx context.Context, org string, waveIDs []string) (*record, error) {
 	waves := map[string]bool{}
-	for _, w := range sc.WaveIDs() {
+	for _, w := range waveIDs {
 		waves[w] = true
 	}
 	var served []servedCell
@@ -449,18 +456,48 @@ func (s *Server) servedClosure(ctx context.Context, org string, sc Scope) ([]ser
 		slices.Sort(ids)
 		var err error
 		if served, err = s.store.servedBefore(ctx, org, ids); err != nil {
-			return nil, Scope{}, err
+			return nil, err
 		}
-		grew := false
-		for _, c := range served {
-			for _, w := range c.waves {
-				if !waves[w] {
-					waves[w], grew = true, true
-				}
+		if !grow(waves, served) {
+			break
+		}
+	}
+	return &record{cells: served}, nil
+}
+
+// grow adds the waves of cells that touch waves, and reports whether any
+// was new.
+func grow(waves map[string]bool, cells []servedCell) bool {
+	grew := false
+	for _, c := range cells {
+		if !slices.ContainsFunc(c.waves, func(w string) bool { return waves[w] }) {
+			continue
+		}
+		for _, w := range c.waves {
+			if !waves[w] {
+				waves[w], grew = true, true
 			}
 		}
-		if !grew {
+	}
+	return grew
+}
+
+// closure returns the recorded cells over a scope's waves and the waves
+// linked to them, and the scope of all those waves.
+func (r *record) closure(ctx context.Context, s *Server, org string, sc Scope) ([]servedCell, Scope, error) {
+	waves := map[string]bool{}
+	for _, w := range sc.WaveIDs() {
+		waves[w] = true
+	}
+	for range maxClosureRounds {
+		if !grow(waves, r.cells) {
 			break
+		}
+	}
+	var served []servedCell
+	for _, c := range r.cells {
+		if slices.ContainsFunc(c.waves, func(w string) bool { return waves[w] }) {
+			served = append(served, c)
 		}
 	}
 	universe := sc.Unfiltered()
@@ -472,6 +509,16 @@ func (s *Server) servedClosure(ctx context.Context, org string, sc Scope) ([]ser
 		universe.Waves = slices.DeleteFunc(slices.Clone(all), func(w WaveInfo) bool { return !waves[w.ID] || w.SealSeq == 0 })
 	}
 	return served, universe, nil
+}
+
+// add takes cells decided into the record (those not recorded already).
+func (r *record) add(cells []servedCell, recorded map[string]bool) {
+	for _, c := range cells {
+		if !c.alreadyRecorded(recorded) {
+			r.cells = append(r.cells, c)
+			r.fresh = append(r.fresh, c)
+		}
+	}
 }
 
 // differencingViolations applies the differencing rule: it returns the

@@ -65,11 +65,7 @@ func (s *Server) driversHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, res.FileName())
-		return res.WriteCSV(c.Response().BodyWriter())
-	}
-	return c.JSON(res)
+	return send(c, res)
 }
 
 // FileName names the result's CSV download.

@@ -66,11 +66,7 @@ func (s *Server) participationHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, out.FileName())
-		return out.WriteCSV(c.Response().BodyWriter())
-	}
-	return c.JSON(out)
+	return send(c, out)
 }
 
 // FileName names the result's CSV download.

@@ -107,11 +107,7 @@ func (s *Server) retentionHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, res.FileName())
-		return res.WriteCSV(c.Response().BodyWriter())
-	}
-	return c.JSON(res)
+	return send(c, res)
 }
 
 // FileName names the result's CSV download.

@@ -186,17 +186,54 @@ func (s *Server) sendScores(ctx context.Context, c *fiber.Ctx, sc Scope, groupBy
 	if err != nil {
 		return err
 	}
-	if wantsCSV(c) {
-		setCSVHeaders(c, res.FileName())
-		return res.WriteCSV(c.Response().BodyWriter())
-	}
-	return c.JSON(res)
+	return send(c, res)
 }
 
 // Scores computes a scope's result under every rule of the guard, the
 // differencing rule across results included, and records the cells it
 // serves.
 func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy string) (Scores, error) {
+	res, err := s.ScoresBatch(ctx, org, []Scope{sc}, groupBy)
+	if err != nil {
+		return Scores{}, err
+	}
+	return res[0], nil
+}
+
+// ScoresBatch computes several scopes' results, in order, with one read
+// and one write of the record of served cells: each result is checked
+// against what was served before and what the earlier ones serve.
+func (s *Server) ScoresBatch(ctx context.Context, org string, scopes []Scope, groupBy string) ([]Scores, error) {
+	if len(scopes) == 0 {
+		return nil, nil
+	}
+	var waves []string
+	for _, sc := range scopes {
+		waves = append(waves, sc.WaveIDs()...)
+	}
+	// One decision at a time: two requests checked against the same record
+	// could each pass and together break the rule.
+	s.servedMu.Lock()
+	defer s.servedMu.Unlock()
+	rec, err := s.readRecord(ctx, org, waves)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Scores, len(scopes))
+	for i, sc := range scopes {
+		if out[i], err = s.decide(ctx, org, sc, groupBy, rec); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.store.recordServed(ctx, org, rec.fresh); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decide computes one scope's result under every rule of the guard against
+// the record, and adds what it serves to the record.
+func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy string, rec *record) (Scores, error) {
 	g := Guard{K: sc.K}
 	var surveys []string
 	for _, w := range sc.Waves {
@@ -247,15 +284,11 @@ func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy strin
 		}
 		return res
 	}
-	// One decision at a time: two requests checked against the same record
-	// could each pass and together break the rule.
-	s.servedMu.Lock()
-	defer s.servedMu.Unlock()
 	forced := map[string]bool{}
 	for range 10 {
 		res := compute(forced)
 		cells := res.servedCells(sc)
-		bad, derived, recorded, err := s.guardViolations(ctx, org, sc, qn, cells)
+		bad, derived, recorded, err := s.guardViolations(ctx, org, sc, qn, cells, rec)
 		if err != nil {
 			return Scores{}, err
 		}
@@ -263,10 +296,7 @@ func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy strin
 			// The derived cells are recorded too: later results are
 			// checked against what this one gives away by subtraction.
 			// Cells recorded before (the same result asked again) are not.
-			fresh := slices.DeleteFunc(append(cells, derived...), func(c servedCell) bool { return c.alreadyRecorded(recorded) })
-			if err := s.store.recordServed(ctx, org, fresh); err != nil {
-				return Scores{}, err
-			}
+			rec.add(append(cells, derived...), recorded)
 			return res, nil
 		}
 		for ref := range bad {

@@ -69,14 +69,18 @@ func (s *Server) Trends(ctx context.Context, org string, filter []Clause) ([]Tre
 	if err != nil {
 		return nil, err
 	}
+	scopes := make([]Scope, len(waves))
+	for i, w := range waves {
+		scopes[i] = NewScope([]WaveInfo{w}, filter, s.guard.K)
+	}
+	results, err := s.ScoresBatch(ctx, org, scopes, "")
+	if err != nil {
+		return nil, err
+	}
 	trends := map[string]*Trend{}
 	last := map[string]Score{}
-	for _, w := range waves {
-		res, err := s.Scores(ctx, org, NewScope([]WaveInfo{w}, filter, s.guard.K), "")
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range res.Dimensions {
+	for i, w := range waves {
+		for _, d := range results[i].Dimensions {
 			t := trends[d.Dimension]
 			if t == nil {
 				t = &Trend{Dimension: d.Dimension}

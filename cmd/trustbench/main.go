@@ -121,10 +121,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		waves := benchWaves(st.waves)
 		latest := waves[len(waves)-1]
 		if !slices.Contains(sizes.queryAt, st.waves) {
-			res, err := benchQueries(ctx, e, token, latest, sizes.queryRuns)
-			return res[:2], err // overview and heatmap: the growth table
+			// Overview and heatmap only: the growth table.
+			return benchQueries(ctx, e, token, latest, sizes.queryRuns, sizes.coldRuns, 2)
 		}
-		res, err := benchQueries(ctx, e, token, latest, sizes.queryRuns)
+		res, err := benchQueries(ctx, e, token, latest, sizes.queryRuns, sizes.coldRuns, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -178,13 +178,14 @@ type sizes struct {
 	queryAt                   []int // stages with the full query comparison
 	levels                    []int // ingest concurrency
 	perRun, queryRuns, pgRuns int
+	coldRuns                  int
 	freshFor                  time.Duration
 }
 
 var (
 	fullSizes = sizes{name: "full", staff: 105_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
-		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, pgRuns: 5, freshFor: 20 * time.Second}
+		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, coldRuns: 8, pgRuns: 5, freshFor: 20 * time.Second}
 	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
-		levels: []int{1, 16}, perRun: 400, queryRuns: 10, pgRuns: 2, freshFor: 4 * time.Second}
+		levels: []int{1, 16}, perRun: 400, queryRuns: 10, coldRuns: 3, pgRuns: 2, freshFor: 4 * time.Second}
 	respondedPerWave = fullSizes.responded
 )

@@ -71,13 +71,19 @@ func (r *recordingConn) QueryRow(ctx context.Context, sql string, args ...any) d
 // (after warm-up requests, so as served: from cache for released waves);
 // then through an in-process query service with its caches off, whose
 // SQL it records; then that SQL replayed bare through clickhouse-go.
-func benchQueries(ctx context.Context, e *env, token, wave string, n int) ([]queryResult, error) {
+// Only the first endpoints are measured when only is above zero; the
+// uncached and bare runs repeat coldN times.
+func benchQueries(ctx context.Context, e *env, token, wave string, n, coldN, only int) ([]queryResult, error) {
 	q := e.procs["query"]
 	rec := &recordingConn{Conn: e.ch}
 	inproc := query.NewServer(query.NewStore(rec), 5, schemas.ProjectorConsumer, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	inproc.DisableCaching()
 	var out []queryResult
-	for _, ep := range endpoints(wave) {
+	eps := endpoints(wave)
+	if only > 0 {
+		eps = eps[:only]
+	}
+	for _, ep := range eps {
 		r := queryResult{name: ep.name}
 		get := func() (time.Duration, error) {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+q.addr+ep.path, nil)
@@ -112,7 +118,7 @@ func benchQueries(ctx context.Context, e *env, token, wave string, n int) ([]que
 		// Uncached, in process; the last request's SQL is kept for the replay.
 		var cold latencies
 		var stmts []recorded
-		for range n {
+		for range coldN {
 			rec.mu.Lock()
 			rec.stmts = nil
 			rec.mu.Unlock()
@@ -136,7 +142,7 @@ func benchQueries(ctx context.Context, e *env, token, wave string, n int) ([]que
 		r.coldP50, r.coldP99 = ms(cold.quantile(.5)), ms(cold.quantile(.99))
 		r.statements = len(stmts)
 		var bare latencies
-		for range n {
+		for range coldN {
 			start := time.Now()
 			for _, s := range stmts {
 				rows, err := e.ch.Query(ctx, s.sql, s.args...)

@@ -80,8 +80,8 @@ func (r *report) markdown() string {
 	p("- Machine: %s.", r.machine)
 	p("- Versions: Go %s, NATS server %s (embedded, file storage), ClickHouse %s (Debian's package, local server), PostgreSQL %s (Debian's postgresql-15).", strings.TrimPrefix(runtime.Version(), "go"), server.VERSION, r.clickhouse, r.postgres)
 	p("- The product runs as three processes of `bin/trustpulse serve`: `--target ingest`, `--target projector` and `--target query`, against the harness's NATS and ClickHouse servers on the same machine.")
-	p("- Data: drawn from fixed seeds (the same on every run): %d employees invited per wave, %d respond, each answering the demo's eleven-question pulse (10 scored answers; 1 wave = %d answer rows), in twelve departments, up to six teams each, five locations and four tenure bands.", r.sizes.staff, r.sizes.responded, r.sizes.responded*10)
-	p("- Every throughput figure is the median of %d runs with the lowest and highest in parentheses; latencies are percentiles over all requests of a run (queries: %d requests after 3 warm-up ones).", r.cfg.rounds, r.sizes.queryRuns)
+	p("- Data: drawn from fixed seeds (the same on every run): %s employees invited per wave, %s respond, each answering the demo's eleven-question pulse (10 scored answers; 1 wave = %s answer rows), in twelve departments, up to six teams each, five locations and four tenure bands.", thousands(r.sizes.staff), thousands(r.sizes.responded), thousands(r.sizes.responded*10))
+	p("- Every throughput figure is the median of %d runs with the lowest and highest in parentheses; latencies are percentiles over all requests of a run (queries through the API: %d requests after 3 warm-up ones; uncached and bare SQL: %d each, so their p99 is their slowest).", r.cfg.rounds, r.sizes.queryRuns, r.sizes.coldRuns)
 	p("")
 	r.goals(p)
 	r.ingestSection(p)
@@ -255,10 +255,11 @@ func (r *report) notes(p func(string, ...any)) {
 	big := r.largest()
 	for _, q := range big.results {
 		if q.apiP99 > 50 {
-			p("- **%s: p99 %.0f ms at %s rows.** Most of it is the guard: before serving, it reads every cell served before over the same waves and counts the wave's responses per cohort type (one GROUP BY over the wave's answer rows) to check the differencing and linear rules; the first request of a scope also computes the aggregates. Released waves never change, so both the type counts and the aggregates can be cached per wave, which leaves the record lookup.", q.name, q.apiP99, thousands(big.answerRows))
+			p("- **%s: p99 %.0f ms at %s rows.** Served from memory, a result costs one read of the record of served cells and the guard's checks in Go; a trend is one result per wave, so its checks grow with the number of waves (the record is read once for all of them). Checking all the waves' cells in one pass of the linear rule, rather than wave after wave, would close it.", q.name, q.apiP99, thousands(big.answerRows))
 			break
 		}
 	}
+	p("- **The first request for a released wave is slow** (the \"caches off\" column: hundreds of milliseconds at a million rows per wave, seconds for a trend over ten waves). It computes the aggregates and counts the wave's responses per cohort type for the guard — a GROUP BY over the wave's answer rows per response, which ClickHouse 18.16 does at roughly 2M rows/s here. What would close it: compute both when a wave is sealed (the projector knows) rather than at the first request, and keep a per-response table of cohorts and answered questions so the type counts read a tenth of the rows.")
 	for _, q := range big.results {
 		if q.bareP50 > 0 && q.coldP50/q.bareP50 > 1.2 {
 			p("- **API overhead above 1.2x on %s.** The API runs the recorded SQL and, besides, the guard's own work in Go (intersections, the echelon form of the linear rule) and records the served cells with an insert; the bare replay has none of that.", q.name)

@@ -24,16 +24,16 @@ import (
 )
 
 // tokenFor issues an API token of an organisation and waits until the
-// query API accepts it.
-func tokenFor(t *testing.T, m *Main, org string, role schemas.Role) string {
+// query API accepts it; it returns the token and its id.
+func tokenFor(t *testing.T, m *Main, org string, role schemas.Role) (string, string) {
 	t.Helper()
-	token, _, err := m.Admin.IssueToken(context.Background(), org, role, "dashboard test")
+	token, id, err := m.Admin.IssueToken(context.Background(), org, role, "dashboard test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if status, _ := getAs(t, token, m.QueryURL+"/v1/orgs/"+org+"/waves"); status == http.StatusOK {
-			return token
+			return token, id
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the API token never became usable")
@@ -80,8 +80,8 @@ var digit = regexp.MustCompile(`[0-9]`)
 func TestDashboard(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
-	analyst := tokenFor(t, m, demoOrg, schemas.RoleAnalyst)
-	leader := tokenFor(t, m, demoOrg, schemas.RoleLeader)
+	analyst, _ := tokenFor(t, m, demoOrg, schemas.RoleAnalyst)
+	leader, _ := tokenFor(t, m, demoOrg, schemas.RoleLeader)
 	if _, err := seedDemo(ctx, m, io.Discard, analyst); err != nil {
 		t.Fatal(err)
 	}
