@@ -49,10 +49,7 @@ type ParticipationResult struct {
 // guard, the differencing rule included.
 func (s *Server) participationHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
-	if err := onlyParams(c, sliceParams("group_by", "format")...); err != nil {
-		return err
-	}
-	filter, groupBy, err := sliceRequest(c)
+	filter, groupBy, err := sliceRequest(c, "group_by", "format")
 	if err != nil {
 		return err
 	}

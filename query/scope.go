@@ -103,8 +103,13 @@ func NewScope(waves []WaveInfo, filter []Clause, def int) Scope {
 
 // sliceRequest reads the group-by attribute and the attribute filters of a
 // request (?department=Sales&group_by=team), and checks that the caller's
-// role may slice by them.
-func sliceRequest(c *fiber.Ctx) (filter []Clause, groupBy string, err error) {
+// role may slice by them. Besides the filters, the request may hold only
+// the parameters named in extra (group_by among them where the endpoint
+// groups).
+func sliceRequest(c *fiber.Ctx, extra ...string) (filter []Clause, groupBy string, err error) {
+	if err := onlyParams(c, sliceParams(extra...)...); err != nil {
+		return nil, "", err
+	}
 	groupBy = c.Query("group_by")
 	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
 		return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")

@@ -143,10 +143,7 @@ func (s *Server) listWavesHandler(c *fiber.Ctx) error {
 // waveScoresHandler serves one released wave's scores, optionally
 // filtered and grouped.
 func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
-	if err := onlyParams(c, sliceParams("group_by", "format")...); err != nil {
-		return err
-	}
-	filter, groupBy, err := sliceRequest(c)
+	filter, groupBy, err := sliceRequest(c, "group_by", "format")
 	if err != nil {
 		return err
 	}
@@ -162,10 +159,7 @@ func (s *Server) waveScoresHandler(c *fiber.Ctx) error {
 // periodScoresHandler serves the scores of several released waves
 // together: listed, or every one opened in a period.
 func (s *Server) periodScoresHandler(c *fiber.Ctx) error {
-	if err := onlyParams(c, sliceParams("waves", "from", "to", "group_by", "format")...); err != nil {
-		return err
-	}
-	filter, groupBy, err := sliceRequest(c)
+	filter, groupBy, err := sliceRequest(c, "waves", "from", "to", "group_by", "format")
 	if err != nil {
 		return err
 	}
