@@ -234,10 +234,8 @@ type respType struct {
 	attrs map[string]string // by GroupColumns name
 }
 
-// in reports whether responses of the type stand on a cell (ignoring which
-// questions they answered).
-func (t respType) in(c servedCell) bool { return t.matches(c.waves, c.predicate()) }
-
+// matches reports whether responses of the type stand on a cell of these
+// waves and predicate (ignoring which questions they answered).
 func (t respType) matches(waves []string, pred []Clause) bool {
 	if !slices.Contains(waves, t.wave) {
 		return false
