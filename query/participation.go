@@ -89,18 +89,15 @@ func (s *Server) Participation(ctx context.Context, org string, w WaveInfo, filt
 	if err != nil {
 		return ParticipationResult{}, err
 	}
-	invited, err := s.store.InvitedBy(ctx, org, sc, groupBy)
+	// The invitations were read with the scores' data (and are cached with it).
+	data, err := s.scopeDataOf(ctx, org, sc, []string{w.SurveyID}, groupBy)
 	if err != nil {
 		return ParticipationResult{}, err
 	}
-	total := 0
-	for _, n := range invited {
-		total += n
-	}
 	out := ParticipationResult{Org: org, WaveID: w.ID, Filter: res.Filter, Threshold: sc.K, GroupBy: groupBy,
-		Overall: participation("", total, res.Respondents)}
+		Overall: participation("", data.invitedTotal(), res.Respondents)}
 	for _, g := range res.Groups {
-		out.Groups = append(out.Groups, participation(g.Value, invited[g.Value], g.Respondents))
+		out.Groups = append(out.Groups, participation(g.Value, data.invited[g.Value], g.Respondents))
 	}
 	return out, nil
 }

@@ -239,7 +239,7 @@ func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy strin
 	if err != nil {
 		return Scores{}, err
 	}
-	qn, in, invited, overall, groupN, groupCells := data.qn, data.in, data.invited, data.overall, data.groupN, data.groupCells
+	qn, in, overall, groupN, groupCells := data.qn, data.in, data.overall, data.groupN, data.groupCells
 	compute := func(forced map[string]bool) Scores {
 		res := Scores{Org: org, Waves: sc.WaveIDs(), Threshold: sc.K, GroupBy: groupBy}
 		if len(sc.Waves) == 1 {
@@ -253,7 +253,7 @@ func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy strin
 		}
 		res.Respondents, res.Dimensions, res.Drivers, res.Questions = guardScope(g, in, qn.Text, qn.Order, scopeRef, forced)
 		if res.Respondents.N != nil {
-			n := invited[""]
+			n := data.invitedTotal()
 			res.Invited = &n
 		}
 		orgDims := res.Dimensions
@@ -305,10 +305,21 @@ func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy strin
 type scopeData struct {
 	qn         Questionnaire
 	in         scopeCells
+	// invited counts the scope's invitations per group of the group-by
+	// (one group, "", without one).
 	invited    map[string]int
 	overall    scopeCells
 	groupN     map[string]int
 	groupCells []Cell
+}
+
+// invitedTotal is the scope's invitations in all.
+func (d scopeData) invitedTotal() int {
+	n := 0
+	for _, v := range d.invited {
+		n += v
+	}
+	return n
 }
 
 // scopeDataOf reads (or recalls) a scope's raw aggregates.
@@ -325,7 +336,7 @@ func (s *Server) scopeDataOf(ctx context.Context, org string, sc Scope, surveys 
 	if d.in, err = s.scopeCells(ctx, org, sc, d.qn.Drivers, true); err != nil {
 		return d, err
 	}
-	if d.invited, err = s.store.InvitedBy(ctx, org, sc, ""); err != nil {
+	if d.invited, err = s.store.InvitedBy(ctx, org, sc, groupBy); err != nil {
 		return d, err
 	}
 	if len(sc.Filter) > 0 {
