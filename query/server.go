@@ -303,8 +303,8 @@ func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy strin
 // scopeData is what a result is computed from, before the guard: it
 // depends on released waves only, so it is cached.
 type scopeData struct {
-	qn         Questionnaire
-	in         scopeCells
+	qn Questionnaire
+	in scopeCells
 	// invited counts the scope's invitations per group of the group-by
 	// (one group, "", without one).
 	invited    map[string]int
