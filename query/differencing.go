@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -24,10 +22,11 @@ import (
 //
 // Every served cell is recorded (served_sets) with its waves and its
 // predicate; before a result leaves, each of its cells is checked against
-// the recorded cells that share a wave and a key, with one ClickHouse query
-// per key, and cells that would break the rule are suppressed. Suppressing
-// only ever removes numbers, so the check is re-run on what is left until
-// nothing breaks the rule.
+// the recorded cells that share a wave and a question. The sizes of all
+// intersections come from one count of the waves' responses per type (wave
+// and cohort), matched against the cells' predicates in Go. Cells that would
+// break the rule are suppressed; suppressing only ever removes numbers, so
+// the check is re-run on what is left until nothing breaks the rule.
 
 // servedCell is one number-bearing cell: its key, the waves it covers, its
 // predicate (the result's filter, and group is one of values when group is
@@ -122,14 +121,11 @@ func keyCondition(key string, drivers map[string][]string) (string, []any) {
 	case strings.HasPrefix(key, "q:"):
 		return "question_id = ?", []any{strings.TrimPrefix(key, "q:")}
 	case strings.HasPrefix(key, "drv:"):
-		var ids []any
-		for _, q := range drivers[strings.TrimPrefix(key, "drv:")] {
-			ids = append(ids, q)
-		}
+		ids := drivers[strings.TrimPrefix(key, "drv:")]
 		if len(ids) == 0 {
 			return "0", nil
 		}
-		return "question_id IN ?", []any{clickhouse.GroupSet{Value: ids}}
+		return "question_id IN ?", []any{groupSet(ids)}
 	}
 	return "1", nil
 }
@@ -166,11 +162,7 @@ WHERE org = ? AND wave_id IN ? GROUP BY cell_key, waves, attr, value`
 
 // servedBefore returns the cells served so far over any of waves.
 func (s *Store) servedBefore(ctx context.Context, org string, waves []string) ([]servedCell, error) {
-	ws := make([]any, len(waves))
-	for i, w := range waves {
-		ws[i] = w
-	}
-	rows, err := s.ch.Query(ctx, sqlServedSets, org, clickhouse.GroupSet{Value: ws})
+	rows, err := s.ch.Query(ctx, sqlServedSets, org, groupSet(waves))
 	if err != nil {
 		return nil, fmt.Errorf("query: served sets: %w", err)
 	}

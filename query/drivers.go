@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -109,7 +108,7 @@ func (s *Server) drivers(ctx context.Context, org string, w WaveInfo) (DriversRe
 	if err := s.store.ch.QueryRow(ctx, sqlSurveyDrivers, org, w.SurveyID).Scan(&ids, &dims, &drivers); err != nil {
 		return DriversResult{}, fmt.Errorf("query: survey drivers: %w", err)
 	}
-	var outcome []any
+	var outcome []string
 	outcomeName := "engagement"
 	for i, d := range dims {
 		if d == string(schemas.Engagement) {
@@ -127,7 +126,7 @@ func (s *Server) drivers(ctx context.Context, org string, w WaveInfo) (DriversRe
 	if len(outcome) == 0 {
 		return DriversResult{}, schemas.Errorf(http.StatusConflict, "no_outcome", "the survey of wave %s has neither engagement index nor eNPS questions", w.ID)
 	}
-	byDriver := map[string][]any{}
+	byDriver := map[string][]string{}
 	var order []string
 	for i, d := range drivers {
 		if d == "" || dims[i] == string(schemas.Engagement) || dims[i] == string(schemas.ENPS) || dims[i] == string(schemas.Comment) {
@@ -142,7 +141,7 @@ func (s *Server) drivers(ctx context.Context, org string, w WaveInfo) (DriversRe
 	for _, d := range order {
 		var r float64
 		var n uint64
-		if err := s.store.ch.QueryRow(ctx, sqlDriverCorrelation, clickhouse.GroupSet{Value: outcome}, clickhouse.GroupSet{Value: byDriver[d]},
+		if err := s.store.ch.QueryRow(ctx, sqlDriverCorrelation, groupSet(outcome), groupSet(byDriver[d]),
 			org, w.ID, w.SealSeq).Scan(&r, &n); err != nil {
 			return DriversResult{}, fmt.Errorf("query: driver %s: %w", d, err)
 		}

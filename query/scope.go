@@ -71,14 +71,19 @@ func predicateSQL(clauses []Clause, prefix string) (string, []any) {
 	var parts []string
 	var args []any
 	for _, c := range clauses {
-		values := make([]any, len(c.Values))
-		for i, v := range c.Values {
-			values[i] = v
-		}
 		parts = append(parts, prefix+GroupColumns[c.Attr]+" IN ?")
-		args = append(args, clickhouse.GroupSet{Value: values})
+		args = append(args, groupSet(c.Values))
 	}
 	return strings.Join(parts, " AND "), args
+}
+
+// groupSet binds strings as a SQL tuple, for IN.
+func groupSet(values []string) clickhouse.GroupSet {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return clickhouse.GroupSet{Value: out}
 }
 
 // threshold returns a wave's threshold, or def for a wave opened before
