@@ -41,7 +41,7 @@ func TestRetention(t *testing.T) {
 		}
 	}
 	from, to := time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02"), time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
-	var out struct {
+	type result struct {
 		Overall struct {
 			Headcount, Leavers *int
 			Attrition          *float64
@@ -54,8 +54,10 @@ func TestRetention(t *testing.T) {
 			Attrition  *float64 `json:"attrition"`
 		} `json:"groups"`
 	}
+	var out result
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		status, body := get(t, m, "/v1/orgs/acme/retention?group_by=department&from="+from+"&to="+to)
+		out = result{} // decode afresh: Unmarshal keeps fields the last poll set
 		if status != http.StatusOK || json.Unmarshal([]byte(body), &out) != nil {
 			t.Fatalf("retention: %d %s", status, body)
 		}
