@@ -37,7 +37,18 @@ type Server struct {
 	typesMu   sync.Mutex
 	// driverResults holds driver impact per released wave.
 	driverResults *memo[DriversResult]
+
+	// weakened serves every cell of at least K respondents without the
+	// checks across results: only tests set it, to show that their
+	// attackers catch a leak (WeakenGuardForTest).
+	weakened bool
 }
+
+// WeakenGuardForTest makes the guard serve every cell that has at least K
+// respondents, without any check against other results. It exists so that
+// the attack tests can show they catch the leaks that follow; nothing else
+// may call it.
+func (s *Server) WeakenGuardForTest() { s.weakened = true }
 
 // NewServer builds the query service. threshold is the guard's K; consumer
 // names the projector whose checkpoint gates a wave's release.
@@ -285,6 +296,9 @@ func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy strin
 		bad, derived, recorded, err := s.guardViolations(ctx, org, sc, qn, cells, rec)
 		if err != nil {
 			return Scores{}, err
+		}
+		if s.weakened {
+			bad = nil
 		}
 		if len(bad) == 0 {
 			// The derived cells are recorded too: later results are

@@ -40,6 +40,8 @@ type Main struct {
 	Projector *projector.Projector
 	// ingest is the ingest HTTP service, closed after its server stops.
 	ingest *ingest.Server
+	// Query is the query service, when the target runs it.
+	Query *query.Server
 
 	// RestartWait is the pause before a stopped projector restarts.
 	RestartWait time.Duration
@@ -133,6 +135,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 	}
 	if cfg.runs("query") {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
+		m.Query = srv
 		if m.Stack.JS != nil {
 			srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		}
