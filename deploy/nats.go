@@ -37,7 +37,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 			return fmt.Errorf("deploy: stream %s: %w", sc.Name, err)
 		}
 	}
-	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.InviteeBucketConfig(replicas), schemas.MailFailureBucketConfig(replicas), schemas.LockBucketConfig(replicas), schemas.LiveBucketConfig(replicas)} {
+	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.InviteeBucketConfig(replicas), schemas.MailFailureBucketConfig(replicas), schemas.LockBucketConfig(replicas), schemas.LiveBucketConfig(replicas), schemas.GuardBucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("deploy: bucket %s: %w", kv.Bucket, err)
 		}

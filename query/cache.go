@@ -96,70 +96,10 @@ func scopeKey(org string, sc Scope, groupBy string) string {
 		b.WriteString("|" + w.ID + "@" + strconv.FormatUint(w.SealSeq, 10))
 	}
 	for _, c := range sc.Filter {
-		b.WriteString("|" + c.Attr + "=" + strings.Join(c.Values, valueSep))
+		b.WriteString("|" + c.Attr + "=" + strings.Join(c.Values, typeSep))
 	}
 	b.WriteString("|by=" + groupBy)
 	return b.String()
-}
-
-// typeCountsOf returns the response type counts of a set of released waves
-// for the pairs of keys, querying only the pairs not counted before.
-func (s *Server) typeCountsOf(ctx context.Context, org string, universe Scope, pairs [][2]string, drivers map[string][]string) (typeCounts, error) {
-	key := scopeKey(org, universe.Unfiltered(), "") + "|" + driversKey(drivers)
-	s.typesMu.Lock()
-	defer s.typesMu.Unlock()
-	tc, ok := s.types.get(key)
-	if !ok {
-		tc = &typeCounts{both: map[[2]string][]int{}}
-	}
-	var missing [][2]string
-	for _, p := range pairs {
-		if _, ok := tc.both[p]; !ok {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		fresh, err := s.store.typeCounts(ctx, org, universe, missing, drivers)
-		if err != nil {
-			return typeCounts{}, err
-		}
-		tc.merge(fresh)
-		s.types.put(key, tc)
-	}
-	return *tc, nil
-}
-
-// merge adds another count of the same waves: its types (new ones get
-// zeros in the pairs counted before) and its pairs.
-func (tc *typeCounts) merge(o typeCounts) {
-	index := map[string]int{}
-	for i, t := range tc.types {
-		index[t.key()] = i
-	}
-	at := make([]int, len(o.types))
-	for i, t := range o.types {
-		j, ok := index[t.key()]
-		if !ok {
-			j = len(tc.types)
-			index[t.key()] = j
-			tc.types = append(tc.types, t)
-			for p := range tc.both {
-				tc.both[p] = append(tc.both[p], 0)
-			}
-		}
-		at[i] = j
-	}
-	for p, counts := range o.both {
-		merged := make([]int, len(tc.types))
-		for i, n := range counts {
-			merged[at[i]] = n
-		}
-		tc.both[p] = merged
-	}
-}
-
-func (t respType) key() string {
-	return t.wave + valueSep + t.attrs["department"] + valueSep + t.attrs["team"] + valueSep + t.attrs["location"] + valueSep + t.attrs["tenure_band"]
 }
 
 // driversKey names a driver-to-questions map.

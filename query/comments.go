@@ -68,7 +68,7 @@ func (s *Server) commentsHandler(c *fiber.Ctx) error {
 	sc := NewScope([]WaveInfo{w}, filter, s.guard.K)
 	sc.K = max(sc.K, schemas.CommentThreshold)
 	res := CommentsResult{Org: org, WaveID: w.ID, QuestionID: question, Text: qn.Text[question], Filter: filterMap(filter), Threshold: sc.K}
-	ok, n, err := s.commentsAllowed(ctx, org, sc, qn, question)
+	ok, n, err := s.commentsAllowed(ctx, org, sc)
 	if err != nil {
 		return err
 	}
@@ -101,8 +101,10 @@ func (s *Server) commentsHandler(c *fiber.Ctx) error {
 }
 
 // commentsAllowed decides, under the comment threshold, whether a scope's
-// comments may be shown, and records them as served when they may.
-func (s *Server) commentsAllowed(ctx context.Context, org string, sc Scope, qn Questionnaire, question string) (bool, int, error) {
+// comments may be shown with their number of respondents: the list goes
+// through the guard's comment partition and the count through its
+// numbers, in one decision.
+func (s *Server) commentsAllowed(ctx context.Context, org string, sc Scope) (bool, int, error) {
 	totals, err := s.store.GroupRespondents(ctx, org, sc, "")
 	if err != nil {
 		return false, 0, err
@@ -111,17 +113,10 @@ func (s *Server) commentsAllowed(ctx context.Context, org string, sc Scope, qn Q
 	if n < sc.K {
 		return false, n, nil
 	}
-	cell := servedCell{ref: scopeRef(commentKey(question)), key: commentKey(question), waves: sc.WaveIDs(), filter: sc.Filter, n: n}
-	s.servedMu.Lock()
-	defer s.servedMu.Unlock()
-	rec, err := s.readRecord(ctx, org, sc.WaveIDs())
-	if err != nil {
-		return false, n, err
-	}
-	bad, _, recorded, err := s.guardViolations(ctx, org, sc, qn, []servedCell{cell}, rec)
-	if err != nil || bad[cell.ref] {
-		return false, n, err
-	}
-	rec.add([]servedCell{cell}, recorded)
-	return true, n, s.store.recordServed(ctx, org, rec.fresh)
+	const ref = "comments"
+	served, err := s.decideSets(ctx, org, []servedSet{
+		{ref: ref, waves: sc.Waves, pred: sc.Filter},
+		{ref: ref, waves: sc.Waves, pred: sc.Filter, comments: true},
+	})
+	return served[ref], n, err
 }

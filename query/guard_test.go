@@ -131,7 +131,7 @@ func TestGuardScopeBelowThreshold(t *testing.T) {
 		dims:      []Cell{{Key: "trust", Dimension: "trust", N: 4, Dist: answersOf(4, 4), Mean: 4}},
 		questions: []Cell{{Key: "q", Dimension: "trust", N: 4, Dist: answersOf(4, 4), Mean: 4}},
 		drivers:   []Cell{{Key: "Autonomy", Dimension: "trust", N: 4, Dist: answersOf(4, 4), Mean: 4}}}
-	resp, ds, drs, qs := guardScope(g, in, nil, nil, scopeRef, nil)
+	resp, ds, drs, qs := guardScope(g, in, nil, nil, false)
 	if !resp.Suppressed || resp.N != nil {
 		t.Fatalf("respondents of a scope of 4 served: %+v", resp)
 	}

@@ -150,11 +150,6 @@ func byDimension(cells []Cell) {
 	sort.SliceStable(cells, func(i, j int) bool { return rank[cells[i].Dimension] < rank[cells[j].Dimension] })
 }
 
-// Refs name a result's cells for the differencing rule's suppressions.
-func scopeRef(key string) string        { return "scope|" + key }
-func overallRef(key string) string      { return "org|" + key }
-func groupRef(key, value string) string { return "group|" + key + "|" + value }
-
 // scopeCells are a scope's raw aggregates, before the guard.
 type scopeCells struct {
 	total     int
@@ -165,24 +160,23 @@ type scopeCells struct {
 
 // guardScope builds the scope-wide part of a result: total respondents and
 // the dimension, driver and question cells, each shown only under the
-// guard's rules (nothing at all below K respondents). refOf names the cells
-// (scopeRef or overallRef); forced holds the refs the differencing rule
-// suppresses.
-func guardScope(g Guard, in scopeCells, texts map[string]string, order []string, refOf func(string) string, forced map[string]bool) (Count, []Score, []Score, []Score) {
-	show := func(c Cell, key string) Score {
-		return served(c, in.total >= g.K && g.Visible(c.N, in.total) && !forced[refOf(key)])
+// guard's rules (nothing at all below K respondents). hidden is set when
+// the guard refuses the scope's set.
+func guardScope(g Guard, in scopeCells, texts map[string]string, order []string, hidden bool) (Count, []Score, []Score, []Score) {
+	show := func(c Cell) Score {
+		return served(c, in.total >= g.K && g.Visible(c.N, in.total) && !hidden)
 	}
 	dims := slices.Clone(in.dims)
 	byDimension(dims)
 	ds := make([]Score, 0, len(dims))
 	for _, c := range dims {
-		ds = append(ds, show(c, dimensionKey(c.Dimension)))
+		ds = append(ds, show(c))
 	}
 	drivers := slices.Clone(in.drivers)
 	slices.SortFunc(drivers, func(a, b Cell) int { return strings.Compare(a.Key, b.Key) })
 	drs := make([]Score, 0, len(drivers))
 	for _, c := range drivers {
-		s := show(c, driverKey(c.Key))
+		s := show(c)
 		s.Dimension = ""
 		drs = append(drs, s)
 	}
@@ -194,19 +188,19 @@ func guardScope(g Guard, in scopeCells, texts map[string]string, order []string,
 	sort.SliceStable(questions, func(i, j int) bool { return pos[questions[i].Key] < pos[questions[j].Key] })
 	qs := make([]Score, 0, len(questions))
 	for _, c := range questions {
-		s := show(c, questionKey(c.Key))
+		s := show(c)
 		s.Text = texts[c.Key]
 		qs = append(qs, s)
 	}
-	return count(in.total, in.total >= g.K && !forced[refOf(keyRespondents)]), ds, drs, qs
+	return count(in.total, in.total >= g.K && !hidden), ds, drs, qs
 }
 
 // guardGroups builds a group-by result. Groups partition the scope's
 // respondents, and each dimension's cells partition that dimension's
 // scope-wide cell, so complementary suppression runs over both.
 //
-// forced holds the refs the differencing rule suppresses.
-func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, forced map[string]bool) []GroupScores {
+// allowed holds the groups whose sets the guard serves (nil: all).
+func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, allowed map[string]bool) []GroupScores {
 	names := make([]string, 0, len(groupN))
 	for name := range groupN {
 		names = append(names, name)
@@ -216,7 +210,7 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, forced
 	hidden := make([]bool, len(names))
 	for i, name := range names {
 		ns[i] = groupN[name]
-		hidden[i] = total < g.K || !g.Visible(ns[i], total) || forced[groupRef(keyRespondents, name)]
+		hidden[i] = total < g.K || !g.Visible(ns[i], total) || (allowed != nil && !allowed[name])
 	}
 	hidden = g.Complement(ns, hidden)
 
@@ -236,7 +230,7 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, forced
 		for i, name := range names {
 			c, ok := col[name]
 			cn[i] = c.N
-			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i])) || forced[groupRef(dimensionKey(dim), name)]
+			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i]))
 		}
 		cellHidden[dim] = g.Complement(cn, ch)
 	}
@@ -250,42 +244,6 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, forced
 			}
 		}
 		out = append(out, gs)
-	}
-	return out
-}
-
-// servedCells lists the cells of a result that carry numbers, over sc.
-func (r Scores) servedCells(sc Scope) []servedCell {
-	waves := sc.WaveIDs()
-	var out []servedCell
-	add := func(ref, key string, filter []Clause, group, value string, n *int) {
-		if n == nil {
-			return
-		}
-		c := servedCell{ref: ref, key: key, waves: waves, filter: filter, group: group, n: *n}
-		if group != "" {
-			c.values = []string{value}
-		}
-		out = append(out, c)
-	}
-	add(scopeRef(keyRespondents), keyRespondents, sc.Filter, "", "", r.Respondents.N)
-	for _, d := range r.Dimensions {
-		add(scopeRef(dimensionKey(d.Dimension)), dimensionKey(d.Dimension), sc.Filter, "", "", d.N)
-	}
-	for _, d := range r.Drivers {
-		add(scopeRef(driverKey(d.Key)), driverKey(d.Key), sc.Filter, "", "", d.N)
-	}
-	for _, q := range r.Questions {
-		add(scopeRef(questionKey(q.Key)), questionKey(q.Key), sc.Filter, "", "", q.N)
-	}
-	for _, d := range r.Overall {
-		add(overallRef(dimensionKey(d.Dimension)), dimensionKey(d.Dimension), nil, "", "", d.N)
-	}
-	for _, g := range r.Groups {
-		add(groupRef(keyRespondents, g.Value), keyRespondents, sc.Filter, r.GroupBy, g.Value, g.Respondents.N)
-		for _, d := range g.Dimensions {
-			add(groupRef(dimensionKey(d.Dimension), g.Value), dimensionKey(d.Dimension), sc.Filter, r.GroupBy, g.Value, d.N)
-		}
 	}
 	return out
 }

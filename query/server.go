@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/trustpulse/trustpulse/query/api"
+	"github.com/trustpulse/trustpulse/query/guard"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
@@ -22,9 +25,10 @@ type Server struct {
 	guard    Guard
 	consumer string
 	log      *slog.Logger
-	// servedMu serialises the differencing checks and their records.
-	servedMu sync.Mutex
-	tokens   tokenCache
+	// records is the guard's record of what was served, shared by every
+	// replica (SetRecordStore).
+	records guard.RecordStore
+	tokens  tokenCache
 	// live reads open waves' participation; nil without NATS.
 	live LiveCounts
 	// finish adds the not-found handler after every route.
@@ -33,8 +37,7 @@ type Server struct {
 	// Caches of what released waves determine (cache.go).
 	waveList  *memo[wavesEntry]
 	scopeData *memo[scopeData]
-	types     *memo[*typeCounts]
-	typesMu   sync.Mutex
+	types     *memo[waveTypes]
 	// driverResults holds driver impact per released wave.
 	driverResults *memo[DriversResult]
 
@@ -43,6 +46,11 @@ type Server struct {
 	// attackers catch a leak (WeakenGuardForTest).
 	weakened bool
 }
+
+// SetRecordStore gives the guard the record it decides against: every
+// replica of the query service must share one (NewRecordStore in
+// JetStream). Without one, results are refused with 503.
+func (s *Server) SetRecordStore(r guard.RecordStore) { s.records = r }
 
 // WeakenGuardForTest makes the guard serve every cell that has at least K
 // respondents, without any check against other results. It exists so that
@@ -55,7 +63,7 @@ func (s *Server) WeakenGuardForTest() { s.weakened = true }
 func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *Server {
 	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query"),
 		tokens:   tokenCache{entries: map[string]tokenEntry{}},
-		waveList: newMemo[wavesEntry](1024), scopeData: newMemo[scopeData](2048), types: newMemo[*typeCounts](256),
+		waveList: newMemo[wavesEntry](1024), scopeData: newMemo[scopeData](2048), types: newMemo[waveTypes](4096),
 		driverResults: newMemo[DriversResult](1024)}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-query",
@@ -194,9 +202,8 @@ func (s *Server) sendScores(ctx context.Context, c *fiber.Ctx, sc Scope, groupBy
 	return send(c, res)
 }
 
-// Scores computes a scope's result under every rule of the guard, the
-// differencing rule across results included, and records the cells it
-// serves.
+// Scores computes a scope's result under every rule of the guard and
+// records the sets it serves.
 func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy string) (Scores, error) {
 	res, err := s.ScoresBatch(ctx, org, []Scope{sc}, groupBy)
 	if err != nil {
@@ -205,113 +212,110 @@ func (s *Server) Scores(ctx context.Context, org string, sc Scope, groupBy strin
 	return res[0], nil
 }
 
-// ScoresBatch computes several scopes' results, in order, with one read
-// and one write of the record of served cells: each result is checked
-// against what was served before and what the earlier ones serve.
+// ScoresBatch computes several scopes' results (a trend's waves) in one
+// decision of the guard: the earlier results are kept over later ones
+// that would conflict with them.
 func (s *Server) ScoresBatch(ctx context.Context, org string, scopes []Scope, groupBy string) ([]Scores, error) {
 	if len(scopes) == 0 {
 		return nil, nil
 	}
-	var waves []string
-	for _, sc := range scopes {
-		waves = append(waves, sc.WaveIDs()...)
+	if s.records == nil && !s.weakened {
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the anonymity guard's record is not reachable; results cannot be served")
 	}
-	// One decision at a time: two requests checked against the same record
-	// could each pass and together break the rule.
-	s.servedMu.Lock()
-	defer s.servedMu.Unlock()
-	rec, err := s.readRecord(ctx, org, waves)
+	data := make([]scopeData, len(scopes))
+	var sets []servedSet
+	for i, sc := range scopes {
+		var err error
+		if data[i], err = s.scopeDataOf(ctx, org, sc, sc.surveys(), groupBy); err != nil {
+			return nil, err
+		}
+		// First without any set suppressed: what the rules within one
+		// result would show.
+		res := compute(org, sc, groupBy, data[i], allowAll)
+		sets = append(sets, res.sets(sc, strconv.Itoa(i)+":")...)
+	}
+	served, err := s.decideSets(ctx, org, sets)
 	if err != nil {
 		return nil, err
 	}
+	// Then again with only the sets the guard serves: a set the first pass
+	// hid (by complementary suppression) may not come back because others
+	// are hidden now.
 	out := make([]Scores, len(scopes))
 	for i, sc := range scopes {
-		if out[i], err = s.decide(ctx, org, sc, groupBy, rec); err != nil {
-			return nil, err
+		prefix := strconv.Itoa(i) + ":"
+		allow := allowedSets{scope: served[prefix+scopeSet], overall: served[prefix+overallSet], groups: map[string]bool{}}
+		for ref := range served {
+			if v, ok := strings.CutPrefix(ref, prefix+groupSetRef("")); ok {
+				allow.groups[v] = true
+			}
 		}
-	}
-	if err := s.store.recordServed(ctx, org, rec.fresh); err != nil {
-		return nil, err
+		out[i] = compute(org, sc, groupBy, data[i], allow)
 	}
 	return out, nil
 }
 
-// decide computes one scope's result under every rule of the guard against
-// the record, and adds what it serves to the record.
-func (s *Server) decide(ctx context.Context, org string, sc Scope, groupBy string, rec *record) (Scores, error) {
-	g := Guard{K: sc.K}
-	var surveys []string
+// surveys lists the surveys of a scope's waves.
+func (sc Scope) surveys() []string {
+	var out []string
 	for _, w := range sc.Waves {
-		if !slices.Contains(surveys, w.SurveyID) {
-			surveys = append(surveys, w.SurveyID)
+		if !slices.Contains(out, w.SurveyID) {
+			out = append(out, w.SurveyID)
 		}
 	}
-	data, err := s.scopeDataOf(ctx, org, sc, surveys, groupBy)
-	if err != nil {
-		return Scores{}, err
-	}
+	return out
+}
+
+// allowedSets are the sets of a result that may show numbers: those the
+// guard serves. groups nil allows every group.
+type allowedSets struct {
+	scope, overall bool
+	groups         map[string]bool
+}
+
+var allowAll = allowedSets{scope: true, overall: true}
+
+// compute builds one scope's result from its data under the rules within
+// one result, with the sets hidden that the guard refuses.
+func compute(org string, sc Scope, groupBy string, data scopeData, allow allowedSets) Scores {
+	g := Guard{K: sc.K}
 	qn, in, overall, groupN, groupCells := data.qn, data.in, data.overall, data.groupN, data.groupCells
-	compute := func(forced map[string]bool) Scores {
-		res := Scores{Org: org, Waves: sc.WaveIDs(), Threshold: sc.K, GroupBy: groupBy}
-		if len(sc.Waves) == 1 {
-			res.WaveID = sc.Waves[0].ID
+	res := Scores{Org: org, Waves: sc.WaveIDs(), Threshold: sc.K, GroupBy: groupBy}
+	if len(sc.Waves) == 1 {
+		res.WaveID = sc.Waves[0].ID
+	}
+	for _, cl := range sc.Filter {
+		if res.Filter == nil {
+			res.Filter = map[string]string{}
 		}
-		for _, cl := range sc.Filter {
-			if res.Filter == nil {
-				res.Filter = map[string]string{}
+		res.Filter[cl.Attr] = cl.Values[0]
+	}
+	res.Respondents, res.Dimensions, res.Drivers, res.Questions = guardScope(g, in, qn.Text, qn.Order, !allow.scope)
+	if res.Respondents.N != nil {
+		n := data.invitedTotal()
+		res.Invited = &n
+	}
+	orgDims := res.Dimensions
+	if len(sc.Filter) > 0 {
+		_, res.Overall, _, _ = guardScope(g, overall, nil, nil, !allow.overall)
+		orgDims = res.Overall
+		for i := range res.Dimensions {
+			if j := indexOfDimension(orgDims, res.Dimensions[i].Dimension); j >= 0 {
+				res.Dimensions[i].vsOrg(orgDims[j])
 			}
-			res.Filter[cl.Attr] = cl.Values[0]
 		}
-		res.Respondents, res.Dimensions, res.Drivers, res.Questions = guardScope(g, in, qn.Text, qn.Order, scopeRef, forced)
-		if res.Respondents.N != nil {
-			n := data.invitedTotal()
-			res.Invited = &n
-		}
-		orgDims := res.Dimensions
-		if len(sc.Filter) > 0 {
-			_, res.Overall, _, _ = guardScope(g, overall, nil, nil, overallRef, forced)
-			orgDims = res.Overall
-			for i := range res.Dimensions {
-				if j := indexOfDimension(orgDims, res.Dimensions[i].Dimension); j >= 0 {
-					res.Dimensions[i].vsOrg(orgDims[j])
+	}
+	if groupN != nil {
+		res.Groups = guardGroups(g, in.total, groupN, groupCells, allow.groups)
+		for _, gs := range res.Groups {
+			for i := range gs.Dimensions {
+				if j := indexOfDimension(orgDims, gs.Dimensions[i].Dimension); j >= 0 {
+					gs.Dimensions[i].vsOrg(orgDims[j])
 				}
 			}
 		}
-		if groupN != nil {
-			res.Groups = guardGroups(g, in.total, groupN, groupCells, forced)
-			for _, gs := range res.Groups {
-				for i := range gs.Dimensions {
-					if j := indexOfDimension(orgDims, gs.Dimensions[i].Dimension); j >= 0 {
-						gs.Dimensions[i].vsOrg(orgDims[j])
-					}
-				}
-			}
-		}
-		return res
 	}
-	forced := map[string]bool{}
-	for range 10 {
-		res := compute(forced)
-		cells := res.servedCells(sc)
-		bad, derived, recorded, err := s.guardViolations(ctx, org, sc, qn, cells, rec)
-		if err != nil {
-			return Scores{}, err
-		}
-		if s.weakened {
-			bad = nil
-		}
-		if len(bad) == 0 {
-			// The derived cells are recorded too: later results are
-			// checked against what this one gives away by subtraction.
-			// Cells recorded before (the same result asked again) are not.
-			rec.add(append(cells, derived...), recorded)
-			return res, nil
-		}
-		for ref := range bad {
-			forced[ref] = true
-		}
-	}
-	return Scores{}, schemas.Errorf(http.StatusConflict, "differencing", "this result would reveal a group smaller than %d when set against results served before", sc.K)
+	return res
 }
 
 // scopeData is what a result is computed from, before the guard: it

@@ -109,10 +109,8 @@ func Statements() []schemas.Statement {
 		scoped("questions", sqlQuestionCells, ""),
 		{Name: "drivers", SQL: fmt.Sprintf(sqlDriverCells, "", where, driverExpr), Args: append([]any{[]string{"q1", "q2"}, []string{"support", "growth"}, org}, whereArgs...)},
 		{Name: "comments", SQL: fmt.Sprintf(sqlComments, where), Args: append(append([]any{org, "c1"}, whereArgs...), uint64(MaxComments+1))},
-		{Name: "served sets", SQL: sqlServedSets, Args: []any{org, clickhouse.GroupSet{Value: []any{"w1", "w2"}}}},
+		{Name: "response types", SQL: sqlWaveTypes, Args: []any{org, wave, uint64(100)}},
 	}
-	types, typeArgs := typeCountsSQL(org, exampleScope, [][2]string{{"dim:trust", "dim:trust"}, {"dim:trust", "drv:support"}, {"all", "all"}}, map[string][]string{"support": {"q1"}})
-	out = append(out, schemas.Statement{Name: "response types", SQL: types, Args: typeArgs})
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,
 			scoped("respondents by "+g, sqlGroupRespondents, g),

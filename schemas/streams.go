@@ -41,7 +41,24 @@ const (
 	PeopleBucket = "trustpulse_people"
 	// LockBucket holds leases, such as the one that makes the projector a singleton.
 	LockBucket = "trustpulse_locks"
+	// GuardBucket holds the anonymity guard's record per organisation: the
+	// partition of response types that the results served so far induce
+	// (package query/guard). Every query replica decides against it with a
+	// compare-and-set on the key's revision.
+	GuardBucket = "trustpulse_guard"
 )
+
+// GuardBucketConfig defines the guard's record bucket. The record is never
+// deleted: forgetting what was served would let it be served apart again.
+func GuardBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      GuardBucket,
+		Description: "anonymity guard: org -> partition of response types served so far",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
 
 // Subject returns the subject an event of type t for org is published on.
 func Subject(org string, t EventType) string {

@@ -77,6 +77,7 @@ func benchQueries(ctx context.Context, e *env, token, wave string, n, coldN, onl
 	q := e.procs["query"]
 	rec := &recordingConn{Conn: e.ch}
 	inproc := query.NewServer(query.NewStore(rec), 5, schemas.ProjectorConsumer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	inproc.SetRecordStore(query.NewRecordStore(e.js))
 	inproc.DisableCaching()
 	var out []queryResult
 	eps := endpoints(wave)

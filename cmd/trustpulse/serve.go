@@ -73,7 +73,7 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 		ClickHouse: deploy.ClickHouseConfig{
 			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
 		},
-		NeedNATS:       c.runs("ingest") || c.runs("projector"),
+		NeedNATS:       true, // the query service keeps the guard's record there
 		NeedClickHouse: c.runs("projector") || c.runs("query"),
 		Own:            own,
 		Name:           "trustpulse " + c.Target,
@@ -136,9 +136,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 	if cfg.runs("query") {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
 		m.Query = srv
-		if m.Stack.JS != nil {
-			srv.SetLive(query.NewLiveCounts(m.Stack.JS))
-		}
+		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
+		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
 		if len(key) == 0 {
 			key = make([]byte, 32)

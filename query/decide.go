@@ -1,0 +1,174 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/trustpulse/trustpulse/query/guard"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// What this file does: it turns the sets a result would serve numbers on
+// into the guard's cells (sets of response types per wave), reads the
+// response types of released waves (once: they never change), and runs
+// the guard's decision against the shared record. The rules themselves
+// are in package guard.
+
+// servedSet is one set a result would serve numbers or comments on: its
+// waves and its predicate (the filter, and group = value for a group).
+type servedSet struct {
+	ref      string
+	waves    []WaveInfo
+	pred     []Clause
+	comments bool
+}
+
+// waveTypes is a released wave's response types for the guard, with each
+// type's attributes (by GroupColumns name) for matching predicates.
+type waveTypes struct {
+	guard.Wave
+	attrs []map[string]string
+}
+
+const sqlWaveTypes = `SELECT department, team, location, tenure_band, uniqExact(response_id)
+FROM answers WHERE org = ? AND wave_id = ? AND seq < ?
+GROUP BY department, team, location, tenure_band
+ORDER BY department, team, location, tenure_band`
+
+// typeSep joins a type's attribute values into its key; cohort values
+// never hold control characters (sliceRequest and the roster refuse them).
+const typeSep = "\x1f"
+
+// waveTypesOf reads (or recalls) a released wave's response types.
+func (s *Server) waveTypesOf(ctx context.Context, org string, w WaveInfo) (waveTypes, error) {
+	key := org + "|" + w.ID + "@" + strconv.FormatUint(w.SealSeq, 10)
+	if t, ok := s.types.get(key); ok {
+		return t, nil
+	}
+	rows, err := s.store.ch.Query(ctx, sqlWaveTypes, org, w.ID, w.SealSeq)
+	if err != nil {
+		return waveTypes{}, fmt.Errorf("query: response types of %s: %w", w.ID, err)
+	}
+	defer rows.Close()
+	t := waveTypes{Wave: guard.Wave{ID: w.ID, K: w.threshold(s.guard.K)}}
+	for rows.Next() {
+		var dept, team, loc, tenure string
+		var n uint64
+		if err := rows.Scan(&dept, &team, &loc, &tenure, &n); err != nil {
+			return waveTypes{}, err
+		}
+		t.Types = append(t.Types, strings.Join([]string{dept, team, loc, tenure}, typeSep))
+		t.N = append(t.N, int(n))
+		t.attrs = append(t.attrs, map[string]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure})
+	}
+	if err := rows.Err(); err != nil {
+		return waveTypes{}, err
+	}
+	s.types.put(key, t)
+	return t, nil
+}
+
+// matches reports whether a type's attributes satisfy a predicate.
+func matches(attrs map[string]string, pred []Clause) bool {
+	for _, cl := range pred {
+		if !slices.Contains(cl.Values, attrs[cl.Attr]) {
+			return false
+		}
+	}
+	return true
+}
+
+// decideSets runs the guard on sets, in order, and returns the refs it
+// serves. One decision per organisation at a time across every replica
+// that shares the record (guard.Run).
+func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (map[string]bool, error) {
+	waves := map[string]guard.Wave{}
+	types := map[string]waveTypes{}
+	req := guard.Request{CommentK: schemas.CommentThreshold}
+	for _, set := range sets {
+		c := guard.Cell{Ref: set.ref, Parts: map[string][]int{}, Comments: set.comments}
+		for _, w := range set.waves {
+			t, ok := types[w.ID]
+			if !ok {
+				var err error
+				if t, err = s.waveTypesOf(ctx, org, w); err != nil {
+					return nil, err
+				}
+				types[w.ID], waves[w.ID] = t, t.Wave
+			}
+			idx := []int{}
+			for i, a := range t.attrs {
+				if matches(a, set.pred) {
+					idx = append(idx, i)
+				}
+			}
+			c.Parts[w.ID] = idx
+		}
+		req.Cells = append(req.Cells, c)
+	}
+	if s.weakened {
+		served := map[string]bool{}
+		for _, set := range sets {
+			served[set.ref] = true
+		}
+		return served, nil
+	}
+	d, err := guard.Run(ctx, s.records, org, req, waves)
+	if errors.Is(err, guard.ErrBusy) {
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "busy", "too many results are being decided at once for this organisation; try again")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.Served, nil
+}
+
+// Set refs within a result: the scope, the organisation overall, a group.
+const (
+	scopeSet   = "scope"
+	overallSet = "overall"
+)
+
+func groupSetRef(value string) string { return "group|" + value }
+
+// sets lists the sets a computed result serves numbers on, in the order
+// the guard should try them: the organisation overall, the scope, then
+// the groups from the largest. prefix tells results of a batch apart.
+func (r Scores) sets(sc Scope, prefix string) []servedSet {
+	var out []servedSet
+	if slices.ContainsFunc(r.Overall, func(s Score) bool { return s.N != nil }) {
+		out = append(out, servedSet{ref: prefix + overallSet, waves: sc.Waves})
+	}
+	if r.Respondents.N != nil {
+		out = append(out, servedSet{ref: prefix + scopeSet, waves: sc.Waves, pred: sc.Filter})
+	}
+	groups := slices.Clone(r.Groups)
+	slices.SortStableFunc(groups, func(a, b GroupScores) int {
+		return cmpN(b.Respondents.N, a.Respondents.N)
+	})
+	for _, g := range groups {
+		if g.Respondents.N == nil {
+			continue
+		}
+		pred := append(slices.Clone(sc.Filter), Clause{Attr: r.GroupBy, Values: []string{g.Value}})
+		out = append(out, servedSet{ref: prefix + groupSetRef(g.Value), waves: sc.Waves, pred: pred})
+	}
+	return out
+}
+
+func cmpN(a, b *int) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return *a - *b
+}
