@@ -91,16 +91,32 @@ type DriversResult struct {
 }
 
 // Drivers computes the impact of each driver of a released wave.
+// Driver impact stands on the wave's whole set of respondents (a
+// correlation over all of them, and its n), which the guard decides like
+// any other set.
 func (s *Server) Drivers(ctx context.Context, org string, w WaveInfo) (DriversResult, error) {
 	key := org + "|" + w.ID + "@" + strconv.FormatUint(w.SealSeq, 10)
-	if res, ok := s.driverResults.get(key); ok {
-		return res, nil
-	}
-	res, err := s.drivers(ctx, org, w)
-	if err == nil {
+	res, ok := s.driverResults.get(key)
+	if !ok {
+		var err error
+		if res, err = s.drivers(ctx, org, w); err != nil {
+			return res, err
+		}
 		s.driverResults.put(key, res)
 	}
-	return res, err
+	served, err := s.decideSets(ctx, org, []servedSet{{ref: "wave", waves: []WaveInfo{w}}})
+	if err != nil {
+		return DriversResult{}, err
+	}
+	if !served["wave"] {
+		hidden := res
+		hidden.Drivers = make([]DriverImpact, len(res.Drivers))
+		for i, d := range res.Drivers {
+			hidden.Drivers[i] = DriverImpact{Driver: d.Driver, Suppressed: true}
+		}
+		return hidden, nil
+	}
+	return res, nil
 }
 
 func (s *Server) drivers(ctx context.Context, org string, w WaveInfo) (DriversResult, error) {

@@ -16,9 +16,11 @@ import (
 
 // Live participation: while a wave is open its answers are held back, but
 // how many have answered may be shown — as counts of at least the wave's
-// threshold, by department, with complementary suppression. The counts come
-// from the live bucket, which ingest keeps per department; they hold no
-// answer, so the differencing and linear rules do not concern them.
+// threshold, by department, with complementary suppression, each rounded
+// down to a multiple of the threshold (k-stepped), so that one submission
+// changes a shown count only when it crosses a multiple of k and watching
+// the counts does not show each person arrive. The counts come from the
+// live bucket, which ingest keeps per department; they hold no answer.
 
 // LiveCounts reads the responses of an open wave so far, per department.
 type LiveCounts interface {
@@ -111,7 +113,7 @@ func (s *Server) LiveParticipation(ctx context.Context, org, waveID string) (Liv
 	for _, n := range invited {
 		totalInvited += n
 	}
-	res.Overall = participation("", totalInvited, count(total, total >= g.K))
+	res.Overall = participation("", totalInvited, count(stepped(total, g.K), total >= g.K))
 	names := make([]string, 0, len(invited))
 	for d := range invited {
 		names = append(names, d)
@@ -124,10 +126,13 @@ func (s *Server) LiveParticipation(ctx context.Context, org, waveID string) (Liv
 	}
 	hidden = g.Complement(ns, hidden)
 	for i, d := range names {
-		res.Groups = append(res.Groups, participation(d, invited[d], count(ns[i], !hidden[i])))
+		res.Groups = append(res.Groups, participation(d, invited[d], count(stepped(ns[i], g.K), !hidden[i])))
 	}
 	return res, nil
 }
+
+// stepped rounds a live count down to a multiple of k.
+func stepped(n, k int) int { return n - n%k }
 
 // unsealed bounds a scope that takes every projected row: an open wave has
 // no seal yet.

@@ -13,7 +13,9 @@ import (
 
 // TestLiveParticipation: while a wave is open, how many have answered is
 // shown by department — from the threshold up, with complementary
-// suppression — and once it closes the live counts are gone.
+// suppression, rounded down to multiples of k so that one submission does
+// not show (issue 10, finding 6: 15→16 overall and 5→6 in a department as
+// one person submitted) — and once it closes the live counts are gone.
 func TestLiveParticipation(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
@@ -67,10 +69,10 @@ func TestLiveParticipation(t *testing.T) {
 			t.Fatalf("live participation: %d %s", status, body)
 		}
 	}
-	if *live.Overall.Responded != 18 || live.Threshold != threshold {
-		t.Fatalf("overall %+v (threshold %d), want 18 of 25", live.Overall, live.Threshold)
+	if *live.Overall.Responded != 15 || live.Threshold != threshold {
+		t.Fatalf("overall %+v (threshold %d), want 18 of 25 shown as 15", live.Overall, live.Threshold)
 	}
-	want := map[string][2]int{"Sales": {14, 10}, "Ops": {9, 7}}
+	want := map[string][2]int{"Sales": {14, 10}, "Ops": {9, 5}}
 	for _, g := range live.Groups {
 		w, shown := want[g.Value]
 		if !shown {
@@ -93,6 +95,31 @@ func TestLiveParticipation(t *testing.T) {
 		}
 	}
 
+	// One more Sales answer (11th, 19 in all) changes nothing shown.
+	before := liveBody(t, m)
+	for i, tok := range tokens {
+		if cohorts[i].Department == "Sales" && i >= 10 {
+			submit(t, m, tok, map[string]int{"trust-a": 3, "trust-b": 3, "auto": 3, "moti": 3, "enps": 7})
+			break
+		}
+	}
+	// Wait until the bucket itself holds the 11th, so the check can fail.
+	kv, err := m.Stack.JS.KeyValue(ctx, schemas.LiveBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if e, err := kv.Get(ctx, schemas.LiveKey("acme", "w1", "Sales")); err == nil && string(e.Value()) == "11" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 11th Sales answer never reached the live bucket")
+		}
+	}
+	if after := liveBody(t, m); after != before {
+		t.Fatalf("one submission changed live participation:\n%s\n%s", before, after)
+	}
+
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +128,17 @@ func TestLiveParticipation(t *testing.T) {
 	if status != http.StatusConflict || !strings.Contains(body, "wave_closed") {
 		t.Fatalf("live participation of a closed wave: %d %s", status, body)
 	}
-	kv, err := m.Stack.JS.KeyValue(ctx, schemas.LiveBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if keys, err := kv.Keys(ctx); err == nil && len(keys) > 0 {
 		t.Fatalf("live counts left after the seal: %v", keys)
 	}
+}
+
+// liveBody is w1's live participation as served.
+func liveBody(t *testing.T, m *Main) string {
+	t.Helper()
+	status, body := get(t, m, "/v1/orgs/acme/waves/w1/live")
+	if status != http.StatusOK {
+		t.Fatalf("live: %d %s", status, body)
+	}
+	return body
 }
