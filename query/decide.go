@@ -111,6 +111,9 @@ func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (
 		}
 		req.Cells = append(req.Cells, c)
 	}
+	if s.records == nil && !s.weakened {
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the anonymity guard's record is not reachable; results cannot be served")
+	}
 	if s.weakened {
 		served := map[string]bool{}
 		for _, set := range sets {
