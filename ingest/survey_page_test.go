@@ -68,8 +68,11 @@ func TestSurveyPage(t *testing.T) {
 	if got := len(regexp.MustCompile(`<label class="option"><input type="radio"`).FindAllString(html, -1)); got != 3*5+11 {
 		t.Errorf("%d labelled radios, want 26", got)
 	}
-	if !strings.Contains(html, "groups of at least 5 people") {
+	if !strings.Contains(html, "among at least 5 people whose answers no one can tell apart") {
 		t.Error("page does not explain the reporting threshold")
+	}
+	if !strings.Contains(html, "everyone in such a group gives the same answer") {
+		t.Error("page does not say what exact numbers cannot hide")
 	}
 	for _, h := range []string{"Cache-Control", "Referrer-Policy", "Content-Security-Policy"} {
 		if hdr.Get(h) == "" {

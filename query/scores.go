@@ -196,8 +196,7 @@ func guardScope(g Guard, in scopeCells, texts map[string]string, order []string,
 }
 
 // guardGroups builds a group-by result. Groups partition the scope's
-// respondents, and each dimension's cells partition that dimension's
-// scope-wide cell, so complementary suppression runs over both.
+// respondents, so complementary suppression runs over them.
 //
 // allowed holds the groups whose sets the guard serves (nil: all).
 func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, allowed map[string]bool) []GroupScores {
@@ -215,7 +214,9 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, allowe
 	hidden = g.Complement(ns, hidden)
 
 	// Per dimension: a cell is hidden with its group, or by rules 1-2 inside
-	// the group; then complementary suppression down the column.
+	// the group. No suppression runs down a dimension's column: it would
+	// make a cell depend on the answers of groups not served, and the
+	// guard's invariant makes it unnecessary (package guard).
 	byDim := map[string]map[string]Cell{}
 	for _, c := range cells {
 		if byDim[c.Dimension] == nil {
@@ -223,24 +224,12 @@ func guardGroups(g Guard, total int, groupN map[string]int, cells []Cell, allowe
 		}
 		byDim[c.Dimension][c.Group] = c
 	}
-	cellHidden := map[string][]bool{}
-	for dim, col := range byDim {
-		cn := make([]int, len(names))
-		ch := make([]bool, len(names))
-		for i, name := range names {
-			c, ok := col[name]
-			cn[i] = c.N
-			ch[i] = hidden[i] || (ok && !g.Visible(c.N, ns[i]))
-		}
-		cellHidden[dim] = g.Complement(cn, ch)
-	}
-
 	out := make([]GroupScores, 0, len(names))
 	for i, name := range names {
 		gs := GroupScores{Value: name, Respondents: count(ns[i], !hidden[i])}
 		for _, d := range schemas.Dimensions {
 			if c, ok := byDim[string(d)][name]; ok {
-				gs.Dimensions = append(gs.Dimensions, served(c, !cellHidden[c.Dimension][i]))
+				gs.Dimensions = append(gs.Dimensions, served(c, !hidden[i] && g.Visible(c.N, ns[i])))
 			}
 		}
 		out = append(out, gs)
