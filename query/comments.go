@@ -13,10 +13,10 @@ import (
 
 // Comments are served word for word, so their rules are stricter than the
 // numbers': a group sees its comments only when it holds at least
-// max(CommentThreshold, the wave's threshold) respondents, and the
-// differencing rule applies between comment results with that threshold —
-// comments shown for Sales but not for Sales-in-Berlin would narrow their
-// authors to the Sales people outside Berlin. The order is a hash of the
+// max(CommentThreshold, the wave's threshold) respondents, and the guard
+// keeps a partition of its own for comment lists with that threshold —
+// comments shown for Sales and for Sales-in-Berlin would narrow the
+// difference's authors to the Sales people outside Berlin. The order is a hash of the
 // words: it says nothing about when or by whom they were written.
 
 // MaxComments bounds the comments of one result.

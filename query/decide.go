@@ -126,7 +126,8 @@ func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (
 		return nil, schemas.Errorf(http.StatusServiceUnavailable, "busy", "too many results are being decided at once for this organisation; try again")
 	}
 	if err != nil {
-		return nil, err
+		s.log.Error("guard record unavailable", "org", org, "err", err)
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the anonymity guard's record is not reachable; results cannot be served now, try again shortly")
 	}
 	return d.Served, nil
 }

@@ -46,7 +46,7 @@ type ParticipationResult struct {
 // participationHandler serves invited and responded counts of a released
 // wave, organisation-wide (or within filters) and per group. Responded
 // counts are the same cells as the scores' respondents and pass the same
-// guard, the differencing rule included.
+// guard.
 func (s *Server) participationHandler(c *fiber.Ctx) error {
 	org := c.Params("org")
 	filter, groupBy, err := sliceRequest(c, "group_by", "format")

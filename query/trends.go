@@ -60,7 +60,7 @@ func (s *Server) trendsHandler(c *fiber.Ctx) error {
 // Trends computes every dimension across the released waves, oldest first.
 // Different waves hold different answers, so a trend is never refused
 // because the number of respondents changes between waves; each point
-// passes the guard of its own wave, the differencing rule included.
+// passes the guard in its own wave, all in one decision.
 func (s *Server) Trends(ctx context.Context, org string, filter []Clause) ([]Trend, error) {
 	waves, err := s.ReleasedWaves(ctx, org)
 	if err != nil {

@@ -147,6 +147,30 @@ func TestDecideRepeatsAndMonotone(t *testing.T) {
 	}
 }
 
+// TestDecideRefusedStaysRefused: a set refused once is refused after any
+// further decisions, so what is served never depends on asking again.
+func TestDecideRefusedStaysRefused(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for trial := range 500 {
+		o := randomTinyOrg(rng)
+		var rec Record
+		var refused []Cell
+		for r := range 12 {
+			c := randomCell(rng, o, fmt.Sprint(r))
+			d := Decide(Request{Cells: []Cell{c}}, rec, o.waves)
+			rec = d.Record
+			if !d.Served[c.Ref] {
+				refused = append(refused, c)
+			}
+			for _, old := range refused {
+				if again := Decide(Request{Cells: []Cell{old}}, rec, o.waves); again.Served[old.Ref] {
+					t.Fatalf("trial %d: cell %v refused before, served after %d decisions", trial, old.Parts, r)
+				}
+			}
+		}
+	}
+}
+
 func TestDecideSharedRef(t *testing.T) {
 	// A ref is served only if every cell with it is.
 	waves := map[string]Wave{"a": oneWave("a", 5, 10, 10), "b": oneWave("b", 5, 2, 30)}
