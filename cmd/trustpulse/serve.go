@@ -185,6 +185,13 @@ func (m *Main) Start() {
 			}
 		}()
 	}
+	if m.Query != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.Query.Warm(ctx)
+		}()
+	}
 	if m.Mixer != nil {
 		m.wg.Add(2)
 		go func() {
