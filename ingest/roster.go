@@ -76,8 +76,11 @@ func ParseRoster(r io.Reader, today time.Time) ([]RosterRow, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
-		if err != nil {
+		line, ok := csvLine(cr, err)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("roster: read: %w", err)
+		case err != nil:
 			problems = append(problems, fmt.Sprintf("line %d: %s", line, csvProblem(err)))
 			continue
 		}
@@ -148,6 +151,23 @@ func csvProblem(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// csvLine returns the line of the record cr just read; err is that read's
+// error. A malformed record's line comes from its csv.ParseError: FieldPos
+// panics for a record without fields, as a bare quote in its first field
+// leaves it. It reports false for any other error (the reader failed),
+// which belongs to no line.
+func csvLine(cr *csv.Reader, err error) (int, bool) {
+	var pe *csv.ParseError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Line, true
+	case err != nil:
+		return 0, false
+	}
+	line, _ := cr.FieldPos(0) // a record read without error has a field
+	return line, true
 }
 
 // RosterSummary counts what an import changed.

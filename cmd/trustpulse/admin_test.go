@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,4 +54,40 @@ func TestOrgSetThresholdCommand(t *testing.T) {
 			t.Errorf("org set -h lacks the common flags:\n%s", stderr.String())
 		}
 	})
+}
+
+// TestAdminCommandsBadCSV: a bare quote in the first field of a data row,
+// which once panicked `roster import` and `invite --cohorts`, is an error
+// that names its line, before any server is asked.
+func TestAdminCommandsBadCSV(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		file, csv string
+		args      func(path string) []string
+	}{
+		"RosterImport": {"people.csv", strings.Join(ingest.RosterColumns, ",") + "\ne\"1,ana@example.com,Ana,Eng,P,Berlin,,2021-04-01\n",
+			func(path string) []string {
+				return []string{"roster", "import", "--org", "acme", "--data-dir", dir, path}
+			}},
+		"InviteCohorts": {"cohorts.csv", strings.Join(ingest.CohortColumns, ",") + "\nEng,P,Berlin,1-2y\nE\"ng,P,Berlin,1-2y\n",
+			func(path string) []string {
+				return []string{"invite", "--org", "acme", "--wave", "w1", "--data-dir", dir, "--cohorts", path}
+			}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(path, []byte(tc.csv), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			args := tc.args(path)
+			err := run(context.Background(), args, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), `bare " in non-quoted-field`) || !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+			}
+			if strings.Contains(err.Error(), "example.com") {
+				t.Errorf("the error echoes an email: %v", err)
+			}
+		})
+	}
 }
