@@ -6,6 +6,8 @@ CHDB_DIR := $(CURDIR)/.cache/chdb
 AXE_DIR := $(CURDIR)/.cache/axe
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
+# each reader of outside files (roster CSV, cohorts CSV, survey file) is fuzzed this long
+READER_FUZZTIME ?= 5s
 
 .PHONY: demo test bench build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
 
@@ -48,6 +50,9 @@ test-go:
 
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSubmitRequest$$' -fuzztime $(FUZZTIME) ./ingest
+	for f in FuzzParseRoster FuzzParseCohorts FuzzParseSurveyFile; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(READER_FUZZTIME) ./ingest || exit 1; \
+	done
 
 test-compat: chdb
 	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseCompat$$' -v ./schemas
