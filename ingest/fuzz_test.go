@@ -24,6 +24,9 @@ func FuzzDecodeSubmitRequest(f *testing.F) {
 		`{"token":"abc","answers":{"q":1},"x":1}`,
 		`{"token":"abc","answers":{"q":1}} {}`,
 		`{"answers":{"q":99999999999999999999}}`,
+		`{"token":"abc","answers":{"q":1,"q":2}}`,
+		`{"token":"abc","Token":"abd","answers":{"q":1}}`,
+		`{"token":"abc","answers":{"q":1},"comments":{"c":"x","c":"y"}}`,
 		`[]`, `null`, ``, `{`, `"\u0000"`,
 	} {
 		f.Add([]byte(seed))
