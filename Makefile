@@ -44,6 +44,8 @@ axe:
 vet:
 	$(GO) vet ./...
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@big="$$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 5000000 {print "  " $$2}')"; \
+		if [ -n "$$big" ]; then echo "tracked files over 5 MB (build outputs belong in .gitignore):"; echo "$$big"; exit 1; fi
 
 test-go:
 	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js $(GO) test -race -count=1 -timeout 20m ./...
