@@ -33,25 +33,18 @@ func ParseCohorts(r io.Reader) ([]schemas.Cohort, error) {
 	}
 	var out []schemas.Cohort
 	var errs []error
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		line, ok := csvLine(cr, err)
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("cohorts: read: %w", err)
-		case err != nil:
-			errs = append(errs, fmt.Errorf("line %d: %s", line, csvProblem(err)))
-			continue
-		}
+	err = readRecords(cr, func(line int, problem string) {
+		errs = append(errs, fmt.Errorf("line %d: %s", line, problem))
+	}, func(line int, rec []string) {
 		c := schemas.Cohort{Department: rec[0], Team: rec[1], Location: rec[2], TenureBand: rec[3]}
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
-			continue
+			return
 		}
 		out = append(out, c)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cohorts: read: %w", err)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
