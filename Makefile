@@ -6,6 +6,8 @@ CHDB_DIR := $(CURDIR)/.cache/chdb
 AXE_DIR := $(CURDIR)/.cache/axe
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
+# each reader of outside files (roster CSV, cohorts CSV, survey file) is fuzzed this long
+READER_FUZZTIME ?= 5s
 
 .PHONY: demo test bench build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
 
@@ -42,12 +44,17 @@ axe:
 vet:
 	$(GO) vet ./...
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@big="$$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 5000000 {print "  " $$2}')"; \
+		if [ -n "$$big" ]; then echo "tracked files over 5 MB (build outputs belong in .gitignore):"; echo "$$big"; exit 1; fi
 
 test-go:
 	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js $(GO) test -race -count=1 -timeout 20m ./...
 
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSubmitRequest$$' -fuzztime $(FUZZTIME) ./ingest
+	for f in FuzzParseRoster FuzzParseCohorts FuzzParseSurveyFile; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(READER_FUZZTIME) ./ingest || exit 1; \
+	done
 
 test-compat: chdb
 	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseCompat$$' -v ./schemas

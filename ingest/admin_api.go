@@ -41,7 +41,7 @@ func NewAdminServer(admin *Admin, token string, log *slog.Logger) *AdminServer {
 		ReadTimeout:           time.Minute,
 		WriteTimeout:          5 * time.Minute,
 	})
-	s.app.Use(s.authenticate)
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, s.authenticate)
 	v1 := s.app.Group("/v1/orgs/:org")
 	v1.Post("/roster", s.importRosterHandler)
 	v1.Post("/waves/:wave/remind", s.remindHandler)

@@ -46,6 +46,8 @@ func TestAdminAPI(t *testing.T) {
 		"ErrNotCSV":      {adminToken, "application/json", good, 415, "unsupported_media_type"},
 		"ErrBadRoster":   {adminToken, "text/csv", rosterHead + "e1,nope,,Eng,P,B,,2021-04-01\n", 422, "invalid_roster"},
 		"ErrEmptyRoster": {adminToken, "text/csv", "", 422, "invalid_roster"},
+		// A bare quote in a row's first field once ended the whole process.
+		"ErrBareQuote": {adminToken, "text/csv", rosterHead + "e\"1,ana@example.com,Ana Ruiz,Engineering,Platform,Berlin,,2021-04-01\n", 422, "invalid_roster"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			status, body := call(http.MethodPost, "/v1/orgs/acme/roster", tc.token, tc.contentType, tc.body)
@@ -53,8 +55,11 @@ func TestAdminAPI(t *testing.T) {
 			if status != tc.status || json.Unmarshal([]byte(body), &p) != nil || p.Code != tc.code {
 				t.Fatalf("%d %s, want %d %s", status, body, tc.status, tc.code)
 			}
-			if strings.Contains(body, "nope") {
+			if strings.Contains(body, "nope") || strings.Contains(body, "example.com") {
 				t.Fatalf("problem echoes the input: %s", body)
+			}
+			if name == "ErrBareQuote" && (len(p.Errors) != 1 || p.Errors[0].Field != "line 2") {
+				t.Fatalf("problem does not name line 2: %s", body)
 			}
 		})
 	}

@@ -30,8 +30,8 @@ type SubmitRequest struct {
 }
 
 // DecodeSubmitRequest strictly decodes a submission body: one JSON object,
-// no unknown fields, nothing after it. It is the decoder of outside data
-// that the fuzz target exercises.
+// no unknown fields, no key twice, nothing after it. It is the decoder of
+// outside data that the fuzz target exercises.
 func DecodeSubmitRequest(body []byte) (SubmitRequest, error) {
 	var req SubmitRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -41,6 +41,9 @@ func DecodeSubmitRequest(body []byte) (SubmitRequest, error) {
 	}
 	if dec.More() {
 		return SubmitRequest{}, errors.New("body is not a valid submission: data after the JSON object")
+	}
+	if dup, ok := duplicateKey(body); ok {
+		return SubmitRequest{}, fmt.Errorf("body is not a valid submission: %s", dup)
 	}
 	if req.Token == "" {
 		return SubmitRequest{}, errors.New("token: required")

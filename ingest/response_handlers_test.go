@@ -98,6 +98,12 @@ func TestSubmitResponseBadInput(t *testing.T) {
 		"ErrOutOfRangeLikert": {"application/json", submitBody(tok, zeroLikert), 422, "invalid_answers"},
 		"ErrMissingRequired":  {"application/json", submitBody(tok, missing), 422, "invalid_answers"},
 		"ErrNoAnswersAtAll":   {"application/json", submitBody(tok, map[string]int{}), 422, "invalid_answers"},
+		// Duplicate keys: encoding/json would keep the last one.
+		"ErrDuplicateAnswer":    {"application/json", []byte(`{"token":"` + tok + `","answers":{"trust-1":4,"auto-1":5,"enps":9,"trust-1":1}}`), 400, "invalid_body"},
+		"ErrDuplicateToken":     {"application/json", []byte(`{"token":"` + forged + `","answers":{"trust-1":4,"auto-1":5,"enps":9},"token":"` + tok + `"}`), 400, "invalid_body"},
+		"ErrDuplicateTokenCase": {"application/json", []byte(`{"token":"` + forged + `","Token":"` + tok + `","answers":{"trust-1":4,"auto-1":5,"enps":9}}`), 400, "invalid_body"},
+		"ErrDuplicateAnswers":   {"application/json", []byte(`{"token":"` + tok + `","answers":{"enps":1},"answers":{"trust-1":4,"auto-1":5,"enps":9}}`), 400, "invalid_body"},
+		"ErrDuplicateComment":   {"application/json", []byte(`{"token":"` + tok + `","answers":{"trust-1":4,"auto-1":5,"enps":9},"comments":{"better":"a","better":"b"}}`), 400, "invalid_body"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			status, body := e.post(t, tc.contentType, tc.body)
@@ -250,5 +256,31 @@ func TestSubmitResponsePublishFails(t *testing.T) {
 	}
 	if got := len(e.responses(t)); got != 1 {
 		t.Fatalf("%d responses on the stream, want 1", got)
+	}
+}
+
+// TestDecodeSubmitRequestDuplicateKeys: a key given twice in any object of
+// a submission is refused, naming the key; the same key in different
+// objects is not a duplicate.
+func TestDecodeSubmitRequestDuplicateKeys(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"token":"t","answers":{"q":1,"q":2}}`:                       `key "q" given twice`,
+		`{"token":"t","answers":{"q":1},"token":"u"}`:                 `field "token" given twice`,
+		`{"token":"t","TOKEN":"u","answers":{"q":1}}`:                 `field "TOKEN" given twice`,
+		`{"token":"t","answers":{"s":1},"anſwers":{"s":2}}`:           `field "anſwers" given twice`, // ſ folds to s, as encoding/json matches fields
+		`{"token":"t","answers":{"q":1},"comments":{"c":"a","c":""}}`: `key "c" given twice`,
+		`{"token":"t","answers":{"q\u0031":1,"q1":2}}`:                `key "q1" given twice`,
+		`{"token":"t","answers":{"q":1,"Q":2}}`:                       "", // question ids are exact
+		`{"token":"t","answers":{"token":1,"answers":2}}`:             "",
+		`{"token":"t","answers":{"q":1},"comments":{"q":"x"}}`:        "",
+		`{"token":"t","answers":null,"comments":null}`:                "answers: required",
+	} {
+		_, err := ingest.DecodeSubmitRequest([]byte(body))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", body, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
 	}
 }

@@ -71,16 +71,9 @@ func ParseRoster(r io.Reader, today time.Time) ([]RosterRow, error) {
 	}
 	var rows []RosterRow
 	ids, emails := map[string]int{}, map[string]int{}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		line, _ := cr.FieldPos(0)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("line %d: %s", line, csvProblem(err)))
-			continue
-		}
+	err = readRecords(cr, func(line int, problem string) {
+		problems = append(problems, fmt.Sprintf("line %d: %s", line, problem))
+	}, func(line int, rec []string) {
 		get := func(c string) string {
 			if i := col[c]; i < len(rec) {
 				return strings.TrimSpace(rec[i])
@@ -94,7 +87,7 @@ func ParseRoster(r io.Reader, today time.Time) ([]RosterRow, error) {
 		}
 		if len(rec) != len(head) {
 			bad("row", fmt.Sprintf("%d fields, the header has %d", len(rec), len(head)))
-			continue
+			return
 		}
 		if !employeeIDPattern.MatchString(row.EmployeeID) {
 			bad("employee_id", "want 1-64 letters, digits, '-' or '_'")
@@ -127,6 +120,9 @@ func ParseRoster(r io.Reader, today time.Time) ([]RosterRow, error) {
 			bad("start_date", "is in the future")
 		}
 		rows = append(rows, row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("roster: read: %w", err)
 	}
 	for _, r := range rows {
 		if _, ok := ids[r.ManagerID]; r.ManagerID != "" && !ok && employeeIDPattern.MatchString(r.ManagerID) {
@@ -148,6 +144,29 @@ func csvProblem(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// readRecords reads the records of cr that are left, calling row with each
+// one and its line, or bad with a malformed one's line (from its
+// csv.ParseError: FieldPos panics for a record without fields, as a bare
+// quote in its first field leaves it) and what is wrong with it. It returns
+// nil at the end, or the error of a reader that failed.
+func readRecords(cr *csv.Reader, bad func(line int, problem string), row func(line int, rec []string)) error {
+	for {
+		rec, err := cr.Read()
+		var pe *csv.ParseError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.As(err, &pe):
+			bad(pe.Line, pe.Err.Error())
+		case err != nil:
+			return err
+		default:
+			line, _ := cr.FieldPos(0) // a record read without error has a field
+			row(line, rec)
+		}
+	}
 }
 
 // RosterSummary counts what an import changed.

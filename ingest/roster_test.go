@@ -35,6 +35,11 @@ func TestParseRosterBadInput(t *testing.T) {
 		"ErrUnknownManager": {rosterHead + "e2,bo@example.com,Bo,Sales,EMEA,Lisbon,e9,2021-01-01\n", []string{`line 2: manager_id: "e9" is not an employee`}},
 		"ErrFieldCount":     {rosterHead + "e2,bo@example.com,Bo\n", []string{"line 2: row: 3 fields, the header has 8"}},
 		"ErrMissingTeam":    {rosterHead + "e2,bo@example.com,Bo,Sales,,Lisbon,,2021-01-01\n", []string{"line 2: team"}},
+		"ErrBareQuoteFirstField": {rosterHead + good + "e\"2,bo@example.com,Bo,Sales,EMEA,Lisbon,,2021-01-01\n" + "e3,bo@example.com,Bo,Sales,EMEA,x,,2021-01-01\n",
+			[]string{`line 3: bare " in non-quoted-field`}},
+		"ErrBareQuoteLaterField": {rosterHead + "e2,bo@example.com,B\"o,Sales,EMEA,Lisbon,,2021-01-01\n", []string{`line 2: bare " in non-quoted-field`}},
+		"ErrBareQuoteOnly":       {rosterHead + "\"x\"y\n", []string{`line 2: extraneous or missing " in quoted-field`}},
+		"ErrUnterminatedQuote":   {rosterHead + good + "\"e2,bo@example.com\n", []string{`line 3: extraneous or missing " in quoted-field`}},
 		"ErrManyRows": {rosterHead + good + "x,bad,,,,,,\n" + "e3,c@example.com,C,Sales,EMEA,Lisbon,,yesterday\n",
 			[]string{"line 3: email", "line 3: display_name", "line 3: department", "line 4: start_date"}},
 	} {

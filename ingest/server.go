@@ -44,6 +44,7 @@ func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, thresho
 		WriteTimeout:          15 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
 	s.routes()
 	return s
 }

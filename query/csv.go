@@ -50,22 +50,54 @@ func newCSV(w io.Writer, header ...string) csvTable {
 	return t
 }
 
-func (t csvTable) row(fields ...string) { _ = t.w.Write(fields) }
+// number is a numeric cell (inum, fnum), written as it is: a negative
+// vs_org stays -0.25.
+type number string
+
+// row writes one row. Each cell is a number, text (a string: a cohort
+// value, a question's text, an id, anything that may come from outside) or
+// nil (empty). Text is neutralised against formula injection (safeText).
+func (t csvTable) row(cells ...any) {
+	fields := make([]string, len(cells))
+	for i, c := range cells {
+		switch v := c.(type) {
+		case nil:
+		case number:
+			fields[i] = string(v)
+		case string:
+			fields[i] = safeText(v)
+		default: // not a cell type: written as text, neutralised too
+			fields[i] = safeText(fmt.Sprint(v))
+		}
+	}
+	_ = t.w.Write(fields)
+}
 
 func (t csvTable) close() error { t.w.Flush(); return t.w.Error() }
 
-func fnum(f *float64) string {
+// safeText keeps a spreadsheet from reading a text cell as a formula: one
+// that begins with =, +, -, @, a tab or a carriage return gets a leading
+// single quote (OWASP, CSV injection), so `=HYPERLINK(...)` is shown as
+// text, never run.
+func safeText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func fnum(f *float64) number {
 	if f == nil {
 		return ""
 	}
-	return strconv.FormatFloat(*f, 'f', -1, 64)
+	return number(strconv.FormatFloat(*f, 'f', -1, 64))
 }
 
-func inum(n *int) string {
+func inum(n *int) number {
 	if n == nil {
 		return ""
 	}
-	return strconv.Itoa(*n)
+	return number(strconv.Itoa(*n))
 }
 
 // distributionColumns are the share columns of a scores CSV, values 0-10.
@@ -101,16 +133,16 @@ func (r Scores) WriteCSV(w io.Writer) error {
 	}
 	filter := strings.Join(filters, " ")
 	row := func(group, kind string, s Score) {
-		shares := make([]string, 11)
+		shares := make([]any, 11)
 		for _, d := range s.Distribution {
-			shares[d.Value] = strconv.FormatFloat(d.Share, 'f', -1, 64)
+			shares[d.Value] = fnum(&d.Share)
 		}
-		t.row(append([]string{waves, filter, r.GroupBy, group, kind, s.Key, s.Dimension, s.Text, strconv.FormatBool(s.Suppressed),
+		t.row(append([]any{waves, filter, r.GroupBy, group, kind, s.Key, s.Dimension, s.Text, strconv.FormatBool(s.Suppressed),
 			inum(s.N), fnum(s.Mean), fnum(s.Favorable), fnum(s.Neutral), fnum(s.Unfavorable), fnum(s.ENPS), fnum(s.VsOrg)}, shares...)...)
 	}
 	respondents := func(group string, c Count) {
-		t.row(append([]string{waves, filter, r.GroupBy, group, "respondents", "", "", "", strconv.FormatBool(c.Suppressed), inum(c.N),
-			"", "", "", "", "", ""}, make([]string, 11)...)...)
+		t.row(append([]any{waves, filter, r.GroupBy, group, "respondents", "", "", "", strconv.FormatBool(c.Suppressed), inum(c.N),
+			"", "", "", "", "", ""}, make([]any, 11)...)...)
 	}
 	respondents("", r.Respondents)
 	for _, s := range r.Dimensions {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -367,49 +366,18 @@ func mailFailuresCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	return nil
 }
 
-// readCohorts reads one cohort per CSV row. Any bad row fails the whole file,
-// naming its line.
+// readCohorts reads a cohorts CSV file (ingest.ParseCohorts).
 func readCohorts(path string) ([]schemas.Cohort, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = 4
-	head, err := r.Read()
+	cohorts, err := ingest.ParseCohorts(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: header: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if strings.Join(head, ",") != "department,team,location,tenure_band" {
-		return nil, fmt.Errorf("%s line 1: header must be department,team,location,tenure_band", path)
-	}
-	var out []schemas.Cohort
-	var errs []error
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		line, _ := r.FieldPos(0)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", path, err))
-			continue
-		}
-		c := schemas.Cohort{Department: rec[0], Team: rec[1], Location: rec[2], TenureBand: rec[3]}
-		if err := c.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s line %d: %w", path, line, err))
-			continue
-		}
-		out = append(out, c)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no invitees", path)
-	}
-	return out, nil
+	return cohorts, nil
 }
 
 func rosterImportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -31,7 +31,7 @@ Usage:
                                                 pulse waves that open, invite, remind and close by themselves
   trustpulse remind --org ORG --wave WAVE       email a new link to those who have not answered
   trustpulse mail failures --org ORG            emails that could not be delivered
-  trustpulse org set --org ORG --sender-name NAME   the sender name of the organisation's emails
+  trustpulse org set --org ORG [--sender-name NAME] [--threshold K]   the sender name of its emails, its threshold
   trustpulse token issue --org ORG --role leader|analyst|admin [--name N]   an API token for the query API
   trustpulse token revoke --org ORG --id ID
   trustpulse roster import --org ORG FILE.csv   import employees; missing ones leave
@@ -115,15 +115,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // parse parses the common flags plus the command's own into cfg, validates
-// and returns a logger.
+// and returns a logger. A command's own flag wins over a common flag of the
+// same name (org set's --threshold is the organisation's, not the
+// deployment's default).
 func parse(name string, args []string, stderr io.Writer, own func(*flag.FlagSet)) (Config, *slog.Logger, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("trustpulse "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.register(fs)
 	if own != nil {
 		own(fs)
 	}
+	common := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.register(common)
+	common.VisitAll(func(f *flag.Flag) {
+		if fs.Lookup(f.Name) == nil {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
 	}

@@ -1,5 +1,7 @@
 // Package httpproblem renders errors of trustpulse's Fiber services as RFC
-// 9457 problem+json, the one place where an error becomes an HTTP status.
+// 9457 problem+json, the one place where an error becomes an HTTP status,
+// and holds the middleware every one of those services installs first:
+// Recover (a panic becomes a 500 problem) and SecurityHeaders.
 package httpproblem
 
 import (
