@@ -73,6 +73,7 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
 	s.routes()
 	return s
 }

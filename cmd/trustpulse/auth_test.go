@@ -161,3 +161,37 @@ func checkEveryEndpoint(t *testing.T, m *Main, other, leader string) {
 		}
 	}
 }
+
+// TestQueryAPIHeaders: the query API's answers, errors included, carry
+// the security headers (issue 12, item 8).
+func TestQueryAPIHeaders(t *testing.T) {
+	m := mustMain(t, nil)
+	token := authorize(t, m, schemas.RoleAnalyst)
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/v1/orgs/acme/waves", token, http.StatusOK},
+		{"/v1/orgs/acme/waves", "", http.StatusUnauthorized},
+		{"/v1/orgs/acme/waves/nope/scores", token, http.StatusNotFound},
+		{"/v1/nowhere", token, http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, m.QueryURL+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.path, resp.StatusCode, tc.status)
+		}
+		for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
+			if got := resp.Header.Get(h); got != want {
+				t.Errorf("%s: %s %q, want %q", tc.path, h, got, want)
+			}
+		}
+	}
+}
