@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -177,4 +178,33 @@ func isWrongRevision(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// forgetLedger purges a sealed wave's invitations and their slots from the
+// ledger, so that no "used" mark of the wave is left: afterwards its links
+// are unknown, and nothing says which were used.
+func forgetLedger(ctx context.Context, js jetstream.JetStream, org, wave string) error {
+	kv, err := js.KeyValue(ctx, schemas.InvitationBucket)
+	if err != nil {
+		return fmt.Errorf("ingest: invitation ledger: %w", err)
+	}
+	entries, err := readBucket(ctx, kv, ">")
+	if err != nil {
+		return fmt.Errorf("ingest: read invitation ledger: %w", err)
+	}
+	for key, val := range entries {
+		if strings.HasPrefix(key, schemas.SlotKey("")) {
+			continue
+		}
+		var inv schemas.Invitation
+		if err := json.Unmarshal(val, &inv); err != nil || inv.Org != org || inv.WaveID != wave {
+			continue
+		}
+		for _, k := range []string{schemas.SlotKey(inv.Slot), key} {
+			if err := kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("ingest: purge ledger entry of wave %s: %w", wave, err)
+			}
+		}
+	}
+	return nil
 }

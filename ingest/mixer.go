@@ -45,11 +45,51 @@ type Mixer struct {
 	// Invite, when set, invites the audience of a wave a schedule opened
 	// (Admin.InviteRoster).
 	Invite func(ctx context.Context, org, wave string, aud Audience) (int, error)
+	// Hook, when set, runs after each step of a seal; an error stops the
+	// seal there, as a crash would. Tests use it to crash at every step.
+	Hook func(org, wave string, step SealStep) error
+
+	// finished holds the sealed waves this process has seen through the
+	// last step of their seal.
+	finished map[string]bool
+}
+
+// SealStep names a step of a seal, in order. A seal interrupted at any of
+// them is finished by the next round of any mixer: the steps before
+// WaveSealed are idempotent and repeated; those after it are repeated for
+// every sealed wave once per process, so a crash between WaveSealed and the
+// last step leaves nothing behind for good.
+type SealStep string
+
+const (
+	// SealPublishing: the first held response is published.
+	SealPublishing SealStep = "publishing"
+	// SealPublished: every held response is published.
+	SealPublished SealStep = "published"
+	// SealMarked: WaveSealed is published.
+	SealMarked SealStep = "marked"
+	// SealPurgedPending: the held responses are purged.
+	SealPurgedPending SealStep = "purged-pending"
+	// SealForgotLedger: the wave's invitations and slots are purged from the ledger.
+	SealForgotLedger SealStep = "forgot-ledger"
+	// SealForgotInvitees: which slot was whose is purged.
+	SealForgotInvitees SealStep = "forgot-invitees"
+	// SealForgotLive: the live counts are purged.
+	SealForgotLive SealStep = "forgot-live"
+)
+
+// step runs the hook after a step.
+func (m *Mixer) step(org, wave string, s SealStep) error {
+	if m.Hook == nil {
+		return nil
+	}
+	return m.Hook(org, wave, s)
 }
 
 // NewMixer returns a mixer with a 10s grace period, checking every second.
 func NewMixer(js jetstream.JetStream, catalog *Catalog, log *slog.Logger, now func() time.Time) *Mixer {
-	return &Mixer{js: js, catalog: catalog, log: log.With("component", "mixer"), now: now, Grace: 10 * time.Second, Interval: time.Second}
+	return &Mixer{js: js, catalog: catalog, log: log.With("component", "mixer"), now: now, Grace: 10 * time.Second, Interval: time.Second,
+		finished: map[string]bool{}}
 }
 
 // Run opens scheduled waves, sends reminders, closes overdue waves and
@@ -78,8 +118,14 @@ func (m *Mixer) tick(ctx context.Context) {
 	for _, w := range m.catalog.Waves() {
 		var err error
 		switch {
-		case w.Sealed:
+		case w.Sealed && m.finished[w.Org+"/"+w.ID]:
 			continue
+		case w.Sealed:
+			// Sealed, perhaps by a mixer that crashed before the last
+			// step: finish it (every step is idempotent).
+			if err = m.finish(ctx, w.Org, w.ID); err == nil {
+				m.finished[w.Org+"/"+w.ID] = true
+			}
 		case !w.Closed && !now.Before(w.ClosesAt):
 			err = closeWave(ctx, m.js, m.catalog, w.Org, w.ID, now)
 			if err == nil {
@@ -153,7 +199,7 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 		seq = msg.Sequence + 1
 	}
 	shuffle(held)
-	for _, msg := range held {
+	for i, msg := range held {
 		env, err := schemas.DecodeEnvelope(msg.Data)
 		if err != nil {
 			return fmt.Errorf("mixer: pending message %d: %w", msg.Sequence, err)
@@ -161,6 +207,14 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 		if _, err := publishRaw(ctx, m.js, schemas.Subject(org, env.Type), env, msg.Data); err != nil {
 			return err
 		}
+		if i == 0 {
+			if err := m.step(org, wave, SealPublishing); err != nil {
+				return err
+			}
+		}
+	}
+	if err := m.step(org, wave, SealPublished); err != nil {
+		return err
 	}
 	seal, err := schemas.NewEnvelope(schemas.WaveSealedType, org, m.now(), schemas.WaveSealed{WaveID: wave})
 	if err != nil {
@@ -171,17 +225,47 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.step(org, wave, SealMarked); err != nil {
+		return err
+	}
+	if err := m.finish(ctx, org, wave); err != nil {
+		return err
+	}
+	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", len(held))
+	return m.catalog.WaitFor(ctx, seq)
+}
+
+// finish does the steps after WaveSealed: purges the wave's held
+// responses, its invitations and slots in the ledger, which slot was
+// whose, and its live counts. Each is idempotent.
+func (m *Mixer) finish(ctx context.Context, org, wave string) error {
+	pending, err := m.js.Stream(ctx, schemas.PendingStream)
+	if err != nil {
+		return fmt.Errorf("mixer: %w", err)
+	}
+	subject := schemas.PendingSubject(org, wave)
 	if err := pending.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
 		return fmt.Errorf("mixer: purge %s: %w", subject, err)
 	}
+	if err := m.step(org, wave, SealPurgedPending); err != nil {
+		return err
+	}
+	if err := forgetLedger(ctx, m.js, org, wave); err != nil {
+		return err
+	}
+	if err := m.step(org, wave, SealForgotLedger); err != nil {
+		return err
+	}
 	if err := m.forgetInvitees(ctx, org, wave); err != nil {
+		return err
+	}
+	if err := m.step(org, wave, SealForgotInvitees); err != nil {
 		return err
 	}
 	if err := forgetLive(ctx, m.js, org, wave); err != nil {
 		return err
 	}
-	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", len(held))
-	return m.catalog.WaitFor(ctx, seq)
+	return m.step(org, wave, SealForgotLive)
 }
 
 // shuffle permutes msgs with a generator seeded from crypto/rand, so the

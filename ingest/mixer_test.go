@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -152,5 +153,114 @@ func TestMixerClosesOnTime(t *testing.T) {
 	}
 	if got := len(e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))); got != 1 {
 		t.Fatalf("%d responses published, want 1", got)
+	}
+}
+
+// pendingCount is the number of messages held in the pending stream.
+func (e *env) pendingCount(t *testing.T) int {
+	t.Helper()
+	stream, err := e.js.Stream(context.Background(), schemas.PendingStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(info.State.Msgs)
+}
+
+// bucketKeys lists a bucket's keys (none: nil).
+func (e *env) bucketKeys(t *testing.T, bucket string) []string {
+	t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(context.Background())
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// TestSealCrashAtEveryStep crashes a seal after each of its steps, then
+// lets another mixer run as a restart would: the wave ends sealed, every
+// response published once, and nothing of the wave is left in the pending
+// stream, the ledger (no invitation, no "used" slot), the invitee bucket
+// or the live counts (issue 11, finding 2: a crash between WaveSealed and
+// the purge left held responses and the invitee map in place for good).
+func TestSealCrashAtEveryStep(t *testing.T) {
+	steps := []ingest.SealStep{ingest.SealPublishing, ingest.SealPublished, ingest.SealMarked,
+		ingest.SealPurgedPending, ingest.SealForgotLedger, ingest.SealForgotInvitees, ingest.SealForgotLive}
+	for _, step := range steps {
+		t.Run(string(step), func(t *testing.T) {
+			e := mustEnv(t)
+			ctx := context.Background()
+			const n = 12
+			for _, tok := range e.invite(t, n) {
+				if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
+					t.Fatalf("%d %s", status, body)
+				}
+			}
+			submitted := eventIDs(t, e.streamMsgs(t, schemas.PendingStream, schemas.PendingPrefix+".>"))
+			invitees, err := e.js.KeyValue(ctx, schemas.InviteeBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := invitees.Put(ctx, schemas.InviteeKey("acme", "w1", "E0001"), []byte("slot")); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); len(e.bucketKeys(t, schemas.LiveBucket)) == 0; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no live counts written")
+				}
+			}
+			if err := e.admin.CloseWave(ctx, "acme", "w1"); err != nil {
+				t.Fatal(err)
+			}
+			crash := errors.New("crash")
+			first := ingest.NewMixer(e.js, e.cat, testenv.Logger(t), e.clock.Now)
+			first.Hook = func(_, _ string, s ingest.SealStep) error {
+				if s == step {
+					return crash
+				}
+				return nil
+			}
+			if err := first.Seal(ctx, "acme", "w1"); !errors.Is(err, crash) {
+				t.Fatalf("seal crashed at %s: %v", step, err)
+			}
+			// The restart: a new mixer's rounds finish the seal.
+			restart := ingest.NewMixer(e.js, e.cat, testenv.Logger(t), e.clock.Now)
+			restart.Grace, restart.Interval = 0, 20*time.Millisecond
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); _ = restart.Run(runCtx) }()
+			defer func() { stop(); <-done }()
+			events := schemas.SubjectFilter(schemas.ResponseSubmittedType)
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				w, _ := e.cat.Wave("acme", "w1")
+				left := e.pendingCount(t) +
+					len(e.bucketKeys(t, schemas.InvitationBucket)) + len(e.bucketKeys(t, schemas.InviteeBucket)) + len(e.bucketKeys(t, schemas.LiveBucket))
+				if w.Sealed && left == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after a crash at %s and a restart: sealed %v, pending %d, ledger %v, invitees %v, live %v", step, w.Sealed,
+						e.pendingCount(t), e.bucketKeys(t, schemas.InvitationBucket),
+						e.bucketKeys(t, schemas.InviteeBucket), e.bucketKeys(t, schemas.LiveBucket))
+				}
+			}
+			got := eventIDs(t, e.streamMsgs(t, schemas.EventStream, events))
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(submitted))) {
+				t.Fatalf("published %d responses %v, want the %d submitted once each", len(got), got, n)
+			}
+			if got := len(e.streamMsgs(t, schemas.EventStream, schemas.SubjectFilter(schemas.WaveSealedType))); got != 1 {
+				t.Fatalf("%d WaveSealed events, want 1", got)
+			}
+		})
 	}
 }
