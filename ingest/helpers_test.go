@@ -132,8 +132,11 @@ func (e *env) post(t *testing.T, contentType string, body []byte) (int, []byte) 
 // pending stream and those the mixer has published to the event stream.
 func (e *env) responses(t *testing.T) [][]byte {
 	t.Helper()
-	return append(e.read(t, schemas.PendingStream, schemas.PendingPrefix+".>"),
-		e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))...)
+	var held [][]byte
+	if _, err := e.js.Stream(context.Background(), schemas.HeldStream("acme", "w1")); err == nil {
+		held = e.read(t, schemas.HeldStream("acme", "w1"), schemas.HeldSubject("acme", "w1"))
+	}
+	return append(held, e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))...)
 }
 
 // read returns the data of a stream's messages on subject, in stream order.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,10 +52,23 @@ func wellFormed(token string) bool {
 	return err == nil && len(b) == tokenBytes
 }
 
-// Ledger is the invitation ledger: a key-value bucket of token hash →
-// schemas.Invitation and slot → used, with compare-and-set updates.
+// Ledger is the invitation ledger. A link's invitation (its cohort and its
+// response slot) and the slot's state live in the wave's own bucket
+// (schemas.WaveLedgerBucket), deleted whole at the seal; the shared bucket
+// (schemas.InvitationBucket) maps the link's hash to its wave only
+// (schemas.InvitationIndex). Entries written before waves had buckets of
+// their own hold the whole invitation in the shared bucket, with their
+// slots beside it; they are read as before.
 type Ledger struct {
-	kv jetstream.KeyValue
+	js    jetstream.JetStream
+	index jetstream.KeyValue
+	// Replicas is the replica count of the buckets and streams of new
+	// waves (deploy's --nats-replicas).
+	Replicas int
+
+	mu    sync.Mutex
+	waves map[string]jetstream.KeyValue // by bucket name
+	held  map[string]bool              // held streams known to exist
 }
 
 // OpenLedger opens the ledger bucket (deploy.EnsureStreams creates it).
@@ -63,15 +77,77 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: invitation ledger: %w", err)
 	}
-	return &Ledger{kv: kv}, nil
+	return &Ledger{js: js, index: kv, Replicas: 1, waves: map[string]jetstream.KeyValue{}, held: map[string]bool{}}, nil
+}
+
+// waveBucket opens a wave's own bucket, creating it if create is set.
+func (l *Ledger) waveBucket(ctx context.Context, name string, create bool) (jetstream.KeyValue, error) {
+	l.mu.Lock()
+	kv, ok := l.waves[name]
+	l.mu.Unlock()
+	if ok {
+		return kv, nil
+	}
+	var err error
+	if create {
+		kv, err = l.js.CreateOrUpdateKeyValue(ctx, schemas.WaveBucketConfig(name, l.Replicas))
+	} else {
+		kv, err = l.js.KeyValue(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingest: bucket %s: %w", name, err)
+	}
+	l.mu.Lock()
+	l.waves[name] = kv
+	l.mu.Unlock()
+	return kv, nil
+}
+
+// EnsureWave creates a wave's own buckets and its stream of held
+// responses, if they do not exist yet. Issuing an invitation does it.
+func (l *Ledger) EnsureWave(ctx context.Context, org, wave string) error {
+	for _, name := range []string{schemas.WaveLedgerBucket(org, wave), schemas.WaveInviteeBucket(org, wave)} {
+		if _, err := l.waveBucket(ctx, name, true); err != nil {
+			return err
+		}
+	}
+	stream := schemas.HeldStream(org, wave)
+	l.mu.Lock()
+	known := l.held[stream]
+	l.mu.Unlock()
+	if known {
+		return nil
+	}
+	if _, err := l.js.CreateOrUpdateStream(ctx, schemas.HeldStreamConfig(org, wave, l.Replicas)); err != nil {
+		return fmt.Errorf("ingest: stream %s: %w", stream, err)
+	}
+	l.mu.Lock()
+	l.held[stream] = true
+	l.mu.Unlock()
+	return nil
+}
+
+// Invitees opens a wave's own invitee bucket (employee id → slot).
+func (l *Ledger) Invitees(ctx context.Context, org, wave string) (jetstream.KeyValue, error) {
+	if err := l.EnsureWave(ctx, org, wave); err != nil {
+		return nil, err
+	}
+	return l.waveBucket(ctx, schemas.WaveInviteeBucket(org, wave), false)
 }
 
 // Issue stores a new invitation with a new response slot and returns its
 // token and slot.
 func (l *Ledger) Issue(ctx context.Context, inv schemas.Invitation) (token, slot string, err error) {
+	if err := l.EnsureWave(ctx, inv.Org, inv.WaveID); err != nil {
+		return "", "", err
+	}
+	kv, err := l.waveBucket(ctx, schemas.WaveLedgerBucket(inv.Org, inv.WaveID), false)
+	if err != nil {
+		return "", "", err
+	}
 	inv.Slot = uuid.NewString()
 	val, _ := json.Marshal(schemas.Slot{})
-	if _, err := l.kv.Create(ctx, schemas.SlotKey(inv.Slot), val); err != nil {
+	if _, err := kv.Create(ctx, schemas.SlotKey(inv.Slot), val); err != nil {
 		return "", "", fmt.Errorf("ingest: store invitation: %w", err)
 	}
 	token, err = l.IssueForSlot(ctx, inv)
@@ -81,20 +157,49 @@ func (l *Ledger) Issue(ctx context.Context, inv schemas.Invitation) (token, slot
 // IssueForSlot stores another link for an existing slot (a reminder's).
 // Either link records the slot's one response.
 func (l *Ledger) IssueForSlot(ctx context.Context, inv schemas.Invitation) (string, error) {
+	if err := l.EnsureWave(ctx, inv.Org, inv.WaveID); err != nil {
+		return "", err
+	}
+	kv, err := l.waveBucket(ctx, schemas.WaveLedgerBucket(inv.Org, inv.WaveID), false)
+	if err != nil {
+		return "", err
+	}
 	token := NewToken()
 	val, err := json.Marshal(inv)
 	if err != nil {
 		return "", err
 	}
-	if _, err := l.kv.Create(ctx, TokenHash(token), val); err != nil {
+	if _, err := kv.Create(ctx, TokenHash(token), val); err != nil {
+		return "", fmt.Errorf("ingest: store invitation: %w", err)
+	}
+	idx, _ := json.Marshal(schemas.InvitationIndex{Org: inv.Org, WaveID: inv.WaveID})
+	if _, err := l.index.Create(ctx, TokenHash(token), idx); err != nil {
 		return "", fmt.Errorf("ingest: store invitation: %w", err)
 	}
 	return token, nil
 }
 
-// SlotUsed reports whether a slot has recorded its response.
-func (l *Ledger) SlotUsed(ctx context.Context, slot string) (bool, error) {
-	e, err := l.kv.Get(ctx, schemas.SlotKey(slot))
+// slotBucket is the bucket that holds an invitation's slot: its wave's own,
+// or the shared one for invitations written before waves had their own.
+func (l *Ledger) slotBucket(ctx context.Context, org, wave string, legacy bool) (jetstream.KeyValue, error) {
+	if legacy {
+		return l.index, nil
+	}
+	return l.waveBucket(ctx, schemas.WaveLedgerBucket(org, wave), false)
+}
+
+// SlotUsed reports whether a slot of a wave has recorded its response.
+func (l *Ledger) SlotUsed(ctx context.Context, org, wave, slot string) (bool, error) {
+	kv, err := l.waveBucket(ctx, schemas.WaveLedgerBucket(org, wave), false)
+	if err != nil {
+		return false, err
+	}
+	e, err := kv.Get(ctx, schemas.SlotKey(slot))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// A slot of an invitation written before waves had their own
+		// buckets.
+		e, err = l.index.Get(ctx, schemas.SlotKey(slot))
+	}
 	if err != nil {
 		return false, fmt.Errorf("ingest: read slot: %w", err)
 	}
@@ -109,6 +214,18 @@ func (l *Ledger) SlotUsed(ctx context.Context, slot string) (bool, error) {
 type Claim struct {
 	Invitation schemas.Invitation
 	slotRev    uint64
+	slots      jetstream.KeyValue
+	// Legacy marks an invitation written before waves had their own
+	// buckets: its response is held on the shared pending stream.
+	Legacy bool
+}
+
+// HeldSubject is the subject the claim's response is held on.
+func (c *Claim) HeldSubject() string {
+	if c.Legacy {
+		return schemas.PendingSubject(c.Invitation.Org, c.Invitation.WaveID)
+	}
+	return schemas.HeldSubject(c.Invitation.Org, c.Invitation.WaveID)
 }
 
 // Lookup finds the usable invitation for token at time now. It returns
@@ -118,7 +235,8 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	if !wellFormed(token) {
 		return nil, ErrTokenUnknown
 	}
-	e, err := l.kv.Get(ctx, TokenHash(token))
+	hash := TokenHash(token)
+	e, err := l.index.Get(ctx, hash)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrTokenUnknown
 	}
@@ -129,7 +247,31 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	if err := json.Unmarshal(e.Value(), &inv); err != nil {
 		return nil, fmt.Errorf("ingest: corrupt ledger entry: %w", err)
 	}
-	se, err := l.kv.Get(ctx, schemas.SlotKey(inv.Slot))
+	legacy := inv.Slot != ""
+	if !legacy {
+		kv, err := l.waveBucket(ctx, schemas.WaveLedgerBucket(inv.Org, inv.WaveID), false)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, ErrTokenUnknown // sealed: the wave's ledger is gone
+		}
+		if err != nil {
+			return nil, err
+		}
+		we, err := kv.Get(ctx, hash)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, ErrTokenUnknown
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ingest: read invitation ledger: %w", err)
+		}
+		if err := json.Unmarshal(we.Value(), &inv); err != nil {
+			return nil, fmt.Errorf("ingest: corrupt ledger entry: %w", err)
+		}
+	}
+	slots, err := l.slotBucket(ctx, inv.Org, inv.WaveID, legacy)
+	if err != nil {
+		return nil, err
+	}
+	se, err := slots.Get(ctx, schemas.SlotKey(inv.Slot))
 	if err != nil {
 		return nil, fmt.Errorf("ingest: read slot: %w", err)
 	}
@@ -143,7 +285,7 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	case !now.Before(inv.ExpiresAt):
 		return nil, ErrTokenExpired
 	}
-	return &Claim{Invitation: inv, slotRev: se.Revision()}, nil
+	return &Claim{Invitation: inv, slotRev: se.Revision(), slots: slots, Legacy: legacy}, nil
 }
 
 // MarkUsed marks the claimed slot used, provided nobody else did since
@@ -151,7 +293,7 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 // one gets past this. It returns ErrTokenUsed to the others.
 func (l *Ledger) MarkUsed(ctx context.Context, c *Claim) error {
 	val, _ := json.Marshal(schemas.Slot{Used: true})
-	rev, err := l.kv.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev)
+	rev, err := c.slots.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev)
 	if isWrongRevision(err) {
 		return ErrTokenUsed
 	}
@@ -166,7 +308,7 @@ func (l *Ledger) MarkUsed(ctx context.Context, c *Claim) error {
 // stored, so the employee can retry.
 func (l *Ledger) Release(ctx context.Context, c *Claim) error {
 	val, _ := json.Marshal(schemas.Slot{})
-	if _, err := l.kv.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev); err != nil {
+	if _, err := c.slots.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev); err != nil {
 		return fmt.Errorf("ingest: release invitation: %w", err)
 	}
 	return nil
@@ -180,10 +322,20 @@ func isWrongRevision(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// forgetLedger purges a sealed wave's invitations and their slots from the
-// ledger, so that no "used" mark of the wave is left: afterwards its links
-// are unknown, and nothing says which were used.
-func forgetLedger(ctx context.Context, js jetstream.JetStream, org, wave string) error {
+// forgetWave deletes a sealed wave's own buckets and stream of held
+// responses (their files go with them), and purges what the shared
+// buckets hold of the wave: the index entries of its links, and the
+// invitations and slots written before waves had buckets of their own.
+// Afterwards its links are unknown, and nothing says which were used.
+func forgetWave(ctx context.Context, js jetstream.JetStream, org, wave string) error {
+	for _, name := range []string{schemas.WaveLedgerBucket(org, wave), schemas.WaveInviteeBucket(org, wave)} {
+		if err := js.DeleteKeyValue(ctx, name); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("ingest: delete bucket %s: %w", name, err)
+		}
+	}
+	if err := js.DeleteStream(ctx, schemas.HeldStream(org, wave)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("ingest: delete stream %s: %w", schemas.HeldStream(org, wave), err)
+	}
 	kv, err := js.KeyValue(ctx, schemas.InvitationBucket)
 	if err != nil {
 		return fmt.Errorf("ingest: invitation ledger: %w", err)
@@ -200,7 +352,11 @@ func forgetLedger(ctx context.Context, js jetstream.JetStream, org, wave string)
 		if err := json.Unmarshal(val, &inv); err != nil || inv.Org != org || inv.WaveID != wave {
 			continue
 		}
-		for _, k := range []string{schemas.SlotKey(inv.Slot), key} {
+		keys := []string{key}
+		if inv.Slot != "" {
+			keys = append(keys, schemas.SlotKey(inv.Slot))
+		}
+		for _, k := range keys {
 			if err := kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 				return fmt.Errorf("ingest: purge ledger entry of wave %s: %w", wave, err)
 			}

@@ -56,7 +56,7 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 	if err != nil {
 		return 0, err
 	}
-	invitees, err := a.js.KeyValue(ctx, schemas.InviteeBucket)
+	invitees, err := a.ledger.Invitees(ctx, org, waveID)
 	if err != nil {
 		return 0, fmt.Errorf("invite: invitee bucket: %w", err)
 	}
@@ -78,9 +78,12 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 			return 0, fmt.Errorf("roster entry with a bad start date: %w", err)
 		}
 		cohort := schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
-		key := schemas.InviteeKey(org, waveID, id)
+		key := inviteeKey(id)
 		if _, err := invitees.Get(ctx, key); err == nil {
 			continue // invited already: inviting again is a no-op
+		}
+		if invitedBefore(ctx, a.js, org, waveID, id) {
+			continue
 		}
 		tok, slot, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt})
 		if err != nil {
@@ -114,13 +117,23 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 	if w.Closed || !a.now().Before(w.ClosesAt) {
 		return 0, fmt.Errorf("wave %q of %s is closed; nobody is reminded", waveID, org)
 	}
-	invitees, err := a.js.KeyValue(ctx, schemas.InviteeBucket)
+	invitees, err := a.ledger.Invitees(ctx, org, waveID)
 	if err != nil {
 		return 0, fmt.Errorf("remind: invitee bucket: %w", err)
 	}
-	slots, err := readBucket(ctx, invitees, org+"."+waveID+".*")
+	slots, err := readBucket(ctx, invitees, inviteeKey("*"))
 	if err != nil {
 		return 0, err
+	}
+	// Invitees recorded before waves had buckets of their own.
+	if shared, err := a.js.KeyValue(ctx, schemas.InviteeBucket); err == nil {
+		old, err := readBucket(ctx, shared, org+"."+waveID+".*")
+		if err != nil {
+			return 0, err
+		}
+		for key, slot := range old {
+			slots[inviteeKey(key[strings.LastIndexByte(key, '.')+1:])] = slot
+		}
 	}
 	people, err := a.People(ctx, org)
 	if err != nil {
@@ -128,11 +141,11 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 	}
 	now, reminded := a.now(), 0
 	for key, slot := range slots {
-		used, err := a.ledger.SlotUsed(ctx, string(slot))
+		used, err := a.ledger.SlotUsed(ctx, org, waveID, string(slot))
 		if err != nil {
 			return reminded, err
 		}
-		p, ok := people[key[strings.LastIndexByte(key, '.')+1:]]
+		p, ok := people[strings.TrimPrefix(key, inviteeKey(""))]
 		if used || !ok || p.LeftOn != "" {
 			continue
 		}
@@ -149,6 +162,21 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 		reminded++
 	}
 	return reminded, nil
+}
+
+// inviteeKey is an invitee's key in a wave's own invitee bucket; markers
+// (reminders sent, scheduled invitations done) have keys of their own.
+func inviteeKey(employeeID string) string { return "e." + employeeID }
+
+// invitedBefore reports whether an employee was invited to the wave before
+// waves had buckets of their own (the shared invitee bucket).
+func invitedBefore(ctx context.Context, js jetstream.JetStream, org, wave, employeeID string) bool {
+	kv, err := js.KeyValue(ctx, schemas.InviteeBucket)
+	if err != nil {
+		return false
+	}
+	_, err = kv.Get(ctx, schemas.InviteeKey(org, wave, employeeID))
+	return err == nil
 }
 
 // readBucket reads the current entries of a bucket under a key filter.

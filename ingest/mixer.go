@@ -45,6 +45,9 @@ type Mixer struct {
 	// Invite, when set, invites the audience of a wave a schedule opened
 	// (Admin.InviteRoster).
 	Invite func(ctx context.Context, org, wave string, aud Audience) (int, error)
+	// Ledger, when set, opens waves' own buckets with its replica count;
+	// without it they are opened with one replica.
+	Ledger *Ledger
 	// Hook, when set, runs after each step of a seal; an error stops the
 	// seal there, as a crash would. Tests use it to crash at every step.
 	Hook func(org, wave string, step SealStep) error
@@ -149,11 +152,11 @@ func (m *Mixer) remindDue(ctx context.Context, w Wave, now time.Time) error {
 		if now.Before(w.OpensAt.AddDate(0, 0, d)) {
 			continue
 		}
-		kv, err := m.js.KeyValue(ctx, schemas.InviteeBucket)
+		kv, err := m.invitees(ctx, w.Org, w.ID)
 		if err != nil {
 			return err
 		}
-		marker := fmt.Sprintf("%s.%s.reminder.%d", w.Org, w.ID, d)
+		marker := fmt.Sprintf("reminder.%d", d)
 		if _, err := kv.Create(ctx, marker, []byte(now.UTC().Format(time.RFC3339))); errors.Is(err, jetstream.ErrKeyExists) {
 			continue // sent already
 		} else if err != nil {
@@ -169,8 +172,19 @@ func (m *Mixer) remindDue(ctx context.Context, w Wave, now time.Time) error {
 	return nil
 }
 
-// forgetInvitees deletes which slot was whose, and the reminder markers,
-// of a sealed wave: afterwards not even who answered is on record.
+// invitees opens a wave's own invitee bucket, which holds the markers of
+// reminders sent and scheduled invitations done.
+func (m *Mixer) invitees(ctx context.Context, org, wave string) (jetstream.KeyValue, error) {
+	if m.Ledger != nil {
+		return m.Ledger.Invitees(ctx, org, wave)
+	}
+	return m.js.CreateOrUpdateKeyValue(ctx, schemas.WaveBucketConfig(schemas.WaveInviteeBucket(org, wave), 1))
+}
+
+// forgetInvitees deletes which slot was whose, and the markers, of a
+// sealed wave recorded before waves had buckets of their own (the wave's
+// own bucket goes with forgetWave): afterwards not even who answered is
+// on record.
 func (m *Mixer) forgetInvitees(ctx context.Context, org, wave string) error {
 	return purgeWave(ctx, m.js, schemas.InviteeBucket, org, wave)
 }
@@ -181,22 +195,9 @@ func (m *Mixer) forgetInvitees(ctx context.Context, org, wave string) error {
 func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	pending, err := m.js.Stream(ctx, schemas.PendingStream)
+	held, err := m.held(ctx, org, wave)
 	if err != nil {
-		return fmt.Errorf("mixer: %w", err)
-	}
-	subject := schemas.PendingSubject(org, wave)
-	var held []*jetstream.RawStreamMsg
-	for seq := uint64(1); ; {
-		msg, err := pending.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("mixer: read pending %s: %w", subject, err)
-		}
-		held = append(held, msg)
-		seq = msg.Sequence + 1
+		return err
 	}
 	shuffle(held)
 	for i, msg := range held {
@@ -235,6 +236,37 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	return m.catalog.WaitFor(ctx, seq)
 }
 
+// held reads every response held for a wave: from its own stream, and
+// from the shared pending stream those held before waves had streams of
+// their own.
+func (m *Mixer) held(ctx context.Context, org, wave string) ([]*jetstream.RawStreamMsg, error) {
+	var out []*jetstream.RawStreamMsg
+	for _, src := range []struct{ stream, subject string }{
+		{schemas.HeldStream(org, wave), schemas.HeldSubject(org, wave)},
+		{schemas.PendingStream, schemas.PendingSubject(org, wave)},
+	} {
+		stream, err := m.js.Stream(ctx, src.stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // no invitation issued, or the shared stream is gone
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mixer: %w", err)
+		}
+		for seq := uint64(1); ; {
+			msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(src.subject))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("mixer: read %s: %w", src.subject, err)
+			}
+			out = append(out, msg)
+			seq = msg.Sequence + 1
+		}
+	}
+	return out, nil
+}
+
 // finish does the steps after WaveSealed: purges the wave's held
 // responses, its invitations and slots in the ledger, which slot was
 // whose, and its live counts. Each is idempotent.
@@ -250,7 +282,7 @@ func (m *Mixer) finish(ctx context.Context, org, wave string) error {
 	if err := m.step(org, wave, SealPurgedPending); err != nil {
 		return err
 	}
-	if err := forgetLedger(ctx, m.js, org, wave); err != nil {
+	if err := forgetWave(ctx, m.js, org, wave); err != nil {
 		return err
 	}
 	if err := m.step(org, wave, SealForgotLedger); err != nil {

@@ -71,7 +71,7 @@ func TestMixer(t *testing.T) {
 	if got := len(e.streamMsgs(t, schemas.EventStream, events)); got != 0 {
 		t.Fatalf("%d responses on the event stream while the wave is open", got)
 	}
-	submitted := eventIDs(t, e.streamMsgs(t, schemas.PendingStream, schemas.PendingPrefix+".>"))
+	submitted := eventIDs(t, e.streamMsgs(t, schemas.HeldStream("acme", "w1"), schemas.HeldSubject("acme", "w1")))
 	if len(submitted) != n {
 		t.Fatalf("%d responses held, want %d", len(submitted), n)
 	}
@@ -107,8 +107,8 @@ func TestMixer(t *testing.T) {
 				md.Sequence.Stream, closedMeta.Sequence.Stream, sealedMeta.Sequence.Stream)
 		}
 	}
-	if left := e.streamMsgs(t, schemas.PendingStream, schemas.PendingPrefix+".>"); len(left) != 0 {
-		t.Fatalf("%d responses left in the pending stream after the seal", len(left))
+	if _, err := e.js.Stream(ctx, schemas.HeldStream("acme", "w1")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the wave's stream of held responses survives the seal: %v", err)
 	}
 	if w, _ := e.cat.Wave("acme", "w1"); !w.Sealed {
 		t.Fatal("catalog does not know the wave is sealed")
@@ -156,10 +156,14 @@ func TestMixerClosesOnTime(t *testing.T) {
 	}
 }
 
-// pendingCount is the number of messages held in the pending stream.
+// pendingCount is the number of responses held for w1 (none once its
+// stream is deleted).
 func (e *env) pendingCount(t *testing.T) int {
 	t.Helper()
-	stream, err := e.js.Stream(context.Background(), schemas.PendingStream)
+	stream, err := e.js.Stream(context.Background(), schemas.HeldStream("acme", "w1"))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +178,9 @@ func (e *env) pendingCount(t *testing.T) int {
 func (e *env) bucketKeys(t *testing.T, bucket string) []string {
 	t.Helper()
 	kv, err := e.js.KeyValue(context.Background(), bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,12 +213,12 @@ func TestSealCrashAtEveryStep(t *testing.T) {
 					t.Fatalf("%d %s", status, body)
 				}
 			}
-			submitted := eventIDs(t, e.streamMsgs(t, schemas.PendingStream, schemas.PendingPrefix+".>"))
-			invitees, err := e.js.KeyValue(ctx, schemas.InviteeBucket)
+			submitted := eventIDs(t, e.streamMsgs(t, schemas.HeldStream("acme", "w1"), schemas.HeldSubject("acme", "w1")))
+			invitees, err := e.ledger.Invitees(ctx, "acme", "w1")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := invitees.Put(ctx, schemas.InviteeKey("acme", "w1", "E0001"), []byte("slot")); err != nil {
+			if _, err := invitees.Put(ctx, "e.E0001", []byte("slot")); err != nil {
 				t.Fatal(err)
 			}
 			for deadline := time.Now().Add(10 * time.Second); len(e.bucketKeys(t, schemas.LiveBucket)) == 0; time.Sleep(50 * time.Millisecond) {
@@ -244,14 +251,15 @@ func TestSealCrashAtEveryStep(t *testing.T) {
 			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				w, _ := e.cat.Wave("acme", "w1")
 				left := e.pendingCount(t) +
-					len(e.bucketKeys(t, schemas.InvitationBucket)) + len(e.bucketKeys(t, schemas.InviteeBucket)) + len(e.bucketKeys(t, schemas.LiveBucket))
+					len(e.bucketKeys(t, schemas.InvitationBucket)) + len(e.bucketKeys(t, schemas.WaveLedgerBucket("acme", "w1"))) +
+					len(e.bucketKeys(t, schemas.WaveInviteeBucket("acme", "w1"))) + len(e.bucketKeys(t, schemas.LiveBucket))
 				if w.Sealed && left == 0 {
 					break
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("after a crash at %s and a restart: sealed %v, pending %d, ledger %v, invitees %v, live %v", step, w.Sealed,
 						e.pendingCount(t), e.bucketKeys(t, schemas.InvitationBucket),
-						e.bucketKeys(t, schemas.InviteeBucket), e.bucketKeys(t, schemas.LiveBucket))
+						e.bucketKeys(t, schemas.WaveInviteeBucket("acme", "w1")), e.bucketKeys(t, schemas.LiveBucket))
 				}
 			}
 			got := eventIDs(t, e.streamMsgs(t, schemas.EventStream, events))

@@ -92,7 +92,10 @@ func TestRemind(t *testing.T) {
 
 func inviteeKeys(t *testing.T, e *env) []string {
 	t.Helper()
-	kv, err := e.js.KeyValue(context.Background(), schemas.InviteeBucket)
+	kv, err := e.js.KeyValue(context.Background(), schemas.WaveInviteeBucket("acme", "w1"))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil // deleted at the seal
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +106,13 @@ func inviteeKeys(t *testing.T, e *env) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keys
+	var out []string
+	for _, k := range keys {
+		if strings.HasPrefix(k, "e.") {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // TestRemindOnSchedule: the mixer sends a wave's reminders on its reminder

@@ -241,7 +241,7 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 	// mixer then publishes the wave's responses together, shuffled, so that
 	// neither their order nor their time on the event stream says when (and
 	// so by whom) each was given.
-	if _, err := publishTo(ctx, s.js, schemas.PendingSubject(inv.Org, wave.ID), env); err != nil {
+	if _, err := publishTo(ctx, s.js, claim.HeldSubject(), env); err != nil {
 		s.log.Error("response not stored; releasing invitation", "org", inv.Org, "wave", wave.ID, "err", err)
 		if rerr := s.ledger.Release(context.WithoutCancel(ctx), claim); rerr != nil {
 			s.log.Error("invitation could not be released", "org", inv.Org, "wave", wave.ID, "err", rerr)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustpulse/trustpulse/deploy"
 	"github.com/trustpulse/trustpulse/deploy/natsrv"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
@@ -240,14 +239,14 @@ func TestSubmitResponsePublishFails(t *testing.T) {
 	e := mustEnv(t)
 	tok := e.invite(t, 1)[0]
 	ctx := context.Background()
-	if err := e.js.DeleteStream(ctx, schemas.PendingStream); err != nil {
+	if err := e.js.DeleteStream(ctx, schemas.HeldStream("acme", "w1")); err != nil {
 		t.Fatal(err)
 	}
 	status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
 	if status != http.StatusServiceUnavailable {
 		t.Fatalf("publish to a missing stream: %d %s", status, body)
 	}
-	if err := deploy.EnsureStreams(ctx, e.js, 1); err != nil {
+	if _, err := e.js.CreateOrUpdateStream(ctx, schemas.HeldStreamConfig("acme", "w1", 1)); err != nil {
 		t.Fatal(err)
 	}
 	status, body = e.post(t, "application/json", submitBody(tok, validAnswers()))

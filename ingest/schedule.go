@@ -84,11 +84,11 @@ func (m *Mixer) inviteScheduled(ctx context.Context, sc Schedule, waveID string)
 	if m.Invite == nil {
 		return nil
 	}
-	kv, err := m.js.KeyValue(ctx, schemas.InviteeBucket)
+	kv, err := m.invitees(ctx, sc.Org, waveID)
 	if err != nil {
 		return err
 	}
-	marker := fmt.Sprintf("%s.%s.invited.all", sc.Org, waveID)
+	marker := "invited.all"
 	if _, err := kv.Get(ctx, marker); err == nil {
 		return nil
 	}

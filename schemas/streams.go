@@ -1,7 +1,9 @@
 package schemas
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -297,4 +299,70 @@ func LiveDepartment(key string) (string, bool) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(key[i+1:])
 	return string(b), err == nil
+}
+
+// Per-wave resources. Everything that could tie a response to a person
+// while a wave is open — which link is whose slot, which slot was used,
+// which employee has which slot, the held responses — lives in a stream or
+// bucket of the wave's own, created when its first invitation is issued
+// and deleted whole when it is sealed, so that nothing of it stays in
+// JetStream's files (a purge leaves the bytes in block files; deleting the
+// stream removes them).
+
+// WaveRef names a wave's own resources: the first 16 hex digits of the
+// SHA-256 of org/wave (org and wave ids may hold '_', so joining them
+// would be ambiguous).
+func WaveRef(org, wave string) string {
+	h := sha256.Sum256([]byte(org + "/" + wave))
+	return hex.EncodeToString(h[:8])
+}
+
+// HeldPrefix starts the subject of a wave's held responses.
+const HeldPrefix = "trustpulse.held"
+
+// HeldSubject is the subject a response to a wave is held on until the
+// seal.
+func HeldSubject(org, wave string) string { return fmt.Sprintf("%s.%s.%s", HeldPrefix, org, wave) }
+
+// HeldStream is the name of a wave's stream of held responses.
+func HeldStream(org, wave string) string { return "TRUSTPULSE_HELD_" + WaveRef(org, wave) }
+
+// HeldStreamConfig defines a wave's stream of held responses.
+func HeldStreamConfig(org, wave string, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        HeldStream(org, wave),
+		Description: "responses of one open wave, held until its seal; deleted at the seal",
+		Subjects:    []string{HeldSubject(org, wave)},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  10 * time.Minute,
+	}
+}
+
+// WaveLedgerBucket is the name of a wave's own invitation ledger: token
+// hash → Invitation, and SlotKey(slot) → Slot. The shared
+// InvitationBucket then holds only token hash → InvitationIndex.
+func WaveLedgerBucket(org, wave string) string { return "trustpulse_ledger_" + WaveRef(org, wave) }
+
+// WaveInviteeBucket is the name of a wave's own invitee bucket: employee
+// id → slot, and the markers of reminders and scheduled invitations.
+func WaveInviteeBucket(org, wave string) string { return "trustpulse_invitees_" + WaveRef(org, wave) }
+
+// WaveBucketConfig defines a wave's own bucket.
+func WaveBucketConfig(name string, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: "one open wave's links, slots or invitees; deleted at the seal",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// InvitationIndex is the shared ledger's entry for a link whose
+// invitation lives in its wave's own ledger: only which wave.
+type InvitationIndex struct {
+	Org    string `json:"org"`
+	WaveID string `json:"wave_id"`
 }

@@ -38,6 +38,7 @@ func openAdmin(ctx context.Context, cfg Config, log *slog.Logger) (*adminSession
 		st.Close()
 		return nil, err
 	}
+	ledger.Replicas = cfg.NATSReplicas
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cat, err := ingest.StartCatalog(cctx, st.JS, log)

@@ -98,6 +98,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if err != nil {
 			return nil, err
 		}
+		ledger.Replicas = cfg.NATSReplicas
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if m.Catalog, err = ingest.StartCatalog(cctx, m.Stack.JS, log); err != nil {
@@ -117,7 +118,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		}
 		m.Postman = ingest.NewPostman(m.Stack.JS, smtpCfg, log)
 		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
-		m.Mixer.Grace = cfg.SealGrace
+		m.Mixer.Grace, m.Mixer.Ledger = cfg.SealGrace, ledger
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		m.ingest = srv

@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -239,4 +243,98 @@ func clickhouseRows(t *testing.T, m *Main) []record {
 		rows.Close()
 	}
 	return out
+}
+
+// TestSealLeavesNothingOnDisk: which response slot was whose, and which
+// slot was used, live in the wave's own buckets and stream, deleted whole at
+// the seal, so a byte scan of JetStream's files afterwards finds no slot id
+// of the wave at all, and employee ids only where the roster and the mail
+// queue keep them (issue 11, finding 3: purged invitee records stayed
+// readable in block files).
+func TestSealLeavesNothingOnDisk(t *testing.T) {
+	m := mustMain(t, nil)
+	ctx := context.Background()
+	openWave(t, m)
+	const n = 8
+	var roster strings.Builder
+	var employees []string
+	for i := range n {
+		id := fmt.Sprintf("diskmark-%03d", i)
+		employees = append(employees, id)
+		fmt.Fprintf(&roster, "%s,disk%03d@acme.example,Disk Person%03d,Engineering,Platform,Berlin,,2022-03-0%d\n", id, i, i, 1+i%9)
+	}
+	links := inviteByEmail(t, m, roster.String(), n)
+	invitees, err := m.Stack.JS.KeyValue(ctx, schemas.WaveInviteeBucket("acme", "w1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slots []string
+	for _, id := range employees {
+		e, err := invitees.Get(ctx, "e."+id)
+		if err != nil {
+			t.Fatalf("invitee %s: %v", id, err)
+		}
+		slots = append(slots, string(e.Value()))
+	}
+	for i, link := range links {
+		submit(t, m, link[strings.LastIndex(link, "/")+1:], map[string]int{"trust-a": 1 + i%5, "trust-b": 3, "auto": 3, "moti": 4, "enps": i % 11})
+	}
+	dir := filepath.Join(m.Config.DataDir, "nats")
+	// The scan finds the slots while the wave is open: it can see them.
+	if found := scanFiles(t, dir, slots[:1], nil); len(found) == 0 {
+		t.Fatal("the scan does not find a slot id while the wave is open; it proves nothing")
+	}
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	waitScores(t, m, "")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err := m.Stack.JS.KeyValue(ctx, schemas.WaveInviteeBucket("acme", "w1"))
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the wave's invitee bucket survives the seal")
+		}
+	}
+	if found := scanFiles(t, dir, slots, nil); len(found) > 0 {
+		t.Fatalf("slot ids of the sealed wave on disk: %v", found)
+	}
+	// Employee ids stay where the roster (people bucket) and the mail
+	// queue are: nowhere else.
+	keep := []string{"KV_" + schemas.PeopleBucket, schemas.OutboxStream}
+	if found := scanFiles(t, dir, employees, keep); len(found) > 0 {
+		t.Fatalf("employee ids of the sealed wave on disk outside the roster: %v", found)
+	}
+}
+
+// scanFiles returns "file: marker" for every file under dir holding one of
+// markers, skipping paths that contain any of skip.
+func scanFiles(t *testing.T, dir string, markers, skip []string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		for _, s := range skip {
+			if strings.Contains(p, string(filepath.Separator)+s+string(filepath.Separator)) {
+				return nil
+			}
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil // removed while walking
+		}
+		for _, mk := range markers {
+			if bytes.Contains(b, []byte(mk)) {
+				found = append(found, p+": "+mk)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
