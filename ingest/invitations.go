@@ -68,7 +68,7 @@ type Ledger struct {
 
 	mu    sync.Mutex
 	waves map[string]jetstream.KeyValue // by bucket name
-	held  map[string]bool              // held streams known to exist
+	held  map[string]bool               // held streams known to exist
 }
 
 // OpenLedger opens the ledger bucket (deploy.EnsureStreams creates it).
