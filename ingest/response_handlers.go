@@ -124,6 +124,12 @@ func validateAnswers(s schemas.SurveyPublished, given map[string]int, comments m
 		}
 		answers = append(answers, schemas.Answer{QuestionID: q.ID, Dimension: q.Dimension, Value: v})
 	}
+	if len(fields) == 0 && len(answers) == 0 {
+		// Every respondent stands on at least one answer: the anonymity
+		// guard counts respondents by their answers, and a response of
+		// comments alone would be a respondent it cannot see.
+		fields = append(fields, schemas.FieldError{Field: "answers", Detail: "answer at least one question"})
+	}
 	if len(fields) > 0 {
 		return nil, nil, &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers",
 			Detail: "some answers are missing or invalid", Fields: fields}

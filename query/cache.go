@@ -95,8 +95,10 @@ func scopeKey(org string, sc Scope, groupBy string) string {
 	for _, w := range sc.Waves {
 		b.WriteString("|" + w.ID + "@" + strconv.FormatUint(w.SealSeq, 10))
 	}
+	// Values are quoted: a cohort value may hold '|' or '=', and two
+	// scopes must never share a key.
 	for _, c := range sc.Filter {
-		b.WriteString("|" + c.Attr + "=" + strings.Join(c.Values, typeSep))
+		b.WriteString("|" + c.Attr + "=" + strconv.Quote(strings.Join(c.Values, typeSep)))
 	}
 	b.WriteString("|by=" + groupBy)
 	return b.String()

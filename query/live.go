@@ -113,7 +113,11 @@ func (s *Server) LiveParticipation(ctx context.Context, org, waveID string) (Liv
 	for _, n := range invited {
 		totalInvited += n
 	}
-	res.Overall = participation("", totalInvited, count(stepped(total, g.K), total >= g.K))
+	// Every decision is made on the stepped counts, so what is shown is a
+	// function of them alone: one submission changes it only when it takes
+	// its department's count or the total across a multiple of k.
+	total = stepped(total, g.K)
+	res.Overall = participation("", totalInvited, count(total, total >= g.K))
 	names := make([]string, 0, len(invited))
 	for d := range invited {
 		names = append(names, d)
@@ -121,12 +125,12 @@ func (s *Server) LiveParticipation(ctx context.Context, org, waveID string) (Liv
 	slices.Sort(names)
 	ns, hidden := make([]int, len(names)), make([]bool, len(names))
 	for i, d := range names {
-		ns[i] = responded[d]
+		ns[i] = stepped(responded[d], g.K)
 		hidden[i] = total < g.K || !g.Visible(ns[i], total)
 	}
 	hidden = g.Complement(ns, hidden)
 	for i, d := range names {
-		res.Groups = append(res.Groups, participation(d, invited[d], count(stepped(ns[i], g.K), !hidden[i])))
+		res.Groups = append(res.Groups, participation(d, invited[d], count(ns[i], !hidden[i])))
 	}
 	return res, nil
 }

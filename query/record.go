@@ -56,6 +56,13 @@ func (s *kvRecords) Load(ctx context.Context, org string) (guard.Record, uint64,
 	}
 	e, err := kv.Get(ctx, org)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Nothing served yet — unless the key was deleted or purged, which
+		// would forget what was served: then refuse to decide.
+		if _, herr := kv.History(ctx, org); herr == nil {
+			return guard.Record{}, 0, fmt.Errorf("query: the guard's record of %s was deleted; restore it from a backup", org)
+		} else if !errors.Is(herr, jetstream.ErrKeyNotFound) {
+			return guard.Record{}, 0, fmt.Errorf("query: guard record: %w", herr)
+		}
 		return guard.Record{}, 0, nil
 	}
 	if err != nil {

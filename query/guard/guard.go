@@ -124,50 +124,60 @@ func Decide(req Request, rec Record, waves map[string]Wave) Decision {
 		}
 		return w.K
 	}
-	refused := map[string]bool{}
-	changed := map[part]bool{}
+	// Cells of one ref stand or fall together: a ref is tried on copies of
+	// the partitions and its refinements kept only if all its cells pass.
+	var refs []string
+	byRef := map[string][]Cell{}
 	for _, c := range req.Cells {
-		if refused[c.Ref] {
-			continue
+		if _, ok := byRef[c.Ref]; !ok {
+			refs = append(refs, c.Ref)
 		}
-		n, need := 0, 0
-		for id, idx := range c.Parts {
-			w := waves[id]
-			need = max(need, threshold(w, c.Comments))
-			for _, i := range idx {
-				n += w.N[i]
-			}
-		}
-		if n < need || n == 0 {
-			refused[c.Ref] = true
-			continue
-		}
+		byRef[c.Ref] = append(byRef[c.Ref], c)
+	}
+	served := map[string]bool{}
+	changed := map[part]bool{}
+	for _, ref := range refs {
 		trial := map[part][]int{}
 		ok := true
-		for id, idx := range c.Parts {
-			w, p := waves[id], part{id, c.Comments}
-			next, fine := refine(labels(p), idx, w.N, threshold(w, c.Comments))
-			if !fine {
+		for _, c := range byRef[ref] {
+			n, need := 0, 0
+			for id, idx := range c.Parts {
+				w := waves[id]
+				need = max(need, threshold(w, c.Comments))
+				for _, i := range idx {
+					n += w.N[i]
+				}
+			}
+			if n < need || n == 0 {
 				ok = false
 				break
 			}
-			trial[p] = next
+			for id, idx := range c.Parts {
+				w, p := waves[id], part{id, c.Comments}
+				cur, seen := trial[p]
+				if !seen {
+					cur = labels(p)
+				}
+				next, fine := refine(cur, idx, w.N, threshold(w, c.Comments))
+				if !fine {
+					ok = false
+					break
+				}
+				trial[p] = next
+			}
+			if !ok {
+				break
+			}
 		}
 		if !ok {
-			refused[c.Ref] = true
 			continue
 		}
+		served[ref] = true
 		for p, next := range trial {
 			if atomCount(next) != atomCount(work[p]) {
 				changed[p] = true
 			}
 			work[p] = next
-		}
-	}
-	served := map[string]bool{}
-	for _, c := range req.Cells {
-		if !refused[c.Ref] {
-			served[c.Ref] = true
 		}
 	}
 	out := Record{Numbers: rec.Numbers, Comments: rec.Comments}

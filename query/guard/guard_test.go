@@ -180,6 +180,19 @@ func TestDecideSharedRef(t *testing.T) {
 	}
 }
 
+// TestDecideRefusedRefLeavesRecord: of a ref's cells, one refused means
+// none is recorded (a comment list refused must not record its count).
+func TestDecideRefusedRefLeavesRecord(t *testing.T) {
+	waves := map[string]Wave{"w": oneWave("w", 5, 8, 30)}
+	numbers := cell("r", "w", 0)
+	comments := cell("r", "w", 0)
+	comments.Comments = true
+	d := Decide(Request{Cells: []Cell{numbers, comments}, CommentK: 10}, Record{}, waves)
+	if d.Served["r"] || d.Changed {
+		t.Fatalf("a ref with a refused cell: served %v, record changed %v", d.Served["r"], d.Changed)
+	}
+}
+
 func TestDecideUnknownTypesAreOneAtom(t *testing.T) {
 	rec := Record{Numbers: map[string]Partition{"w": {Types: []string{"t0", "t1"}, Atoms: []int{0, 1}}}}
 	waves := map[string]Wave{"w": {ID: "w", K: 5, Types: []string{"t0", "t1", "t2"}, N: []int{10, 10, 2}}}
