@@ -110,6 +110,7 @@ func Statements() []schemas.Statement {
 		{Name: "drivers", SQL: fmt.Sprintf(sqlDriverCells, "", where, driverExpr), Args: append([]any{[]string{"q1", "q2"}, []string{"support", "growth"}, org}, whereArgs...)},
 		{Name: "comments", SQL: fmt.Sprintf(sqlComments, where), Args: append(append([]any{org, "c1"}, whereArgs...), uint64(MaxComments+1))},
 		{Name: "response types", SQL: sqlWaveTypes, Args: []any{org, wave, uint64(100)}},
+		{Name: "organisations", SQL: sqlOrgs},
 	}
 	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
 		out = append(out,

@@ -160,7 +160,7 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 		"token revoked":              "1",
 		"retention":                  "Engineering\t1\t0",
 		"survey drivers":             "['q1','n1']\t['trust','enps']\t['support','']",
-		"response types":             "w1\tEngineering\tPlatform\tBerlin\t1-2y\t1\t1\t1",
+		"response types":             "Engineering\tPlatform\tBerlin\t1-2y\t1",
 		"checkpoint":                 "95",
 		"survey":                     "['q1','n1']\t['Q','N']\t['trust','enps']\t['support','']",
 		"invited by ''":              "\t1",
