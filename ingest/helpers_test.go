@@ -132,8 +132,24 @@ func (e *env) post(t *testing.T, contentType string, body []byte) (int, []byte) 
 // pending stream and those the mixer has published to the event stream.
 func (e *env) responses(t *testing.T) [][]byte {
 	t.Helper()
-	return append(e.read(t, schemas.PendingStream, schemas.PendingPrefix+".>"),
-		e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))...)
+	return e.stored(t, schemas.ResponseSubmittedType)
+}
+
+// stored returns the events of type typ ingest has stored, raw, held or
+// published.
+func (e *env) stored(t *testing.T, typ schemas.EventType) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, data := range e.read(t, schemas.PendingStream, schemas.PendingPrefix+".>") {
+		env, err := schemas.DecodeEnvelope(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Type == typ {
+			out = append(out, data)
+		}
+	}
+	return append(out, e.read(t, schemas.EventStream, schemas.SubjectFilter(typ))...)
 }
 
 // read returns the data of a stream's messages on subject, in stream order.
