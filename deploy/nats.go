@@ -33,8 +33,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, sc := range []jetstream.StreamConfig{schemas.StreamConfig(replicas), schemas.PendingStreamConfig(replicas), schemas.OutboxStreamConfig(replicas)} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		st, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
 			return fmt.Errorf("deploy: stream %s: %w", sc.Name, err)
+		}
+		// A server older than 2.12 ignores allow_atomic and would store a
+		// batch's messages one by one: refuse it rather than lose the
+		// all-or-nothing submission.
+		if sc.AllowAtomicPublish && !st.CachedInfo().Config.AllowAtomicPublish {
+			return fmt.Errorf("deploy: stream %s: the NATS server does not support atomic batch publish (needs nats-server 2.12 or later)", sc.Name)
 		}
 	}
 	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.InviteeBucketConfig(replicas), schemas.MailFailureBucketConfig(replicas), schemas.LockBucketConfig(replicas), schemas.LiveBucketConfig(replicas), schemas.GuardBucketConfig(replicas)} {

@@ -132,11 +132,28 @@ func (e *env) post(t *testing.T, contentType string, body []byte) (int, []byte) 
 // pending stream and those the mixer has published to the event stream.
 func (e *env) responses(t *testing.T) [][]byte {
 	t.Helper()
+	return e.stored(t, schemas.ResponseSubmittedType)
+}
+
+// stored returns the events of type typ ingest has stored, raw, held or
+// published.
+func (e *env) stored(t *testing.T, typ schemas.EventType) [][]byte {
+	t.Helper()
+	var out [][]byte
 	var held [][]byte
 	if _, err := e.js.Stream(context.Background(), schemas.HeldStream("acme", "w1")); err == nil {
 		held = e.read(t, schemas.HeldStream("acme", "w1"), schemas.HeldSubject("acme", "w1"))
 	}
-	return append(held, e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))...)
+	for _, data := range held {
+		env, err := schemas.DecodeEnvelope(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Type == typ {
+			out = append(out, data)
+		}
+	}
+	return append(out, e.read(t, schemas.EventStream, schemas.SubjectFilter(typ))...)
 }
 
 // read returns the data of a stream's messages on subject, in stream order.

@@ -118,8 +118,12 @@ func (l *Ledger) EnsureWave(ctx context.Context, org, wave string) error {
 	if known {
 		return nil
 	}
-	if _, err := l.js.CreateOrUpdateStream(ctx, schemas.HeldStreamConfig(org, wave, l.Replicas)); err != nil {
+	st, err := l.js.CreateOrUpdateStream(ctx, schemas.HeldStreamConfig(org, wave, l.Replicas))
+	if err != nil {
 		return fmt.Errorf("ingest: stream %s: %w", stream, err)
+	}
+	if !st.CachedInfo().Config.AllowAtomicPublish {
+		return fmt.Errorf("ingest: stream %s: the NATS server does not keep atomic batches (it needs nats-server 2.12 or later)", stream)
 	}
 	l.mu.Lock()
 	l.held[stream] = true

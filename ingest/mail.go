@@ -146,10 +146,15 @@ func (p *Postman) handle(ctx context.Context, m jetstream.Msg) {
 	}
 }
 
-// redact keeps the link (a token) and the address out of logged errors.
+// redact keeps the link, the token on its own and the address out of
+// logged errors (a relay may quote what it refused).
 func redact(err error, l schemas.Letter) string {
 	s := err.Error()
-	for _, secret := range []string{l.Link, l.To} {
+	token := ""
+	if i := strings.LastIndex(l.Link, "/s/"); i >= 0 {
+		token = l.Link[i+len("/s/"):]
+	}
+	for _, secret := range []string{l.Link, token, l.To} {
 		if secret != "" {
 			s = strings.ReplaceAll(s, secret, "[redacted]")
 		}

@@ -2,9 +2,12 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -44,4 +47,110 @@ func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, env
 		}
 	}
 	return 0, fmt.Errorf("ingest: publish %s %s: %w", env.Type, env.ID, lastErr)
+}
+
+// The headers of JetStream's atomic batch publish (nats-server 2.12 and
+// later; nats.go has no client for it yet): every message names the batch
+// and its place in it, the last one commits.
+const (
+	hdrBatchID     = "Nats-Batch-Id"
+	hdrBatchSeq    = "Nats-Batch-Sequence"
+	hdrBatchCommit = "Nats-Batch-Commit"
+	// errCodeBatchDuplicate is the server's answer to a batch holding a
+	// message id it already stored ("atomic publish batch contains duplicate
+	// message id").
+	errCodeBatchDuplicate = 10201
+)
+
+// publishBatch stores envs on subject all together or not at all, with
+// JetStream's atomic batch publish: the server stages the batch and writes
+// it to the stream only on the commit of its last message, in one step. The
+// stream must allow atomic publish (schemas.PendingStreamConfig does).
+//
+// Retries are safe: every message keeps its event id as Nats-Msg-Id, so a
+// retry of a batch whose commit was stored but whose acknowledgement was
+// lost is refused by the server as holding a duplicate id, which (as the
+// ids were only ever sent together) means the whole batch is stored. A
+// batch cut short before its commit is dropped by the server.
+//
+// The batch headers stay on the pending messages only; the mixer republishes
+// the data alone, so no batch id reaches the event stream.
+func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, envs []schemas.Envelope) error {
+	if len(envs) == 1 {
+		_, err := publishTo(ctx, js, subject, envs[0])
+		return err
+	}
+	data := make([][]byte, len(envs))
+	for i, env := range envs {
+		b, err := env.Marshal()
+		if err != nil {
+			return err
+		}
+		data[i] = b
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var lastErr error
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		lastErr = sendBatch(ctx, js.Conn(), subject, envs, data)
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("ingest: publish batch of %d to %s: %w", len(envs), subject, lastErr)
+}
+
+// batchReply is the server's answer to a message of an atomic batch: empty
+// for a staged message, a PubAck or an error for the commit.
+type batchReply struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq"`
+	Count  int    `json:"count"`
+	Error  *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// sendBatch makes one attempt at an atomic batch under a new batch id.
+func sendBatch(ctx context.Context, nc *nats.Conn, subject string, envs []schemas.Envelope, data [][]byte) error {
+	batchID := uuid.NewString()
+	for i, env := range envs {
+		msg := nats.NewMsg(subject)
+		msg.Data = data[i]
+		msg.Header.Set(jetstream.MsgIDHeader, env.ID.String())
+		msg.Header.Set(hdrBatchID, batchID)
+		msg.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		last := i == len(envs)-1
+		if last {
+			msg.Header.Set(hdrBatchCommit, "1")
+		}
+		resp, err := nc.RequestMsgWithContext(ctx, msg)
+		if err != nil {
+			return err
+		}
+		if len(resp.Data) == 0 && !last {
+			continue // staged
+		}
+		var r batchReply
+		if err := json.Unmarshal(resp.Data, &r); err != nil {
+			return fmt.Errorf("batch reply: %w", err)
+		}
+		switch {
+		case r.Error != nil && r.Error.ErrCode == errCodeBatchDuplicate:
+			return nil // stored by an earlier attempt
+		case r.Error != nil:
+			return fmt.Errorf("batch message %d: %s (%d)", i+1, r.Error.Description, r.Error.ErrCode)
+		case !last:
+			return fmt.Errorf("batch message %d: unexpected acknowledgement", i+1)
+		case r.Count != len(envs):
+			return fmt.Errorf("batch committed %d messages, want %d", r.Count, len(envs))
+		}
+	}
+	return nil
 }

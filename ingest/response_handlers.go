@@ -229,25 +229,25 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 	}
 	inv := claim.Invitation
 	day := now.UTC().Truncate(24 * time.Hour)
-	env, err := schemas.NewEnvelope(schemas.ResponseSubmittedType, inv.Org, day, schemas.ResponseSubmitted{
-		SurveyID: survey.SurveyID,
-		WaveID:   wave.ID,
-		Date:     day.Format(schemas.DateLayout),
-		Cohort:   inv.Cohort,
-		Answers:  answers,
-		Comments: words,
-	})
+	envs, err := submissionEvents(inv.Org, day, survey.SurveyID, wave.ID, inv.Cohort, answers, words)
 	if err != nil {
 		return err
 	}
 	if err := s.ledger.MarkUsed(ctx, claim); err != nil {
 		return tokenError(err)
 	}
-	// The response waits in the pending stream until its wave closes; the
-	// mixer then publishes the wave's responses together, shuffled, so that
-	// neither their order nor their time on the event stream says when (and
-	// so by whom) each was given.
-	if _, err := publishTo(ctx, s.js, claim.HeldSubject(), env); err != nil {
+	// The response and its comments wait in the pending stream until the
+	// wave closes; the mixer then publishes every held message of the wave
+	// together, in one uniformly random order, so that neither their order
+	// nor their time on the event stream says when (and so by whom) each was
+	// given. That one shuffle of all of them also unlinks a comment from its
+	// response: in a uniform permutation the comment's place is independent
+	// of its response's, so the mixer needs no separate shuffle of comments.
+	//
+	// They are stored as one atomic batch (publishBatch), so a 202 means all
+	// of them are held, and a failure means none is: the claim is released
+	// as before and the employee may submit again.
+	if err := publishBatch(ctx, s.js, claim.HeldSubject(), envs); err != nil {
 		s.log.Error("response not stored; releasing invitation", "org", inv.Org, "wave", wave.ID, "err", err)
 		if rerr := s.ledger.Release(context.WithoutCancel(ctx), claim); rerr != nil {
 			s.log.Error("invitation could not be released", "org", inv.Org, "wave", wave.ID, "err", rerr)
@@ -256,6 +256,30 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 	}
 	s.live.add(inv.Org, wave.ID, inv.Cohort.Department)
 	return nil
+}
+
+// submissionEvents builds the events of one submission: the response, then
+// one CommentSubmitted per comment. Each has a random id of its own; the
+// comments carry the response's cohort and day and nothing of the response.
+func submissionEvents(org string, day time.Time, surveyID, waveID string, cohort schemas.Cohort, answers []schemas.Answer, words []schemas.CommentAnswer) ([]schemas.Envelope, error) {
+	date := day.Format(schemas.DateLayout)
+	resp, err := schemas.NewEnvelope(schemas.ResponseSubmittedType, org, day, schemas.ResponseSubmitted{
+		SurveyID: surveyID, WaveID: waveID, Date: date, Cohort: cohort, Answers: answers,
+	})
+	if err != nil {
+		return nil, err
+	}
+	envs := []schemas.Envelope{resp}
+	for _, w := range words {
+		env, err := schemas.NewEnvelope(schemas.CommentSubmittedType, org, day, schemas.CommentSubmitted{
+			SurveyID: surveyID, WaveID: waveID, QuestionID: w.QuestionID, Text: w.Text, Cohort: cohort, Date: date,
+		})
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, env)
+	}
+	return envs, nil
 }
 
 var errUnavailable = schemas.Errorf(http.StatusServiceUnavailable, "unavailable",

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // noRedirect is a client that reports redirects instead of following them.
@@ -133,8 +135,12 @@ func TestSurveyPage(t *testing.T) {
 	if n := len(published); n != 1 {
 		t.Fatalf("%d responses published, want 1", n)
 	}
-	if !strings.Contains(string(published[0]), `"comments":[{"question_id":"better","text":"More quiet\nrooms"}]`) {
-		t.Errorf("comment not published trimmed and cleaned: %s", published[0])
+	if strings.Contains(string(published[0]), "More quiet") {
+		t.Errorf("the response carries its comment: %s", published[0])
+	}
+	comments := e.stored(t, schemas.CommentSubmittedType)
+	if len(comments) != 1 || !strings.Contains(string(comments[0]), `"question_id":"better","text":"More quiet\nrooms"`) {
+		t.Errorf("comment not published on its own, trimmed and cleaned: %q", comments)
 	}
 }
 

@@ -30,6 +30,7 @@ type truth struct {
 	count     map[string]int  // answers per question
 	sum       map[string]int  // sum of values per question
 	invited   int             // InvitationIssued events
+	comments  int             // CommentSubmitted events
 }
 
 func newTruth() *truth {
@@ -99,6 +100,13 @@ func (p *publisher) responses(n int) {
 			SurveyID: "s1", WaveID: "w1", Date: time.Now().UTC().Format(schemas.DateLayout), Cohort: c, Answers: answers,
 		})
 		p.truth.responses[env.ID.String()] = true
+		if p.rng.IntN(3) == 0 {
+			p.event(schemas.CommentSubmittedType, schemas.CommentSubmitted{
+				SurveyID: "s1", WaveID: "w1", QuestionID: "c1", Text: fmt.Sprintf("comment %d", len(p.sent)), Cohort: c,
+				Date: time.Now().UTC().Format(schemas.DateLayout),
+			})
+			p.truth.comments++
+		}
 		for _, a := range answers {
 			p.truth.count[a.QuestionID]++
 			p.truth.sum[a.QuestionID] += a.Value
@@ -158,6 +166,19 @@ func checkTables(t *testing.T, ch driver.Conn, tr *truth) {
 	}
 	if int(responses) != len(tr.responses) || int(invited) != tr.invited {
 		t.Errorf("responses %d invitations %d, want %d and %d", responses, invited, len(tr.responses), tr.invited)
+	}
+	var comments, joined uint64
+	if err := ch.QueryRow(ctx, "SELECT count() FROM comments").Scan(&comments); err != nil {
+		t.Fatal(err)
+	}
+	if int(comments) != tr.comments {
+		t.Errorf("comments %d, want %d", comments, tr.comments)
+	}
+	if err := ch.QueryRow(ctx, "SELECT count() FROM comments WHERE seq IN (SELECT seq FROM answers)").Scan(&joined); err != nil {
+		t.Fatal(err)
+	}
+	if joined != 0 {
+		t.Errorf("%d comments share a seq with answers", joined)
 	}
 	var distinct uint64
 	if err := ch.QueryRow(ctx, "SELECT uniqExact(event_id) FROM projected_events").Scan(&distinct); err != nil {

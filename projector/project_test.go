@@ -2,12 +2,15 @@ package projector_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/projector"
@@ -182,5 +185,48 @@ func TestProjectUnknownEvent(t *testing.T) {
 	}
 	if answered > 5 {
 		t.Fatalf("%d responses projected; those after the unknown event must wait", answered)
+	}
+}
+
+// TestProjectLegacyComments replays a version 1 ResponseSubmitted, which
+// carried its comments inside the response, beside a CommentSubmitted: both
+// comments are projected, the old one with seq 0 and the new one with its
+// own event's seq, so no comment row shares a seq with any answers row.
+func TestProjectLegacyComments(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	ch, _ := testenv.ClickHouse(t)
+	pub := &publisher{t: t, js: js, rng: rand.New(rand.NewPCG(3, 3)), truth: newTruth()}
+	pub.setup()
+	c := schemas.Cohort{Department: "Sales", Team: "T", Location: "L", TenureBand: "1-2y"}
+	v1 := schemas.Envelope{ID: uuid.New(), Type: schemas.ResponseSubmittedType, Version: 1, OrgID: "acme", Time: time.Now().UTC(),
+		Payload: json.RawMessage(`{"survey_id":"s1","wave_id":"w1","date":"2026-11-02","cohort":{"department":"Sales","team":"T","location":"L","tenure_band":"1-2y"},` +
+			`"answers":[{"question_id":"t1","dimension":"trust","value":4}],"comments":[{"question_id":"c1","text":"old words"}]}`)}
+	oldSeq := pub.publish(v1, v1.ID.String())
+	pub.event(schemas.CommentSubmittedType, schemas.CommentSubmitted{SurveyID: "s1", WaveID: "w1", QuestionID: "c1", Text: "new words", Cohort: c, Date: "2026-11-02"})
+	catchUp(t, js, ch, projector.Config{BatchSize: 100, BatchWait: 50 * time.Millisecond}, nil)
+
+	got := map[string]uint64{}
+	rows, err := ch.Query(context.Background(), "SELECT text, seq FROM comments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var text string
+		var seq uint64
+		if err := rows.Scan(&text, &seq); err != nil {
+			t.Fatal(err)
+		}
+		got[text] = seq
+	}
+	if len(got) != 2 || got["old words"] != 0 || got["new words"] <= oldSeq {
+		t.Fatalf("comments (text → seq) %v: want the old one at 0 and the new one after %d", got, oldSeq)
+	}
+	var answerSeq uint64
+	if err := ch.QueryRow(context.Background(), "SELECT min(seq) FROM answers").Scan(&answerSeq); err != nil {
+		t.Fatal(err)
+	}
+	if answerSeq != oldSeq {
+		t.Fatalf("old answers at seq %d, want %d", answerSeq, oldSeq)
 	}
 }

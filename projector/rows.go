@@ -162,9 +162,27 @@ func buildRows(evs []delivered) (map[string][]row, error) {
 				add("answers", seq, e.OrgID, r.WaveID, r.SurveyID, a.QuestionID, string(a.Dimension), uint8(a.Value),
 					e.ID, c.Department, c.Team, c.Location, c.TenureBand, day, seq)
 			}
-			for _, w := range r.Comments {
-				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, seq)
+			// Comments of version 1 events (upcast into LegacyComments) are
+			// written with seq 0, not the response's seq: the comments table
+			// must not join them to these answers. They still count for the
+			// wave (0 precedes every seal). The row keeps seq as its
+			// high-water-mark tag, but the table's max(seq) does not see
+			// them: a crash between this batch's comments insert and its
+			// checkpoint, while projecting version 1 history, can write
+			// them twice; `trustpulse replay` rebuilds them exactly.
+			for _, w := range r.LegacyComments {
+				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, uint64(0))
 			}
+		case schemas.CommentSubmittedType:
+			// A comment is its own event at its own place in the shuffled
+			// release, so its seq says nothing about which answers are its
+			// author's.
+			w, err := schemas.DecodePayload[schemas.CommentSubmitted](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			c := w.Cohort
+			add("comments", seq, e.OrgID, w.WaveID, w.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, seq)
 		default:
 			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)
 		}

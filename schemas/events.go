@@ -20,6 +20,7 @@ const (
 	WaveOpenedType        EventType = "WaveOpened"
 	InvitationIssuedType  EventType = "InvitationIssued"
 	ResponseSubmittedType EventType = "ResponseSubmitted"
+	CommentSubmittedType  EventType = "CommentSubmitted"
 	WaveClosedType        EventType = "WaveClosed"
 	WaveSealedType        EventType = "WaveSealed"
 	EmployeeJoinedType    EventType = "EmployeeJoined"
@@ -59,7 +60,8 @@ var registry = map[EventType]eventSpec{
 	SurveyPublishedType:   {current: 1},
 	WaveOpenedType:        {current: 1},
 	InvitationIssuedType:  {current: 1},
-	ResponseSubmittedType: {current: 1},
+	ResponseSubmittedType: {current: 2, upcasters: map[int]Upcaster{1: upcastResponseV1}},
+	CommentSubmittedType:  {current: 1},
 	WaveClosedType:        {current: 1},
 	WaveSealedType:        {current: 1},
 	EmployeeJoinedType:    {current: 1},

@@ -314,15 +314,19 @@ const MaxCommentLen = 1000
 
 // ResponseSubmitted is one anonymous response. It carries the answers, the
 // cohort snapshot and the day it was given — never an employee id, email,
-// name or invitation token.
+// name or invitation token, and (from version 2) never its comments: each
+// comment is a CommentSubmitted event of its own, so that nothing on the
+// stream or in ClickHouse ties words to numbers.
 type ResponseSubmitted struct {
 	SurveyID string   `json:"survey_id"`
 	WaveID   string   `json:"wave_id"`
 	Date     string   `json:"date"` // YYYY-MM-DD, UTC
 	Cohort   Cohort   `json:"cohort"`
 	Answers  []Answer `json:"answers"`
-	// Comments are the answers to comment questions, if any.
-	Comments []CommentAnswer `json:"comments,omitempty"`
+	// LegacyComments are the comments of a version 1 event, which carried
+	// them inside the response. Only the upcaster sets it; ingest never
+	// does. See upcastResponseV1.
+	LegacyComments []CommentAnswer `json:"legacy_comments,omitempty"`
 }
 
 // DateLayout is the day-granularity layout of ResponseSubmitted.Date.

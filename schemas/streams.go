@@ -77,17 +77,20 @@ func PendingSubject(org, wave string) string {
 }
 
 // PendingStreamConfig defines the pending stream. Its messages live from a
-// response's acceptance until its wave is sealed.
+// response's acceptance until its wave is sealed. It allows atomic batch
+// publish (nats-server 2.12 or later): a response and its comments are
+// stored together or not at all.
 func PendingStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        PendingStream,
-		Description: "trustpulse responses held until their wave closes, then published shuffled",
-		Subjects:    []string{PendingPrefix + ".>"},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-		Replicas:    replicas,
-		Duplicates:  DedupWindow,
+		Name:               PendingStream,
+		Description:        "trustpulse responses held until their wave closes, then published shuffled",
+		Subjects:           []string{PendingPrefix + ".>"},
+		Retention:          jetstream.LimitsPolicy,
+		Storage:            jetstream.FileStorage,
+		Discard:            jetstream.DiscardNew,
+		Replicas:           replicas,
+		Duplicates:         DedupWindow,
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -337,6 +340,8 @@ func HeldStreamConfig(org, wave string, replicas int) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Duplicates:  10 * time.Minute,
+		// A response and its comments are stored as one atomic batch.
+		AllowAtomicPublish: true,
 	}
 }
 

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,7 +69,15 @@ func TestUnlinkability(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	authorize(t, m, schemas.RoleAnalyst)
 	ctx := context.Background()
-	openWave(t, m)
+	survey := e2eSurvey
+	survey.Questions = append(slices.Clone(survey.Questions), schemas.Question{ID: "better", Text: "What would make work better?", Dimension: schemas.Comment})
+	if err := m.Admin.PublishSurvey(ctx, "acme", survey); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 12
 	var identities []string
 	var roster strings.Builder
@@ -78,12 +89,20 @@ func TestUnlinkability(t *testing.T) {
 	links := inviteByEmail(t, m, roster.String(), n)
 	// Answer one by one; each person's answers are distinct, so the test
 	// knows which response is whose and in which order they came.
+	// Most also comment, each in words of their own.
 	var submitted []string // answer fingerprints in submission order
+	var commentTexts []string
 	for i, link := range links {
 		token := link[strings.LastIndex(link, "/")+1:]
 		identities = append(identities, token, ingest.TokenHash(token))
 		answers := map[string]int{"trust-a": 1 + i%5, "trust-b": 1 + (i/5)%5, "auto": 3, "moti": 4, "stay": 2, "enps": i % 11}
-		submit(t, m, token, answers)
+		var comments map[string]string
+		if i%4 != 3 {
+			text := fmt.Sprintf("comment marker %03d", i)
+			comments = map[string]string{"better": text}
+			commentTexts = append(commentTexts, text)
+		}
+		submitWithComments(t, m, token, answers, comments)
 		submitted = append(submitted, fingerprint(answers))
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
@@ -92,16 +111,29 @@ func TestUnlinkability(t *testing.T) {
 	waitScores(t, m, "")
 
 	// The responses as published, in stream order.
-	var responseIDs, published []string
+	var responseIDs, published, commentIDs []string
 	var closedAt uint64
 	for _, msg := range streamMessages(t, m.Stack.JS, schemas.EventStream) {
 		env, err := schemas.DecodeEnvelope(msg.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
+		for h := range msg.Header {
+			if strings.HasPrefix(h, "Nats-Batch-") {
+				t.Errorf("event stream seq %d carries %s: the batch that held a response with its comments", msg.Sequence, h)
+			}
+		}
 		switch env.Type {
 		case schemas.WaveClosedType:
 			closedAt = msg.Sequence
+		case schemas.CommentSubmittedType:
+			commentIDs = append(commentIDs, env.ID.String())
+			if !env.Time.Equal(env.Time.Truncate(24 * time.Hour)) {
+				t.Errorf("comment %s has a time finer than the day: %s", env.ID, env.Time)
+			}
+			if closedAt == 0 {
+				t.Errorf("comment %s was published while the wave was open", env.ID)
+			}
 		case schemas.ResponseSubmittedType:
 			r, _ := schemas.DecodePayload[schemas.ResponseSubmitted](env, env.Type)
 			a := map[string]int{}
@@ -121,6 +153,17 @@ func TestUnlinkability(t *testing.T) {
 	if slices.Equal(published, submitted) {
 		t.Error("the event stream holds the responses in the order they were given")
 	}
+	// Comments are events of their own: ids of their own (the stream's
+	// sequences are distinct by construction), none shared with a response.
+	if len(commentIDs) != len(commentTexts) {
+		t.Fatalf("%d comments on the event stream, want %d", len(commentIDs), len(commentTexts))
+	}
+	for _, id := range commentIDs {
+		if slices.Contains(responseIDs, id) {
+			t.Errorf("comment event %s has a response's id", id)
+		}
+	}
+	checkCommentsUnjoinable(t, m, n, len(commentTexts))
 
 	// Everything stored, and everything logged or mailed.
 	var records []record
@@ -146,9 +189,9 @@ func TestUnlinkability(t *testing.T) {
 	if len(records) < 50 {
 		t.Fatalf("only %d records scanned; the scan is not looking at the stores", len(records))
 	}
-	responseRecords := 0
+	responseRecords, commentRecords := 0, 0
 	for _, r := range records {
-		var who, what []string
+		var who, what, words []string
 		for _, id := range identities {
 			if strings.Contains(r.text, id) {
 				who = append(who, id)
@@ -159,18 +202,123 @@ func TestUnlinkability(t *testing.T) {
 				what = append(what, id)
 			}
 		}
+		for _, text := range commentTexts {
+			if strings.Contains(r.text, text) {
+				words = append(words, text)
+			}
+		}
 		if len(what) > 0 {
 			responseRecords++
+		}
+		if len(words) > 0 {
+			commentRecords++
 		}
 		if len(who) > 0 && len(what) > 0 {
 			t.Errorf("%s links %v to response %v", r.where, who, what)
 		}
+		if len(words) > 0 && (len(who) > 0 || len(what) > 0) {
+			t.Errorf("%s links comment %v to %v %v", r.where, words, who, what)
+		}
+	}
+	// Each comment shows up in its event and its comments row at least.
+	if commentRecords < 2*len(commentTexts) {
+		t.Fatalf("comments found in only %d records", commentRecords)
 	}
 	// Each response shows up in its pending message (purged), event,
 	// answer rows and projected_events row: if none were found the scan
 	// would prove nothing.
 	if responseRecords < n {
 		t.Fatalf("response ids found in only %d records", responseRecords)
+	}
+}
+
+// submitWithComments posts a response, with comments when given.
+func submitWithComments(t *testing.T, m *Main, token string, answers map[string]int, comments map[string]string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"token": token, "answers": answers, "comments": comments})
+	resp, err := http.Post(m.IngestURL+"/v1/responses", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+}
+
+// checkCommentsUnjoinable reads the comments and answers tables as any
+// ClickHouse client would and tries the joins an operator could: on each
+// column the two tables share (question_id aside: a comment question is
+// never an answered one), and on all of them but seq, a comment must match
+// the answers of none or of all n responses (here everyone shares the
+// cohort), never of a few; and no value of any comment column may equal a
+// value that names one response in answers (its response_id or its seq),
+// whatever the column.
+func checkCommentsUnjoinable(t *testing.T, m *Main, n, comments int) {
+	t.Helper()
+	read := func(table string) []map[string]string {
+		rows, err := m.Stack.CH.Query(context.Background(), "SELECT * FROM "+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		types := rows.ColumnTypes()
+		var out []map[string]string
+		for rows.Next() {
+			dest := make([]any, len(types))
+			for c, ct := range types {
+				dest[c] = reflect.New(ct.ScanType()).Interface()
+			}
+			if err := rows.Scan(dest...); err != nil {
+				t.Fatal(err)
+			}
+			row := map[string]string{}
+			for c, ct := range types {
+				row[ct.Name()] = fmt.Sprint(reflect.ValueOf(dest[c]).Elem().Interface())
+			}
+			out = append(out, row)
+		}
+		return out
+	}
+	commentRows, answerRows := read("comments"), read("answers")
+	if len(commentRows) != comments || len(answerRows) == 0 {
+		t.Fatalf("%d comments rows (want %d), %d answers rows", len(commentRows), comments, len(answerRows))
+	}
+	var shared []string
+	for col := range commentRows[0] {
+		if _, ok := answerRows[0][col]; ok && col != "question_id" {
+			shared = append(shared, col)
+		}
+	}
+	if !slices.Contains(shared, "seq") {
+		t.Fatalf("shared columns %v: the scan would not try seq", shared)
+	}
+	naming := map[string]bool{} // values that name one response
+	for _, a := range answerRows {
+		naming[a["response_id"]], naming[a["seq"]] = true, true
+	}
+	joins := [][]string{slices.DeleteFunc(slices.Clone(shared), func(col string) bool { return col == "seq" })}
+	for _, col := range shared {
+		joins = append(joins, []string{col})
+	}
+	for _, c := range commentRows {
+		for _, on := range joins {
+			candidates := map[string]bool{}
+			for _, a := range answerRows {
+				if !slices.ContainsFunc(on, func(col string) bool { return c[col] != a[col] }) {
+					candidates[a["response_id"]] = true
+				}
+			}
+			if len(candidates) != 0 && len(candidates) != n {
+				t.Errorf("comment %q joins %d of %d responses on %v", c["text"], len(candidates), n, on)
+			}
+		}
+		for col, v := range c {
+			if naming[v] {
+				t.Errorf("comment %q column %s = %s names a response in answers", c["text"], col, v)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
--- One row per comment of a ResponseSubmitted event: the words and the
--- cohort snapshot. No response id, so that the words cannot be joined to
--- the response's answers; never a person or a token. The query API serves
+-- One row per CommentSubmitted event (and per comment of a version 1
+-- ResponseSubmitted, with seq 0: see 0010): the words and the cohort
+-- snapshot. No response id, so that the words cannot be joined to the
+-- response's answers; never a person or a token. The query API serves
 -- comments only to groups of at least the comment threshold, in an order
 -- that says nothing about when they were given.
 CREATE TABLE IF NOT EXISTS comments (

@@ -1,0 +1,13 @@
+-- Comments rows written before CommentSubmitted existed came from the
+-- ResponseSubmitted event of their author and carried its stream sequence,
+-- the seq of that response's answers rows: comments.seq joined words to
+-- numbers. Set them to 0, as the projector writes comments of version 1
+-- events now (projector/rows.go). Rows of CommentSubmitted events, written
+-- after this migration, keep their own event's seq, which the mixer's
+-- shuffle makes independent of the answers'. 0 precedes every seal, so the
+-- old comments still count for their wave.
+--
+-- A mutation: ClickHouse rewrites the parts in the background and removes
+-- the old ones after old_parts_lifetime. The event stream still holds those
+-- old events, with comments inside the response.
+ALTER TABLE comments UPDATE seq = 0 WHERE seq != 0;
