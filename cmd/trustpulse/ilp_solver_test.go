@@ -16,6 +16,9 @@ import (
 
 // Solving the attacker's integer program with COIN-OR CBC (the `cbc`
 // binary, Debian's coinor-cbc; deploy/scripts/ensure-ilp.sh installs it).
+//
+// TRUSTPULSE_ILP_DEBUG=1 logs every solve and keeps every LP file under
+// test-output/ilp.
 
 // ilpSolution is what one cbc run found.
 type ilpSolution struct {
@@ -42,10 +45,16 @@ type ilpSolver struct {
 
 func newILPSolver(t *testing.T, label string) *ilpSolver {
 	t.Helper()
+	ilpNeedCBC(t)
+	return &ilpSolver{t: t, dir: t.TempDir(), label: label, limit: 60 * time.Second}
+}
+
+// ilpNeedCBC fails the test at once when cbc is missing.
+func ilpNeedCBC(t *testing.T) {
+	t.Helper()
 	if _, err := exec.LookPath("cbc"); err != nil {
 		t.Fatal("cbc is not installed; `make test` installs Debian's coinor-cbc (deploy/scripts/ensure-ilp.sh)")
 	}
-	return &ilpSolver{t: t, dir: t.TempDir(), label: label, limit: 60 * time.Second}
 }
 
 // keep copies an LP file to test-output/ilp for inspection and returns
