@@ -35,11 +35,17 @@ import (
 //     victim's type who gave the victim's answer: at least 1 means the
 //     victim's answer is pinned;
 //   - per small group of 2 to k-1 invitees (a type, a cell the battery asked
-//     about, the difference of two served cells), whether its respondent
-//     count is pinned strictly between 0 and its invitees.
+//     about, the difference of two nested served cells), whether its
+//     respondent count is pinned strictly between 0 and its invitees.
 //
-// Either is a failure. A seed is picked at random on every run besides the
-// fixed ones and logged; TRUSTPULSE_ILP_SEED=N replays seed N alone.
+// Either is a failure, and so is a served count under k. Pins at none or
+// all of a group's invitees (a whole group responding in full), and
+// groups pinned only because each of their types is, are logged: a sound
+// guard allows them (TestIntegerProgramAttackerSpareAPartition checks the
+// verdicts against one). A pin is reported with a minimal set of requests
+// behind it for the first victim and the first group, and the served sets
+// of its cohort. A seed is picked at random on every run besides the fixed
+// ones and logged; TRUSTPULSE_ILP_SEED=N replays seed N alone.
 func TestIntegerProgramAttack(t *testing.T) {
 	ilpNeedCBC(t)
 	seeds := []uint64{1, 2}

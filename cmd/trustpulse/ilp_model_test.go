@@ -25,7 +25,26 @@ import (
 //	           with sum_v x_{t,q,v} = r_t (every question is required)
 //
 // Every served number is a linear constraint on them (ilpModel.addScore and
-// friends), with the rounding of the number turned into integer bounds.
+// friends), with the rounding of the number turned into integer bounds:
+//
+//   - a count n (respondents, participation's responded, a cell's n, a
+//     trend point's n, driver impact's n): sum of r_t over the cell = n;
+//   - a cell over questions Q (a dimension's, a driver's, one question) has
+//     n respondents and n*|Q| answers A (every question is required), its
+//     mean m (2 decimals) bounds sum v*x to [A(m-0.005), A(m+0.005)], each
+//     share s of a value or of a range (favorable, neutral, unfavorable; 3
+//     decimals) bounds the count to [A(s-0.0005), A(s+0.0005)], eNPS (1
+//     decimal) bounds promoters minus detractors;
+//   - vs_org d, the unrounded mean of a cell minus the organisation's over
+//     the same waves (both served with their n, so A and B are known):
+//     B*sum_cell - A*sum_org within A*B*(d±0.005), or for eNPS the same on
+//     promoters minus detractors.
+//
+// Not modelled, because they are not linear in the unknowns: driver
+// impact's correlations and confidence intervals, trends' significance
+// (variances); trends' change and participation's rate follow from numbers
+// that are modelled; that a cell came back suppressed, or a result refused,
+// is not used either.
 
 // ilpType is a response type: a wave and a cohort.
 type ilpType struct {
