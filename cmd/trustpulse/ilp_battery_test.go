@@ -29,7 +29,7 @@ type ilpRequest struct {
 }
 
 func (r ilpRequest) String() string {
-	return fmt.Sprintf("analyst %d on replica %d: GET %s", r.analyst+1, r.replica+1, r.path)
+	return fmt.Sprintf("analyst %d on replica %d: GET %s", r.analyst+1, r.replica+1, strings.ReplaceAll(r.path, "%2C", ","))
 }
 
 // ilpQuery builds the query string of a filter and group-by, plus extra.
