@@ -272,13 +272,20 @@ func (a *ilpAttack) solve() ilpResult {
 	}
 	// One by one.
 	var pinned []*ilpTarget
-	for _, g := range victims {
-		if g.resolved {
-			continue
+	// The linear relaxation proves most pins at a fraction of the cost.
+	open := unresolved(victims)
+	var jobs []ilpJob
+	for _, g := range open {
+		jobs = append(jobs, ilpJob{"least " + g.what, g.terms, false})
+	}
+	for i, lp := range s.boundAll(m, jobs) {
+		if lp.status == "optimal" && lp.obj >= 0.5 {
+			open[i].pinned, open[i].byLP = true, true
+			pinned = append(pinned, open[i])
 		}
-		if lp := s.bound(m, "least "+g.what, g.terms, false, nil); lp.status == "optimal" && lp.obj >= 0.5 {
-			g.pinned, g.byLP = true, true
-			pinned = append(pinned, g)
+	}
+	for _, g := range victims {
+		if g.resolved || g.pinned {
 			continue
 		}
 		sol := s.solve(m, "least "+g.what, g.terms, false, nil)
@@ -296,12 +303,19 @@ func (a *ilpAttack) solve() ilpResult {
 	// pushes them all the other way at once; when none moves, every one is
 	// pinned there (allowed, logged).
 	var logged []string
+	edge := func(g *ilpTarget, full bool) bool {
+		return full && g.truth == int64(g.invited) || !full && g.truth == 0
+	}
+	allow := func(g *ilpTarget) {
+		g.pinned = true
+		logged = append(logged, fmt.Sprintf("%s: pinned at %d of %d invited (none or all: allowed)", g.what, g.truth, g.invited))
+	}
 	for _, full := range []bool{true, false} {
 		for {
 			var open []*ilpTarget
 			want := int64(0)
 			for _, g := range unresolved(groups) {
-				if full && g.truth == int64(g.invited) || !full && g.truth == 0 {
+				if edge(g, full) {
 					open, want = append(open, g), want+g.truth
 				}
 			}
@@ -318,8 +332,7 @@ func (a *ilpAttack) solve() ilpResult {
 			}
 			if provenByLP || sol.status == "optimal" && int64(math.Round(sol.obj)) == want {
 				for _, g := range open {
-					g.pinned = true
-					logged = append(logged, fmt.Sprintf("%s: pinned at %d of %d invited (none or all: allowed)", g.what, g.truth, g.invited))
+					allow(g)
 				}
 				break
 			}
@@ -340,12 +353,14 @@ func (a *ilpAttack) solve() ilpResult {
 			witness(all, sol.values)
 		}
 	}
-	for _, g := range groups {
-		if g.resolved || g.pinned {
-			continue
-		}
-		lpLo := s.bound(m, "least "+g.what, g.terms, false, nil)
-		lpHi := s.bound(m, "most "+g.what, g.terms, true, nil)
+	open = unresolved(groups)
+	jobs = nil
+	for _, g := range open {
+		jobs = append(jobs, ilpJob{"least " + g.what, g.terms, false}, ilpJob{"most " + g.what, g.terms, true})
+	}
+	lps := s.boundAll(m, jobs)
+	for i, g := range open {
+		lpLo, lpHi := lps[2*i], lps[2*i+1]
 		if lpLo.status == "optimal" && lpHi.status == "optimal" && lpLo.obj > float64(g.truth)-0.5 && lpHi.obj < float64(g.truth)+0.5 {
 			g.pinned, g.byLP = true, true
 			if a.explainedByTypes(s, g, all) {
@@ -353,6 +368,10 @@ func (a *ilpAttack) solve() ilpResult {
 			} else {
 				pinned = append(pinned, g)
 			}
+		}
+	}
+	for _, g := range groups {
+		if g.resolved || g.pinned {
 			continue
 		}
 		lo := s.solve(m, "least "+g.what, g.terms, false, nil)
@@ -387,10 +406,11 @@ func (a *ilpAttack) solve() ilpResult {
 		}
 	}
 	// Report each pin, with a minimal list of requests for the first
-	// victim's and the first group's.
+	// (a victim's if any).
 	budget := time.Now().Add(30 * time.Second)
-	shrunk := map[bool]bool{}
+	shrunk := false
 	detailed := 0
+	sort.SliceStable(pinned, func(i, j int) bool { return pinned[i].victim && !pinned[j].victim })
 	for _, g := range pinned {
 		if g.victim {
 			res.pinnedVictims++
@@ -402,8 +422,8 @@ func (a *ilpAttack) solve() ilpResult {
 			msg += fmt.Sprintf(": exactly %d of %d invitees responded, in every solution", g.truth, g.invited)
 		}
 		msg += map[bool]string{true: " (proven by the linear relaxation)", false: " (proven by the integer program)"}[g.byLP]
-		if a.shrink && !shrunk[g.victim] && time.Now().Before(budget) {
-			shrunk[g.victim] = true
+		if a.shrink && !shrunk && time.Now().Before(budget) {
+			shrunk = true
 			reqs, minimal := a.minimalRequests(s, g, budget)
 			how := "a minimal set: dropping any one loses the proof"
 			if !minimal {
@@ -428,9 +448,9 @@ func (a *ilpAttack) solve() ilpResult {
 	}
 	u := a.learner.util
 	t.Logf("%d requests (%d answered, %d refused as differencing) by %d analysts over %d replicas in %v; %d of %d cells served (%.0f%%); "+
-		"%d victims (%d answer targets), %d small groups; %d rows over %d unknowns; %d cbc solves in %v; %d pinned, %d undecided; total %v",
+		"%d victims (%d answer targets), %d small groups; %d rows over %d unknowns; %d cbc solves (%v in cbc) in %v; %d pinned, %d undecided; total %v",
 		len(a.reqs), served, u.refused, len(a.tokens), len(a.urls), a.sent.Round(time.Millisecond), u.served, u.requested, 100*float64(u.served)/float64(max(1, u.requested)),
-		len(a.o.victims), len(victims), len(groups), len(m.rows), len(m.names), s.solves, time.Since(solveStart).Round(time.Millisecond),
+		len(a.o.victims), len(victims), len(groups), len(m.rows), len(m.names), s.solves, s.spent.Round(time.Millisecond), time.Since(solveStart).Round(time.Millisecond),
 		len(pinned), undecided, time.Since(a.started).Round(time.Millisecond))
 	for _, v := range a.o.victims {
 		t.Logf("victim %s: %s", a.o.people[v], a.o.named[v])
@@ -460,7 +480,7 @@ func (a *ilpAttack) targets() (victims, groups []*ilpTarget) {
 		if inv == 0 || inv >= m.k {
 			return
 		}
-		key := fmt.Sprint(set)
+		key := setKey(set)
 		if seen[key] {
 			return
 		}
@@ -503,8 +523,9 @@ func (a *ilpAttack) targets() (victims, groups []*ilpTarget) {
 			}
 		}
 	}
-	// Differences of nested served cells, per wave.
-	var sets [][]bool
+	// Differences of nested served cells, per wave (as bitsets: there are
+	// many pairs).
+	var sets [][]uint64
 	var names []string
 	setSeen := map[string]bool{}
 	for _, c := range m.cells {
@@ -513,26 +534,26 @@ func (a *ilpAttack) targets() (victims, groups []*ilpTarget) {
 			for i := range part {
 				part[i] = part[i] && m.types[i].wave == w
 			}
-			if k := fmt.Sprint(part); !setSeen[k] && slices.Contains(part, true) {
+			if k := setKey(part); !setSeen[k] && slices.Contains(part, true) {
 				setSeen[k] = true
-				sets, names = append(sets, part), append(names, w+" "+c.what)
+				sets, names = append(sets, bits(part)), append(names, w+" "+c.what)
 			}
 		}
 	}
 	for i, big := range sets {
 		for j, small := range sets {
-			if i == j {
+			nested := i != j
+			for x := range big {
+				nested = nested && small[x]&^big[x] == 0
+			}
+			if !nested {
 				continue
 			}
-			diff := make([]bool, len(big))
-			nested := true
-			for x := range big {
-				nested = nested && (!small[x] || big[x])
-				diff[x] = big[x] && !small[x]
+			diff := make([]bool, len(m.types))
+			for ty := range diff {
+				diff[ty] = big[ty/64]&^small[ty/64]&(1<<(ty%64)) != 0
 			}
-			if nested {
-				addGroup(fmt.Sprintf("(%s) minus (%s)", names[i], names[j]), diff)
-			}
+			addGroup(fmt.Sprintf("(%s) minus (%s)", names[i], names[j]), diff)
 		}
 	}
 	return victims, groups
@@ -665,7 +686,7 @@ func (a *ilpAttack) cellsOf(g *ilpTarget, reqs []int) string {
 		for ty, on := range c.set {
 			in = in || on && (g.victim && ty == g.ty || !g.victim && g.set[ty])
 		}
-		if key := fmt.Sprint(c.req, c.set); in && !seen[key] {
+		if key := fmt.Sprint(c.req) + setKey(c.set); in && !seen[key] {
 			seen[key] = true
 			cells = append(cells, c)
 		}

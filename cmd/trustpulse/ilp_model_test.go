@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
@@ -117,6 +116,10 @@ type ilpModel struct {
 	rows   []*ilpRow
 	rowKey map[string]*ilpRow
 	cells  []ilpCell
+	// bodies caches the constraints as written, over all requests, while
+	// nBounds (bounds added so far) stays the same.
+	bodies  map[bool]*ilpBody
+	nBounds int
 }
 
 // newILPModel sets up the unknowns from the roster: every wave invited
@@ -189,7 +192,7 @@ func (m *ilpModel) block(set []bool) [][]int {
 	if n <= 2 {
 		return nil
 	}
-	key := fmt.Sprint(set)
+	key := setKey(set)
 	if b, ok := m.blocks[key]; ok {
 		return b
 	}
@@ -211,6 +214,26 @@ func (m *ilpModel) block(set []bool) [][]int {
 	}
 	m.blocks[key] = b
 	return b
+}
+
+// bits is a set as a bitset.
+func bits(set []bool) []uint64 {
+	out := make([]uint64, (len(set)+63)/64)
+	for i, in := range set {
+		if in {
+			out[i/64] |= 1 << (i % 64)
+		}
+	}
+	return out
+}
+
+// setKey names a set compactly, for maps.
+func setKey(set []bool) string {
+	var b strings.Builder
+	for _, w := range bits(set) {
+		fmt.Fprintf(&b, "%x.", w)
+	}
+	return b.String()
 }
 
 // fillAux sets the aggregates of x from the other unknowns.
@@ -273,6 +296,7 @@ func (m *ilpModel) add(terms []ilpTerm, b ilpBound) {
 		m.rows = append(m.rows, row)
 	}
 	row.bounds = append(row.bounds, b)
+	m.nBounds++
 }
 
 // mergeTerms adds up the coefficients of each variable, dropping zeros,
@@ -505,36 +529,56 @@ func bnd(v int64) string {
 // (all when active is nil); relaxed, without the integrality of the
 // unknowns (its optimum bounds the integer program's).
 func (m *ilpModel) writeLP(path, title string, obj []ilpTerm, maximize, relaxed bool, active func(req int) bool) ([]ilpRowRef, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	var refs []ilpRowRef
-	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "\\ trustpulse integer-program attacker: %s\n", strings.ReplaceAll(title, "\n", " "))
+	var buf []byte
+	buf = append(buf, "\\ trustpulse integer-program attacker: "+strings.ReplaceAll(title, "\n", " ")+"\n"...)
 	if maximize {
-		fmt.Fprintln(w, "Maximize")
+		buf = append(buf, "Maximize\n"...)
 	} else {
-		fmt.Fprintln(w, "Minimize")
+		buf = append(buf, "Minimize\n"...)
 	}
 	if obj = mergeTerms(obj); len(obj) == 0 {
 		obj = []ilpTerm{{0, 0}}
 	}
-	w.WriteString(" obj:")
-	writeTerms(w, m, obj)
-	fmt.Fprintln(w, "\nSubject To")
-	n := 0
+	buf = append(buf, " obj:"...)
+	buf = m.appendTerms(buf, obj)
+	buf = append(buf, '\n')
+	// The constraints are the same for every objective over all requests:
+	// written once.
+	body, refs := m.body(active, relaxed)
+	if err := os.WriteFile(path, append(buf, body...), 0o644); err != nil {
+		return nil, err
+	}
+	return refs, nil
+}
+
+type ilpBody struct {
+	bounds int
+	text   []byte
+	refs   []ilpRowRef
+}
+
+func (m *ilpModel) body(active func(req int) bool, relaxed bool) ([]byte, []ilpRowRef) {
+	if c := m.bodies[relaxed]; active == nil && c != nil && c.bounds == m.nBounds {
+		return c.text, c.refs
+	}
+	var refs []ilpRowRef
+	buf := []byte("Subject To\n")
 	for _, row := range m.rows {
 		lo, hi, ok := row.effective(active)
 		if !ok || len(row.terms) == 0 {
 			continue
 		}
 		emit := func(op string, rhs int64) {
+			buf = append(buf, " c"...)
+			buf = strconv.AppendInt(buf, int64(len(refs)), 10)
+			buf = append(buf, ':')
 			refs = append(refs, ilpRowRef{row: row, lo: lo, hi: hi})
-			fmt.Fprintf(w, " c%d:", n)
-			n++
-			writeTerms(w, m, row.terms)
-			fmt.Fprintf(w, " %s %d\n", op, rhs)
+			buf = m.appendTerms(buf, row.terms)
+			buf = append(buf, ' ')
+			buf = append(buf, op...)
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, rhs, 10)
+			buf = append(buf, '\n')
 		}
 		switch {
 		case lo == hi:
@@ -548,30 +592,34 @@ func (m *ilpModel) writeLP(path, title string, obj []ilpTerm, maximize, relaxed 
 			}
 		}
 	}
-	fmt.Fprintln(w, "Bounds")
+	buf = append(buf, "Bounds\n"...)
 	for v, name := range m.names {
-		fmt.Fprintf(w, " 0 <= %s <= %d\n", name, m.upper[v])
+		buf = append(buf, " 0 <= "+name+" <= "...)
+		buf = strconv.AppendInt(buf, m.upper[v], 10)
+		buf = append(buf, '\n')
 	}
 	if !relaxed {
-		fmt.Fprintln(w, "General")
+		buf = append(buf, "General\n"...)
 		n := 0
 		for i, name := range m.names {
 			if !m.integer[i] {
 				continue
 			}
-			w.WriteString(" " + name)
+			buf = append(buf, " "+name...)
 			if n++; n%16 == 0 {
-				w.WriteString("\n")
+				buf = append(buf, '\n')
 			}
 		}
-		fmt.Fprintln(w)
+		buf = append(buf, '\n')
 	}
-	fmt.Fprintln(w, "End")
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return nil, err
+	buf = append(buf, "End\n"...)
+	if active == nil {
+		if m.bodies == nil {
+			m.bodies = map[bool]*ilpBody{}
+		}
+		m.bodies[relaxed] = &ilpBody{bounds: m.nBounds, text: buf, refs: refs}
 	}
-	return refs, f.Close()
+	return buf, refs
 }
 
 // ilpRowRef is a row as written to an LP file (c0, c1, ...): a row of the
@@ -581,16 +629,20 @@ type ilpRowRef struct {
 	lo, hi int64
 }
 
-func writeTerms(w *bufio.Writer, m *ilpModel, terms []ilpTerm) {
+func (m *ilpModel) appendTerms(buf []byte, terms []ilpTerm) []byte {
 	for i, t := range terms {
 		if i > 0 && i%12 == 0 {
-			w.WriteString("\n   ")
+			buf = append(buf, "\n   "...)
 		}
-		sign := "+"
 		c := t.c
 		if c < 0 {
-			sign, c = "-", -c
+			buf, c = append(buf, " - "...), -c
+		} else {
+			buf = append(buf, " + "...)
 		}
-		fmt.Fprintf(w, " %s %d %s", sign, c, m.names[t.v])
+		buf = strconv.AppendInt(buf, c, 10)
+		buf = append(buf, ' ')
+		buf = append(buf, m.names[t.v]...)
 	}
+	return buf
 }

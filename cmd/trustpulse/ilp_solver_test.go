@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -88,48 +89,99 @@ func (s *ilpSolver) bound(m *ilpModel, title string, obj []ilpTerm, maximize boo
 }
 
 func (s *ilpSolver) run(m *ilpModel, title string, obj []ilpTerm, maximize, relaxed bool, active func(int) bool) ilpSolution {
+	s.t.Helper()
+	return s.runAll(m, []ilpJob{{title, obj, maximize}}, relaxed, active)[0]
+}
+
+// ilpJob is one objective to solve for.
+type ilpJob struct {
+	title    string
+	obj      []ilpTerm
+	maximize bool
+}
+
+// boundAll solves the linear relaxations of several objectives, two cbc
+// processes at a time.
+func (s *ilpSolver) boundAll(m *ilpModel, jobs []ilpJob) []ilpSolution {
+	s.t.Helper()
+	for i := range jobs {
+		jobs[i].title += " (linear relaxation)"
+	}
+	return s.runAll(m, jobs, true, nil)
+}
+
+// runAll writes an LP file per job, runs cbc on them (two at a time) and
+// reads the solutions, stopping the test on any trouble.
+func (s *ilpSolver) runAll(m *ilpModel, jobs []ilpJob, relaxed bool, active func(int) bool) []ilpSolution {
 	t := s.t
 	t.Helper()
-	s.n++
-	base := filepath.Join(s.dir, fmt.Sprintf("p%04d", s.n))
-	lp, solFile := base+".lp", base+".sol"
-	refs, err := m.writeLP(lp, title, obj, maximize, relaxed, active)
-	if err != nil {
-		t.Fatal(err)
+	type run struct {
+		lp, sol string
+		refs    []ilpRowRef
+		out     []byte
+		err     error
+		took    time.Duration
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), s.limit+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "cbc", lp, "-sec", strconv.Itoa(int(s.limit.Seconds())), "-threads", "1",
-		"-solve", "-printingOptions", "all", "-solution", solFile)
-	out, err := cmd.CombinedOutput()
-	s.solves++
-	s.spent += time.Since(start)
-	if err != nil {
-		t.Fatalf("cbc on %s (kept at %s): %v\n%s", title, s.keep(lp), err, tail(string(out), 2000))
-	}
-	sol, perr := parseCBCSolution(solFile, m, relaxed, len(refs))
-	sol.rows = refs
-	if perr != nil {
-		t.Fatalf("cbc on %s (kept at %s): %v\n%s", title, s.keep(lp), perr, tail(string(out), 2000))
-	}
-	switch sol.status {
-	case "infeasible":
-		t.Fatalf("the attacker's integer program is infeasible (%s), yet the true answers satisfy it: a bug in the model or its LP file, kept at %s\n%s",
-			title, s.keep(lp), tail(string(out), 1500))
-	case "unbounded", "unknown":
-		t.Fatalf("cbc: %s on %s (kept at %s)\n%s", sol.status, title, s.keep(lp), tail(string(out), 1500))
-	}
-	if os.Getenv("TRUSTPULSE_ILP_DEBUG") != "" {
-		t.Logf("cbc %s: %s %g in %v (%s)", filepath.Base(lp), sol.status, sol.obj, time.Since(start).Round(time.Millisecond), title)
-		s.keep(lp)
-	}
-	if sol.values != nil {
-		if bad := m.checkSolution(sol.values, active); bad != "" {
-			t.Fatalf("cbc's solution of %s breaks the program (%s); kept at %s", title, bad, s.keep(lp))
+	runs := make([]run, len(jobs))
+	for i, j := range jobs {
+		s.n++
+		base := filepath.Join(s.dir, fmt.Sprintf("p%04d", s.n))
+		runs[i].lp, runs[i].sol = base+".lp", base+".sol"
+		var err error
+		if runs[i].refs, err = m.writeLP(runs[i].lp, j.title, j.obj, j.maximize, relaxed, active); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return sol
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i := range runs {
+		wg.Add(1)
+		go func(r *run) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), s.limit+30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "cbc", r.lp, "-sec", strconv.Itoa(int(s.limit.Seconds())), "-threads", "1",
+				"-solve", "-printingOptions", "all", "-solution", r.sol)
+			r.out, r.err = cmd.CombinedOutput()
+			r.took = time.Since(start)
+		}(&runs[i])
+	}
+	wg.Wait()
+	out := make([]ilpSolution, len(jobs))
+	for i, r := range runs {
+		title := jobs[i].title
+		s.solves++
+		s.spent += r.took
+		if r.err != nil {
+			t.Fatalf("cbc on %s (kept at %s): %v\n%s", title, s.keep(r.lp), r.err, tail(string(r.out), 2000))
+		}
+		sol, perr := parseCBCSolution(r.sol, m, relaxed, len(r.refs))
+		sol.rows = r.refs
+		if perr != nil {
+			t.Fatalf("cbc on %s (kept at %s): %v\n%s", title, s.keep(r.lp), perr, tail(string(r.out), 2000))
+		}
+		switch sol.status {
+		case "infeasible":
+			t.Fatalf("the attacker's integer program is infeasible (%s), yet the true answers satisfy it: a bug in the model or its LP file, kept at %s\n%s",
+				title, s.keep(r.lp), tail(string(r.out), 1500))
+		case "unbounded", "unknown":
+			t.Fatalf("cbc: %s on %s (kept at %s)\n%s", sol.status, title, s.keep(r.lp), tail(string(r.out), 1500))
+		}
+		if os.Getenv("TRUSTPULSE_ILP_DEBUG") != "" {
+			t.Logf("cbc %s: %s %g in %v (%s)", filepath.Base(r.lp), sol.status, sol.obj, r.took.Round(time.Millisecond), title)
+			s.keep(r.lp)
+		}
+		if sol.values != nil {
+			if bad := m.checkSolution(sol.values, active); bad != "" {
+				t.Fatalf("cbc's solution of %s breaks the program (%s); kept at %s", title, bad, s.keep(r.lp))
+			}
+		}
+		out[i] = sol
+	}
+	return out
 }
 
 func tail(s string, n int) string {
