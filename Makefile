@@ -34,6 +34,7 @@ deps:
 
 test-deps: chdb axe
 	@deploy/scripts/ensure-chromium.sh
+	@deploy/scripts/ensure-ilp.sh
 
 chdb:
 	@deploy/scripts/fetch-chdb.sh $(CHDB_DIR)
