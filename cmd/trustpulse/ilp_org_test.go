@@ -359,9 +359,9 @@ func ilpMain(t *testing.T, weaken bool) *Main {
 func secondQueryURL(t *testing.T, m *Main, weaken bool) string {
 	t.Helper()
 	srv := query.NewServer(query.NewStore(m.Stack.CH), m.Config.Threshold, schemas.ProjectorConsumer, testenv.Logger(t))
-	if m.Stack.JS != nil {
-		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
-	}
+	srv.SetLive(query.NewLiveCounts(m.Stack.JS))
+	// The replicas share the guard's record, as every --target query does.
+	srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 	if weaken {
 		srv.WeakenGuardForTest()
 	}
