@@ -30,6 +30,9 @@ type StackConfig struct {
 	NATSListen string
 	// Replicas of streams, buckets and consumers (1 on one server).
 	Replicas int
+	// NATSSyncAlways makes the embedded server fsync before every
+	// acknowledgement (natsrv.Options.SyncAlways).
+	NATSSyncAlways bool
 	// ClickHouse.Addr empty means the local server process under DataDir.
 	ClickHouse ClickHouseConfig
 	// NeedNATS and NeedClickHouse select what to open.
@@ -41,6 +44,9 @@ type StackConfig struct {
 	// Name identifies the NATS connection.
 	Name string
 }
+
+// EmbeddedNATS is the embedded NATS server the stack started, or nil.
+func (st *Stack) EmbeddedNATS() *natsrv.Server { return st.natsSrv }
 
 // Stack is an open set of connections, and the local servers it started.
 type Stack struct {
@@ -90,12 +96,12 @@ func (st *Stack) openNATS(ctx context.Context, cfg StackConfig) error {
 		case running && cfg.Own:
 			return fmt.Errorf("deploy: something already listens on %s; is another trustpulse serve running? (set --nats-listen, or --nats-url to use it)", cfg.NATSListen)
 		case !running:
-			srv, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen})
+			srv, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, SyncAlways: cfg.NATSSyncAlways})
 			if err != nil {
 				return err
 			}
 			st.natsSrv, url = srv, srv.URL()
-			st.log.Info("embedded NATS started", "url", url, "store", filepath.Join(cfg.DataDir, "nats"))
+			st.log.Info("embedded NATS started", "url", url, "store", filepath.Join(cfg.DataDir, "nats"), "sync_always", cfg.NATSSyncAlways)
 		}
 	}
 	nc, err := ConnectNATS(url, cfg.Name)

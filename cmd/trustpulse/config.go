@@ -24,6 +24,7 @@ type Config struct {
 	NATSURL      string
 	NATSListen   string
 	NATSReplicas int
+	NATSSync     string
 
 	ClickHouseAddr     string
 	ClickHouseDatabase string
@@ -92,6 +93,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "data directory of the embedded NATS and local ClickHouse (env TRUSTPULSE_DATA_DIR)")
 	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", ""), "external NATS server or cluster, e.g. nats://a:4222,nats://b:4222; empty runs an embedded server (env TRUSTPULSE_NATS_URL)")
 	fs.StringVar(&c.NATSListen, "nats-listen", env("NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env TRUSTPULSE_NATS_LISTEN)")
+	fs.StringVar(&c.NATSSync, "nats-sync", env("NATS_SYNC", "always"), "the embedded NATS server's fsync: always (before every acknowledgement: an acknowledged response survives a power cut) or interval (every 2 minutes, faster) (env TRUSTPULSE_NATS_SYNC)")
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", envInt("NATS_REPLICAS", 1), "replicas of streams, buckets and consumers: 1, or 3/5 on a JetStream cluster (env TRUSTPULSE_NATS_REPLICAS)")
 	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", env("CLICKHOUSE_ADDR", ""), "external ClickHouse native address host:port; empty runs a local server (env TRUSTPULSE_CLICKHOUSE_ADDR)")
 	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", env("CLICKHOUSE_DATABASE", "trustpulse"), "ClickHouse database (env TRUSTPULSE_CLICKHOUSE_DATABASE)")
@@ -141,6 +143,9 @@ func (c *Config) Validate() error {
 				break
 			}
 		}
+	}
+	if c.NATSSync != "always" && c.NATSSync != "interval" {
+		errs = append(errs, fmt.Errorf("--nats-sync %q: want always or interval", c.NATSSync))
 	}
 	if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
 		errs = append(errs, fmt.Errorf("--nats-replicas %d: want 1, 3 or 5", c.NATSReplicas))

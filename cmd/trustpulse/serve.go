@@ -66,10 +66,11 @@ func (c *Config) smtpConfig() ingest.SMTPConfig {
 // stackConfig turns the config into what deploy.Open needs for the target.
 func (c *Config) stackConfig(own bool) deploy.StackConfig {
 	return deploy.StackConfig{
-		DataDir:    c.DataDir,
-		NATSURL:    c.NATSURL,
-		NATSListen: c.NATSListen,
-		Replicas:   c.NATSReplicas,
+		DataDir:        c.DataDir,
+		NATSURL:        c.NATSURL,
+		NATSListen:     c.NATSListen,
+		Replicas:       c.NATSReplicas,
+		NATSSyncAlways: c.NATSSync == "always",
 		ClickHouse: deploy.ClickHouseConfig{
 			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
 		},

@@ -24,6 +24,11 @@ type Options struct {
 	ServerName string
 	// Cluster, when set, joins the server to a JetStream cluster.
 	Cluster *Cluster
+	// SyncAlways makes JetStream fsync every write before it acknowledges
+	// it, so an acknowledged message survives a power cut; otherwise it
+	// syncs every two minutes (NATS's default), and a power cut can lose
+	// what was acknowledged since.
+	SyncAlways bool
 }
 
 // Cluster configures clustering: the cluster's name, this server's route
@@ -62,6 +67,7 @@ func Start(opt Options) (*Server, error) {
 		StoreDir:   opt.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+		SyncAlways: opt.SyncAlways,
 	}
 	if c := opt.Cluster; c != nil {
 		chost, cport, err := net.SplitHostPort(c.Listen)
