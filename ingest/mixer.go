@@ -45,6 +45,9 @@ type Mixer struct {
 	// Invite, when set, invites the audience of a wave a schedule opened
 	// (Admin.InviteRoster).
 	Invite func(ctx context.Context, org, wave string, aud Audience) (int, error)
+	// Sealer opens the held responses that ingest encrypted; nil reads
+	// only unencrypted ones.
+	Sealer *Sealer
 	// Ledger, when set, opens waves' own buckets with its replica count;
 	// without it they are opened with one replica.
 	Ledger *Ledger
@@ -201,11 +204,15 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	}
 	shuffle(held)
 	for i, msg := range held {
-		env, err := schemas.DecodeEnvelope(msg.Data)
+		data, err := m.Sealer.Open(org, wave, msg.Data)
 		if err != nil {
-			return fmt.Errorf("mixer: pending message %d: %w", msg.Sequence, err)
+			return fmt.Errorf("mixer: held message %d: %w", msg.Sequence, err)
 		}
-		if _, err := publishRaw(ctx, m.js, schemas.Subject(org, env.Type), env, msg.Data); err != nil {
+		env, err := schemas.DecodeEnvelope(data)
+		if err != nil {
+			return fmt.Errorf("mixer: held message %d: %w", msg.Sequence, err)
+		}
+		if _, err := publishRaw(ctx, m.js, schemas.Subject(org, env.Type), env, data); err != nil {
 			return err
 		}
 		if i == 0 {

@@ -75,18 +75,26 @@ const (
 //
 // The batch headers stay on the pending messages only; the mixer republishes
 // the data alone, so no batch id reaches the event stream.
-func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, envs []schemas.Envelope) error {
-	if len(envs) == 1 {
-		_, err := publishTo(ctx, js, subject, envs[0])
-		return err
-	}
+//
+// wrap, when set, turns each message's data into what is stored (the
+// held responses are encrypted: Sealer).
+func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, envs []schemas.Envelope, wrap func([]byte) ([]byte, error)) error {
 	data := make([][]byte, len(envs))
 	for i, env := range envs {
 		b, err := env.Marshal()
 		if err != nil {
 			return err
 		}
+		if wrap != nil {
+			if b, err = wrap(b); err != nil {
+				return err
+			}
+		}
 		data[i] = b
+	}
+	if len(envs) == 1 {
+		_, err := publishRaw(ctx, js, subject, envs[0], data[0])
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

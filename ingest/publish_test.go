@@ -43,7 +43,7 @@ func TestPublishBatch(t *testing.T) {
 	}
 
 	t.Run("OK", func(t *testing.T) {
-		if err := publishBatch(ctx, js, subject, envs); err != nil {
+		if err := publishBatch(ctx, js, subject, envs, nil); err != nil {
 			t.Fatal(err)
 		}
 		if n := held(t); n != 3 {
@@ -51,7 +51,7 @@ func TestPublishBatch(t *testing.T) {
 		}
 	})
 	t.Run("RetryStoresOnce", func(t *testing.T) {
-		if err := publishBatch(ctx, js, subject, envs); err != nil {
+		if err := publishBatch(ctx, js, subject, envs, nil); err != nil {
 			t.Fatalf("retry of a stored batch: %v", err)
 		}
 		if n := held(t); n != 3 {
@@ -91,7 +91,7 @@ func TestPublishBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := publishBatch(ctx, js, subject, fresh); err == nil {
+		if err := publishBatch(ctx, js, subject, fresh, nil); err == nil {
 			t.Fatal("a batch was accepted by a stream without atomic publish")
 		}
 		if n := held(t); n != 0 {

@@ -27,6 +27,9 @@ type Server struct {
 	threshold int
 	// live gathers the participation shown while a wave is open.
 	live *liveCounter
+	// Sealer, when set, encrypts the responses held while their wave is
+	// open; serve always sets it (--seal-key-file).
+	Sealer *Sealer
 }
 
 // NewServer builds the ingest service. threshold is the reporting threshold

@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,10 @@ type Config struct {
 	// SessionKey signs dashboard sessions (hex, at least 32 bytes); empty
 	// draws one at start, so sessions end with the process.
 	SessionKey string
-	PublicURL  string
+	// SealKeyFile holds the master key that encrypts held responses; it
+	// must not live with the stores.
+	SealKeyFile string
+	PublicURL   string
 
 	SMTPHost     string
 	SMTPPort     int
@@ -102,6 +106,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", env("INGEST_ADDR", "127.0.0.1:8080"), "listen address of the ingest API (env TRUSTPULSE_INGEST_ADDR)")
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("ADMIN_ADDR", "127.0.0.1:8082"), "listen address of the admin API (env TRUSTPULSE_ADMIN_ADDR)")
+	fs.StringVar(&c.SealKeyFile, "seal-key-file", env("SEAL_KEY_FILE", defaultSealKeyFile()), "file of the key that encrypts responses held while a wave is open (64 hex digits; created with mode 0600 if missing). Keep it off the NATS and ClickHouse hosts' backups: with the stores alone, held answers cannot be read (env TRUSTPULSE_SEAL_KEY_FILE)")
 	fs.StringVar(&c.SessionKey, "session-key", env("SESSION_KEY", ""), "hex key of at least 32 bytes that signs dashboard sessions, the same on every query replica; empty draws one per process (env TRUSTPULSE_SESSION_KEY)")
 	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API, at least 32 characters; empty turns the admin API off (env TRUSTPULSE_ADMIN_TOKEN)")
 	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
@@ -157,6 +162,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ClickHouseDatabase == "" {
 		errs = append(errs, errors.New("--clickhouse-database: required"))
+	}
+	if c.runs("ingest") {
+		switch abs, dataAbs := absPath(c.SealKeyFile), absPath(c.DataDir); {
+		case c.SealKeyFile == "":
+			errs = append(errs, errors.New("--seal-key-file: required (the key that encrypts held responses)"))
+		case dataAbs != "" && strings.HasPrefix(abs+string(filepath.Separator), dataAbs+string(filepath.Separator)):
+			errs = append(errs, fmt.Errorf("--seal-key-file %s: must not be inside --data-dir (%s), where the stores are", c.SealKeyFile, c.DataDir))
+		}
 	}
 	if k, err := hex.DecodeString(c.SessionKey); c.SessionKey != "" && (err != nil || len(k) < 32) {
 		errs = append(errs, errors.New("--session-key: want at least 64 hex digits (32 bytes)"))
@@ -223,3 +236,25 @@ func (c *Config) publicURL() string {
 }
 
 func (c *Config) runs(part string) bool { return c.Target == "all" || c.Target == part }
+
+// defaultSealKeyFile is the seal key's place when none is given: the
+// user's configuration directory, away from the data directory.
+func defaultSealKeyFile() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "trustpulse", "seal.key")
+}
+
+// absPath is path made absolute, or "" when it cannot be.
+func absPath(path string) string {
+	if path == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	return filepath.Clean(abs)
+}

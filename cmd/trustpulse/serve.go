@@ -100,6 +100,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			return nil, err
 		}
 		ledger.Replicas = cfg.NATSReplicas
+		sealer, err := ingest.LoadSealKey(cfg.SealKeyFile, true)
+		if err != nil {
+			return nil, err
+		}
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if m.Catalog, err = ingest.StartCatalog(cctx, m.Stack.JS, log); err != nil {
@@ -119,9 +123,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		}
 		m.Postman = ingest.NewPostman(m.Stack.JS, smtpCfg, log)
 		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
-		m.Mixer.Grace, m.Mixer.Ledger = cfg.SealGrace, ledger
+		m.Mixer.Grace, m.Mixer.Ledger, m.Mixer.Sealer = cfg.SealGrace, ledger, sealer
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
+		srv.Sealer = sealer
 		m.ingest = srv
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err

@@ -486,3 +486,61 @@ func scanFiles(t *testing.T, dir string, markers, skip []string) []string {
 	}
 	return found
 }
+
+// TestHeldResponsesUnreadable: while a wave is open, what its stream holds
+// is ciphertext under the seal key (issue 11, item 2): an operator reading
+// the stream with a NATS client, or the store's files, finds neither the
+// answers nor the words; at the seal the mixer opens them and they are
+// counted as sent.
+func TestHeldResponsesUnreadable(t *testing.T) {
+	m := mustMain(t, nil)
+	ctx := context.Background()
+	survey := e2eSurvey
+	survey.Questions = append(append([]schemas.Question(nil), e2eSurvey.Questions...), schemas.Question{ID: "better", Text: "What would make it better?", Dimension: schemas.Comment, Optional: true})
+	if err := m.Admin.PublishSurvey(ctx, "acme", survey); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	cohorts := cohortsOf(schemas.Cohort{Department: "Sales", Team: "s", Location: "Berlin", TenureBand: "1-2y"}, 6)
+	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "PLANTEDHELDMARKER"
+	for i, tok := range tokens {
+		if status, body := postJSONComment(t, m, tok, steady(i), fmt.Sprintf("%s %d", marker, i)); status != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", status, body)
+		}
+	}
+	held := streamMessages(t, m.Stack.JS, schemas.HeldStream("acme", "w1"))
+	if len(held) != 2*len(tokens) {
+		t.Fatalf("%d held messages, want %d (a response and a comment each)", len(held), 2*len(tokens))
+	}
+	for _, msg := range held {
+		for _, clear := range []string{marker, `"answers"`, `"trust-a"`, string(schemas.ResponseSubmittedType), `"cohort"`} {
+			if bytes.Contains(msg.Data, []byte(clear)) {
+				t.Fatalf("held message %d holds %q in clear", msg.Sequence, clear)
+			}
+		}
+	}
+	if found := scanFiles(t, filepath.Join(m.Config.DataDir, "nats"), []string{marker}, nil); len(found) > 0 {
+		t.Fatalf("the store's files hold what was sent, in clear: %v", found)
+	}
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	r := waitScores(t, m, "")
+	if r.Respondents.N == nil || *r.Respondents.N != len(tokens) {
+		t.Fatalf("respondents after the seal: %+v, want %d", r.Respondents, len(tokens))
+	}
+	var comments uint64
+	if err := m.Stack.CH.QueryRow(ctx, "SELECT count() FROM comments WHERE org = 'acme' AND wave_id = 'w1' AND position(text, ?) > 0", marker).Scan(&comments); err != nil {
+		t.Fatal(err)
+	}
+	if int(comments) != len(tokens) {
+		t.Fatalf("%d comments projected, want %d", comments, len(tokens))
+	}
+}
