@@ -179,6 +179,9 @@ func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_body", "%s", err.Error())
 	}
 	if err := s.record(c.UserContext(), req.Token, req.Answers, req.Comments); err != nil {
+		if err == errBusy || err == errUnavailable {
+			c.Set(fiber.HeaderRetryAfter, "2")
+		}
 		return err
 	}
 	return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": "recorded"})
@@ -216,6 +219,12 @@ func (s *Server) invitationFor(ctx context.Context, token string, now time.Time)
 // fails. Nothing is
 // published for a rejected request. Errors are *schemas.Error values.
 func (s *Server) record(ctx context.Context, token string, given map[string]int, comments map[string]string) error {
+	select {
+	case s.inflight <- struct{}{}:
+		defer func() { <-s.inflight }()
+	default:
+		return errBusy
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now()
@@ -285,6 +294,11 @@ func submissionEvents(org string, day time.Time, surveyID, waveID string, cohort
 	}
 	return envs, nil
 }
+
+// errBusy answers a submission beyond the in-flight bound: nothing was
+// recorded and the link still works.
+var errBusy = schemas.Errorf(http.StatusServiceUnavailable, "unavailable",
+	"too many responses are arriving at once; nothing was saved, please send yours again in a few seconds")
 
 var errUnavailable = schemas.Errorf(http.StatusServiceUnavailable, "unavailable",
 	"responses cannot be recorded right now; nothing was saved, please try again in a minute")

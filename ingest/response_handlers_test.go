@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -281,5 +282,34 @@ func TestDecodeSubmitRequestDuplicateKeys(t *testing.T) {
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 			t.Errorf("%s: %v, want %q", body, err, want)
 		}
+	}
+}
+
+// TestSubmitResponseBackPressure: beyond the bound of submissions recorded
+// at once, a submission is refused at once with 503 and Retry-After,
+// nothing recorded, and the same link works once there is room (issue 12,
+// item 10).
+func TestSubmitResponseBackPressure(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	e.server.SetMaxInFlight(2)
+	free := e.server.FillInFlightForTest()
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/responses", bytes.NewReader(submitBody(tok, validAnswers())))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"unavailable"`)) {
+		t.Fatalf("a submission beyond the bound: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if got := len(e.responses(t)); got != 0 {
+		t.Fatalf("%d responses stored for a refused submission", got)
+	}
+	free()
+	if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
+		t.Fatalf("the same link once there is room: %d %s", status, body)
 	}
 }

@@ -30,13 +30,26 @@ type Server struct {
 	// Sealer, when set, encrypts the responses held while their wave is
 	// open; serve always sets it (--seal-key-file).
 	Sealer *Sealer
+	// inflight bounds the submissions being recorded at once: beyond it a
+	// submission is refused at once (503, nothing recorded) rather than
+	// queued without bound (SetMaxInFlight).
+	inflight chan struct{}
 }
+
+// DefaultMaxInFlight is how many submissions one ingest process records at
+// once unless configured.
+const DefaultMaxInFlight = 256
+
+// SetMaxInFlight bounds the submissions recorded at once. Call it before
+// serving.
+func (s *Server) SetMaxInFlight(n int) { s.inflight = make(chan struct{}, max(1, n)) }
 
 // NewServer builds the ingest service. threshold is the reporting threshold
 // the survey page tells employees about; now is the clock (time.Now in
 // production).
 func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, threshold int, log *slog.Logger, now func() time.Time) *Server {
-	s := &Server{js: js, ledger: ledger, catalog: catalog, threshold: threshold, log: log.With("component", "ingest"), now: now}
+	s := &Server{js: js, ledger: ledger, catalog: catalog, threshold: threshold, log: log.With("component", "ingest"), now: now,
+		inflight: make(chan struct{}, DefaultMaxInFlight)}
 	s.live = newLiveCounter(js, catalog, s.log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-ingest",

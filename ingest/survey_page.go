@@ -238,6 +238,9 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 		if appErr.Code == "unavailable" {
 			v.Problem = "We could not save your answers right now. Nothing was saved; please send them again in a minute."
 		}
+		if appErr.Code == "unavailable" {
+			c.Set(fiber.HeaderRetryAfter, "2")
+		}
 		return s.render(c, appErr.Status, surveyPage, v)
 	}
 	status, v := messageFor(err)

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trustpulse/trustpulse/ingest"
 )
 
 // Config is every setting of trustpulse, parsed once from flags and
@@ -26,6 +28,8 @@ type Config struct {
 	NATSListen   string
 	NATSReplicas int
 	NATSSync     string
+	// MaxInFlight bounds the submissions one ingest process records at once.
+	MaxInFlight int
 
 	ClickHouseAddr     string
 	ClickHouseDatabase string
@@ -97,6 +101,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "data directory of the embedded NATS and local ClickHouse (env TRUSTPULSE_DATA_DIR)")
 	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", ""), "external NATS server or cluster, e.g. nats://a:4222,nats://b:4222; empty runs an embedded server (env TRUSTPULSE_NATS_URL)")
 	fs.StringVar(&c.NATSListen, "nats-listen", env("NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env TRUSTPULSE_NATS_LISTEN)")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("MAX_INFLIGHT", ingest.DefaultMaxInFlight), "submissions one ingest process records at once; beyond it a submission gets a fast 503 with Retry-After, nothing recorded (env TRUSTPULSE_MAX_INFLIGHT)")
 	fs.StringVar(&c.NATSSync, "nats-sync", env("NATS_SYNC", "always"), "the embedded NATS server's fsync: always (before every acknowledgement: an acknowledged response survives a power cut) or interval (every 2 minutes, faster) (env TRUSTPULSE_NATS_SYNC)")
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", envInt("NATS_REPLICAS", 1), "replicas of streams, buckets and consumers: 1, or 3/5 on a JetStream cluster (env TRUSTPULSE_NATS_REPLICAS)")
 	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", env("CLICKHOUSE_ADDR", ""), "external ClickHouse native address host:port; empty runs a local server (env TRUSTPULSE_CLICKHOUSE_ADDR)")
@@ -148,6 +153,9 @@ func (c *Config) Validate() error {
 				break
 			}
 		}
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("--max-inflight %d: want at least 1", c.MaxInFlight))
 	}
 	if c.NATSSync != "always" && c.NATSSync != "interval" {
 		errs = append(errs, fmt.Errorf("--nats-sync %q: want always or interval", c.NATSSync))

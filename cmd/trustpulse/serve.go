@@ -127,6 +127,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		srv.Sealer = sealer
+		srv.SetMaxInFlight(cfg.MaxInFlight)
 		m.ingest = srv
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
