@@ -33,7 +33,7 @@ func testConfig(t *testing.T) Config {
 	_, chCfg := testenv.ClickHouse(t)
 	cfg := Config{
 		Target: "all", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", NATSReplicas: 1, NATSSync: "always",
-		SealKeyFile:    filepath.Join(t.TempDir(), "seal.key"),
+		SealKeyFile: filepath.Join(t.TempDir(), "seal.key"), MaxInFlight: 256,
 		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
 		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		SMTPPort: 587, SMTPTLS: "none", MailFrom: "pulse@example.org", MailFromName: "Acme pulse", MailRate: 1000,
