@@ -28,6 +28,14 @@ type AdminServer struct {
 	admin *Admin
 	token []byte
 	log   *slog.Logger
+	// Limiter, when set, limits each client's failed authentications.
+	// Set it before serving.
+	Limiter *httpproblem.Limiter
+}
+
+// limitFailures limits each client's failed authentications.
+func (s *AdminServer) limitFailures(c *fiber.Ctx) error {
+	return s.Limiter.Failures(httpproblem.Unauthorized)(c)
 }
 
 // NewAdminServer builds the admin API; token must not be empty.
@@ -41,7 +49,7 @@ func NewAdminServer(admin *Admin, token string, log *slog.Logger) *AdminServer {
 		ReadTimeout:           time.Minute,
 		WriteTimeout:          5 * time.Minute,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, s.authenticate)
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, s.limitFailures, s.authenticate)
 	v1 := s.app.Group("/v1/orgs/:org")
 	v1.Post("/roster", s.importRosterHandler)
 	v1.Post("/waves/:wave/remind", s.remindHandler)

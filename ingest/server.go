@@ -34,6 +34,9 @@ type Server struct {
 	// submission is refused at once (503, nothing recorded) rather than
 	// queued without bound (SetMaxInFlight).
 	inflight chan struct{}
+	// Limiter, when set, limits each client's failed link lookups (forged
+	// or mistyped links, 404) on the survey endpoints. Set it before serving.
+	Limiter *httpproblem.Limiter
 }
 
 // DefaultMaxInFlight is how many submissions one ingest process records at
@@ -73,16 +76,21 @@ func (s *Server) Close() { s.live.close() }
 func (s *Server) routes() {
 	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
 	v1 := s.app.Group("/v1")
-	v1.Post("/responses", s.submitResponseHandler)
+	v1.Post("/responses", s.limitLinks, s.submitResponseHandler)
 
 	s.app.Get("/static/survey.css", surveyCSSHandler)
-	page := s.app.Group("/s", pageHeaders)
+	page := s.app.Group("/s", s.limitLinks, pageHeaders)
 	page.Get("/thanks", s.thanksHandler)
 	page.Get("/:token", s.surveyFormHandler)
 	page.Post("/:token", s.submitSurveyFormHandler)
 	s.app.Use(func(c *fiber.Ctx) error {
 		return schemas.Errorf(http.StatusNotFound, "not_found", "no such endpoint")
 	})
+}
+
+// limitLinks limits each client's lookups of links that do not exist.
+func (s *Server) limitLinks(c *fiber.Ctx) error {
+	return s.Limiter.Failures(httpproblem.NotFound)(c)
 }
 
 // App is the Fiber app, for tests (app.Test) and for Listen.

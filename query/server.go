@@ -41,6 +41,10 @@ type Server struct {
 	// driverResults holds driver impact per released wave.
 	driverResults *memo[DriversResult]
 
+	// Limiter, when set, limits each client's failed authentications (401)
+	// of the API and the dashboards' sign-in. Set it before serving.
+	Limiter *httpproblem.Limiter
+
 	// weakened serves every cell of at least K respondents without the
 	// checks across results: only tests set it, to show that their
 	// attackers catch a leak (WeakenGuardForTest).
@@ -73,7 +77,10 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, func(c *fiber.Ctx) error {
+		// Failed authentications of the API and of the dashboards' sign-in.
+		return s.Limiter.Failures(httpproblem.Unauthorized)(c)
+	})
 	s.routes()
 	return s
 }

@@ -30,6 +30,13 @@ type Config struct {
 	NATSSync     string
 	// MaxInFlight bounds the submissions one ingest process records at once.
 	MaxInFlight int
+	// FailureRate and FailureBurst limit each client's failed requests:
+	// forged survey links (404) and wrong tokens (401).
+	FailureRate  float64
+	FailureBurst int
+	// TrustedProxyHeader names the header a trusted proxy sets to the
+	// client's address; empty uses the peer address.
+	TrustedProxyHeader string
 
 	ClickHouseAddr     string
 	ClickHouseDatabase string
@@ -101,6 +108,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./data"), "data directory of the embedded NATS and local ClickHouse (env TRUSTPULSE_DATA_DIR)")
 	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", ""), "external NATS server or cluster, e.g. nats://a:4222,nats://b:4222; empty runs an embedded server (env TRUSTPULSE_NATS_URL)")
 	fs.StringVar(&c.NATSListen, "nats-listen", env("NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server (env TRUSTPULSE_NATS_LISTEN)")
+	fs.Float64Var(&c.FailureRate, "failure-rate", envFloat("FAILURE_RATE", 0.5), "failed requests per second each client may make in the long run — survey links that do not exist (404), wrong tokens of the query and admin APIs and the dashboards' sign-in (401) — beyond which it gets 429 with Retry-After (env TRUSTPULSE_FAILURE_RATE)")
+	fs.IntVar(&c.FailureBurst, "failure-burst", envInt("FAILURE_BURST", 30), "failed requests a client may make at once before --failure-rate applies (env TRUSTPULSE_FAILURE_BURST)")
+	fs.StringVar(&c.TrustedProxyHeader, "trusted-proxy-header", env("TRUSTED_PROXY_HEADER", ""), "header in which a trusted reverse proxy passes the client's address (e.g. X-Forwarded-For), for the limits; empty: the peer address. Set it only behind such a proxy: clients can forge it (env TRUSTPULSE_TRUSTED_PROXY_HEADER)")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("MAX_INFLIGHT", ingest.DefaultMaxInFlight), "submissions one ingest process records at once; beyond it a submission gets a fast 503 with Retry-After, nothing recorded (env TRUSTPULSE_MAX_INFLIGHT)")
 	fs.StringVar(&c.NATSSync, "nats-sync", env("NATS_SYNC", "always"), "the embedded NATS server's fsync: always (before every acknowledgement: an acknowledged response survives a power cut) or interval (every 2 minutes, faster) (env TRUSTPULSE_NATS_SYNC)")
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", envInt("NATS_REPLICAS", 1), "replicas of streams, buckets and consumers: 1, or 3/5 on a JetStream cluster (env TRUSTPULSE_NATS_REPLICAS)")
@@ -153,6 +163,9 @@ func (c *Config) Validate() error {
 				break
 			}
 		}
+	}
+	if c.FailureRate <= 0 || c.FailureBurst < 1 {
+		errs = append(errs, fmt.Errorf("--failure-rate %v, --failure-burst %d: want both above 0", c.FailureRate, c.FailureBurst))
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("--max-inflight %d: want at least 1", c.MaxInFlight))

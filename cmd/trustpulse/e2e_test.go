@@ -34,6 +34,9 @@ func testConfig(t *testing.T) Config {
 	cfg := Config{
 		Target: "all", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", NATSReplicas: 1, NATSSync: "always",
 		SealKeyFile: filepath.Join(t.TempDir(), "seal.key"), MaxInFlight: 256,
+		// Tests make many failed requests from one address on purpose;
+		// TestRateLimits sets small limits of its own.
+		FailureRate: 1000, FailureBurst: 100000,
 		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
 		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		SMTPPort: 587, SMTPTLS: "none", MailFrom: "pulse@example.org", MailFromName: "Acme pulse", MailRate: 1000,

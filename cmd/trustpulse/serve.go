@@ -21,6 +21,7 @@ import (
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/query/dashboard"
 	"github.com/trustpulse/trustpulse/schemas"
+	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
 
 // Main is the running program: the stack and the parts its target selects.
@@ -128,6 +129,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		srv.Sealer = sealer
 		srv.SetMaxInFlight(cfg.MaxInFlight)
+		srv.Limiter = cfg.limiter()
 		m.ingest = srv
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
 			return nil, err
@@ -136,13 +138,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			m.Admin.PublicURL = m.IngestURL // the port actually bound, also for :0
 		}
 		if cfg.AdminToken != "" {
-			if m.AdminURL, err = m.listen(ingest.NewAdminServer(m.Admin, cfg.AdminToken, log).App(), cfg.AdminAddr); err != nil {
+			admin := ingest.NewAdminServer(m.Admin, cfg.AdminToken, log)
+			admin.Limiter = cfg.limiter()
+			if m.AdminURL, err = m.listen(admin.App(), cfg.AdminAddr); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if cfg.runs("query") {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
+		srv.Limiter = cfg.limiter()
 		m.Query = srv
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
@@ -271,4 +276,9 @@ func (m *Main) Close() error {
 		errs = append(errs, m.Stack.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// limiter is a fresh limiter of failed requests per client.
+func (c *Config) limiter() *httpproblem.Limiter {
+	return httpproblem.NewLimiter(c.FailureRate, c.FailureBurst, c.TrustedProxyHeader)
 }
