@@ -55,8 +55,12 @@ func TestRateLimits(t *testing.T) {
 	}{
 		{"survey links", func(cl string) *http.Response { return do(http.MethodGet, m.IngestURL+"/s/"+forged, cl, "") },
 			func(cl string) *http.Response { return do(http.MethodGet, m.IngestURL+"/s/"+links[0], cl, "") }, http.StatusNotFound},
-		{"query API", func(cl string) *http.Response { return do(http.MethodGet, m.QueryURL+"/v1/orgs/acme/waves", cl, "tp_wrong") },
-			func(cl string) *http.Response { return do(http.MethodGet, m.QueryURL+"/v1/orgs/acme/waves", cl, analyst) }, http.StatusUnauthorized},
+		{"query API", func(cl string) *http.Response {
+			return do(http.MethodGet, m.QueryURL+"/v1/orgs/acme/waves", cl, "tp_wrong")
+		},
+			func(cl string) *http.Response {
+				return do(http.MethodGet, m.QueryURL+"/v1/orgs/acme/waves", cl, analyst)
+			}, http.StatusUnauthorized},
 		{"admin API", func(cl string) *http.Response {
 			return do(http.MethodGet, m.AdminURL+"/v1/orgs/acme/mail-failures", cl, "wrong")
 		}, nil, http.StatusUnauthorized},
