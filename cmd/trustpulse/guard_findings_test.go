@@ -226,14 +226,7 @@ func TestGuardThreeResults(t *testing.T) {
 func TestGuardCommentsCombination(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
-	survey := e2eSurvey
-	survey.Questions = append(append([]schemas.Question(nil), e2eSurvey.Questions...), schemas.Question{ID: "better", Text: "What would make it better?", Dimension: schemas.Comment, Optional: true})
-	if err := m.Admin.PublishSurvey(ctx, "acme", survey); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: time.Now().Add(-time.Minute), ClosesAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	openCommentWave(t, m)
 	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", xyzCohorts())
 	if err != nil {
 		t.Fatal(err)
@@ -298,5 +291,20 @@ func TestGuardWaveThresholds(t *testing.T) {
 	}
 	if n := respondents(t, m, analyst, m.QueryURL+"/v1/orgs/acme/waves/w2/scores?department=Legal"); n >= 0 {
 		t.Fatalf("Legal in the k=10 wave served: %d", n)
+	}
+}
+
+// openCommentWave publishes the e2e survey with a comment question,
+// "better", and opens w1 of it.
+func openCommentWave(t *testing.T, m *Main) {
+	t.Helper()
+	ctx := context.Background()
+	survey := e2eSurvey
+	survey.Questions = append(append([]schemas.Question(nil), e2eSurvey.Questions...), schemas.Question{ID: "better", Text: "What would make it better?", Dimension: schemas.Comment, Optional: true})
+	if err := m.Admin.PublishSurvey(ctx, "acme", survey); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: time.Now().Add(-time.Minute), ClosesAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
 	}
 }

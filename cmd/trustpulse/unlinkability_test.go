@@ -495,15 +495,7 @@ func scanFiles(t *testing.T, dir string, markers, skip []string) []string {
 func TestHeldResponsesUnreadable(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
-	survey := e2eSurvey
-	survey.Questions = append(append([]schemas.Question(nil), e2eSurvey.Questions...), schemas.Question{ID: "better", Text: "What would make it better?", Dimension: schemas.Comment, Optional: true})
-	if err := m.Admin.PublishSurvey(ctx, "acme", survey); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	openCommentWave(t, m)
 	cohorts := cohortsOf(schemas.Cohort{Department: "Sales", Team: "s", Location: "Berlin", TenureBand: "1-2y"}, 6)
 	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
 	if err != nil {
