@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// loadStep is one offered rate of the open-loop load, over every run.
+type loadStep struct {
+	rate     int
+	p50, p99 runs // ms, from each request's scheduled start
+	achieved runs // successful responses per second
+	errors   []int
+	cpuMS    runs // the query process's CPU time (user + system) per request, ms
+}
+
+// loadClient has room for every request in flight: an open-loop load
+// must not queue in the client.
+var loadClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048, MaxConnsPerHost: 0}, Timeout: 10 * time.Second}
+
+// benchOpenLoop offers requests of path to the query process at fixed
+// rates: request i starts at start + i/rate whatever became of the ones
+// before (open loop, not a pool of workers waiting for answers), and its
+// latency is taken from that scheduled start, so time spent waiting
+// behind a late dispatcher counts too. Each rate runs for d; the ladder
+// runs rounds times.
+func benchOpenLoop(ctx context.Context, e *env, token, path string, rates []int, d time.Duration, rounds int) ([]loadStep, error) {
+	q := e.procs["query"]
+	steps := make([]loadStep, len(rates))
+	for round := range rounds {
+		for i, rate := range rates {
+			steps[i].rate = rate
+			lat, errs, achieved, cpu, err := openLoop(ctx, q, token, path, rate, d)
+			if err != nil {
+				return nil, err
+			}
+			steps[i].p50 = append(steps[i].p50, ms(lat.quantile(.5)))
+			steps[i].p99 = append(steps[i].p99, ms(lat.quantile(.99)))
+			steps[i].achieved = append(steps[i].achieved, achieved)
+			steps[i].errors = append(steps[i].errors, errs)
+			steps[i].cpuMS = append(steps[i].cpuMS, cpu)
+			e.log.Info("open loop", "round", round+1, "rate", rate, "p50_ms", ms(lat.quantile(.5)), "p99_ms", ms(lat.quantile(.99)), "errors", errs, "achieved", int(achieved), "cpu_ms_per_req", cpu)
+			time.Sleep(time.Second) // let the last stragglers' work end
+		}
+	}
+	return steps, nil
+}
+
+func openLoop(ctx context.Context, q *proc, token, path string, rate int, d time.Duration) (latencies, int, float64, float64, error) {
+	n := int(float64(rate) * d.Seconds())
+	interval := time.Second / time.Duration(rate)
+	var mu sync.Mutex
+	var lat latencies
+	errs, ok := 0, 0
+	var last time.Time
+	var wg sync.WaitGroup
+	cpu0, err := cpuTime(q.cmd.Process.Pid)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	start := time.Now().Add(20 * time.Millisecond)
+	for i := range n {
+		at := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+q.addr+path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := loadClient.Do(req)
+			good := err == nil
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				good = resp.StatusCode == http.StatusOK
+			}
+			done := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if !good {
+				errs++
+				return
+			}
+			ok++
+			lat = append(lat, done.Sub(at))
+			if done.After(last) {
+				last = done
+			}
+		}()
+	}
+	wg.Wait()
+	cpu1, err := cpuTime(q.cmd.Process.Pid)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	achieved := 0.0
+	if ok > 0 {
+		achieved = float64(ok) / last.Sub(start).Seconds()
+	}
+	return lat, errs, achieved, ms(cpu1-cpu0) / float64(n), nil
+}
+
+// cpuTime is a process's CPU time so far, user and system.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("cpu time of %d: %v %v", pid, err1, err2)
+	}
+	// Clock ticks are 100 a second on Linux.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// sustained is the highest offered rate served without errors, at 95%
+// of the rate or more, with a median p99 within limit ms; 0 if none.
+func sustained(steps []loadStep, limit float64) int {
+	best := 0
+	for _, s := range steps {
+		errs := 0
+		for _, e := range s.errors {
+			errs += e
+		}
+		if errs == 0 && s.achieved.median() >= 0.95*float64(s.rate) && s.p99.median() <= limit {
+			best = max(best, s.rate)
+		}
+	}
+	return best
+}
