@@ -154,6 +154,9 @@ func (p *proc) peakRSS() (float64, error) {
 			return kb / 1024, err
 		}
 	}
+	if strings.Contains(string(b), "State:\tZ") {
+		return 0, fmt.Errorf("process %d (%s) has exited; see its log in the work directory", p.cmd.Process.Pid, strings.Join(p.cmd.Args[1:4], " "))
+	}
 	return 0, fmt.Errorf("no VmHWM for pid %d", p.cmd.Process.Pid)
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,10 @@ type loadStep struct {
 	achieved runs // successful responses per second
 	errors   []int
 	cpuMS    runs // the query process's CPU time (user + system) per request, ms
+	selfMS   runs // the harness's (load generator and embedded NATS server)
+	// logged counts the query process's logged errors over the step, by
+	// what failed (the text after "err=" up to the first colon pair).
+	logged map[string]int
 }
 
 // loadClient has room for every request in flight: an open-loop load
@@ -33,13 +39,24 @@ var loadClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 20
 // runs rounds times.
 func benchOpenLoop(ctx context.Context, e *env, token, path string, rates []int, d time.Duration, rounds int) ([]loadStep, error) {
 	q := e.procs["query"]
+	logPath := filepath.Join(e.dir, "query.log")
 	steps := make([]loadStep, len(rates))
 	for round := range rounds {
 		for i, rate := range rates {
 			steps[i].rate = rate
+			if steps[i].logged == nil {
+				steps[i].logged = map[string]int{}
+			}
+			from := fileSize(logPath)
+			self0, _ := cpuTime(os.Getpid())
 			lat, errs, achieved, cpu, err := openLoop(ctx, q, token, path, rate, d)
 			if err != nil {
 				return nil, err
+			}
+			self1, _ := cpuTime(os.Getpid())
+			steps[i].selfMS = append(steps[i].selfMS, ms(self1-self0)/(float64(rate)*d.Seconds()))
+			for what, n := range loggedErrors(logPath, from) {
+				steps[i].logged[what] += n
 			}
 			steps[i].p50 = append(steps[i].p50, ms(lat.quantile(.5)))
 			steps[i].p99 = append(steps[i].p99, ms(lat.quantile(.99)))
@@ -59,6 +76,7 @@ func openLoop(ctx context.Context, q *proc, token, path string, rate int, d time
 	var mu sync.Mutex
 	var lat latencies
 	errs, ok := 0, 0
+	firstErr := ""
 	var last time.Time
 	var wg sync.WaitGroup
 	cpu0, err := cpuTime(q.cmd.Process.Pid)
@@ -75,16 +93,23 @@ func openLoop(ctx context.Context, q *proc, token, path string, rate int, d time
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+q.addr+path, nil)
 			req.Header.Set("Authorization", "Bearer "+token)
 			resp, err := loadClient.Do(req)
-			good := err == nil
-			if err == nil {
+			why := ""
+			if err != nil {
+				why = err.Error()
+			} else {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				good = resp.StatusCode == http.StatusOK
+				if resp.StatusCode != http.StatusOK {
+					why = resp.Status
+				}
 			}
 			done := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
-			if !good {
+			if why != "" {
+				if errs == 0 {
+					firstErr = why
+				}
 				errs++
 				return
 			}
@@ -96,6 +121,9 @@ func openLoop(ctx context.Context, q *proc, token, path string, rate int, d time
 		}()
 	}
 	wg.Wait()
+	if errs > 0 {
+		slog.Warn("open loop: failed requests", "rate", rate, "errors", errs, "first", firstErr)
+	}
 	cpu1, err := cpuTime(q.cmd.Process.Pid)
 	if err != nil {
 		return nil, 0, 0, 0, err
@@ -105,6 +133,44 @@ func openLoop(ctx context.Context, q *proc, token, path string, rate int, d time
 		achieved = float64(ok) / last.Sub(start).Seconds()
 	}
 	return lat, errs, achieved, ms(cpu1-cpu0) / float64(n), nil
+}
+
+func fileSize(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// loggedErrors counts the errors a process logged after offset from, by
+// their message and the first part of the error ("query: checkpoint").
+func loggedErrors(path string, from int64) map[string]int {
+	out := map[string]int{}
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return out
+	}
+	b, _ := io.ReadAll(f)
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "level=ERROR") {
+			continue
+		}
+		msg, what := "", ""
+		if _, rest, ok := strings.Cut(line, "msg=\""); ok {
+			msg, _, _ = strings.Cut(rest, "\"")
+		}
+		if _, rest, ok := strings.Cut(line, "err=\""); ok {
+			parts := strings.SplitN(rest, ": ", 3)
+			what = strings.Join(parts[:min(2, len(parts))], ": ")
+			what = strings.TrimSuffix(what, "\"")
+		}
+		out[msg+" ("+what+")"]++
+	}
+	return out
 }
 
 // cpuTime is a process's CPU time so far, user and system.

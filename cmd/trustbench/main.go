@@ -46,7 +46,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg config, log *slog.Logger) error {
+func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	started := time.Now()
 	bin, err := filepath.Abs(cfg.bin)
 	if err != nil {
@@ -60,7 +60,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		if dir, err = os.MkdirTemp("", "trustbench-"); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		// Kept when the run fails: the processes' logs are in it.
+		defer func() {
+			if err != nil {
+				log.Error("the run failed; its servers' data and the processes' logs are kept", "dir", dir)
+				return
+			}
+			os.RemoveAll(dir)
+		}()
 	}
 	// PostgreSQL runs as its own user, which needs to reach its directory.
 	if err := os.Chmod(dir, 0o755); err != nil {

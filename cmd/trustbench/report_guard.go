@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -125,14 +126,31 @@ func (r *report) loadSection(p func(string, ...any)) {
 	p("")
 	p("`GET %s` (the department heatmap of the latest wave, at %s answer rows in all) through the query process's HTTP API with an analyst token, after section 3 warmed it: every request repeats a served result, so it is the aggregates from memory, one read of the guard's record and a decision that changes nothing. Open loop: requests start on a fixed schedule (request i at i/rate), each on its own connection if need be, whatever became of the earlier ones; latency is from the scheduled start to the last byte, so a late dispatcher counts against the figure. %s at each rate, the ladder run %d times; the load generator runs on the same two cores as the query process, NATS and ClickHouse. Query CPU is the query process's user and system time over the step, per request offered.", r.loadPath, thousands(r.loadRows), r.sizes.loadFor, r.cfg.rounds)
 	p("")
-	p("| offered requests/s | served requests/s | p50 ms | p99 ms | errors | query CPU ms/request |")
-	p("|---|---|---|---|---|---|")
+	p("| offered requests/s | served requests/s | p50 ms | p99 ms | errors | query CPU ms/request | harness CPU ms/request (load generator, NATS) |")
+	p("|---|---|---|---|---|---|---|")
 	for _, s := range r.load {
 		errs := make([]string, len(s.errors))
 		for i, e := range s.errors {
 			errs[i] = fmt.Sprint(e)
 		}
-		p("| %d | %s | %s | %s | %s | %s |", s.rate, s.achieved.format("", 0), s.p50.format("", 1), s.p99.format("", 1), strings.Join(errs, ", "), s.cpuMS.format("", 2))
+		p("| %d | %s | %s | %s | %s | %s | %s |", s.rate, s.achieved.format("", 0), s.p50.format("", 1), s.p99.format("", 1), strings.Join(errs, ", "), s.cpuMS.format("", 2), s.selfMS.format("", 2))
+	}
+	p("")
+	var logged []string
+	for _, s := range r.load {
+		keys := make([]string, 0, len(s.logged))
+		for k := range s.logged {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			logged = append(logged, fmt.Sprintf("at %d/s, %d × %s", s.rate, s.logged[k], k))
+		}
+	}
+	if len(logged) > 0 {
+		p("Errors the query process logged during the load (all runs): %s.", strings.Join(logged, "; "))
+	} else {
+		p("The query process logged no errors during the load.")
 	}
 	p("")
 }
@@ -157,7 +175,7 @@ func (r *report) guardNotes(p func(string, ...any)) {
 		if len(big.results) >= 2 {
 			reason = " Its SQL alone (bare, section 3) takes " + fmt.Sprintf("%.0f ms for the heatmap", big.results[1].bareP50) + "; the slowest statements: " + slowest(big.results[1], 2) + "."
 		}
-		p("- **First request after the seal: %.0f ms (%s), above 100 ms.** The first request computes everything a released wave determines: the guard's response types of the wave (a `uniqExact(response_id)` per cohort type over the wave's answer rows) and the result's aggregates, on ClickHouse 18.16 at a million answer rows a wave.%s The next step is to compute these when the wave is sealed rather than on the first request: the projector (or the query service, on the seal event) computes the wave's response types and the common results' aggregates (overview, the heatmap by each attribute) once and keeps them durably (a table in ClickHouse or a key-value entry per wave), so that the first request reads them like a cached one; a per-response table of cohorts (one row per response rather than one per answer) would cut the type count's read by ten.", worst, what, reason)
+		p("- **First request after the seal: %.0f ms (%s), above 100 ms.** The first request computes everything a released wave determines: the guard's response types of the wave (a `uniqExact(response_id)` per cohort type over the wave's answer rows) and the result's aggregates, on ClickHouse 18.16 at %s answer rows a wave.%s The next step is to compute these when the wave is sealed rather than on the first request: the projector (or the query service, on the seal event) computes the wave's response types and the common results' aggregates (overview, the heatmap by each attribute) once and keeps them durably (a table in ClickHouse or a key-value entry per wave), so that the first request reads them like a cached one; a per-response table of cohorts (one row per response rather than one per answer) would cut the type count's read by ten.", worst, what, thousands(r.sizes.responded*10), reason)
 	}
 	if len(r.load) > 0 {
 		if best := sustained(r.load, loadGoalMS); best < loadGoalRPS {
@@ -168,7 +186,7 @@ func (r *report) guardNotes(p func(string, ...any)) {
 					break
 				}
 			}
-			p("- **Warm heatmap throughput: %d requests/s with p99 ≤ 50 ms, below 300.** At the lowest rate the query process spends %.2f ms of CPU per request; two cores shared with NATS, ClickHouse and the load generator give at most about %.0f requests/s at that cost.", best, cpu, 2000/max(cpu, 0.001))
+			p("- **Warm heatmap throughput: %d requests/s with p99 ≤ 50 ms, below 300.** At the lowest rate the query process spends %.2f ms of CPU per request (the guard's share of it is small: a warm decision is about 1 ms, section 6), so its CPU alone would allow several hundred requests/s on two idle cores; but the two cores are shared with the harness (load generator and NATS), ClickHouse and, during this run, other work on the machine (the load average above). The query process's logged errors, if any, are listed under the table: a time-out reading the projector's checkpoint or the wave list points at the cache of the wave list and checkpoint (query/cache.go, kept for a second): when it expires, every request in flight misses it together and queries ClickHouse (16 connections at most), so under load the refresh piles up once a second; one refresh at a time (single-flight, the others served the entry being refreshed) would remove those stalls, and the same holds for the token cache (5 s).", best, cpu)
 		}
 	}
 }
