@@ -122,6 +122,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	if rep.ingestRSS, err = e.procs["ingest"].peakRSS(); err != nil {
 		return err
 	}
+	// The ingest process runs the mixer, which closes and seals overdue
+	// waves by itself: the benchmark's waves (dated in the past) would be
+	// sealed, empty, before the harness has published their responses.
+	e.stop("ingest")
 
 	log.Info("2/6 insert limit")
 	if rep.insertLimit, rep.insertRows, err = benchInsertLimit(ctx, e, cfg.rounds); err != nil {
