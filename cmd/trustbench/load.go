@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,9 @@ func benchOpenLoop(ctx context.Context, e *env, token, path string, rates []int,
 			if steps[i].logged == nil {
 				steps[i].logged = map[string]int{}
 			}
+			if err := settle(ctx, q, token, path); err != nil {
+				return nil, err
+			}
 			from := fileSize(logPath)
 			self0, _ := cpuTime(os.Getpid())
 			lat, errs, achieved, cpu, err := openLoop(ctx, q, token, path, rate, d)
@@ -64,7 +68,6 @@ func benchOpenLoop(ctx context.Context, e *env, token, path string, rates []int,
 			steps[i].errors = append(steps[i].errors, errs)
 			steps[i].cpuMS = append(steps[i].cpuMS, cpu)
 			e.log.Info("open loop", "round", round+1, "rate", rate, "p50_ms", ms(lat.quantile(.5)), "p99_ms", ms(lat.quantile(.99)), "errors", errs, "achieved", int(achieved), "cpu_ms_per_req", cpu)
-			time.Sleep(time.Second) // let the last stragglers' work end
 		}
 	}
 	return steps, nil
@@ -135,6 +138,27 @@ func openLoop(ctx context.Context, q *proc, token, path string, rate int, d time
 	return lat, errs, achieved, ms(cpu1-cpu0) / float64(n), nil
 }
 
+// settle waits until the query process answers the request again as
+// when idle (three answers in a row within 50 ms, at most a minute), so
+// that one step's overload (ClickHouse still working off the queries of
+// requests that timed out) does not spill into the next step.
+func settle(ctx context.Context, q *proc, token, path string) error {
+	good := 0
+	for deadline := time.Now().Add(time.Minute); good < 3; time.Sleep(200 * time.Millisecond) {
+		if d, err := timedGet(ctx, q.addr, path, token); err == nil && d < 50*time.Millisecond {
+			good++
+		} else {
+			good = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("open loop: the query process did not recover within a minute after the previous step")
+		}
+	}
+	return nil
+}
+
+var connDetail = regexp.MustCompile(` from [0-9.:]+| \(conn_id=[0-9]+\)`)
+
 func fileSize(path string) int64 {
 	if fi, err := os.Stat(path); err == nil {
 		return fi.Size()
@@ -168,6 +192,8 @@ func loggedErrors(path string, from int64) map[string]int {
 			what = strings.Join(parts[:min(2, len(parts))], ": ")
 			what = strings.TrimSuffix(what, "\"")
 		}
+		// One kind per cause: connection ids and addresses vary.
+		what = connDetail.ReplaceAllString(what, "")
 		out[msg+" ("+what+")"]++
 	}
 	return out

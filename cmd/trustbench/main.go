@@ -165,6 +165,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		if st.waves == sizes.queryAt[len(sizes.queryAt)-1] {
 			rep.loadPath = endpoints(latest)[1].path
 			rep.loadRows = st.totalRows
+			if rep.queryRSSBeforeLoad, err = e.procs["query"].peakRSS(); err != nil {
+				return nil, err
+			}
 			log.Info("open-loop heatmap load", "path", rep.loadPath)
 			if rep.load, err = benchOpenLoop(ctx, e, token, rep.loadPath, sizes.loadRates, sizes.loadFor, cfg.rounds); err != nil {
 				return nil, fmt.Errorf("open loop: %w", err)

@@ -37,6 +37,7 @@ type report struct {
 	loadPath                          string
 	loadRows                          int
 	loadBefore, loadAfter             string
+	queryRSSBeforeLoad                float64
 }
 
 // loadAverage is the machine's load average (1, 5 and 15 minutes): other
@@ -264,6 +265,10 @@ func (r *report) memorySection(p func(string, ...any)) {
 		p("| `--target %s` | %.0f | %s |", x.name, x.mb, verdict(x.mb < 200))
 	}
 	p("")
+	if r.queryRSSBeforeLoad > 0 {
+		p("The query process's peak includes the open-loop load (section 8), where an overloaded step keeps thousands of requests in flight; before that load its peak was %.0f MB.", r.queryRSSBeforeLoad)
+		p("")
+	}
 }
 
 // notes explain every missed goal and what would close it.
