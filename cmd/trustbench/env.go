@@ -88,16 +88,22 @@ func startEnv(ctx context.Context, dir, bin string, log *slog.Logger) (*env, err
 // start runs `trustpulse serve --target target` against the harness's
 // servers and waits until it answers on its HTTP address (if any).
 func (e *env) start(ctx context.Context, target string) (*proc, error) {
+	return e.startAs(ctx, target, target)
+}
+
+// startAs runs another process of a target under its own name (its data
+// directory, log file and entry in e.procs).
+func (e *env) startAs(ctx context.Context, name, target string) (*proc, error) {
 	port, err := localch.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"serve", "--target", target, "--nats-url", e.nats.URL(), "--clickhouse-addr", e.chCfg.Addr,
-		"--clickhouse-database", e.chCfg.Database, "--data-dir", filepath.Join(e.dir, target), "--log-level", "warn",
+		"--clickhouse-database", e.chCfg.Database, "--data-dir", filepath.Join(e.dir, name), "--log-level", "warn",
 		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s"}
 	cmd := exec.CommandContext(ctx, e.bin, args...)
-	logFile, err := os.Create(filepath.Join(e.dir, target+".log"))
+	logFile, err := os.Create(filepath.Join(e.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +113,7 @@ func (e *env) start(ctx context.Context, target string) (*proc, error) {
 		return nil, fmt.Errorf("start %s: %w", target, err)
 	}
 	p := &proc{cmd: cmd, addr: addr}
-	e.procs[target] = p
+	e.procs[name] = p
 	if target == "projector" {
 		return p, nil
 	}
@@ -120,9 +126,20 @@ func (e *env) start(ctx context.Context, target string) (*proc, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s did not come up on %s (see %s.log)", target, addr, target)
+			return nil, fmt.Errorf("%s did not come up on %s (see %s.log)", name, addr, name)
 		}
 	}
+}
+
+// stop ends a process started by start or startAs and forgets it.
+func (e *env) stop(name string) {
+	p, ok := e.procs[name]
+	if !ok {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+	delete(e.procs, name)
 }
 
 // peakRSS is a process's peak resident set (VmHWM), in MiB.
@@ -136,6 +153,9 @@ func (p *proc) peakRSS() (float64, error) {
 			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
 			return kb / 1024, err
 		}
+	}
+	if strings.Contains(string(b), "State:\tZ") {
+		return 0, fmt.Errorf("process %d (%s) has exited; see its log in the work directory", p.cmd.Process.Pid, strings.Join(p.cmd.Args[1:4], " "))
 	}
 	return 0, fmt.Errorf("no VmHWM for pid %d", p.cmd.Process.Pid)
 }

@@ -25,6 +25,7 @@ type config struct {
 	out, bin, work string
 	quick          bool
 	rounds         int
+	only           string
 }
 
 func main() {
@@ -34,6 +35,7 @@ func main() {
 	flag.StringVar(&cfg.work, "work", "", "working directory for the servers' data (default: a temporary one, removed afterwards)")
 	flag.BoolVar(&cfg.quick, "quick", false, "a small run that checks the harness (minutes, not the published sizes)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each throughput figure; the report shows their median and spread")
+	flag.StringVar(&cfg.only, "only", "", "run one benchmark and log its figures without writing the report (guard: the guard's decision)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -44,7 +46,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg config, log *slog.Logger) error {
+func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	started := time.Now()
 	bin, err := filepath.Abs(cfg.bin)
 	if err != nil {
@@ -58,7 +60,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		if dir, err = os.MkdirTemp("", "trustbench-"); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		// Kept when the run fails: the processes' logs are in it.
+		defer func() {
+			if err != nil {
+				log.Error("the run failed; its servers' data and the processes' logs are kept", "dir", dir)
+				return
+			}
+			os.RemoveAll(dir)
+		}()
 	}
 	// PostgreSQL runs as its own user, which needs to reach its directory.
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -70,12 +79,23 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		cfg.rounds = 1
 	}
 	staffSize, respondedPerWave = sizes.staff, sizes.responded
+	load0 := loadAverage()
 	e, err := startEnv(ctx, dir, bin, log)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	rep := &report{cfg: cfg, sizes: sizes, machine: machine(), clickhouse: e.versions(ctx)}
+	rep := &report{cfg: cfg, sizes: sizes, machine: machine(), clickhouse: e.versions(ctx), loadBefore: load0}
+	if cfg.only == "guard" {
+		res, err := benchGuard(ctx, e, sizes.guard, cfg.rounds)
+		for _, r := range res {
+			log.Info("guard", "results", r.results, "warm_p50", r.warmP50, "warm_p99", r.warmP99, "refine_p50", r.refineP50, "refine_p99", r.refineP99,
+				"bytes", r.recordBytes, "atoms", r.atoms, "types", r.typesInAll, "decide_p50", r.decideP50, "decode_p50", r.decodeP50)
+		}
+		return err
+	} else if cfg.only != "" {
+		return fmt.Errorf("--only %s: only guard can run alone", cfg.only)
+	}
 
 	s, err := survey()
 	if err != nil {
@@ -95,17 +115,26 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 
-	log.Info("1/5 ingest")
+	log.Info("1/6 ingest")
 	if rep.ingest, err = benchIngest(ctx, e, sizes.levels, sizes.perRun, cfg.rounds); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	if rep.ingestRSS, err = e.procs["ingest"].peakRSS(); err != nil {
 		return err
 	}
+	// The ingest process runs the mixer, which closes and seals overdue
+	// waves by itself: the benchmark's waves (dated in the past) would be
+	// sealed, empty, before the harness has published their responses.
+	e.stop("ingest")
 
-	log.Info("2/5 insert limit")
+	log.Info("2/6 insert limit")
 	if rep.insertLimit, rep.insertRows, err = benchInsertLimit(ctx, e, cfg.rounds); err != nil {
 		return fmt.Errorf("insert limit: %w", err)
+	}
+
+	log.Info("3/6 guard decision")
+	if rep.guard, err = benchGuard(ctx, e, sizes.guard, cfg.rounds); err != nil {
+		return fmt.Errorf("guard: %w", err)
 	}
 
 	pg, err := startPostgres(ctx, filepath.Join(dir, "postgres"))
@@ -115,7 +144,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer pg.stop()
 	rep.postgres = pg.version
 
-	log.Info("3/5 projection, growth and queries")
+	log.Info("4/6 projection, growth and queries")
 	loaded := 0
 	measure := func(st stage) ([]queryResult, error) {
 		waves := benchWaves(st.waves)
@@ -128,6 +157,22 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		if err != nil {
 			return nil, err
 		}
+		set := querySet{answerRows: st.totalRows, waves: st.waves, results: res}
+		log.Info("first request after the seal", "wave", latest)
+		if set.first, err = benchFirst(ctx, e, token, latest, cfg.rounds); err != nil {
+			return nil, fmt.Errorf("first request: %w", err)
+		}
+		if st.waves == sizes.queryAt[len(sizes.queryAt)-1] {
+			rep.loadPath = endpoints(latest)[1].path
+			rep.loadRows = st.totalRows
+			if rep.queryRSSBeforeLoad, err = e.procs["query"].peakRSS(); err != nil {
+				return nil, err
+			}
+			log.Info("open-loop heatmap load", "path", rep.loadPath)
+			if rep.load, err = benchOpenLoop(ctx, e, token, rep.loadPath, sizes.loadRates, sizes.loadFor, cfg.rounds); err != nil {
+				return nil, fmt.Errorf("open loop: %w", err)
+			}
+		}
 		log.Info("loading PostgreSQL", "waves", len(waves)-loaded)
 		n, err := pg.load(ctx, e, waves[loaded:])
 		if err != nil {
@@ -138,7 +183,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		if err := pg.bench(ctx, latest, sizes.pgRuns, res); err != nil {
 			return nil, err
 		}
-		rep.queries = append(rep.queries, querySet{answerRows: st.totalRows, results: res})
+		rep.queries = append(rep.queries, set)
 		return res[:2], nil
 	}
 	if rep.stages, rep.projectorRSS, err = benchProjection(ctx, e, sizes.stages, measure); err != nil {
@@ -148,7 +193,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 
-	log.Info("4/5 freshness")
+	log.Info("5/6 freshness")
 	best := 0.0
 	for _, r := range rep.ingest {
 		best = max(best, r.rate.median())
@@ -158,8 +203,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("freshness: %w", err)
 	}
 
-	log.Info("5/5 report")
+	log.Info("6/6 report")
 	rep.took = time.Since(started)
+	rep.loadAfter = loadAverage()
 	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
 		return err
 	}
@@ -180,12 +226,17 @@ type sizes struct {
 	perRun, queryRuns, pgRuns int
 	coldRuns                  int
 	freshFor                  time.Duration
+	guard                     guardSizes
+	loadRates                 []int // open-loop heatmap requests/s
+	loadFor                   time.Duration
 }
 
 var (
 	fullSizes = sizes{name: "full", staff: 105_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
-		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, coldRuns: 8, pgRuns: 5, freshFor: 20 * time.Second}
+		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, coldRuns: 8, pgRuns: 5, freshFor: 20 * time.Second,
+		guard: fullGuard, loadRates: []int{100, 200, 300, 400, 600}, loadFor: 10 * time.Second}
 	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
-		levels: []int{1, 16}, perRun: 400, queryRuns: 10, coldRuns: 3, pgRuns: 2, freshFor: 4 * time.Second}
+		levels: []int{1, 16}, perRun: 400, queryRuns: 10, coldRuns: 3, pgRuns: 2, freshFor: 4 * time.Second,
+		guard: quickGuard, loadRates: []int{100, 300}, loadFor: 2 * time.Second}
 	respondedPerWave = fullSizes.responded
 )

@@ -70,6 +70,9 @@ func benchProjection(ctx context.Context, e *env, stages []int, measure func(sta
 			return nil, 0, err
 		}
 		st := stage{waves: upTo, answerRows: rows, totalRows: total, drain: time.Since(start)}
+		if err := checkSealed(ctx, e, benchWaves(upTo)[done-1], respondedPerWave*10); err != nil {
+			return nil, 0, err
+		}
 		st.rowsPerSec = float64(rows) / st.drain.Seconds()
 		if rss, err := proj.peakRSS(); err == nil {
 			peak = max(peak, rss)
@@ -86,6 +89,21 @@ func benchProjection(ctx context.Context, e *env, stages []int, measure func(sta
 	return out, peak, nil
 }
 
+// checkSealed makes sure a wave's results count its answers: every
+// answer row projected before the wave's (first) seal, which is what the
+// query service counts.
+func checkSealed(ctx context.Context, e *env, wave string, want int) error {
+	var n uint64
+	if err := e.ch.QueryRow(ctx, "SELECT count() FROM answers WHERE org = ? AND wave_id = ? AND seq < (SELECT min(seq) FROM wave_seals WHERE org = ? AND wave_id = ?)",
+		benchOrg, wave, benchOrg, wave).Scan(&n); err != nil {
+		return fmt.Errorf("check the seal of %s: %w", wave, err)
+	}
+	if int(n) != want {
+		return fmt.Errorf("wave %s: %d answer rows before its seal, want %d (was it sealed by something else first?)", wave, n, want)
+	}
+	return nil
+}
+
 // waitCheckpoint waits until the projector has applied stream sequence seq.
 func waitCheckpoint(ctx context.Context, e *env, seq uint64, limit time.Duration) error {
 	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
@@ -95,6 +113,9 @@ func waitCheckpoint(ctx context.Context, e *env, seq uint64, limit time.Duration
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("projector did not reach sequence %d within %v", seq, limit)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 }

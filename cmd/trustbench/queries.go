@@ -28,6 +28,14 @@ type queryResult struct {
 	pgP50, pgP99     float64
 	statements       int
 	apiFirst         []time.Duration
+	// stmts are the bare replay's statements, each with its median time.
+	stmts []stmtTime
+}
+
+// stmtTime is one statement of a request and its median time bare.
+type stmtTime struct {
+	sql string
+	ms  float64
 }
 
 // endpoints are the dashboard's and analysts' queries, for wave w.
@@ -143,9 +151,11 @@ func benchQueries(ctx context.Context, e *env, token, wave string, n, coldN, onl
 		r.coldP50, r.coldP99 = ms(cold.quantile(.5)), ms(cold.quantile(.99))
 		r.statements = len(stmts)
 		var bare latencies
+		each := make([]latencies, len(stmts))
 		for range coldN {
 			start := time.Now()
-			for _, s := range stmts {
+			for i, s := range stmts {
+				t := time.Now()
 				rows, err := e.ch.Query(ctx, s.sql, s.args...)
 				if err != nil {
 					return nil, fmt.Errorf("replay %s: %w", s.sql, err)
@@ -153,10 +163,14 @@ func benchQueries(ctx context.Context, e *env, token, wave string, n, coldN, onl
 				for rows.Next() {
 				}
 				rows.Close()
+				each[i] = append(each[i], time.Since(t))
 			}
 			bare = append(bare, time.Since(start))
 		}
 		r.bareP50, r.bareP99 = ms(bare.quantile(.5)), ms(bare.quantile(.99))
+		for i, s := range stmts {
+			r.stmts = append(r.stmts, stmtTime{sql: s.sql, ms: ms(each[i].quantile(.5))})
+		}
 		e.log.Info("query", "endpoint", ep.name, "api_p50_ms", r.apiP50, "cold_p50_ms", r.coldP50, "bare_p50_ms", r.bareP50, "statements", r.statements)
 		out = append(out, r)
 	}

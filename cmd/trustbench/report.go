@@ -14,8 +14,9 @@ import (
 
 // querySet is the full query comparison at one size of history.
 type querySet struct {
-	answerRows int
-	results    []queryResult
+	answerRows, waves int
+	results           []queryResult
+	first             []firstResult
 }
 
 type report struct {
@@ -31,6 +32,26 @@ type report struct {
 	freshness                         latencies
 	ingestRSS, projectorRSS, queryRSS float64
 	took                              time.Duration
+	guard                             []guardResult
+	load                              []loadStep
+	loadPath                          string
+	loadRows                          int
+	loadBefore, loadAfter             string
+	queryRSSBeforeLoad                float64
+}
+
+// loadAverage is the machine's load average (1, 5 and 15 minutes): other
+// work on the machine shows in it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // machine describes the machine: CPU model, cores and memory.
@@ -77,7 +98,7 @@ func (r *report) markdown() string {
 		p("**This is a `--quick` run: small sizes to check the harness, not the published figures.**")
 	}
 	p("")
-	p("- Machine: %s.", r.machine)
+	p("- Machine: %s. Load average (1, 5, 15 min) %s before the run and %s after it; the harness, its servers and the product share the two cores, and other work on the machine shows in these figures.", r.machine, r.loadBefore, r.loadAfter)
 	p("- Versions: Go %s, NATS server %s (embedded, file storage), ClickHouse %s (Debian's package, local server), PostgreSQL %s (Debian's postgresql-15).", strings.TrimPrefix(runtime.Version(), "go"), server.VERSION, r.clickhouse, r.postgres)
 	p("- The product runs as three processes of `bin/trustpulse serve`: `--target ingest`, `--target projector` and `--target query`, against the harness's NATS and ClickHouse servers on the same machine.")
 	p("- Data: drawn from fixed seeds (the same on every run): %s employees invited per wave, %s respond, each answering the demo's eleven-question pulse (10 scored answers; 1 wave = %s answer rows), in twelve departments, up to six teams each, five locations and four tenure bands.", thousands(r.sizes.staff), thousands(r.sizes.responded), thousands(r.sizes.responded*10))
@@ -89,6 +110,9 @@ func (r *report) markdown() string {
 	r.querySection(p)
 	r.growthSection(p)
 	r.memorySection(p)
+	r.guardSection(p)
+	r.firstSection(p)
+	r.loadSection(p)
 	r.notes(p)
 	return b.String()
 }
@@ -151,6 +175,7 @@ func (r *report) goals(p func(string, ...any)) {
 	p("| at least 10x faster than PostgreSQL 15 | slowest margin %.1fx | %s |", worstPG, verdict(worstPG >= 10))
 	peak := max(r.ingestRSS, r.projectorRSS, r.queryRSS)
 	p("| each part under 200 MB peak RSS | highest %.0f MB | %s |", peak, verdict(peak < 200))
+	r.guardGoals(p)
 	p("")
 }
 
@@ -194,7 +219,7 @@ func (r *report) totalRows() int {
 func (r *report) querySection(p func(string, ...any)) {
 	p("## 3. Queries")
 	p("")
-	p("The analytics and dashboard queries of the latest wave, four ways. **API**: through the query process's HTTP API with an analyst token, after three warm-up requests — as users get them: a released wave never changes, so its aggregates and the guard's type counts are served from memory, and each request reads the record of served cells and checks the guard's rules. **API, caches off**: the same requests to an in-process query service with its caches turned off, so every request computes everything, as the first request for a wave does. **Bare SQL**: the statements one such uncached request ran (recorded), replayed through clickhouse-go in the same order; API/bare is the API's overhead. **PostgreSQL**: the equivalent aggregates on PostgreSQL 15 holding the same answers, with indexes on (org, wave, dimension), (org, wave, department) and (org, wave, question), after `VACUUM ANALYZE`.")
+	p("The analytics and dashboard queries of the latest wave, four ways. **API**: through the query process's HTTP API with an analyst token, after three warm-up requests — as users get them: a released wave never changes, so its aggregates and the guard's response types are served from memory, and each request reads the guard's record (a JetStream key-value get) and decides its cells against it. **API, caches off**: the same requests to an in-process query service with its caches turned off, so every request computes everything, as the first request for a wave does. **Bare SQL**: the statements one such uncached request ran (recorded), replayed through clickhouse-go in the same order; API/bare is the API's overhead. **PostgreSQL**: the equivalent aggregates on PostgreSQL 15 holding the same answers, with indexes on (org, wave, dimension), (org, wave, department) and (org, wave, question), after `VACUUM ANALYZE`.")
 	for _, set := range r.queries {
 		p("")
 		p("At %s answer rows:", thousands(set.answerRows))
@@ -240,6 +265,10 @@ func (r *report) memorySection(p func(string, ...any)) {
 		p("| `--target %s` | %.0f | %s |", x.name, x.mb, verdict(x.mb < 200))
 	}
 	p("")
+	if r.queryRSSBeforeLoad > 0 {
+		p("The query process's peak includes the open-loop load (section 8), where an overloaded step keeps thousands of requests in flight; before that load its peak was %.0f MB.", r.queryRSSBeforeLoad)
+		p("")
+	}
 }
 
 // notes explain every missed goal and what would close it.
@@ -255,14 +284,14 @@ func (r *report) notes(p func(string, ...any)) {
 	big := r.largest()
 	for _, q := range big.results {
 		if q.apiP99 > 50 {
-			p("- **%s: p99 %.0f ms at %s rows.** Served from memory, a result costs one read of the record of served cells and the guard's checks in Go; a trend is one result per wave, so its checks grow with the number of waves (the record is read once for all of them). Checking all the waves' cells in one pass of the linear rule, rather than wave after wave, would close it.", q.name, q.apiP99, thousands(big.answerRows))
+			p("- **%s: p99 %.0f ms at %s rows.** Served from memory, a result costs one read of the guard's record (a key-value get) and one decision over its cells in Go; a trend is one result per wave, so its cells, and the waves' partitions the decision aligns and refines, grow with the number of waves (the record is read once for all of them).", q.name, q.apiP99, thousands(big.answerRows))
 			break
 		}
 	}
-	p("- **The first request for a released wave is slow** (the \"caches off\" column: hundreds of milliseconds at a million rows per wave, seconds for a trend over ten waves). It computes the aggregates and counts the wave's responses per cohort type for the guard — a GROUP BY over the wave's answer rows per response, which ClickHouse 18.16 does at roughly 2M rows/s here. What would close it: compute both when a wave is sealed (the projector knows) rather than at the first request, and keep a per-response table of cohorts and answered questions so the type counts read a tenth of the rows.")
+	r.guardNotes(p)
 	for _, q := range big.results {
 		if q.bareP50 > 0 && q.coldP50/q.bareP50 > 1.2 {
-			p("- **API overhead above 1.2x on %s.** The API runs the recorded SQL and, besides, the guard's own work in Go (intersections, the echelon form of the linear rule) and records the served cells with an insert; the bare replay has none of that.", q.name)
+			p("- **API overhead above 1.2x on %s.** The API runs the recorded SQL and, besides, the guard's own work in Go (building the cells, the decision) and the read and compare-and-set of its record in JetStream; the bare replay has none of that.", q.name)
 			break
 		}
 	}
