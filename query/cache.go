@@ -70,10 +70,31 @@ type wavesEntry struct {
 }
 
 // wavesAndCheckpoint returns an organisation's waves and the projector's
-// checkpoint, at most listTTL old.
+// checkpoint, at most listTTL old — or, while one request refreshes an
+// expired entry, the expired one to every other request, so that the
+// requests in flight do not all query ClickHouse at the same moment. An
+// older entry can only hold fewer released waves (the checkpoint only
+// grows), never release one early.
 func (s *Server) wavesAndCheckpoint(ctx context.Context, org string) ([]WaveInfo, uint64, error) {
-	if e, ok := s.waveList.get(org); ok && time.Since(e.at) < listTTL {
+	e, ok := s.waveList.get(org)
+	if ok && time.Since(e.at) < listTTL {
 		return e.waves, e.cp, nil
+	}
+	if ok {
+		s.refreshMu.Lock()
+		busy := s.refreshing[org]
+		if !busy {
+			s.refreshing[org] = true
+		}
+		s.refreshMu.Unlock()
+		if busy {
+			return e.waves, e.cp, nil
+		}
+		defer func() {
+			s.refreshMu.Lock()
+			delete(s.refreshing, org)
+			s.refreshMu.Unlock()
+		}()
 	}
 	waves, err := s.store.Waves(ctx, org)
 	if err != nil {

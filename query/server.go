@@ -35,9 +35,13 @@ type Server struct {
 	finish sync.Once
 
 	// Caches of what released waves determine (cache.go).
-	waveList  *memo[wavesEntry]
-	scopeData *memo[scopeData]
-	types     *memo[waveTypes]
+	waveList *memo[wavesEntry]
+	// refreshing holds the organisations whose wave list one request is
+	// refreshing (wavesAndCheckpoint).
+	refreshMu  sync.Mutex
+	refreshing map[string]bool
+	scopeData  *memo[scopeData]
+	types      *memo[waveTypes]
 	// driverResults holds driver impact per released wave.
 	driverResults *memo[DriversResult]
 
@@ -66,7 +70,7 @@ func (s *Server) WeakenGuardForTest() { s.weakened = true }
 // names the projector whose checkpoint gates a wave's release.
 func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *Server {
 	s := &Server{store: store, guard: Guard{K: threshold}, consumer: consumer, log: log.With("component", "query"),
-		tokens:   tokenCache{entries: map[string]tokenEntry{}},
+		tokens: tokenCache{entries: map[string]tokenEntry{}}, refreshing: map[string]bool{},
 		waveList: newMemo[wavesEntry](1024), scopeData: newMemo[scopeData](2048), types: newMemo[waveTypes](4096),
 		driverResults: newMemo[DriversResult](1024)}
 	s.app = fiber.New(fiber.Config{
