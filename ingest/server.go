@@ -74,7 +74,16 @@ func (s *Server) Close() { s.live.close() }
 
 // routes is the ingest API, in one table.
 func (s *Server) routes() {
-	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	live := func(c *fiber.Ctx) error { return c.SendString("ok") }
+	s.app.Get("/livez", live)
+	s.app.Get("/healthz", live) // the old name of /livez
+	s.app.Get("/readyz", func(c *fiber.Ctx) error {
+		// Ready when NATS, where every submission is held, answers.
+		if !s.js.Conn().IsConnected() {
+			return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "NATS does not answer")
+		}
+		return c.SendString("ready")
+	})
 	v1 := s.app.Group("/v1")
 	v1.Post("/responses", s.limitLinks, s.submitResponseHandler)
 

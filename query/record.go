@@ -114,3 +114,12 @@ func (s *kvRecords) Save(ctx context.Context, org string, rec guard.Record, rev 
 	s.mu.Unlock()
 	return nil
 }
+
+// Ready reports whether the record's bucket answers.
+func (s *kvRecords) Ready(ctx context.Context) error {
+	if !s.js.Conn().IsConnected() {
+		return errors.New("query: NATS not connected")
+	}
+	_, err := s.js.KeyValue(ctx, schemas.GuardBucket)
+	return err
+}

@@ -91,7 +91,10 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 
 // routes is the query API, in one table.
 func (s *Server) routes() {
-	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	live := func(c *fiber.Ctx) error { return c.SendString("ok") }
+	s.app.Get("/livez", live)
+	s.app.Get("/healthz", live) // the old name of /livez
+	s.app.Get("/readyz", s.readyHandler)
 	s.app.Get("/openapi.yaml", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "application/yaml")
 		return c.Send(api.OpenAPI)
@@ -405,4 +408,23 @@ func (s *Server) scopeCells(ctx context.Context, org string, sc Scope, drivers m
 // indexOfDimension returns the index of a dimension's score, or -1.
 func indexOfDimension(scores []Score, dim string) int {
 	return slices.IndexFunc(scores, func(s Score) bool { return s.Dimension == dim })
+}
+
+// readyHandler answers 200 when the query service can serve results:
+// ClickHouse answers and the guard's record (NATS) is reachable; else 503
+// naming what is down.
+func (s *Server) readyHandler(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if err := s.store.ch.Ping(ctx); err != nil {
+		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "ClickHouse does not answer")
+	}
+	if r, ok := s.records.(interface{ Ready(context.Context) error }); ok {
+		if err := r.Ready(ctx); err != nil {
+			return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "NATS (the guard's record) does not answer")
+		}
+	} else if s.records == nil {
+		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "no record store for the guard")
+	}
+	return c.SendString("ready")
 }
