@@ -41,7 +41,9 @@ func testConfig(t *testing.T) Config {
 		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		SMTPPort: 587, SMTPTLS: "none", MailFrom: "pulse@example.org", MailFromName: "Acme pulse", MailRate: 1000,
 		Threshold: threshold, SealGrace: 0, BatchSize: 50, BatchWait: 20 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second, LogLevel: "info",
+		LogLevel: "info",
+		// Above ReadTimeout: a slow client under -race cannot outlast it.
+		ShutdownTimeout: 20 * time.Second,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
