@@ -123,14 +123,13 @@ func (s *Server) LiveParticipation(ctx context.Context, org, waveID string) (Liv
 		names = append(names, d)
 	}
 	slices.Sort(names)
-	ns, hidden := make([]int, len(names)), make([]bool, len(names))
-	for i, d := range names {
-		ns[i] = stepped(responded[d], g.K)
-		hidden[i] = total < g.K || !g.Visible(ns[i], total)
-	}
-	hidden = g.Complement(ns, hidden)
-	for i, d := range names {
-		res.Groups = append(res.Groups, participation(d, invited[d], count(ns[i], !hidden[i])))
+	// On multiples of k, a department's count differs from the total by 0
+	// or at least k, and the hidden ones sum to 0 or at least k: the
+	// nested-difference and complementary rules hold by themselves, and a
+	// department is shown from k up.
+	for _, d := range names {
+		n := stepped(responded[d], g.K)
+		res.Groups = append(res.Groups, participation(d, invited[d], count(n, total >= g.K && n >= g.K)))
 	}
 	return res, nil
 }
