@@ -35,7 +35,7 @@ type AdminServer struct {
 
 // limitFailures limits each client's failed authentications.
 func (s *AdminServer) limitFailures(c *fiber.Ctx) error {
-	return s.Limiter.Failures(httpproblem.Unauthorized)(c)
+	return s.Limiter.Failures(c, httpproblem.Unauthorized)
 }
 
 // NewAdminServer builds the admin API; token must not be empty.

@@ -99,7 +99,7 @@ func (s *Server) routes() {
 
 // limitLinks limits each client's lookups of links that do not exist.
 func (s *Server) limitLinks(c *fiber.Ctx) error {
-	return s.Limiter.Failures(httpproblem.NotFound)(c)
+	return s.Limiter.Failures(c, httpproblem.NotFound)
 }
 
 // App is the Fiber app, for tests (app.Test) and for Listen.

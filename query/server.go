@@ -83,7 +83,7 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 	})
 	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, func(c *fiber.Ctx) error {
 		// Failed authentications of the API and of the dashboards' sign-in.
-		return s.Limiter.Failures(httpproblem.Unauthorized)(c)
+		return s.Limiter.Failures(c, httpproblem.Unauthorized)
 	})
 	s.routes()
 	return s

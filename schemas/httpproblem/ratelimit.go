@@ -116,31 +116,29 @@ func (l *Limiter) tooMany(c *fiber.Ctx, lim *rate.Limiter, now time.Time) error 
 // cannot be guessed at speed. Successful requests spend nothing: many
 // people behind one address answering surveys are never slowed. A nil
 // limiter limits nothing.
-func (l *Limiter) Failures(failed func(status int) bool) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if l == nil {
-			return c.Next()
-		}
-		now := time.Now()
-		lim := l.bucket(l.ClientAddr(c), now)
-		if lim.TokensAt(now) < 1 {
-			return l.tooMany(c, lim, now)
-		}
-		err := c.Next()
-		status := c.Response().StatusCode()
-		var appErr *schemas.Error
-		var fe *fiber.Error
-		switch {
-		case errors.As(err, &appErr):
-			status = appErr.Status
-		case errors.As(err, &fe):
-			status = fe.Code
-		}
-		if failed(status) {
-			lim.AllowN(now, 1)
-		}
-		return err
+func (l *Limiter) Failures(c *fiber.Ctx, failed func(status int) bool) error {
+	if l == nil {
+		return c.Next()
 	}
+	now := time.Now()
+	lim := l.bucket(l.ClientAddr(c), now)
+	if lim.TokensAt(now) < 1 {
+		return l.tooMany(c, lim, now)
+	}
+	err := c.Next()
+	status := c.Response().StatusCode()
+	var appErr *schemas.Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &appErr):
+		status = appErr.Status
+	case errors.As(err, &fe):
+		status = fe.Code
+	}
+	if failed(status) {
+		lim.AllowN(now, 1)
+	}
+	return err
 }
 
 // Unauthorized is a failure of authentication.
