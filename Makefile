@@ -6,8 +6,10 @@ CHDB_DIR := $(CURDIR)/.cache/chdb
 AXE_DIR := $(CURDIR)/.cache/axe
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
-# each reader of outside files (roster CSV, cohorts CSV, survey file) is fuzzed this long
-READER_FUZZTIME ?= 5s
+# each reader of outside files (roster CSV, cohorts CSV, survey file) is fuzzed for this many inputs;
+# A count, not a duration: a run that ends on a deadline while a slow YAML input is in
+# flight fails with "context deadline exceeded" (seen once on a fresh clone).
+READER_FUZZTIME ?= 5000x
 
 .PHONY: demo test bench build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
 
