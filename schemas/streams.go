@@ -330,7 +330,10 @@ func HeldSubject(org, wave string) string { return fmt.Sprintf("%s.%s.%s", HeldP
 // HeldStream is the name of a wave's stream of held responses.
 func HeldStream(org, wave string) string { return "TRUSTPULSE_HELD_" + WaveRef(org, wave) }
 
-// HeldStreamConfig defines a wave's stream of held responses.
+// HeldStreamConfig defines a wave's stream of held responses. It allows
+// direct gets: the seal reads its messages one by one, by sequence, in a
+// random order, and a direct get is answered by the stream itself rather
+// than through the JetStream API's queue.
 func HeldStreamConfig(org, wave string, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        HeldStream(org, wave),
@@ -342,6 +345,7 @@ func HeldStreamConfig(org, wave string, replicas int) jetstream.StreamConfig {
 		Duplicates:  10 * time.Minute,
 		// A response and its comments are stored as one atomic batch.
 		AllowAtomicPublish: true,
+		AllowDirect:        true,
 	}
 }
 
