@@ -2,11 +2,9 @@ package ingest
 
 import (
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -193,37 +191,23 @@ func (m *Mixer) forgetInvitees(ctx context.Context, org, wave string) error {
 }
 
 // Seal publishes every held response of a closed wave to the event stream in
-// random order, then WaveSealed, then purges the wave's pending subject and
-// forgets its invitees.
+// random order (release), then WaveSealed, then purges the wave's pending
+// subject and forgets its invitees.
+//
+// The release of a large wave takes as long as it takes (a million
+// responses, tens of seconds): there is no deadline on the whole seal, only
+// on each of its operations, and a long release logs its progress. The
+// steps after it are a few deletions, bounded together by sealTailTimeout.
 func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	held, err := m.held(ctx, org, wave)
+	n, err := m.release(ctx, org, wave)
 	if err != nil {
 		return err
-	}
-	shuffle(held)
-	for i, msg := range held {
-		data, err := m.Sealer.Open(org, wave, msg.Data)
-		if err != nil {
-			return fmt.Errorf("mixer: held message %d: %w", msg.Sequence, err)
-		}
-		env, err := schemas.DecodeEnvelope(data)
-		if err != nil {
-			return fmt.Errorf("mixer: held message %d: %w", msg.Sequence, err)
-		}
-		if _, err := publishRaw(ctx, m.js, schemas.Subject(org, env.Type), env, data); err != nil {
-			return err
-		}
-		if i == 0 {
-			if err := m.step(org, wave, SealPublishing); err != nil {
-				return err
-			}
-		}
 	}
 	if err := m.step(org, wave, SealPublished); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, sealTailTimeout)
+	defer cancel()
 	seal, err := schemas.NewEnvelope(schemas.WaveSealedType, org, m.now(), schemas.WaveSealed{WaveID: wave})
 	if err != nil {
 		return err
@@ -239,40 +223,13 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	if err := m.finish(ctx, org, wave); err != nil {
 		return err
 	}
-	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", len(held))
+	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", n)
 	return m.catalog.WaitFor(ctx, seq)
 }
 
-// held reads every response held for a wave: from its own stream, and
-// from the shared pending stream those held before waves had streams of
-// their own.
-func (m *Mixer) held(ctx context.Context, org, wave string) ([]*jetstream.RawStreamMsg, error) {
-	var out []*jetstream.RawStreamMsg
-	for _, src := range []struct{ stream, subject string }{
-		{schemas.HeldStream(org, wave), schemas.HeldSubject(org, wave)},
-		{schemas.PendingStream, schemas.PendingSubject(org, wave)},
-	} {
-		stream, err := m.js.Stream(ctx, src.stream)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue // no invitation issued, or the shared stream is gone
-		}
-		if err != nil {
-			return nil, fmt.Errorf("mixer: %w", err)
-		}
-		for seq := uint64(1); ; {
-			msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(src.subject))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("mixer: read %s: %w", src.subject, err)
-			}
-			out = append(out, msg)
-			seq = msg.Sequence + 1
-		}
-	}
-	return out, nil
-}
+// sealTailTimeout bounds the steps of a seal after the release: WaveSealed,
+// finish and the catalog catching up.
+const sealTailTimeout = 2 * time.Minute
 
 // finish does the steps after WaveSealed: purges the wave's held
 // responses, its invitations and slots in the ledger, which slot was
@@ -305,14 +262,4 @@ func (m *Mixer) finish(ctx context.Context, org, wave string) error {
 		return err
 	}
 	return m.step(org, wave, SealForgotLive)
-}
-
-// shuffle permutes msgs with a generator seeded from crypto/rand, so the
-// order cannot be predicted or replayed.
-func shuffle(msgs []*jetstream.RawStreamMsg) {
-	var seed [32]byte
-	if _, err := cryptorand.Read(seed[:]); err != nil {
-		panic("mixer: crypto/rand failed: " + err.Error())
-	}
-	rand.New(rand.NewChaCha8(seed)).Shuffle(len(msgs), func(i, j int) { msgs[i], msgs[j] = msgs[j], msgs[i] })
 }
