@@ -46,6 +46,12 @@ type Mixer struct {
 	// Sealer opens the held responses that ingest encrypted; nil reads
 	// only unencrypted ones.
 	Sealer *Sealer
+	// Reader, when set, is a JetStream on a NATS connection of its own,
+	// on which the seal reads held messages. A NATS server answers a
+	// client connection's direct gets one at a time, in the read loop that
+	// also takes that connection's publishes: on a connection of their own
+	// the seal's reads run beside its publishes instead of between them.
+	Reader jetstream.JetStream
 	// Ledger, when set, opens waves' own buckets with its replica count;
 	// without it they are opened with one replica.
 	Ledger *Ledger

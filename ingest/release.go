@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -25,17 +23,16 @@ import (
 // move about k places from where it arrived, so its place in the event
 // stream still dates it. So the release shuffles the whole wave, but only
 // its stream sequence numbers (8 bytes a response: 8 MB for a million), and
-// then fetches each message by its sequence in the shuffled order, opens
-// it (Sealer) and publishes it.
+// then gets each message by its sequence in the shuffled order (heldReader),
+// opens it (Sealer) and publishes it.
 //
-// A few fetchers get messages concurrently (direct gets, as held streams
-// allow them), but the publisher takes their results strictly in the
-// shuffled order: were it to publish whatever arrives first, how long a
-// fetch takes (which may depend on where in the stream, hence when, the
-// message was stored) would shape the output order. Publishes are
-// asynchronous with a bounded window of acknowledgements in flight, each
-// one checked. In memory at any time: the sequences, at most
-// releaseLookahead+releaseFetchers fetched messages and releaseWindow
+// The gets are pipelined, up to releaseLookahead in flight, and their
+// results are taken strictly in the shuffled order: were the publisher to
+// take whatever arrives first, how long a get takes (which may depend on
+// where in the stream, hence when, the message was stored) would shape the
+// output order. Publishes are asynchronous with a bounded window of
+// acknowledgements in flight, each one checked. In memory at any time: the
+// sequences, at most releaseLookahead fetched messages and releaseWindow
 // unacknowledged ones.
 //
 // Any error stops the release and is returned; the next mixer round starts
@@ -45,10 +42,9 @@ import (
 // the order: the first attempt published a random subset in random order,
 // the next publishes the rest in a new random order.
 const (
-	// releaseFetchers get held messages concurrently.
-	releaseFetchers = 8
-	// releaseLookahead is how many fetched messages may wait for their turn.
-	releaseLookahead = 256
+	// releaseLookahead is how many gets of held messages may be in flight
+	// or wait, answered, for their turn.
+	releaseLookahead = 512
 	// releaseWindow is how many publishes may await their acknowledgement.
 	releaseWindow = 512
 	// releaseOpTimeout bounds each read of a held stream.
@@ -80,11 +76,11 @@ func (m *Mixer) release(ctx context.Context, org, wave string) (int, error) {
 	}
 	shuffle(refs)
 	m.log.Info("seal releasing", "org", org, "wave", wave, "held", len(refs))
-
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	turns := m.fetchAll(ctx, &wg, src, org, wave, refs)
+	rd, err := m.newHeldReader(src, org, wave)
+	if err != nil {
+		return 0, err
+	}
+	defer rd.close()
 
 	inflight := make(chan jetstream.PubAckFuture, releaseWindow)
 	published, total := 0, len(refs)
@@ -104,12 +100,18 @@ func (m *Mixer) release(ctx context.Context, org, wave string) (int, error) {
 		}
 		return nil
 	}
-	for turn := range turns {
-		r := <-turn // every fetch answers, also when cancelled
-		if r.err != nil {
-			return published, r.err
+	requested := 0
+	for i := range refs {
+		for ; requested < len(refs) && requested < i+releaseLookahead; requested++ {
+			if err := rd.get(requested, refs[requested]); err != nil {
+				return published, err
+			}
 		}
-		if r.msg == nil {
+		msg, err := rd.take(ctx, i, refs[i])
+		if err != nil {
+			return published, err
+		}
+		if msg == nil {
 			continue // deleted from the held stream: nothing to release
 		}
 		if len(inflight) == cap(inflight) {
@@ -117,9 +119,9 @@ func (m *Mixer) release(ctx context.Context, org, wave string) (int, error) {
 				return published, err
 			}
 		}
-		f, err := m.js.PublishMsgAsync(r.msg)
+		f, err := m.js.PublishMsgAsync(msg)
 		if err != nil {
-			return published, fmt.Errorf("mixer: publish %s: %w", r.msg.Header.Get(jetstream.MsgIDHeader), err)
+			return published, fmt.Errorf("mixer: publish %s: %w", msg.Header.Get(jetstream.MsgIDHeader), err)
 		}
 		inflight <- f
 		if published == 0 {
@@ -135,7 +137,7 @@ func (m *Mixer) release(ctx context.Context, org, wave string) (int, error) {
 			return published, err
 		}
 	}
-	return published, ctx.Err()
+	return published, nil
 }
 
 // heldRefs opens the streams a wave's responses are held in and lists
@@ -164,7 +166,6 @@ func (m *Mixer) heldRefs(ctx context.Context, org, wave string) (heldSources, []
 		return src, nil, err
 	}
 	if pending != nil {
-		src.pending = pending
 		subject := schemas.PendingSubject(org, wave)
 		for seq := uint64(1); ; {
 			gctx, cancel := context.WithTimeout(ctx, releaseOpTimeout)
@@ -177,17 +178,23 @@ func (m *Mixer) heldRefs(ctx context.Context, org, wave string) (heldSources, []
 				return src, nil, fmt.Errorf("mixer: read %s: %w", subject, err)
 			}
 			refs = append(refs, heldRef(msg.Sequence)|pendingRef)
+			src.pending = pending
 			seq = msg.Sequence + 1
 		}
 	}
 	return src, refs, nil
 }
 
-// openStream opens a stream, or returns nil if it does not exist.
+// openStream opens a stream for reading (on Reader if set), or returns
+// nil if it does not exist.
 func (m *Mixer) openStream(ctx context.Context, name string) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, releaseOpTimeout)
 	defer cancel()
-	s, err := m.js.Stream(ctx, name)
+	js := m.js
+	if m.Reader != nil {
+		js = m.Reader
+	}
+	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
 	}
@@ -195,85 +202,6 @@ func (m *Mixer) openStream(ctx context.Context, name string) (jetstream.Stream, 
 		return nil, fmt.Errorf("mixer: stream %s: %w", name, err)
 	}
 	return s, nil
-}
-
-// fetched is a held message made ready for the event stream: msg is nil
-// for a message no longer in its stream.
-type fetched struct {
-	msg *nats.Msg
-	err error
-}
-
-// fetchAll fetches refs with releaseFetchers workers and returns, in the
-// order of refs, one channel per message that receives its result. At most
-// releaseLookahead results wait to be taken. The channel of channels closes
-// after the last ref, or early when ctx ends.
-func (m *Mixer) fetchAll(ctx context.Context, wg *sync.WaitGroup, src heldSources, org, wave string, refs []heldRef) <-chan chan fetched {
-	type job struct {
-		ref  heldRef
-		done chan fetched
-	}
-	jobs := make(chan job)
-	turns := make(chan chan fetched, releaseLookahead)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(turns)
-		defer close(jobs)
-		for _, ref := range refs {
-			j := job{ref, make(chan fetched, 1)}
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case turns <- j.done:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	for range releaseFetchers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				msg, err := m.fetchHeld(ctx, src, org, wave, j.ref)
-				j.done <- fetched{msg, err}
-			}
-		}()
-	}
-	return turns
-}
-
-// fetchHeld reads one held message, opens it and addresses it to the event
-// stream under its event id. It returns nil for a message that is gone.
-func (m *Mixer) fetchHeld(ctx context.Context, src heldSources, org, wave string, ref heldRef) (*nats.Msg, error) {
-	stream, seq := src.own, uint64(ref)
-	if ref&pendingRef != 0 {
-		stream, seq = src.pending, uint64(ref&^pendingRef)
-	}
-	ctx, cancel := context.WithTimeout(ctx, releaseOpTimeout)
-	defer cancel()
-	raw, err := stream.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mixer: read held message %d: %w", seq, err)
-	}
-	data, err := m.Sealer.Open(org, wave, raw.Data)
-	if err != nil {
-		return nil, fmt.Errorf("mixer: held message %d: %w", seq, err)
-	}
-	env, err := schemas.DecodeEnvelope(data)
-	if err != nil {
-		return nil, fmt.Errorf("mixer: held message %d: %w", seq, err)
-	}
-	msg := &nats.Msg{Subject: schemas.Subject(org, env.Type), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, env.ID.String())
-	return msg, nil
 }
 
 // awaitAck waits for a publish's acknowledgement.

@@ -99,23 +99,39 @@ func (s *Sealer) Seal(org, wave string, plain []byte) ([]byte, error) {
 // prefix was held before sealing and is returned as it is; one that does
 // not open (another key, tampered) is an error.
 func (s *Sealer) Open(org, wave string, data []byte) ([]byte, error) {
-	rest, ok := bytes.CutPrefix(data, sealedPrefix)
-	if !ok {
-		return data, nil
-	}
-	if s == nil {
-		return nil, errors.New("ingest: a sealed held response, and no seal key to open it")
-	}
-	a, err := s.aead(org, wave)
+	open, err := s.opener(org, wave)
 	if err != nil {
 		return nil, err
 	}
-	if len(rest) < a.NonceSize() {
-		return nil, errors.New("ingest: sealed held response too short")
+	return open(data)
+}
+
+// opener returns Open for one wave, with the wave's cipher made once (the
+// seal opens every held message of a wave).
+func (s *Sealer) opener(org, wave string) (func([]byte) ([]byte, error), error) {
+	var a cipher.AEAD
+	if s != nil {
+		var err error
+		if a, err = s.aead(org, wave); err != nil {
+			return nil, err
+		}
 	}
-	plain, err := a.Open(nil, rest[:a.NonceSize()], rest[a.NonceSize():], []byte(org+"/"+wave))
-	if err != nil {
-		return nil, fmt.Errorf("ingest: sealed held response does not open with this seal key: %w", err)
-	}
-	return plain, nil
+	ad := []byte(org + "/" + wave)
+	return func(data []byte) ([]byte, error) {
+		rest, ok := bytes.CutPrefix(data, sealedPrefix)
+		if !ok {
+			return data, nil
+		}
+		if a == nil {
+			return nil, errors.New("ingest: a sealed held response, and no seal key to open it")
+		}
+		if len(rest) < a.NonceSize() {
+			return nil, errors.New("ingest: sealed held response too short")
+		}
+		plain, err := a.Open(nil, rest[:a.NonceSize()], rest[a.NonceSize():], ad)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: sealed held response does not open with this seal key: %w", err)
+		}
+		return plain, nil
+	}, nil
 }

@@ -91,6 +91,8 @@ func PendingStreamConfig(replicas int) jetstream.StreamConfig {
 		Replicas:           replicas,
 		Duplicates:         DedupWindow,
 		AllowAtomicPublish: true,
+		// The seal gets a wave's messages by sequence (see HeldStreamConfig).
+		AllowDirect: true,
 	}
 }
 

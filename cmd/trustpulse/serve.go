@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/deploy"
 	"github.com/trustpulse/trustpulse/deploy/mailsink"
@@ -41,6 +43,8 @@ type Main struct {
 	Projector *projector.Projector
 	// ingest is the ingest HTTP service, closed after its server stops.
 	ingest *ingest.Server
+	// sealReads is the mixer's connection for reading held responses.
+	sealReads *nats.Conn
 	// Query is the query service, when the target runs it.
 	Query *query.Server
 
@@ -126,6 +130,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
 		m.Mixer.Grace, m.Mixer.Ledger, m.Mixer.Sealer = cfg.SealGrace, ledger, sealer
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
+		if m.sealReads, err = deploy.ConnectNATS(m.Stack.NATSURL, "trustpulse "+cfg.Target+" seal reads"); err != nil {
+			return nil, err
+		}
+		if m.Mixer.Reader, err = jetstream.New(m.sealReads); err != nil {
+			return nil, err
+		}
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		srv.Sealer = sealer
 		srv.SetMaxInFlight(cfg.MaxInFlight)
@@ -268,6 +278,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.Catalog != nil {
 		m.Catalog.Stop()
+	}
+	if m.sealReads != nil {
+		m.sealReads.Close()
 	}
 	if m.MailSink != nil {
 		errs = append(errs, m.MailSink.Close())
