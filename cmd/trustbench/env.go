@@ -29,18 +29,19 @@ import (
 // product's parts as separate processes of bin/trustpulse (one per
 // --target), so that each part's memory can be read on its own.
 type env struct {
-	dir   string
-	nats  *natsrv.Server
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	chSrv *localch.Server
-	ch    driver.Conn
-	chCfg deploy.ClickHouseConfig
-	admin *ingest.Admin
-	cat   *ingest.Catalog
-	bin   string
-	log   *slog.Logger
-	procs map[string]*proc
+	dir    string
+	nats   *natsrv.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	chSrv  *localch.Server
+	ch     driver.Conn
+	chCfg  deploy.ClickHouseConfig
+	admin  *ingest.Admin
+	ledger *ingest.Ledger
+	cat    *ingest.Catalog
+	bin    string
+	log    *slog.Logger
+	procs  map[string]*proc
 }
 
 // proc is a running part of the product.
@@ -74,14 +75,13 @@ func startEnv(ctx context.Context, dir, bin string, log *slog.Logger) (*env, err
 	if err := schemas.Migrate(ctx, e.ch, log); err != nil {
 		return nil, err
 	}
-	ledger, err := ingest.OpenLedger(ctx, e.js)
-	if err != nil {
+	if e.ledger, err = ingest.OpenLedger(ctx, e.js); err != nil {
 		return nil, err
 	}
 	if e.cat, err = ingest.StartCatalog(ctx, e.js, log); err != nil {
 		return nil, err
 	}
-	e.admin = ingest.NewAdmin(e.js, ledger, e.cat, time.Now)
+	e.admin = ingest.NewAdmin(e.js, e.ledger, e.cat, time.Now)
 	return e, nil
 }
 
@@ -92,8 +92,9 @@ func (e *env) start(ctx context.Context, target string) (*proc, error) {
 }
 
 // startAs runs another process of a target under its own name (its data
-// directory, log file and entry in e.procs).
-func (e *env) startAs(ctx context.Context, name, target string) (*proc, error) {
+// directory, log file and entry in e.procs), with extra flags after the
+// harness's own (a flag given twice takes the last value).
+func (e *env) startAs(ctx context.Context, name, target string, extra ...string) (*proc, error) {
 	port, err := localch.FreePort()
 	if err != nil {
 		return nil, err
@@ -102,6 +103,7 @@ func (e *env) startAs(ctx context.Context, name, target string) (*proc, error) {
 	args := []string{"serve", "--target", target, "--nats-url", e.nats.URL(), "--clickhouse-addr", e.chCfg.Addr,
 		"--clickhouse-database", e.chCfg.Database, "--data-dir", filepath.Join(e.dir, name), "--log-level", "warn",
 		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s"}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, e.bin, args...)
 	logFile, err := os.Create(filepath.Join(e.dir, name+".log"))
 	if err != nil {
@@ -143,13 +145,19 @@ func (e *env) stop(name string) {
 }
 
 // peakRSS is a process's peak resident set (VmHWM), in MiB.
-func (p *proc) peakRSS() (float64, error) {
+func (p *proc) peakRSS() (float64, error) { return p.status("VmHWM") }
+
+// rss is a process's resident set now (VmRSS), in MiB.
+func (p *proc) rss() (float64, error) { return p.status("VmRSS") }
+
+// status reads a size in kB from the process's /proc status, in MiB.
+func (p *proc) status(field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
 			return kb / 1024, err
 		}
@@ -157,7 +165,7 @@ func (p *proc) peakRSS() (float64, error) {
 	if strings.Contains(string(b), "State:\tZ") {
 		return 0, fmt.Errorf("process %d (%s) has exited; see its log in the work directory", p.cmd.Process.Pid, strings.Join(p.cmd.Args[1:4], " "))
 	}
-	return 0, fmt.Errorf("no VmHWM for pid %d", p.cmd.Process.Pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, p.cmd.Process.Pid)
 }
 
 func (e *env) close() {

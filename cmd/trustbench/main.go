@@ -35,7 +35,7 @@ func main() {
 	flag.StringVar(&cfg.work, "work", "", "working directory for the servers' data (default: a temporary one, removed afterwards)")
 	flag.BoolVar(&cfg.quick, "quick", false, "a small run that checks the harness (minutes, not the published sizes)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each throughput figure; the report shows their median and spread")
-	flag.StringVar(&cfg.only, "only", "", "run one benchmark and log its figures without writing the report (guard: the guard's decision)")
+	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing) or seal (the seal of a large wave; logs its figures and writes its section into the existing --out report, leaving the rest as it was)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,8 +93,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 				"bytes", r.recordBytes, "atoms", r.atoms, "types", r.typesInAll, "decide_p50", r.decideP50, "decode_p50", r.decodeP50)
 		}
 		return err
-	} else if cfg.only != "" {
-		return fmt.Errorf("--only %s: only guard can run alone", cfg.only)
+	} else if cfg.only != "" && cfg.only != "seal" {
+		return fmt.Errorf("--only %s: only guard or seal can run alone", cfg.only)
 	}
 
 	s, err := survey()
@@ -103,6 +103,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	}
 	if err := e.admin.PublishSurvey(ctx, benchOrg, s); err != nil {
 		return err
+	}
+	if cfg.only == "seal" {
+		if err := sealStage(ctx, e, rep, sizes.seal, true); err != nil {
+			return err
+		}
+		if err := spliceSeal(cfg.out, rep); err != nil {
+			return err
+		}
+		log.Info("seal section written", "file", cfg.out, "took", time.Since(started).Round(time.Second))
+		return nil
 	}
 	token, _, err := e.admin.IssueToken(ctx, benchOrg, schemas.RoleAnalyst, "trustbench")
 	if err != nil {
@@ -115,7 +125,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		return err
 	}
 
-	log.Info("1/6 ingest")
+	log.Info("1/7 ingest")
 	if rep.ingest, err = benchIngest(ctx, e, sizes.levels, sizes.perRun, cfg.rounds); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
@@ -127,12 +137,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	// sealed, empty, before the harness has published their responses.
 	e.stop("ingest")
 
-	log.Info("2/6 insert limit")
+	log.Info("2/7 insert limit")
 	if rep.insertLimit, rep.insertRows, err = benchInsertLimit(ctx, e, cfg.rounds); err != nil {
 		return fmt.Errorf("insert limit: %w", err)
 	}
 
-	log.Info("3/6 guard decision")
+	log.Info("3/7 guard decision")
 	if rep.guard, err = benchGuard(ctx, e, sizes.guard, cfg.rounds); err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
@@ -144,7 +154,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	defer pg.stop()
 	rep.postgres = pg.version
 
-	log.Info("4/6 projection, growth and queries")
+	log.Info("4/7 projection, growth and queries")
 	loaded := 0
 	measure := func(st stage) ([]queryResult, error) {
 		waves := benchWaves(st.waves)
@@ -193,7 +203,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		return err
 	}
 
-	log.Info("5/6 freshness")
+	log.Info("5/7 freshness")
 	best := 0.0
 	for _, r := range rep.ingest {
 		best = max(best, r.rate.median())
@@ -203,7 +213,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		return fmt.Errorf("freshness: %w", err)
 	}
 
-	log.Info("6/6 report")
+	log.Info("6/7 seal")
+	if err := sealStage(ctx, e, rep, sizes.seal, false); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+
+	log.Info("7/7 report")
 	rep.took = time.Since(started)
 	rep.loadAfter = loadAverage()
 	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
@@ -229,14 +244,26 @@ type sizes struct {
 	guard                     guardSizes
 	loadRates                 []int // open-loop heatmap requests/s
 	loadFor                   time.Duration
+	seal                      []int // responses of each sealed wave
 }
 
 var (
 	fullSizes = sizes{name: "full", staff: 105_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
 		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, coldRuns: 8, pgRuns: 5, freshFor: 20 * time.Second,
-		guard: fullGuard, loadRates: []int{100, 200, 300, 400, 600}, loadFor: 10 * time.Second}
+		guard: fullGuard, loadRates: []int{100, 200, 300, 400, 600}, loadFor: 10 * time.Second,
+		seal: []int{100_000, 1_000_000}}
 	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
 		levels: []int{1, 16}, perRun: 400, queryRuns: 10, coldRuns: 3, pgRuns: 2, freshFor: 4 * time.Second,
-		guard: quickGuard, loadRates: []int{100, 300}, loadFor: 2 * time.Second}
+		guard: quickGuard, loadRates: []int{100, 300}, loadFor: 2 * time.Second,
+		seal: []int{5_000, 20_000}}
 	respondedPerWave = fullSizes.responded
 )
+
+// sealStage seals a wave of each size (benchSeal) into the report.
+func sealStage(ctx context.Context, e *env, rep *report, sizes []int, alone bool) error {
+	load0 := loadAverage()
+	res, err := benchSeal(ctx, e, sizes)
+	rep.seal = sealRun{results: res, alone: alone}
+	rep.seal.stamp(load0)
+	return err
+}

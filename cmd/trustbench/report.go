@@ -38,6 +38,7 @@ type report struct {
 	loadRows                          int
 	loadBefore, loadAfter             string
 	queryRSSBeforeLoad                float64
+	seal                              sealRun
 }
 
 // loadAverage is the machine's load average (1, 5 and 15 minutes): other
@@ -113,6 +114,7 @@ func (r *report) markdown() string {
 	r.guardSection(p)
 	r.firstSection(p)
 	r.loadSection(p)
+	r.sealSection(p)
 	r.notes(p)
 	return b.String()
 }
@@ -176,6 +178,7 @@ func (r *report) goals(p func(string, ...any)) {
 	peak := max(r.ingestRSS, r.projectorRSS, r.queryRSS)
 	p("| each part under 200 MB peak RSS | highest %.0f MB | %s |", peak, verdict(peak < 200))
 	r.guardGoals(p)
+	r.sealGoals(p)
 	p("")
 }
 

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// The report's part for the seal (issue 11, item 3): the release of a
+// closed wave's held responses.
+
+// sealRun is the seal stage's results and the circumstances of its run.
+type sealRun struct {
+	results               []sealResult
+	date, commit          string
+	loadBefore, loadAfter string
+	alone                 bool // run by --only seal
+}
+
+const sealHeading = "## 9. Seal"
+
+func (r *report) sealGoals(p func(string, ...any)) {
+	for _, x := range r.seal.results {
+		ratio := x.rate / x.limitRate
+		p("| seal of %s responses at least 0.5x raw async publishes, under 200 MB peak RSS | %.2fx (%.0f against %.0f/s), %.0f MB | %s |",
+			thousands(x.responses), ratio, x.rate, x.limitRate, x.peakRSS, verdict(ratio >= sealGoalRatio && x.peakRSS < sealGoalMB))
+	}
+}
+
+func (r *report) sealSection(p func(string, ...any)) {
+	if len(r.seal.results) == 0 {
+		return
+	}
+	p(sealHeading)
+	p("")
+	if r.seal.alone {
+		p("Measured by `bin/trustbench --only seal` on %s, commit %s, on the machine above (load average %s before the stage, %s after); the rest of this file is from the run named at its top.", r.seal.date, r.seal.commit, r.seal.loadBefore, r.seal.loadAfter)
+		p("")
+	}
+	p("A closed wave of N held responses sealed by a `bin/trustpulse serve --target ingest` process started for that wave alone (so its peak RSS is the seal's). The wave's held stream is filled first as ingest holds responses: the stream made by the ledger, each response envelope AES-GCM-encrypted with the process's seal key and published to the held subject with its event id as Nats-Msg-Id. The harness then closes the wave; after the 1 s grace (`--seal-grace 1s`) the process's mixer releases the responses in a random order (shuffled sequence numbers, fetched with direct gets, decrypted, published asynchronously with at most 512 acks in flight), publishes WaveSealed and deletes the wave's stream and buckets. **Release** is the time from the first released response to WaveSealed in the event stream (stream timestamps); **close to sealed** adds the grace and the wait for the mixer's next round (it runs every second). The **limit** is the same payloads (response envelopes, each with its own Nats-Msg-Id) published by the harness with `PublishMsgAsync`, with the same 512 acks in flight, to a copy of the event stream's configuration (file storage, the same duplicate window) on the same NATS server, with its default sync setting. **Peak RSS** is the process's VmHWM after the seal; VmRSS was also sampled every 100 ms during it. The harness's own resident set, which holds the embedded NATS server, is sampled likewise: the seal reads the held stream in a random order, so the server keeps its blocks in its cache while it runs. One run of each size.")
+	p("")
+	p("| responses | release s | close to sealed s | responses/s | raw publishes/s | ratio | peak RSS MB (VmHWM) | highest sampled VmRSS MB | RSS before the close MB | harness (NATS server) RSS MB before / highest | goals (0.5x, < 200 MB) |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, x := range r.seal.results {
+		ratio := x.rate / x.limitRate
+		p("| %s | %.1f | %.1f | %.0f | %.0f | %.2fx | %.0f | %.0f | %.0f | %.0f / %.0f | %s |", thousands(x.responses), x.release.Seconds(), x.closeToSealed.Seconds(),
+			x.rate, x.limitRate, ratio, x.peakRSS, x.sampledRSS, x.baseRSS, x.harnessBefore, x.harnessRSS, verdict(ratio >= sealGoalRatio && x.peakRSS < sealGoalMB))
+	}
+	p("")
+}
+
+// spliceSeal writes the seal section into an existing report: it replaces
+// the section (or adds it before the notes) and the seal's rows of the
+// goals table, and leaves everything else as it was.
+func spliceSeal(path string, r *report) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--only seal writes its section into an existing report: %w", err)
+	}
+	var section, goals strings.Builder
+	r.sealSection(func(format string, args ...any) { fmt.Fprintf(&section, format+"\n", args...) })
+	r.sealGoals(func(format string, args ...any) {
+		fmt.Fprintf(&goals, strings.Replace(format, " |", fmt.Sprintf(" (`--only seal`, %s) |", r.seal.date), 1)+"\n", args...)
+	})
+	lines := strings.SplitAfter(string(old), "\n")
+	var out []string
+	inSection, inGoals, placed := false, false, false
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, sealHeading):
+			inSection = true
+			continue
+		case inSection && strings.HasPrefix(l, "## "):
+			inSection = false
+		case inSection:
+			continue
+		}
+		if strings.HasPrefix(l, "## Goals") {
+			inGoals = true
+		}
+		if inGoals && strings.HasPrefix(l, "| seal of ") {
+			continue
+		}
+		if inGoals && strings.TrimSpace(l) == "" && len(out) > 0 && strings.HasPrefix(out[len(out)-1], "|") {
+			out = append(out, goals.String())
+			inGoals = false
+		}
+		if strings.HasPrefix(l, "## Notes") && !placed {
+			out = append(out, section.String())
+			placed = true
+		}
+		out = append(out, l)
+	}
+	if !placed {
+		out = append(out, "\n", section.String())
+	}
+	return os.WriteFile(path, []byte(strings.Join(out, "")), 0o644)
+}
+
+// stamp records when and on what commit the seal stage ran, and the load.
+func (s *sealRun) stamp(loadBefore string) {
+	s.date, s.commit = time.Now().UTC().Format("2006-01-02"), commit()
+	s.loadBefore, s.loadAfter = loadBefore, loadAverage()
+}
