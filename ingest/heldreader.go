@@ -24,7 +24,9 @@ import (
 // with 32 at once, where pipelined ones reach well over 100,000. The server
 // answers a connection's direct gets one at a time in its read loop, so
 // the reader uses Mixer.Reader's connection when it is set, apart from the
-// publishes.
+// publishes. Opening and decoding the answers is most of the seal's own
+// work, so heldDecoders goroutines share it; as every answer is filed by
+// its place, which of them finishes first does not change the order.
 //
 // A direct get may be answered by a replica that lags behind its stream's
 // leader, so a message the reader does not find is looked up once more
@@ -41,7 +43,13 @@ type heldReader struct {
 	// i+releaseLookahead is only asked for after place i is taken.
 	slots []chan heldAnswer
 	timer *time.Timer
+	// answers go from the subscription to the decoders; done stops them.
+	answers chan *nats.Msg
+	done    chan struct{}
 }
+
+// heldDecoders open and decode the answers of a release.
+const heldDecoders = 4
 
 // heldAnswer is a held message opened and addressed to the event stream,
 // or notFound, or the error that stops the release.
@@ -80,9 +88,13 @@ func (m *Mixer) newHeldReader(src heldSources, org, wave string) (*heldReader, e
 		return nil, err
 	}
 	rd := &heldReader{nc: js.Conn(), src: src, org: org, wave: wave, open: open,
-		slots: make([]chan heldAnswer, releaseLookahead), timer: time.NewTimer(releaseOpTimeout)}
+		slots: make([]chan heldAnswer, releaseLookahead), timer: time.NewTimer(releaseOpTimeout),
+		answers: make(chan *nats.Msg, releaseLookahead), done: make(chan struct{})}
 	for i := range rd.slots {
 		rd.slots[i] = make(chan heldAnswer, 1)
+	}
+	for range heldDecoders {
+		go rd.decodeAll()
 	}
 	rd.inbox = rd.nc.NewInbox()
 	if rd.sub, err = rd.nc.Subscribe(rd.inbox+".*", rd.answer); err != nil {
@@ -93,6 +105,7 @@ func (m *Mixer) newHeldReader(src heldSources, org, wave string) (*heldReader, e
 
 func (rd *heldReader) close() {
 	_ = rd.sub.Unsubscribe()
+	close(rd.done)
 	rd.timer.Stop()
 }
 
@@ -115,14 +128,33 @@ func (rd *heldReader) get(i int, ref heldRef) error {
 	return nil
 }
 
-// answer files the answer to one get; it runs on the subscription's
-// goroutine, which also opens and decodes the message.
+// answer hands the answer to one get to the decoders; it runs on the
+// subscription's goroutine.
 func (rd *heldReader) answer(msg *nats.Msg) {
-	i, err := strconv.Atoi(strings.TrimPrefix(msg.Subject, rd.inbox+"."))
-	if err != nil || i < 0 {
-		return // not an answer of ours
+	select {
+	case rd.answers <- msg:
+	case <-rd.done:
 	}
-	rd.slots[i%len(rd.slots)] <- rd.decode(msg)
+}
+
+// decodeAll files decoded answers by their place until the reader closes.
+func (rd *heldReader) decodeAll() {
+	for {
+		select {
+		case msg := <-rd.answers:
+			i, err := strconv.Atoi(strings.TrimPrefix(msg.Subject, rd.inbox+"."))
+			if err != nil || i < 0 {
+				continue // not an answer of ours
+			}
+			select {
+			case rd.slots[i%len(rd.slots)] <- rd.decode(msg):
+			case <-rd.done:
+				return
+			}
+		case <-rd.done:
+			return
+		}
+	}
 }
 
 // decode turns a direct get's answer into a message for the event stream.
