@@ -27,9 +27,13 @@ type sealResult struct {
 	// round and the release. release runs from the first released
 	// response to WaveSealed: the seal itself.
 	closeToSealed, release time.Duration
-	rate, limitRate        float64 // responses/s released; raw async publishes/s
-	baseRSS, peakRSS       float64 // MiB: the ingest process before the close, and its peak (VmHWM)
-	sampledRSS             float64 // MiB: the highest VmRSS sampled every 100 ms during the seal
+	rate                   float64 // responses/s released
+	// limitBefore and limitAfter are raw async publishes/s measured just
+	// before the close and just after the seal; the machine's other load
+	// drifts, so the seal is compared with their mean (limitRate).
+	limitBefore, limitAfter, limitRate float64
+	baseRSS, peakRSS                   float64 // MiB: the ingest process before the close, and its peak (VmHWM)
+	sampledRSS                         float64 // MiB: the highest VmRSS sampled every 100 ms during the seal
 	// harnessRSS is the harness's own VmRSS (it embeds the NATS server)
 	// before the close and its highest sample during the seal, in MiB.
 	harnessBefore, harnessRSS float64
@@ -52,7 +56,8 @@ const (
 // the process's mixer seals it; its release is timed from the event
 // stream's timestamps. Beside it, the limit: the same payloads published
 // asynchronously, with the mixer's window of acks in flight, to a copy of
-// the event stream on the same server.
+// the event stream on the same server, just before the close and just
+// after the seal.
 func benchSeal(ctx context.Context, e *env, sizes []int) ([]sealResult, error) {
 	s, err := survey()
 	if err != nil {
@@ -70,7 +75,7 @@ func benchSeal(ctx context.Context, e *env, sizes []int) ([]sealResult, error) {
 			return nil, fmt.Errorf("seal of %d: %w", n, err)
 		}
 		e.log.Info("seal", "responses", n, "release_s", r.release.Seconds(), "close_to_sealed_s", r.closeToSealed.Seconds(),
-			"per_s", int(r.rate), "limit_per_s", int(r.limitRate), "ratio", r.rate/r.limitRate, "peak_rss_mb", int(r.peakRSS), "sampled_rss_mb", int(r.sampledRSS),
+			"per_s", int(r.rate), "limit_before_per_s", int(r.limitBefore), "limit_after_per_s", int(r.limitAfter), "ratio", r.rate/r.limitRate, "peak_rss_mb", int(r.peakRSS), "sampled_rss_mb", int(r.sampledRSS),
 			"harness_rss_before_mb", int(r.harnessBefore), "harness_rss_mb", int(r.harnessRSS))
 		out = append(out, r)
 	}
@@ -110,6 +115,9 @@ func sealWave(ctx context.Context, e *env, s schemas.SurveyPublished, sealer *in
 	r.fill = time.Since(start)
 	e.log.Info("held stream filled", "wave", wave, "responses", n, "seconds", r.fill.Seconds())
 
+	if r.limitBefore, err = sealLimit(ctx, e, pool, n); err != nil {
+		return r, fmt.Errorf("limit: %w", err)
+	}
 	name := "seal-" + fmt.Sprint(n)
 	p, err := e.startAs(ctx, name, "ingest", "--seal-key-file", keyFile, "--log-level", "info")
 	if err != nil {
@@ -169,9 +177,10 @@ func sealWave(ctx context.Context, e *env, s schemas.SurveyPublished, sealer *in
 		return r, err
 	}
 	r.rate = float64(n) / r.release.Seconds()
-	if r.limitRate, err = sealLimit(ctx, e, pool, n); err != nil {
+	if r.limitAfter, err = sealLimit(ctx, e, pool, n); err != nil {
 		return r, fmt.Errorf("limit: %w", err)
 	}
+	r.limitRate = (r.limitBefore + r.limitAfter) / 2
 	return r, nil
 }
 
