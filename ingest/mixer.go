@@ -44,7 +44,7 @@ type Mixer struct {
 	Remind func(ctx context.Context, org, wave string) (int, error)
 	// Invite, when set, invites the audience of a wave a schedule opened
 	// (Admin.InviteRoster).
-	Invite func(ctx context.Context, org, wave string, aud Audience) (int, error)
+	Invite func(ctx context.Context, org, wave string, aud Audience) (Invited, error)
 	// Sealer opens the held responses that ingest encrypted; nil reads
 	// only unencrypted ones.
 	Sealer *Sealer
