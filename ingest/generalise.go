@@ -279,3 +279,35 @@ func (l *Ledger) ReleaseCohorts(ctx context.Context, org, wave string, k int) (m
 	}
 	return releaseCohorts(counts, k), nil
 }
+
+// recohort returns a held event's data with its cohort mapped by remap
+// (releaseCohorts), or data itself when nothing maps: only responses and
+// comments carry a cohort. An upcast event keeps its (current) version.
+func recohort(env schemas.Envelope, data []byte, remap map[schemas.Cohort]schemas.Cohort) ([]byte, error) {
+	if len(remap) == 0 {
+		return data, nil
+	}
+	switch env.Type {
+	case schemas.ResponseSubmittedType:
+		return recohortAs[schemas.ResponseSubmitted](env, data, remap, func(p *schemas.ResponseSubmitted) *schemas.Cohort { return &p.Cohort })
+	case schemas.CommentSubmittedType:
+		return recohortAs[schemas.CommentSubmitted](env, data, remap, func(p *schemas.CommentSubmitted) *schemas.Cohort { return &p.Cohort })
+	}
+	return data, nil
+}
+
+func recohortAs[T any](env schemas.Envelope, data []byte, remap map[schemas.Cohort]schemas.Cohort, cohort func(*T) *schemas.Cohort) ([]byte, error) {
+	p, err := schemas.DecodePayload[T](env, env.Type)
+	if err != nil {
+		return nil, err
+	}
+	to, ok := remap[*cohort(&p)]
+	if !ok {
+		return data, nil
+	}
+	*cohort(&p) = to
+	if env.Payload, err = json.Marshal(p); err != nil {
+		return nil, err
+	}
+	return env.Marshal()
+}

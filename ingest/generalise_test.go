@@ -234,3 +234,52 @@ func mustDate(t *testing.T, s string) time.Time {
 	}
 	return d
 }
+
+// TestReleaseAfterInvitationsCutShort: a round of invitations cut short
+// (a crash after two of five in a cohort of their own) and never retried
+// leaves a stored cohort that only two invitations hold. Their responses
+// are released under a cohort that k or more invitations hold.
+func TestReleaseAfterInvitationsCutShort(t *testing.T) {
+	e := mustEnv(t)
+	ctx := context.Background()
+	admin := ingest.NewAdmin(e.js, e.ledger, e.cat, e.clock.Now)
+	big := schemas.Cohort{Department: "Eng", Team: "core", Location: "Berlin", TenureBand: "2-5y"}
+	small := schemas.Cohort{Department: "Legal", Team: "contracts", Location: "Paris", TenureBand: "<1y"}
+	if _, err := admin.IssueInvitations(ctx, "acme", "w1", []schemas.Cohort{big, big, big, big, big, big}); err != nil {
+		t.Fatal(err)
+	}
+	admin.IssueHook = func(n int) error {
+		if n == 2 {
+			return errors.New("crash")
+		}
+		return nil
+	}
+	tokens, err := admin.IssueInvitations(ctx, "acme", "w1", []schemas.Cohort{small, small, small, small, small})
+	if err == nil || len(tokens) != 2 {
+		t.Fatalf("cut short: %d tokens, %v", len(tokens), err)
+	}
+	for _, tok := range tokens {
+		if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", status, body)
+		}
+	}
+	if err := admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.NewMixer(e.js, e.cat, testenv.Logger(t), e.clock.Now).Seal(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	released := e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.ResponseSubmittedType))
+	if len(released) != 2 {
+		t.Fatalf("%d responses released, want 2", len(released))
+	}
+	// The two of Legal and the six of Eng: Legal's two are short of k at
+	// every level, so the smallest group (Eng's six) joins them in the
+	// fully generalised cohort.
+	top := schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](small)
+	for _, data := range released {
+		if got := decodePayload[schemas.ResponseSubmitted](t, data, schemas.ResponseSubmittedType).Cohort; got != top {
+			t.Fatalf("released under %+v, want %+v", got, top)
+		}
+	}
+}

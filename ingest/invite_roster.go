@@ -146,6 +146,11 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 		if cohort != own[i] {
 			res.Generalised++
 		}
+		if a.IssueHook != nil {
+			if err := a.IssueHook(res.Invited); err != nil {
+				return res, err
+			}
+		}
 	}
 	if res.Invited == 0 && res.HeldBack > 0 {
 		return res, fmt.Errorf("%w: none of the %d people could be invited to wave %s, as fewer than its threshold of %d invitees would share their cohort; invite a larger audience",
