@@ -135,6 +135,12 @@ func (l *Ledger) storedCohorts(ctx context.Context, org, wave string) (map[schem
 	if err != nil {
 		return nil, 0, err
 	}
+	return readStoredCohorts(ctx, kv)
+}
+
+// readStoredCohorts reads the cohortsKey record of a wave's ledger bucket;
+// revision 0 means there is none.
+func readStoredCohorts(ctx context.Context, kv jetstream.KeyValue) (map[schemas.Cohort]int, uint64, error) {
 	e, err := kv.Get(ctx, cohortsKey)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return map[schemas.Cohort]int{}, 0, nil
@@ -267,14 +273,18 @@ func releaseCohorts(counts map[schemas.Cohort]int, k int) map[schemas.Cohort]sch
 	return out
 }
 
-// ReleaseCohorts reads a wave's cohort counts and returns releaseCohorts of
-// them, for the mixer.
-func (l *Ledger) ReleaseCohorts(ctx context.Context, org, wave string, k int) (map[schemas.Cohort]schemas.Cohort, error) {
-	counts, rev, err := l.storedCohorts(ctx, org, wave)
-	if errors.Is(err, jetstream.ErrBucketNotFound) || (err == nil && rev == 0) {
+// releaseRemap reads a sealing wave's cohort counts from its ledger bucket
+// and returns releaseCohorts of them; nil for a wave without counts.
+func releaseRemap(ctx context.Context, js jetstream.JetStream, org, wave string, k int) (map[schemas.Cohort]schemas.Cohort, error) {
+	kv, err := js.KeyValue(ctx, schemas.WaveLedgerBucket(org, wave))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("mixer: the wave's ledger: %w", err)
+	}
+	counts, rev, err := readStoredCohorts(ctx, kv)
+	if err != nil || rev == 0 {
 		return nil, err
 	}
 	return releaseCohorts(counts, k), nil

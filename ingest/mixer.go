@@ -202,6 +202,15 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	if err != nil {
 		return err
 	}
+	w, _ := m.catalog.Wave(org, wave)
+	remap, err := releaseRemap(ctx, m.js, org, wave, w.Threshold)
+	if err != nil {
+		return err
+	}
+	if len(remap) > 0 {
+		m.log.Warn("some stored cohorts are held by fewer invitations than the threshold (an invitation round cut short); their responses are released under coarser cohorts",
+			"org", org, "wave", wave, "cohorts", len(remap))
+	}
 	shuffle(held)
 	for i, msg := range held {
 		data, err := m.Sealer.Open(org, wave, msg.Data)
@@ -210,6 +219,9 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 		}
 		env, err := schemas.DecodeEnvelope(data)
 		if err != nil {
+			return fmt.Errorf("mixer: held message %d: %w", msg.Sequence, err)
+		}
+		if data, err = recohort(env, data, remap); err != nil {
 			return fmt.Errorf("mixer: held message %d: %w", msg.Sequence, err)
 		}
 		if _, err := publishRaw(ctx, m.js, schemas.Subject(org, env.Type), env, data); err != nil {
