@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -398,18 +399,22 @@ func clickhouseRows(t *testing.T, m *Main) []record {
 // the seal, so a byte scan of JetStream's files afterwards finds no slot id
 // of the wave at all, and employee ids only where the roster and the mail
 // queue keep them (issue 11, finding 3: purged invitee records stayed
-// readable in block files).
+// readable in block files). ClickHouse's files (its data directory: parts,
+// logs, metadata) hold neither, nor emails or the links' hashes; the scan is
+// shown to find what ClickHouse does hold (a department planted here).
 func TestSealLeavesNothingOnDisk(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
 	openWave(t, m)
 	const n = 8
+	dept := fmt.Sprintf("Diskdept%d", time.Now().UnixNano())
 	var roster strings.Builder
-	var employees []string
+	var employees, emails []string
 	for i := range n {
 		id := fmt.Sprintf("diskmark-%03d", i)
 		employees = append(employees, id)
-		fmt.Fprintf(&roster, "%s,disk%03d@acme.example,Disk Person%03d,Engineering,Platform,Berlin,,2022-03-0%d\n", id, i, i, 1+i%9)
+		emails = append(emails, fmt.Sprintf("disk%03d@acme.example", i))
+		fmt.Fprintf(&roster, "%s,%s,Disk Person%03d,%s,Platform,Berlin,,2022-03-0%d\n", id, emails[i], i, dept, 1+i%9)
 	}
 	links := inviteByEmail(t, m, roster.String(), n)
 	invitees, err := m.Stack.JS.KeyValue(ctx, schemas.WaveInviteeBucket("acme", "w1"))
@@ -422,7 +427,17 @@ func TestSealLeavesNothingOnDisk(t *testing.T) {
 		if err != nil {
 			t.Fatalf("invitee %s: %v", id, err)
 		}
-		slots = append(slots, string(e.Value()))
+		var rec struct {
+			Slot string `json:"slot"`
+		}
+		if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Slot == "" {
+			t.Fatalf("invitee %s: %q, %v", id, e.Value(), err)
+		}
+		slots = append(slots, rec.Slot)
+	}
+	var hashes []string
+	for _, link := range links {
+		hashes = append(hashes, ingest.TokenHash(link[strings.LastIndex(link, "/")+1:]))
 	}
 	for i, link := range links {
 		submit(t, m, link[strings.LastIndex(link, "/")+1:], map[string]int{"trust-a": 1 + i%5, "trust-b": 3, "auto": 3, "moti": 4, "enps": i % 11})
@@ -453,6 +468,20 @@ func TestSealLeavesNothingOnDisk(t *testing.T) {
 	keep := []string{"KV_" + schemas.PeopleBucket, schemas.OutboxStream}
 	if found := scanFiles(t, dir, employees, keep); len(found) > 0 {
 		t.Fatalf("employee ids of the sealed wave on disk outside the roster: %v", found)
+	}
+
+	// ClickHouse's files: the department is there (the scan sees parts),
+	// nothing that names a person, a slot or a link is.
+	chDir := testenv.ClickHouseServer(t).Dir
+	if err := m.Stack.CH.Exec(ctx, "OPTIMIZE TABLE answers FINAL"); err != nil {
+		t.Logf("optimize answers: %v (the scan reads the parts as they are)", err)
+	}
+	if found := scanFiles(t, chDir, []string{dept}, nil); len(found) == 0 {
+		t.Fatal("the scan of ClickHouse's files does not find the department stored with the answers; it proves nothing")
+	}
+	markers := slices.Concat(employees, emails, slots, hashes)
+	if found := scanFiles(t, chDir, markers, nil); len(found) > 0 {
+		t.Fatalf("ClickHouse's files hold ids of people, slots or links: %v", found)
 	}
 }
 
