@@ -66,21 +66,17 @@ type Stack struct {
 // Open connects to (and if need be starts) the servers of cfg, creates the
 // streams and buckets and runs the ClickHouse migrations. On error it
 // closes whatever it opened.
-func Open(ctx context.Context, cfg StackConfig, log *slog.Logger) (st *Stack, err error) {
-	st = &Stack{log: log}
-	defer func() {
-		if err != nil {
-			st.Close()
-			st = nil
-		}
-	}()
+func Open(ctx context.Context, cfg StackConfig, log *slog.Logger) (*Stack, error) {
+	st := &Stack{log: log}
 	if cfg.NeedNATS {
 		if err := st.openNATS(ctx, cfg); err != nil {
+			_ = st.Close()
 			return nil, err
 		}
 	}
 	if cfg.NeedClickHouse {
 		if err := st.openClickHouse(ctx, cfg); err != nil {
+			_ = st.Close()
 			return nil, err
 		}
 	}
@@ -163,8 +159,12 @@ func reachable(addr string) bool {
 }
 
 // Close closes the connections, then stops the servers the stack started:
-// NATS last-in-first-out after its clients, ClickHouse gracefully.
+// NATS last-in-first-out after its clients, ClickHouse gracefully. A nil
+// Stack closes as nothing.
 func (st *Stack) Close() error {
+	if st == nil {
+		return nil
+	}
 	var errs []error
 	if st.CH != nil {
 		errs = append(errs, st.CH.Close())

@@ -84,31 +84,36 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 
 // Open starts the stack and builds every part of the target. Listeners are
 // opened here, so the URLs are known before Run.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error) {
-	m = &Main{Config: cfg, Log: log, RestartWait: 2 * time.Second}
-	defer func() {
-		if err != nil {
-			m.Close()
-			m = nil
-		}
-	}()
-	if m.Stack, err = deploy.Open(ctx, cfg.stackConfig(true), log); err != nil {
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
+	m := &Main{Config: cfg, Log: log, RestartWait: 2 * time.Second}
+	if err := m.open(ctx); err != nil {
+		_ = m.Close()
 		return nil, err
+	}
+	return m, nil
+}
+
+// open builds what Open promises; on error m holds what was opened so far,
+// for Close.
+func (m *Main) open(ctx context.Context) (err error) {
+	cfg, log := m.Config, m.Log
+	if m.Stack, err = deploy.Open(ctx, cfg.stackConfig(true), log); err != nil {
+		return err
 	}
 	if cfg.runs("ingest") {
 		ledger, err := ingest.OpenLedger(ctx, m.Stack.JS)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ledger.Replicas = cfg.NATSReplicas
 		sealer, err := ingest.LoadSealKey(cfg.SealKeyFile, true)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if m.Catalog, err = ingest.StartCatalog(cctx, m.Stack.JS, log); err != nil {
-			return nil, err
+			return err
 		}
 		m.Catalog.DefaultThreshold = cfg.Threshold
 		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
@@ -117,7 +122,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if cfg.SMTPHost == "" {
 			dir := filepath.Join(cfg.DataDir, "mail")
 			if m.MailSink, err = mailsink.Start(dir, "127.0.0.1:0", log); err != nil {
-				return nil, err
+				return err
 			}
 			smtpCfg.Host, smtpCfg.Port, smtpCfg.TLS = m.MailSink.Host, m.MailSink.Port, "none"
 			log.Info("development mail sink: emails are stored, not sent", "dir", dir, "smtp", m.MailSink.Addr())
@@ -132,7 +137,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		srv.Limiter = cfg.limiter()
 		m.ingest = srv
 		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
-			return nil, err
+			return err
 		}
 		if cfg.PublicURL == "" {
 			m.Admin.PublicURL = m.IngestURL // the port actually bound, also for :0
@@ -141,7 +146,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			admin := ingest.NewAdminServer(m.Admin, cfg.AdminToken, log)
 			admin.Limiter = cfg.limiter()
 			if m.AdminURL, err = m.listen(admin.App(), cfg.AdminAddr); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -155,16 +160,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if len(key) == 0 {
 			key = make([]byte, 32)
 			if _, err := rand.Read(key); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		dash, err := dashboard.New(srv, key, log)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		srv.Handle(dash.Routes)
 		if m.QueryURL, err = m.listen(srv.App(), cfg.QueryAddr); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.runs("projector") {
@@ -172,7 +177,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 			BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas,
 		}, log)
 	}
-	return m, nil
+	return nil
 }
 
 func (m *Main) listen(app *fiber.App, addr string) (string, error) {
