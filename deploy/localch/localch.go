@@ -4,6 +4,10 @@
 // official build, or `clickhouse-server` of a distribution package), writes a
 // config for it into a data directory, starts it on free loopback ports and
 // stops it again.
+//
+// The server dies with the process that started it (a parent-death signal,
+// Linux), and a server left by a killed run is found through the pid file
+// in its data directory and waited for or stopped before a new one starts.
 package localch
 
 import (
@@ -28,9 +32,10 @@ type Server struct {
 	// Dir is the server's data directory.
 	Dir string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	tcp, http int
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error
 }
 
 // ErrNotInstalled is returned when no ClickHouse server binary is on PATH.
@@ -85,6 +90,9 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 		}
 	}
 	cfg := filepath.Join(dir, "config.xml")
+	if err := clearStale(ctx, dir, cfg); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(cfg, []byte(configXML(dir, tcp, http)), 0o640); err != nil {
 		return nil, fmt.Errorf("localch: write config: %w", err)
 	}
@@ -94,7 +102,11 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 		cmd.Stdout, cmd.Stderr = opt.Log, opt.Log
 	}
 	// Own process group, so a Ctrl-C in a terminal reaches us first and we
-	// stop the server in order.
+	// stop the server in order; a parent-death signal, so that a kill -9 of
+	// this process ends the server too (in about a second: SIGTERM lets it
+	// shut down cleanly). Linux sends it when the thread that started the
+	// child ends; Go's runtime ends threads only of goroutines that exit
+	// while locked to one, which nothing here does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("localch: start %s: %w", bin[0], err)
@@ -103,15 +115,42 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp)),
 		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(http)),
 		Dir:      dir,
+		tcp:      tcp,
+		http:     http,
 		cmd:      cmd,
 		done:     make(chan struct{}),
 	}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
+	pid := cmd.Process.Pid
+	go func() {
+		s.err = cmd.Wait()
+		removePidFile(dir, pid)
+		close(s.done)
+	}()
+	if err := writePidFile(dir, pidRecord{pid: pid, owner: os.Getpid(), addr: s.Addr}); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("localch: %w", err)
+	}
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Options are the options that start the server again on the same ports.
+func (s *Server) Options() Options { return Options{TCPPort: s.tcp, HTTPPort: s.http} }
+
+// Done is closed when the server process has exited, for whatever reason.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// ExitErr is how the process ended (as exec.Cmd.Wait reports it: "signal:
+// killed", "exit status 70"), once Done is closed.
+func (s *Server) ExitErr() error {
+	<-s.done
+	return s.err
 }
 
 // waitReady polls the HTTP /ping endpoint until the server answers.
