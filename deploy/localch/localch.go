@@ -14,11 +14,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -78,14 +81,14 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 			return nil, fmt.Errorf("localch: %w", err)
 		}
 	}
-	tcp, http := opt.TCPPort, opt.HTTPPort
-	if tcp == 0 {
-		if tcp, err = FreePort(); err != nil {
+	tcpPort, httpPort := opt.TCPPort, opt.HTTPPort
+	if tcpPort == 0 {
+		if tcpPort, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
-	if http == 0 {
-		if http, err = FreePort(); err != nil {
+	if httpPort == 0 {
+		if httpPort, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -93,7 +96,7 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 	if err := clearStale(ctx, dir, cfg); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(cfg, []byte(configXML(dir, tcp, http)), 0o640); err != nil {
+	if err := os.WriteFile(cfg, []byte(configXML(dir, tcpPort, httpPort)), 0o640); err != nil {
 		return nil, fmt.Errorf("localch: write config: %w", err)
 	}
 	cmd := exec.Command(bin[0], append(bin[1:], "--config-file="+cfg)...)
@@ -112,11 +115,11 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("localch: start %s: %w", bin[0], err)
 	}
 	s := &Server{
-		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp)),
-		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(http)),
+		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcpPort)),
+		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		Dir:      dir,
-		tcp:      tcp,
-		http:     http,
+		tcp:      tcpPort,
+		http:     httpPort,
 		cmd:      cmd,
 		done:     make(chan struct{}),
 	}
@@ -153,13 +156,15 @@ func (s *Server) ExitErr() error {
 	return s.err
 }
 
-// waitReady polls the HTTP /ping endpoint until the server answers.
+// waitReady polls the HTTP /ping endpoint until the server answers "Ok."
+// (by then it has bound its native port too: ClickHouse binds every port
+// before it serves any), the process exits, or ctx ends. A bare connect
+// would be fooled by whatever else holds the port.
 func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		if c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond); err == nil {
-			c.Close()
+		if s.ping(ctx) {
 			return nil
 		}
 		select {
@@ -170,6 +175,26 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ping reports whether the server's HTTP interface answers /ping.
+func (s *Server) ping(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/ping", nil)
+	if err != nil {
+		return false
+	}
+	// No kept-alive connection: the server waits for open ones (up to ten
+	// seconds) before it stops.
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	return resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "Ok."
 }
 
 // Stop asks the server to shut down (SIGTERM), waits up to 30 seconds, then
