@@ -181,3 +181,25 @@ func expectUp503(t *testing.T, token, u string) bool {
 	t.Fatalf("%s with ClickHouse down: %d %s %+v (%v), want 503 unavailable problem+json", u, resp.StatusCode, resp.Header.Get("Content-Type"), p, decodeErr)
 	return false
 }
+
+// TestNATSOutage: with NATS gone, what needs it (the guard's record, live
+// participation) answers 503 unavailable problem+json, never 500.
+func TestNATSOutage(t *testing.T) {
+	m := mustMain(t, nil)
+	sales := schemas.Cohort{Department: "Sales", Team: "s", Location: "Berlin", TenureBand: "1-2y"}
+	redWave(t, m, "w1", time.Now().Add(-time.Hour), cohortsOf(sales, 12), func(i int) *redResponse {
+		return &redResponse{answers: all(1 + i%5)}
+	})
+	if err := m.Admin.OpenWave(context.Background(), "acme", schemas.WaveOpened{WaveID: "w2", SurveyID: redSurvey.SurveyID, OpensAt: time.Now().Add(-time.Minute), ClosesAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	analyst := authorize(t, m, schemas.RoleAnalyst)
+	m.Stack.EmbeddedNATS().Shutdown()
+	o := m.QueryURL + "/v1/orgs/acme"
+	// Each waits for its request's deadline (10 s) before it answers.
+	for _, u := range []string{o + "/waves/w1/scores?department=Sales", o + "/waves/w2/live"} {
+		if !expectUp503(t, analyst, u) {
+			t.Errorf("%s with NATS down: 200, want 503", u)
+		}
+	}
+}
