@@ -19,7 +19,7 @@ import (
 // API answers 503 unavailable problem+json, never 500, and /readyz 503;
 // serve restarts the server once it can and logs it, queries answer 200
 // again, and a response submitted during the outage is counted exactly
-// once (issue 12, item 3).
+// once (issue 12, item 3). The dashboard's page is a 503 too.
 func TestClickHouseOutage(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ClickHouseAddr = "" // serve's own local server, not the shared one
@@ -57,6 +57,10 @@ func TestClickHouseOutage(t *testing.T) {
 	waves := m.QueryURL + "/v1/orgs/acme/waves"
 	if status, body := getAs(t, analyst, waves); status != http.StatusOK {
 		t.Fatalf("before the outage: %d %s", status, body)
+	}
+	dash := newDashClient(t, m)
+	if resp, _ := dash.signIn(analyst); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("dashboard sign-in: %d", resp.StatusCode)
 	}
 
 	// Kill the server, and hold its native port so that its restarts fail
@@ -102,6 +106,9 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	if status, body := getAs(t, "", m.QueryURL+"/readyz"); status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with ClickHouse down: %d %s", status, body)
+	}
+	if resp, _ := dash.do(http.MethodGet, "/", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("dashboard with ClickHouse down: %d, want 503", resp.StatusCode)
 	}
 	submit(t, m, tokens[n-1], steady(n-1)) // ingest needs only NATS
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {

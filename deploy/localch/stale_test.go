@@ -16,6 +16,7 @@ func TestStartClearsServerOfKilledRun(t *testing.T) {
 	if _, err := binary(); err != nil {
 		t.Skip(err)
 	}
+	defer func(d time.Duration) { orphanExitWait = d }(orphanExitWait)
 	orphanExitWait = 200 * time.Millisecond // the stand-in orphan gets no parent-death signal
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
