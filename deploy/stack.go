@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -58,29 +57,47 @@ type Stack struct {
 	ClickHouseAddr string
 
 	natsSrv *natsrv.Server
-	chSrv   *localch.Server
-	addrFil string
 	log     *slog.Logger
+
+	// chSrv is the local ClickHouse server the stack started, replaced by
+	// its supervisor when it restarts it; stopSupervisor ends that and
+	// supervised is closed once it has.
+	chMu           sync.Mutex
+	chSrv          *localch.Server
+	stopSupervisor context.CancelFunc
+	supervised     chan struct{}
+}
+
+// LocalClickHouse is the local ClickHouse server the stack runs now, or nil.
+func (st *Stack) LocalClickHouse() *localch.Server {
+	st.chMu.Lock()
+	defer st.chMu.Unlock()
+	return st.chSrv
 }
 
 // Open connects to (and if need be starts) the servers of cfg, creates the
 // streams and buckets and runs the ClickHouse migrations. On error it
 // closes whatever it opened.
-func Open(ctx context.Context, cfg StackConfig, log *slog.Logger) (st *Stack, err error) {
-	st = &Stack{log: log}
-	defer func() {
-		if err != nil {
-			st.Close()
-			st = nil
+//
+// With Own, a local ClickHouse that already runs for another live process
+// is an error (*localch.RunningError), found before anything starts; one
+// left by a killed run is waited for or stopped.
+func Open(ctx context.Context, cfg StackConfig, log *slog.Logger) (*Stack, error) {
+	st := &Stack{log: log}
+	if cfg.Own && cfg.NeedClickHouse && cfg.ClickHouse.Addr == "" {
+		if err := localch.ClearStale(ctx, localDir(cfg.DataDir)); err != nil {
+			return nil, err
 		}
-	}()
+	}
 	if cfg.NeedNATS {
 		if err := st.openNATS(ctx, cfg); err != nil {
+			_ = st.Close()
 			return nil, err
 		}
 	}
 	if cfg.NeedClickHouse {
 		if err := st.openClickHouse(ctx, cfg); err != nil {
+			_ = st.Close()
 			return nil, err
 		}
 	}
@@ -117,29 +134,26 @@ func (st *Stack) openNATS(ctx context.Context, cfg StackConfig) error {
 	return EnsureStreams(ctx, js, max(cfg.Replicas, 1))
 }
 
-// addrFile records where the local ClickHouse of a data directory listens,
-// so that admin commands find the server that serve started.
-func addrFile(dataDir string) string { return filepath.Join(dataDir, "clickhouse", "server.addr") }
+// localDir is the local ClickHouse's data directory.
+func localDir(dataDir string) string { return filepath.Join(dataDir, "clickhouse") }
 
 func (st *Stack) openClickHouse(ctx context.Context, cfg StackConfig) error {
 	ch := cfg.ClickHouse
 	if ch.Addr == "" {
-		if b, err := os.ReadFile(addrFile(cfg.DataDir)); err == nil && reachable(strings.TrimSpace(string(b))) {
-			if cfg.Own {
-				return fmt.Errorf("deploy: the local ClickHouse of %s already runs at %s; is another trustpulse serve running?", cfg.DataDir, strings.TrimSpace(string(b)))
-			}
-			ch.Addr = strings.TrimSpace(string(b))
+		// Admin commands use the server of a running serve; serve (Own)
+		// starts its own, and localch refuses when another process runs one.
+		if addr, ok := localch.Running(localDir(cfg.DataDir)); ok && !cfg.Own {
+			ch.Addr = addr
 		} else {
-			srv, err := localch.Start(ctx, filepath.Join(cfg.DataDir, "clickhouse"), localch.Options{})
+			srv, err := localch.Start(ctx, localDir(cfg.DataDir), localch.Options{})
 			if err != nil {
 				return err
 			}
 			st.chSrv, ch.Addr = srv, srv.Addr
-			st.addrFil = addrFile(cfg.DataDir)
-			if err := os.WriteFile(st.addrFil, []byte(srv.Addr+"\n"), 0o640); err != nil {
-				return fmt.Errorf("deploy: %w", err)
-			}
-			st.log.Info("local ClickHouse started", "addr", srv.Addr, "dir", srv.Dir)
+			st.log.Info("local ClickHouse started", "addr", srv.Addr, "dir", srv.Dir, "pid", srv.PID())
+			sctx, cancel := context.WithCancel(context.Background())
+			st.stopSupervisor, st.supervised = cancel, make(chan struct{})
+			go st.superviseClickHouse(sctx, srv)
 		}
 	}
 	conn, err := OpenClickHouse(ctx, ch)
@@ -163,8 +177,12 @@ func reachable(addr string) bool {
 }
 
 // Close closes the connections, then stops the servers the stack started:
-// NATS last-in-first-out after its clients, ClickHouse gracefully.
+// NATS last-in-first-out after its clients, ClickHouse gracefully. A nil
+// Stack closes as nothing.
 func (st *Stack) Close() error {
+	if st == nil {
+		return nil
+	}
 	var errs []error
 	if st.CH != nil {
 		errs = append(errs, st.CH.Close())
@@ -176,9 +194,12 @@ func (st *Stack) Close() error {
 		st.natsSrv.Stop()
 		st.log.Info("embedded NATS stopped")
 	}
-	if st.chSrv != nil {
-		_ = os.Remove(st.addrFil)
-		errs = append(errs, st.chSrv.Stop())
+	if st.stopSupervisor != nil {
+		st.stopSupervisor()
+		<-st.supervised
+	}
+	if srv := st.LocalClickHouse(); srv != nil {
+		errs = append(errs, srv.Stop())
 		st.log.Info("local ClickHouse stopped")
 	}
 	return errors.Join(errs...)

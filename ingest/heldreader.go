@@ -39,6 +39,7 @@ type heldReader struct {
 	org   string
 	wave  string
 	open  func([]byte) ([]byte, error)
+	remap map[schemas.Cohort]schemas.Cohort
 	// slots hold the answer of place i at i % releaseLookahead: place
 	// i+releaseLookahead is only asked for after place i is taken.
 	slots []chan heldAnswer
@@ -65,7 +66,7 @@ const directGetPrefix = "$JS.API.DIRECT.GET."
 // newHeldReader turns on direct gets for the wave's streams that lack them
 // (held streams made before HeldStreamConfig allowed them) and subscribes
 // to the answers.
-func (m *Mixer) newHeldReader(src heldSources, org, wave string) (*heldReader, error) {
+func (m *Mixer) newHeldReader(src heldSources, org, wave string, remap map[schemas.Cohort]schemas.Cohort) (*heldReader, error) {
 	js := m.js
 	if m.Reader != nil {
 		js = m.Reader
@@ -87,7 +88,7 @@ func (m *Mixer) newHeldReader(src heldSources, org, wave string) (*heldReader, e
 	if err != nil {
 		return nil, err
 	}
-	rd := &heldReader{nc: js.Conn(), src: src, org: org, wave: wave, open: open,
+	rd := &heldReader{nc: js.Conn(), src: src, org: org, wave: wave, open: open, remap: remap,
 		slots: make([]chan heldAnswer, releaseLookahead), timer: time.NewTimer(releaseOpTimeout),
 		answers: make(chan *nats.Msg, releaseLookahead), done: make(chan struct{})}
 	for i := range rd.slots {
@@ -157,7 +158,8 @@ func (rd *heldReader) decodeAll() {
 	}
 }
 
-// decode turns a direct get's answer into a message for the event stream.
+// decode turns a direct get's answer into a message for the event stream,
+// its cohort mapped by remap.
 func (rd *heldReader) decode(msg *nats.Msg) heldAnswer {
 	seq := msg.Header.Get(jetstream.SequenceHeader)
 	if len(msg.Data) == 0 && msg.Header.Get("Status") != "" {
@@ -176,6 +178,9 @@ func (rd *heldReader) decode(msg *nats.Msg) heldAnswer {
 	}
 	env, err := schemas.DecodeEnvelope(data)
 	if err != nil {
+		return heldAnswer{err: fmt.Errorf("mixer: held message %s: %w", seq, err)}
+	}
+	if data, err = recohort(env, data, rd.remap); err != nil {
 		return heldAnswer{err: fmt.Errorf("mixer: held message %s: %w", seq, err)}
 	}
 	out := &nats.Msg{Subject: schemas.Subject(rd.org, env.Type), Data: data, Header: nats.Header{}}

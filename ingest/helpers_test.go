@@ -72,6 +72,9 @@ func mustEnv(t *testing.T) *env {
 	}
 	t.Cleanup(e.cat.Stop)
 	e.admin = ingest.NewAdmin(js, e.ledger, e.cat, e.clock.Now)
+	// These tests drive the mechanics with waves of one to three people;
+	// generalise_test.go runs the generalisation of cohorts.
+	e.admin.KeepCohortsForTest(true)
 	e.server = ingest.NewServer(js, e.ledger, e.cat, 5, log, e.clock.Now)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

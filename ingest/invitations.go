@@ -106,7 +106,7 @@ func (l *Ledger) waveBucket(ctx context.Context, name string, create bool) (jets
 // EnsureWave creates a wave's own buckets and its stream of held
 // responses, if they do not exist yet. Issuing an invitation does it.
 func (l *Ledger) EnsureWave(ctx context.Context, org, wave string) error {
-	for _, name := range []string{schemas.WaveLedgerBucket(org, wave), schemas.WaveInviteeBucket(org, wave)} {
+	for _, name := range []string{schemas.WaveLedgerBucket(org, wave), schemas.WaveInviteeBucket(org, wave), schemas.WaveLiveBucket(org, wave)} {
 		if _, err := l.waveBucket(ctx, name, true); err != nil {
 			return err
 		}
@@ -332,7 +332,7 @@ func isWrongRevision(err error) bool {
 // invitations and slots written before waves had buckets of their own.
 // Afterwards its links are unknown, and nothing says which were used.
 func forgetWave(ctx context.Context, js jetstream.JetStream, org, wave string) error {
-	for _, name := range []string{schemas.WaveLedgerBucket(org, wave), schemas.WaveInviteeBucket(org, wave)} {
+	for _, name := range []string{schemas.WaveLedgerBucket(org, wave), schemas.WaveInviteeBucket(org, wave), schemas.WaveLiveBucket(org, wave)} {
 		if err := js.DeleteKeyValue(ctx, name); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return fmt.Errorf("ingest: delete bucket %s: %w", name, err)
 		}

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -35,73 +37,143 @@ func TenureBand(start, now time.Time) string {
 	return "5y+"
 }
 
+// ErrAudienceTooSmall is InviteRoster's error when nobody of the audience
+// could be invited: too few people for the wave's threshold.
+var ErrAudienceTooSmall = errors.New("invite: the audience is too small")
+
+// Invited says what InviteRoster did.
+type Invited struct {
+	// Invited is how many people were invited.
+	Invited int
+	// HeldBack is how many of the audience were not invited because no
+	// cohort of the wave could include them with enough others (fewer than
+	// the wave's threshold would share their stored cohort). Inviting the
+	// wave again, once more people are invited, tries them again.
+	HeldBack int
+	// Generalised is how many of those invited have a stored cohort coarser
+	// than their own (schemas.GeneraliseLadder).
+	Generalised int
+}
+
 // InviteRoster issues one single-use link per person of the audience for an
 // open wave and queues an email with it. The invitation ledger keeps only
-// the link's hash and the person's cohort; the invitee bucket keeps which
-// response slot is whose until the wave is sealed (for reminders); the email,
-// with the link, waits in the outbox until it is sent. People invited before
-// are skipped. It returns how many were invited.
-func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audience) (int, error) {
+// the link's hash and the person's stored cohort — their own, generalised
+// until at least the wave's threshold of invitees share it (generalise);
+// the invitee bucket keeps which response slot is whose until the wave is
+// sealed (for reminders); the email, with the link, waits in the outbox
+// until it is sent. People invited before are skipped.
+func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audience) (res Invited, err error) {
 	if a.PublicURL == "" {
-		return 0, fmt.Errorf("invite: no public URL for survey links")
+		return Invited{}, fmt.Errorf("invite: no public URL for survey links")
 	}
 	w, ok := a.catalog.Wave(org, waveID)
 	if !ok {
-		return 0, fmt.Errorf("wave %q of %s not found", waveID, org)
+		return Invited{}, fmt.Errorf("wave %q of %s not found", waveID, org)
 	}
 	if w.Closed || !a.now().Before(w.ClosesAt) {
-		return 0, fmt.Errorf("wave %q of %s is closed; invitations are only issued for open waves", waveID, org)
+		return Invited{}, fmt.Errorf("wave %q of %s is closed; invitations are only issued for open waves", waveID, org)
 	}
 	people, err := a.People(ctx, org)
 	if err != nil {
-		return 0, err
+		return Invited{}, err
 	}
 	invitees, err := a.ledger.Invitees(ctx, org, waveID)
 	if err != nil {
-		return 0, fmt.Errorf("invite: invitee bucket: %w", err)
+		return Invited{}, fmt.Errorf("invite: invitee bucket: %w", err)
 	}
-	ids := make([]string, 0, len(people))
+	matched := 0
+	var ids []string
 	for id, p := range people {
-		if includes(aud, p) {
-			ids = append(ids, id)
+		if !includes(aud, p) {
+			continue
 		}
+		matched++
+		if _, err := invitees.Get(ctx, inviteeKey(id)); err == nil || invitedBefore(ctx, a.js, org, waveID, id) {
+			continue // invited already: inviting again is a no-op
+		}
+		ids = append(ids, id)
 	}
-	if len(ids) == 0 {
-		return 0, fmt.Errorf("no one in the roster of %s matches the audience", org)
+	if matched == 0 {
+		return Invited{}, fmt.Errorf("no one in the roster of %s matches the audience", org)
 	}
 	sort.Strings(ids)
-	now, invited := a.now(), 0
-	for _, id := range ids {
+	now := a.now()
+	own := make([]schemas.Cohort, len(ids))
+	for i, id := range ids {
 		p := people[id]
 		start, err := time.Parse(schemas.DateLayout, p.StartDate)
 		if err != nil {
-			return 0, fmt.Errorf("roster entry with a bad start date: %w", err)
+			return Invited{}, fmt.Errorf("roster entry with a bad start date: %w", err)
 		}
-		cohort := schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
-		key := inviteeKey(id)
-		if _, err := invitees.Get(ctx, key); err == nil {
-			continue // invited already: inviting again is a no-op
+		own[i] = schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
+	}
+	stored, placed, err := a.placeCohorts(ctx, w, own)
+	if err != nil {
+		return Invited{}, err
+	}
+	issued := map[schemas.Cohort]int{}
+	defer func() {
+		// What was issued is counted even when a later step failed.
+		if cerr := a.countIssued(ctx, org, waveID, issued); cerr != nil && err == nil {
+			err = cerr
 		}
-		if invitedBefore(ctx, a.js, org, waveID, id) {
+	}()
+	for i, id := range ids {
+		if !placed[i] {
+			res.HeldBack++
 			continue
 		}
+		p, cohort := people[id], stored[i]
 		tok, slot, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt})
 		if err != nil {
-			return 0, err
+			return res, err
 		}
-		if _, err := invitees.Put(ctx, key, []byte(slot)); err != nil {
-			return 0, fmt.Errorf("invite: store invitee: %w", err)
+		rec, _ := json.Marshal(invitee{Slot: slot, Cohort: cohort})
+		if _, err := invitees.Put(ctx, inviteeKey(id), rec); err != nil {
+			return res, fmt.Errorf("invite: store invitee: %w", err)
 		}
+		// Counted once the person is on record as invited: a slot issued
+		// without it is retried as a new one, and held by nobody.
+		issued[cohort]++
 		if err := a.publishAndWait(ctx, schemas.InvitationIssuedType, org, schemas.InvitationIssued{WaveID: waveID, Cohort: cohort}); err != nil {
-			return 0, err
+			return res, err
 		}
 		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, FromName: a.catalog.Org(org).SenderName, WaveID: waveID, Kind: "invitation", To: p.Email, Name: p.Name,
 			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt}); err != nil {
-			return 0, err
+			return res, err
 		}
-		invited++
+		res.Invited++
+		if cohort != own[i] {
+			res.Generalised++
+		}
+		if a.IssueHook != nil {
+			if err := a.IssueHook(res.Invited); err != nil {
+				return res, err
+			}
+		}
 	}
-	return invited, nil
+	if res.Invited == 0 && res.HeldBack > 0 {
+		return res, fmt.Errorf("%w: none of the %d people could be invited to wave %s, as fewer than its threshold of %d invitees would share their cohort; invite a larger audience",
+			ErrAudienceTooSmall, res.HeldBack, waveID, w.Threshold)
+	}
+	return res, nil
+}
+
+// invitee is an invitee's entry in a wave's own invitee bucket: their slot
+// and stored cohort, for reminders. Entries written before stored cohorts
+// hold the slot alone.
+type invitee struct {
+	Slot   string         `json:"slot"`
+	Cohort schemas.Cohort `json:"cohort"`
+}
+
+// parseInvitee reads an invitee entry; ok is false for an old entry that
+// holds a slot alone.
+func parseInvitee(val []byte) (inv invitee, ok bool) {
+	if len(val) > 0 && val[0] == '{' && json.Unmarshal(val, &inv) == nil {
+		return inv, true
+	}
+	return invitee{Slot: string(val)}, false
 }
 
 // Remind emails a new link to every invitee of an open wave who has not
@@ -140,8 +212,9 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 		return 0, err
 	}
 	now, reminded := a.now(), 0
-	for key, slot := range slots {
-		used, err := a.ledger.SlotUsed(ctx, org, waveID, string(slot))
+	for key, val := range slots {
+		entry, stored := parseInvitee(val)
+		used, err := a.ledger.SlotUsed(ctx, org, waveID, entry.Slot)
 		if err != nil {
 			return reminded, err
 		}
@@ -149,9 +222,13 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 		if used || !ok || p.LeftOn != "" {
 			continue
 		}
-		start, _ := time.Parse(schemas.DateLayout, p.StartDate)
-		cohort := schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
-		tok, err := a.ledger.IssueForSlot(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt, Slot: string(slot)})
+		cohort := entry.Cohort
+		if !stored {
+			// Invited before stored cohorts: as it was then.
+			start, _ := time.Parse(schemas.DateLayout, p.StartDate)
+			cohort = schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
+		}
+		tok, err := a.ledger.IssueForSlot(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt, Slot: entry.Slot})
 		if err != nil {
 			return reminded, err
 		}

@@ -74,7 +74,12 @@ func (l *liveCounter) flush() {
 		if w, ok := l.catalog.Wave(k.org, k.wave); ok && w.Closed {
 			continue
 		}
-		if err := incrementCounter(ctx, l.js, schemas.LiveBucket, schemas.LiveKey(k.org, k.wave, k.department), n); err != nil {
+		err := incrementCounter(ctx, l.js, schemas.WaveLiveBucket(k.org, k.wave), schemas.LiveKey(k.org, k.wave, k.department), n)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			// A wave invited before waves had live buckets of their own.
+			err = incrementCounter(ctx, l.js, schemas.LiveBucket, schemas.LiveKey(k.org, k.wave, k.department), n)
+		}
+		if err != nil {
 			l.log.Warn("live participation not counted yet; retrying", "org", k.org, "wave", k.wave, "err", err)
 			l.mu.Lock()
 			l.pending[k] += n
@@ -118,8 +123,9 @@ func incrementCounter(ctx context.Context, js jetstream.JetStream, bucket, key s
 	return fmt.Errorf("ingest: counter %s: too much contention", key)
 }
 
-// forgetLive deletes a sealed wave's live counts: its participation now
-// comes from the released results.
+// forgetLive purges a sealed wave's live counts kept in the shared bucket,
+// before waves had their own (forgetWave deletes the wave's own): its
+// participation now comes from the released results.
 func forgetLive(ctx context.Context, js jetstream.JetStream, org, wave string) error {
 	return purgeWave(ctx, js, schemas.LiveBucket, org, wave)
 }

@@ -53,7 +53,7 @@ func TestPostmanLogsNoLinks(t *testing.T) {
 	}
 	defer relay.Close()
 	inviteEngineering(t, e) // ana and bo
-	if n, err := e.admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{Department: "Sales"}); err != nil || n != 1 {
+	if n, err := e.admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{Department: "Sales"}); err != nil || n.Invited != 1 {
 		t.Fatalf("invite cy: %d, %v", n, err)
 	}
 

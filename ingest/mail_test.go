@@ -58,7 +58,7 @@ func inviteEngineering(t *testing.T, e *env) {
 	}
 	e.admin.PublicURL = e.url
 	n, err := e.admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{Department: "Engineering"})
-	if err != nil || n != 2 {
+	if err != nil || n.Invited != 2 {
 		t.Fatalf("InviteRoster = %d, %v; want the 2 engineers", n, err)
 	}
 }

@@ -42,7 +42,7 @@ type Mixer struct {
 	Remind func(ctx context.Context, org, wave string) (int, error)
 	// Invite, when set, invites the audience of a wave a schedule opened
 	// (Admin.InviteRoster).
-	Invite func(ctx context.Context, org, wave string, aud Audience) (int, error)
+	Invite func(ctx context.Context, org, wave string, aud Audience) (Invited, error)
 	// Sealer opens the held responses that ingest encrypted; nil reads
 	// only unencrypted ones.
 	Sealer *Sealer
@@ -205,7 +205,11 @@ func (m *Mixer) forgetInvitees(ctx context.Context, org, wave string) error {
 // on each of its operations, and a long release logs its progress. The
 // steps after it are a few deletions, bounded together by sealTailTimeout.
 func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
-	n, err := m.release(ctx, org, wave)
+	remap, err := m.remap(ctx, org, wave)
+	if err != nil {
+		return err
+	}
+	n, err := m.release(ctx, org, wave, remap)
 	if err != nil {
 		return err
 	}
@@ -231,6 +235,22 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 	}
 	m.log.Info("wave sealed", "org", org, "wave", wave, "responses", n)
 	return m.catalog.WaitFor(ctx, seq)
+}
+
+// remap is how the seal re-cohorts the wave's responses (releaseRemap).
+func (m *Mixer) remap(ctx context.Context, org, wave string) (map[schemas.Cohort]schemas.Cohort, error) {
+	ctx, cancel := context.WithTimeout(ctx, releaseOpTimeout)
+	defer cancel()
+	w, _ := m.catalog.Wave(org, wave)
+	remap, err := releaseRemap(ctx, m.js, org, wave, w.Threshold)
+	if err != nil {
+		return nil, err
+	}
+	if len(remap) > 0 {
+		m.log.Warn("some stored cohorts are held by fewer invitations than the threshold (an invitation round cut short); their responses are released under coarser cohorts",
+			"org", org, "wave", wave, "cohorts", len(remap))
+	}
+	return remap, nil
 }
 
 // sealTailTimeout bounds the steps of a seal after the release: WaveSealed,

@@ -227,7 +227,7 @@ func TestSealCrashAtEveryStep(t *testing.T) {
 			if _, err := invitees.Put(ctx, "e.E0001", []byte("slot")); err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); len(e.bucketKeys(t, schemas.LiveBucket)) == 0; time.Sleep(50 * time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); len(e.bucketKeys(t, schemas.WaveLiveBucket("acme", "w1"))) == 0; time.Sleep(50 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("no live counts written")
 				}
@@ -258,14 +258,14 @@ func TestSealCrashAtEveryStep(t *testing.T) {
 				w, _ := e.cat.Wave("acme", "w1")
 				left := e.pendingCount(t) +
 					len(e.bucketKeys(t, schemas.InvitationBucket)) + len(e.bucketKeys(t, schemas.WaveLedgerBucket("acme", "w1"))) +
-					len(e.bucketKeys(t, schemas.WaveInviteeBucket("acme", "w1"))) + len(e.bucketKeys(t, schemas.LiveBucket))
+					len(e.bucketKeys(t, schemas.WaveInviteeBucket("acme", "w1"))) + len(e.bucketKeys(t, schemas.WaveLiveBucket("acme", "w1")))
 				if w.Sealed && left == 0 {
 					break
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("after a crash at %s and a restart: sealed %v, pending %d, ledger %v, invitees %v, live %v", step, w.Sealed,
 						e.pendingCount(t), e.bucketKeys(t, schemas.InvitationBucket),
-						e.bucketKeys(t, schemas.WaveInviteeBucket("acme", "w1")), e.bucketKeys(t, schemas.LiveBucket))
+						e.bucketKeys(t, schemas.WaveInviteeBucket("acme", "w1")), e.bucketKeys(t, schemas.WaveLiveBucket("acme", "w1")))
 				}
 			}
 			got := eventIDs(t, e.streamMsgs(t, schemas.EventStream, events))

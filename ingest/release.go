@@ -68,15 +68,16 @@ type heldSources struct {
 }
 
 // release publishes every response held for a wave to the event stream in
-// a uniformly random order (see above) and returns how many it published.
-func (m *Mixer) release(ctx context.Context, org, wave string) (int, error) {
+// a uniformly random order (see above), each with its cohort mapped by
+// remap (releaseRemap), and returns how many it published.
+func (m *Mixer) release(ctx context.Context, org, wave string, remap map[schemas.Cohort]schemas.Cohort) (int, error) {
 	src, refs, err := m.heldRefs(ctx, org, wave)
 	if err != nil {
 		return 0, err
 	}
 	shuffle(refs)
 	m.log.Info("seal releasing", "org", org, "wave", wave, "held", len(refs))
-	rd, err := m.newHeldReader(src, org, wave)
+	rd, err := m.newHeldReader(src, org, wave, remap)
 	if err != nil {
 		return 0, err
 	}

@@ -134,7 +134,7 @@ func TestRemindOnSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.admin.PublicURL = e.url
-	if n, err := e.admin.InviteRoster(ctx, "acme", "w2", ingest.Audience{}); err != nil || n != 3 {
+	if n, err := e.admin.InviteRoster(ctx, "acme", "w2", ingest.Audience{}); err != nil || n.Invited != 3 {
 		t.Fatalf("invite: %d %v", n, err)
 	}
 	waitMessages(t, sink, 3)

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -93,12 +94,18 @@ func (m *Mixer) inviteScheduled(ctx context.Context, sc Schedule, waveID string)
 		return nil
 	}
 	n, err := m.Invite(ctx, sc.Org, waveID, sc.Audience)
+	if errors.Is(err, ErrAudienceTooSmall) {
+		// Not worth a retry every round: an admin can invite the wave by
+		// hand once more people are on the roster.
+		m.log.Warn("scheduled wave not invited", "org", sc.Org, "wave", waveID, "schedule", sc.ScheduleID, "err", err)
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("schedule %s: invite %s: %w", sc.ScheduleID, waveID, err)
 	}
 	if _, err := kv.Put(ctx, marker, []byte("done")); err != nil {
 		return err
 	}
-	m.log.Info("scheduled wave invited", "org", sc.Org, "wave", waveID, "invited", n)
+	m.log.Info("scheduled wave invited", "org", sc.Org, "wave", waveID, "invited", n.Invited, "generalised", n.Generalised, "held_back", n.HeldBack)
 	return nil
 }

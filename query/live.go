@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -33,7 +34,12 @@ func NewLiveCounts(js jetstream.JetStream) LiveCounts { return natsLive{js} }
 type natsLive struct{ js jetstream.JetStream }
 
 func (l natsLive) Responded(ctx context.Context, org, wave string) (map[string]int, error) {
-	kv, err := l.js.KeyValue(ctx, schemas.LiveBucket)
+	kv, err := l.js.KeyValue(ctx, schemas.WaveLiveBucket(org, wave))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		// No invitation yet, or a wave invited before waves had live
+		// buckets of their own.
+		kv, err = l.js.KeyValue(ctx, schemas.LiveBucket)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("query: live bucket: %w", err)
 	}

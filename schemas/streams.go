@@ -276,8 +276,9 @@ func InviteeKey(org, wave, employeeID string) string { return org + "." + wave +
 
 // LiveBucket counts the responses of open waves per department
 // (<org>.<wave>.<department, base64url> → decimal count), so that
-// participation can be shown while a wave is open. It holds counts only,
-// never answers; the mixer deletes a wave's counts when it seals it.
+// participation can be shown while a wave is open, for waves invited before
+// each wave had its own (WaveLiveBucket). It holds counts only, never
+// answers; the mixer purges a wave's counts when it seals it.
 const LiveBucket = "trustpulse_live"
 
 // LiveBucketConfig defines the live participation bucket.
@@ -360,11 +361,16 @@ func WaveLedgerBucket(org, wave string) string { return "trustpulse_ledger_" + W
 // id → slot, and the markers of reminders and scheduled invitations.
 func WaveInviteeBucket(org, wave string) string { return "trustpulse_invitees_" + WaveRef(org, wave) }
 
+// WaveLiveBucket is the name of a wave's own live participation bucket:
+// LiveKey → decimal count of responses so far, per department. Waves
+// invited before it existed count in LiveBucket.
+func WaveLiveBucket(org, wave string) string { return "trustpulse_live_" + WaveRef(org, wave) }
+
 // WaveBucketConfig defines a wave's own bucket.
 func WaveBucketConfig(name string, replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      name,
-		Description: "one open wave's links, slots or invitees; deleted at the seal",
+		Description: "one open wave's links, slots, invitees or live counts; deleted at the seal",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,

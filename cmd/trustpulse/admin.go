@@ -180,11 +180,12 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if file == "" {
-		var n int
+		var n ingest.Invited
 		if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) { n, err = a.InviteRoster(ctx, org, wave, aud); return err }); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "invited %d people of %s to wave %s; their emails are queued and sent by 'trustpulse serve'\n", n, org, wave)
+		fmt.Fprintf(stdout, "invited %d people of %s to wave %s; their emails are queued and sent by 'trustpulse serve'\n", n.Invited, org, wave)
+		printInvited(stdout, n)
 		return nil
 	}
 	cohorts, err := readCohorts(file)
@@ -192,18 +193,33 @@ func inviteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var tokens []string
-	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) {
+	ierr := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) {
 		tokens, err = a.IssueInvitations(ctx, org, wave, cohorts)
 		return err
-	}); err != nil {
-		return err
+	})
+	if ierr != nil && len(tokens) == 0 {
+		return ierr
+	}
+	if ierr != nil {
+		// The links issued before the error are valid and counted: print them.
+		defer fmt.Fprintf(stdout, "# only %d of the %d links were issued; the ones above are valid\n", len(tokens), len(cohorts))
 	}
 	fmt.Fprintf(stdout, "# %d single-use survey links for wave %s of %s, one per invitee.\n", len(tokens), wave, org)
 	fmt.Fprintf(stdout, "# The token is the last part of a link; clients can also post to %s/v1/responses.\n", cfg.publicURL())
 	for _, t := range tokens {
 		fmt.Fprintf(stdout, "%s/s/%s\n", cfg.publicURL(), t)
 	}
-	return nil
+	return ierr
+}
+
+// printInvited says how the invitees' cohorts were stored.
+func printInvited(w io.Writer, n ingest.Invited) {
+	if n.Generalised > 0 {
+		fmt.Fprintf(w, "%d of them have a coarser cohort stored than their own, so that no stored cohort is shared by fewer invitees than the wave's threshold (docs/anonymity.md, \"Cohorts in the stores\")\n", n.Generalised)
+	}
+	if n.HeldBack > 0 {
+		fmt.Fprintf(w, "%d people were not invited: too few invitees would share their cohort; they are tried again the next time this wave is invited\n", n.HeldBack)
+	}
 }
 
 func scheduleSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -76,6 +76,9 @@ type part struct {
 
 func newAttack(t *testing.T, rng *rand.Rand) *attack {
 	a := &attack{m: mustMain(t, nil), rng: rng, month: time.Now().UTC().AddDate(0, -1, 0)}
+	// The attacks plant individuals in cohorts of their own: the guard
+	// alone must hide them, so cohorts are stored as planted.
+	a.m.Admin.KeepCohortsForTest(true)
 	pick := func(opts ...string) string { return opts[rng.IntN(len(opts))] }
 	for range 40 + rng.IntN(30) {
 		dept := pick("Eng", "Sales", "Ops")

@@ -71,11 +71,18 @@ func startCluster(t *testing.T) ([]*natsrv.Server, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := js.AccountInfo(ctx)
 		cancel()
-		if err == nil {
+		// A leader alone is not enough: streams of three replicas need
+		// every peer online, with stats the leader has received (seen
+		// once on a loaded machine: "no suitable peers for placement").
+		online := 0
+		for _, s := range servers {
+			online = max(online, len(s.JetStreamClusterPeers()))
+		}
+		if err == nil && online == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not ready: %v", err)
+			t.Fatalf("JetStream cluster not ready (%d peers online): %v", online, err)
 		}
 	}
 	return servers, strings.Join(urls, ",")

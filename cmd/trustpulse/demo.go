@@ -207,7 +207,8 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]s
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stdout, "opened wave %s and emailed %d invitations to the development mail sink (%s)\n", demoOpenWave, invited, m.MailSink.Dir)
+	fmt.Fprintf(stdout, "opened wave %s and emailed %d invitations to the development mail sink (%s)\n", demoOpenWave, invited.Invited, m.MailSink.Dir)
+	printInvited(stdout, invited)
 	if err := waitReleased(ctx, m.QueryURL, token, demoWaves[len(demoWaves)-1].id); err != nil {
 		return nil, err
 	}

@@ -61,6 +61,10 @@ func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
 	}
 	m.Projector.Hook = hook
 	m.RestartWait = 50 * time.Millisecond
+	// Most tests plant people in small cohorts to show what the guard
+	// does with them, so cohorts are stored as planted; runWave and
+	// inviteByEmail invite as serve does, generalising them.
+	m.Admin.KeepCohortsForTest(true)
 	m.Start()
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
@@ -82,12 +86,58 @@ var e2eSurvey = schemas.SurveyPublished{SurveyID: "pulse", Title: "Pulse", Quest
 
 // sent is one response as the test sent it.
 type sent struct {
+	// dept is the department stored with the response: the invitee's own,
+	// or schemas.OtherDepartments where too few shared it.
 	dept    string
 	answers map[string]int
 }
 
-// org sizes per department: Legal and Finance are under the threshold.
+// org sizes per department: Legal and Finance are under the threshold, so
+// their invitations are stored under "other departments" (3 + 2 = 5).
 var deptSizes = map[string]int{"Engineering": 70, "Sales": 40, "Legal": 3, "Finance": 2}
+
+// storedDeptSizes are the department sizes as stored.
+var storedDeptSizes = map[string]int{"Engineering": 70, "Sales": 40, schemas.OtherDepartments: 5}
+
+// storedCohorts reads, with a NATS client, the cohort the wave's ledger
+// holds for each token's invitation, and checks what the stores promise:
+// each is the invitee's own or a generalisation of it along the ladder,
+// and at least k of the wave's invitations hold it.
+func storedCohorts(t *testing.T, m *Main, wave string, tokens []string, own []schemas.Cohort) []schemas.Cohort {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := m.Stack.JS.KeyValue(ctx, schemas.WaveLedgerBucket("acme", wave))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]schemas.Cohort, len(tokens))
+	held := map[schemas.Cohort]int{}
+	for i, tok := range tokens {
+		e, err := kv.Get(ctx, ingest.TokenHash(tok))
+		if err != nil {
+			t.Fatalf("ledger entry of invitation %d: %v", i, err)
+		}
+		var inv schemas.Invitation
+		if err := json.Unmarshal(e.Value(), &inv); err != nil {
+			t.Fatal(err)
+		}
+		generalises := false
+		for _, level := range schemas.GeneraliseLadder {
+			generalises = generalises || level(own[i]) == inv.Cohort
+		}
+		if !generalises {
+			t.Fatalf("invitation %d of %+v stored as %+v", i, own[i], inv.Cohort)
+		}
+		out[i] = inv.Cohort
+		held[inv.Cohort]++
+	}
+	for c, n := range held {
+		if n < threshold {
+			t.Fatalf("stored cohort %+v is held by %d invitations, fewer than k=%d", c, n, threshold)
+		}
+	}
+	return out
+}
 
 // runWave publishes the survey, opens a wave, invites everyone, submits a
 // response for each through HTTP and closes the wave.
@@ -95,18 +145,18 @@ func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
 	t.Helper()
 	ctx := context.Background()
 	openWave(t, m)
+	m.Admin.KeepCohortsForTest(false)
 	var cohorts []schemas.Cohort
-	var depts []string
 	for _, d := range sortedKeys(deptSizes) {
 		for range deptSizes[d] {
 			cohorts = append(cohorts, schemas.Cohort{Department: d, Team: d + "-1", Location: "Berlin", TenureBand: "1-2y"})
-			depts = append(depts, d)
 		}
 	}
 	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored := storedCohorts(t, m, "w1", tokens, cohorts)
 	responses := make([]sent, len(tokens))
 	for i := range tokens {
 		a := map[string]int{}
@@ -117,7 +167,7 @@ func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
 			lo, hi := q.Dimension.Range()
 			a[q.ID] = lo + rng.IntN(hi-lo+1)
 		}
-		responses[i] = sent{dept: depts[i], answers: a}
+		responses[i] = sent{dept: stored[i].Department, answers: a}
 	}
 	// Submit through HTTP, 8 at a time.
 	var wg sync.WaitGroup
@@ -189,6 +239,7 @@ func inviteByEmail(t *testing.T, m *Main, rosterRows string, n int) []string {
 	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
 		t.Fatal(err)
 	}
+	m.Admin.KeepCohortsForTest(false)
 	if _, err := m.Admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil {
 		t.Fatal(err)
 	}
@@ -492,8 +543,8 @@ func checkResult(t *testing.T, responses []sent, r, grouped result) {
 			checkScore(t, fmt.Sprintf("group %s dimension %s", g.Value, s.Key), s, byDept[g.Value][s.Key])
 		}
 	}
-	if len(grouped.Groups) != len(deptSizes) {
-		t.Errorf("%d groups served, want %d", len(grouped.Groups), len(deptSizes))
+	if len(grouped.Groups) != len(storedDeptSizes) {
+		t.Errorf("%d groups served, want %d", len(grouped.Groups), len(storedDeptSizes))
 	}
 	if hiddenSum > 0 && hiddenSum < threshold {
 		t.Errorf("hidden groups hold %d respondents: the organisation total minus the shown groups reveals them", hiddenSum)
@@ -508,9 +559,13 @@ func TestEndToEnd(t *testing.T) {
 	r := waitScores(t, m, "")
 	g := waitScores(t, m, "?group_by=department")
 	checkResult(t, responses, r, g)
+	// Legal (3) and Finance (2) are stored, and so served, as one group.
 	for _, grp := range g.Groups {
-		if (grp.Value == "Legal" || grp.Value == "Finance") && !grp.Respondents.Suppressed {
-			t.Errorf("group %s of %d respondents is not suppressed", grp.Value, deptSizes[grp.Value])
+		if grp.Value == "Legal" || grp.Value == "Finance" {
+			t.Errorf("group %s of %d invitees was stored under its own department", grp.Value, deptSizes[grp.Value])
+		}
+		if grp.Value == schemas.OtherDepartments && (grp.Respondents.N == nil || *grp.Respondents.N != 5) {
+			t.Errorf("other departments: %+v, want Legal's 3 and Finance's 2", grp.Respondents)
 		}
 	}
 
@@ -534,10 +589,11 @@ func TestEndToEnd(t *testing.T) {
 	if part.Overall.Responded == nil || *part.Overall.Responded != len(responses) || *part.Overall.Invited != len(responses) || *part.Overall.Rate != 1 {
 		t.Fatalf("participation overall: %s", body)
 	}
+	if len(part.Groups) != len(storedDeptSizes) {
+		t.Fatalf("participation of %d groups, want %d: %s", len(part.Groups), len(storedDeptSizes), body)
+	}
 	for _, g := range part.Groups {
-		small := deptSizes[g.Value] < threshold
-		if small != g.Suppressed || (g.Suppressed && (g.Invited != nil || g.Responded != nil)) ||
-			(!g.Suppressed && (*g.Invited != deptSizes[g.Value] || *g.Responded != deptSizes[g.Value])) {
+		if g.Suppressed || *g.Invited != storedDeptSizes[g.Value] || *g.Responded != storedDeptSizes[g.Value] {
 			t.Fatalf("participation of %s: %+v", g.Value, g)
 		}
 	}

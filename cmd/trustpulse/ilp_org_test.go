@@ -337,6 +337,7 @@ func ilpMain(t *testing.T, weaken bool) *Main {
 		t.Fatal(err)
 	}
 	m.Query.WeakenGuardForTest()
+	m.Admin.KeepCohortsForTest(true) // as mustMain: the victims are planted
 	m.RestartWait = 50 * time.Millisecond
 	m.Start()
 	t.Cleanup(func() {

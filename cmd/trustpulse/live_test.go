@@ -102,7 +102,7 @@ func TestLiveParticipation(t *testing.T) {
 		}
 	}
 	// Wait until the bucket itself holds the 11th, so the check can fail.
-	kv, err := m.Stack.JS.KeyValue(ctx, schemas.LiveBucket)
+	kv, err := m.Stack.JS.KeyValue(ctx, schemas.WaveLiveBucket("acme", "w1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -48,7 +49,7 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "trustpulse:", err)
+			fmt.Fprintln(os.Stderr, "trustpulse:", oneLine(err))
 		}
 		os.Exit(exitCode(err))
 	}
@@ -57,12 +58,29 @@ func main() {
 // usageError marks a command-line mistake (exit status 2).
 type usageError struct{ error }
 
+// startError marks a failure of serve to start, its flags' too (exit
+// status 1): a supervisor that restarts serve sees one kind of failure.
+type startError struct{ error }
+
+func (e startError) Unwrap() error { return e.error }
+
 func exitCode(err error) int {
+	var se startError
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	case errors.As(err, &se):
+		return 1
+	case errors.As(err, &ue):
 		return 2
 	}
 	return 1
+}
+
+// oneLine is err's message on one line (joined errors are one a line).
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }
 
 // run dispatches a command line.
@@ -121,7 +139,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func parse(name string, args []string, stderr io.Writer, own func(*flag.FlagSet)) (Config, *slog.Logger, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("trustpulse "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package prints every flag after a mistake; only -h shows
+	// them, a mistake is one line (main prints it).
+	fs.SetOutput(io.Discard)
 	if own != nil {
 		own(fs)
 	}
@@ -133,27 +153,37 @@ func parse(name string, args []string, stderr io.Writer, own func(*flag.FlagSet)
 		}
 	})
 	if err := fs.Parse(args); err != nil {
-		return cfg, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+			return cfg, nil, err
+		}
+		return cfg, nil, usageError{fmt.Errorf("%s: %w (trustpulse %s -h lists the flags)", name, err, name)}
 	}
 	if fs.NArg() > 0 {
 		return cfg, nil, usageError{fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+		return cfg, nil, usageError{fmt.Errorf("invalid configuration: %s", oneLine(err))}
 	}
 	lvl, _ := cfg.level()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	return cfg, log, nil
 }
 
+// serveCmd runs serve until ctx ends. Every failure to start is one line
+// and exit status 1 (startError).
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, log, err := parse("serve", args, stderr, nil)
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
 		return err
+	}
+	if err != nil {
+		return startError{err}
 	}
 	m, err := Open(ctx, cfg, log)
 	if err != nil {
-		return err
+		return startError{err}
 	}
 	log.Info("trustpulse serving", "target", cfg.Target, "ingest", m.IngestURL, "query", m.QueryURL, "admin", m.AdminURL)
 	runErr := m.Run(ctx)

@@ -24,6 +24,7 @@ func TestRateLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Admin.KeepCohortsForTest(true) // one invitation is all this needs
 	m.Start()
 	t.Cleanup(func() { _ = m.Close() })
 	analyst := authorize(t, m, schemas.RoleAnalyst)

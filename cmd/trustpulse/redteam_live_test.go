@@ -36,7 +36,7 @@ func TestRedTeamLiveOneSubmissionFlips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := m.Stack.JS.KeyValue(ctx, schemas.LiveBucket)
+	kv, err := m.Stack.JS.KeyValue(ctx, schemas.WaveLiveBucket("acme", "w1"))
 	if err != nil {
 		t.Fatal(err)
 	}

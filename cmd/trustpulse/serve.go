@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -55,11 +57,14 @@ type Main struct {
 	// (AdminURL is empty when the admin API is off).
 	IngestURL, QueryURL, AdminURL string
 
-	apps      []*fiber.App
-	listeners []net.Listener
-	started   bool
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// ingestLn, queryLn and adminLn are bound before anything starts, so
+	// that a busy port fails at once; listen hands each to its app.
+	ingestLn, queryLn, adminLn net.Listener
+	apps                       []*fiber.App
+	listeners                  []net.Listener
+	started                    bool
+	cancel                     context.CancelFunc
+	wg                         sync.WaitGroup
 }
 
 // smtpConfig is the postman's view of the config.
@@ -88,31 +93,42 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 
 // Open starts the stack and builds every part of the target. Listeners are
 // opened here, so the URLs are known before Run.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error) {
-	m = &Main{Config: cfg, Log: log, RestartWait: 2 * time.Second}
-	defer func() {
-		if err != nil {
-			m.Close()
-			m = nil
-		}
-	}()
-	if m.Stack, err = deploy.Open(ctx, cfg.stackConfig(true), log); err != nil {
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
+	m := &Main{Config: cfg, Log: log, RestartWait: 2 * time.Second}
+	if err := m.open(ctx); err != nil {
+		_ = m.Close()
 		return nil, err
+	}
+	return m, nil
+}
+
+// open builds what Open promises; on error m holds what was opened so far,
+// for Close.
+func (m *Main) open(ctx context.Context) (err error) {
+	cfg, log := m.Config, m.Log
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	if err := m.bind(); err != nil {
+		return err
+	}
+	if m.Stack, err = deploy.Open(ctx, cfg.stackConfig(true), log); err != nil {
+		return err
 	}
 	if cfg.runs("ingest") {
 		ledger, err := ingest.OpenLedger(ctx, m.Stack.JS)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ledger.Replicas = cfg.NATSReplicas
 		sealer, err := ingest.LoadSealKey(cfg.SealKeyFile, true)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if m.Catalog, err = ingest.StartCatalog(cctx, m.Stack.JS, log); err != nil {
-			return nil, err
+			return err
 		}
 		m.Catalog.DefaultThreshold = cfg.Threshold
 		m.Admin = ingest.NewAdmin(m.Stack.JS, ledger, m.Catalog, time.Now)
@@ -121,7 +137,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if cfg.SMTPHost == "" {
 			dir := filepath.Join(cfg.DataDir, "mail")
 			if m.MailSink, err = mailsink.Start(dir, "127.0.0.1:0", log); err != nil {
-				return nil, err
+				return err
 			}
 			smtpCfg.Host, smtpCfg.Port, smtpCfg.TLS = m.MailSink.Host, m.MailSink.Port, "none"
 			log.Info("development mail sink: emails are stored, not sent", "dir", dir, "smtp", m.MailSink.Addr())
@@ -131,28 +147,24 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		m.Mixer.Grace, m.Mixer.Ledger, m.Mixer.Sealer = cfg.SealGrace, ledger, sealer
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
 		if m.sealReads, err = deploy.ConnectNATS(m.Stack.NATSURL, "trustpulse "+cfg.Target+" seal reads"); err != nil {
-			return nil, err
+			return err
 		}
 		if m.Mixer.Reader, err = jetstream.New(m.sealReads); err != nil {
-			return nil, err
+			return err
 		}
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		srv.Sealer = sealer
 		srv.SetMaxInFlight(cfg.MaxInFlight)
 		srv.Limiter = cfg.limiter()
 		m.ingest = srv
-		if m.IngestURL, err = m.listen(srv.App(), cfg.IngestAddr); err != nil {
-			return nil, err
-		}
+		m.IngestURL = m.listen(srv.App(), &m.ingestLn)
 		if cfg.PublicURL == "" {
 			m.Admin.PublicURL = m.IngestURL // the port actually bound, also for :0
 		}
 		if cfg.AdminToken != "" {
 			admin := ingest.NewAdminServer(m.Admin, cfg.AdminToken, log)
 			admin.Limiter = cfg.limiter()
-			if m.AdminURL, err = m.listen(admin.App(), cfg.AdminAddr); err != nil {
-				return nil, err
-			}
+			m.AdminURL = m.listen(admin.App(), &m.adminLn)
 		}
 	}
 	if cfg.runs("query") {
@@ -165,33 +177,70 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error
 		if len(key) == 0 {
 			key = make([]byte, 32)
 			if _, err := rand.Read(key); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		dash, err := dashboard.New(srv, key, log)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		srv.Handle(dash.Routes)
-		if m.QueryURL, err = m.listen(srv.App(), cfg.QueryAddr); err != nil {
-			return nil, err
-		}
+		m.QueryURL = m.listen(srv.App(), &m.queryLn)
 	}
 	if cfg.runs("projector") {
 		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, projector.Config{
 			BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas,
 		}, log)
 	}
-	return m, nil
+	return nil
 }
 
-func (m *Main) listen(app *fiber.App, addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("listen %s: %w", addr, err)
+// bind opens the listeners of the target's HTTP services.
+func (m *Main) bind() error {
+	cfg := m.Config
+	for _, l := range []struct {
+		on         bool
+		flag, addr string
+		ln         *net.Listener
+	}{
+		{cfg.runs("ingest"), "--ingest-addr", cfg.IngestAddr, &m.ingestLn},
+		{cfg.runs("ingest") && cfg.AdminToken != "", "--admin-addr", cfg.AdminAddr, &m.adminLn},
+		{cfg.runs("query"), "--query-addr", cfg.QueryAddr, &m.queryLn},
+	} {
+		if !l.on {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%s %s: address already in use; is another trustpulse serve running?", l.flag, l.addr)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", l.flag, l.addr, err)
+		}
+		*l.ln = ln
 	}
-	m.apps, m.listeners = append(m.apps, app), append(m.listeners, ln)
-	return "http://" + ln.Addr().String(), nil
+	return nil
+}
+
+// listen hands a bound listener to app, to serve from Start on.
+func (m *Main) listen(app *fiber.App, ln *net.Listener) string {
+	m.apps, m.listeners = append(m.apps, app), append(m.listeners, *ln)
+	u := "http://" + (*ln).Addr().String()
+	*ln = nil
+	return u
+}
+
+// checkDataDir makes sure the data directory exists and can be written.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("--data-dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-")
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // Start serves HTTP and runs the projector in the background.
@@ -262,6 +311,11 @@ func (m *Main) Run(ctx context.Context) error {
 // ClickHouse and stop the local servers.
 func (m *Main) Close() error {
 	var errs []error
+	for _, ln := range []net.Listener{m.ingestLn, m.queryLn, m.adminLn} {
+		if ln != nil { // bound, never handed to an app
+			ln.Close()
+		}
+	}
 	for i, app := range m.apps {
 		if m.started {
 			errs = append(errs, app.ShutdownWithTimeout(m.Config.ShutdownTimeout))

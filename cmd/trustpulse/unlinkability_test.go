@@ -16,11 +16,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -393,49 +395,74 @@ func clickhouseRows(t *testing.T, m *Main) []record {
 	return out
 }
 
-// TestSealLeavesNothingOnDisk: which response slot was whose, and which
-// slot was used, live in the wave's own buckets and stream, deleted whole at
-// the seal, so a byte scan of JetStream's files afterwards finds no slot id
-// of the wave at all, and employee ids only where the roster and the mail
-// queue keep them (issue 11, finding 3: purged invitee records stayed
-// readable in block files).
-func TestSealLeavesNothingOnDisk(t *testing.T) {
-	m := mustMain(t, nil)
+// diskWave is a wave of a test organisation whose people, slots and links
+// a byte scan looks for after the seal.
+type diskWave struct {
+	dept                             string // stored with the answers
+	employees, emails, slots, hashes []string
+}
+
+// openDiskWave opens w1, invites n people of one new department by email,
+// reads their slots from the wave's invitee bucket and has each answer.
+func openDiskWave(t *testing.T, m *Main, n int) *diskWave {
+	t.Helper()
 	ctx := context.Background()
 	openWave(t, m)
-	const n = 8
+	d := &diskWave{dept: fmt.Sprintf("Diskdept%d", time.Now().UnixNano())}
 	var roster strings.Builder
-	var employees []string
 	for i := range n {
 		id := fmt.Sprintf("diskmark-%03d", i)
-		employees = append(employees, id)
-		fmt.Fprintf(&roster, "%s,disk%03d@acme.example,Disk Person%03d,Engineering,Platform,Berlin,,2022-03-0%d\n", id, i, i, 1+i%9)
+		d.employees = append(d.employees, id)
+		d.emails = append(d.emails, fmt.Sprintf("disk%03d@acme.example", i))
+		fmt.Fprintf(&roster, "%s,%s,Disk Person%03d,%s,Platform,Berlin,,2022-03-0%d\n", id, d.emails[i], i, d.dept, 1+i%9)
 	}
 	links := inviteByEmail(t, m, roster.String(), n)
 	invitees, err := m.Stack.JS.KeyValue(ctx, schemas.WaveInviteeBucket("acme", "w1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var slots []string
-	for _, id := range employees {
+	for _, id := range d.employees {
 		e, err := invitees.Get(ctx, "e."+id)
 		if err != nil {
 			t.Fatalf("invitee %s: %v", id, err)
 		}
-		slots = append(slots, string(e.Value()))
+		var rec struct {
+			Slot string `json:"slot"`
+		}
+		if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Slot == "" {
+			t.Fatalf("invitee %s: %q, %v", id, e.Value(), err)
+		}
+		d.slots = append(d.slots, rec.Slot)
 	}
 	for i, link := range links {
-		submit(t, m, link[strings.LastIndex(link, "/")+1:], map[string]int{"trust-a": 1 + i%5, "trust-b": 3, "auto": 3, "moti": 4, "enps": i % 11})
+		token := link[strings.LastIndex(link, "/")+1:]
+		d.hashes = append(d.hashes, ingest.TokenHash(token))
+		submit(t, m, token, map[string]int{"trust-a": 1 + i%5, "trust-b": 3, "auto": 3, "moti": 4, "enps": i % 11})
 	}
-	dir := filepath.Join(m.Config.DataDir, "nats")
 	// The scan finds the slots while the wave is open: it can see them.
-	if found := scanFiles(t, dir, slots[:1], nil); len(found) == 0 {
+	if found := scanFiles(t, filepath.Join(m.Config.DataDir, "nats"), d.slots[:1], nil); len(found) == 0 {
 		t.Fatal("the scan does not find a slot id while the wave is open; it proves nothing")
 	}
-	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+	return d
+}
+
+// checkSealedClean waits until the sealed wave's invitee bucket is gone,
+// checks that each response is counted once (the API and ClickHouse's
+// answers), and byte-scans the NATS store and ClickHouse's files.
+func (d *diskWave) checkSealedClean(t *testing.T, m *Main) {
+	t.Helper()
+	ctx := context.Background()
+	r := waitScores(t, m, "")
+	if r.Respondents.N == nil || *r.Respondents.N != len(d.employees) {
+		t.Fatalf("respondents %+v, want %d", r.Respondents, len(d.employees))
+	}
+	var rows uint64
+	if err := m.Stack.CH.QueryRow(ctx, "SELECT count() FROM answers WHERE org = 'acme' AND wave_id = 'w1'").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	waitScores(t, m, "")
+	if want := uint64(5 * len(d.employees)); rows != want {
+		t.Fatalf("%d answer rows in ClickHouse, want %d: a response counted twice or lost", rows, want)
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		_, err := m.Stack.JS.KeyValue(ctx, schemas.WaveInviteeBucket("acme", "w1"))
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -445,14 +472,82 @@ func TestSealLeavesNothingOnDisk(t *testing.T) {
 			t.Fatal("the wave's invitee bucket survives the seal")
 		}
 	}
-	if found := scanFiles(t, dir, slots, nil); len(found) > 0 {
+	dir := filepath.Join(m.Config.DataDir, "nats")
+	if found := scanFiles(t, dir, d.slots, nil); len(found) > 0 {
 		t.Fatalf("slot ids of the sealed wave on disk: %v", found)
 	}
 	// Employee ids stay where the roster (people bucket) and the mail
 	// queue are: nowhere else.
 	keep := []string{"KV_" + schemas.PeopleBucket, schemas.OutboxStream}
-	if found := scanFiles(t, dir, employees, keep); len(found) > 0 {
+	if found := scanFiles(t, dir, d.employees, keep); len(found) > 0 {
 		t.Fatalf("employee ids of the sealed wave on disk outside the roster: %v", found)
+	}
+
+	// ClickHouse's files: the department is there (the scan sees parts),
+	// nothing that names a person, a slot or a link is.
+	chDir := testenv.ClickHouseServer(t).Dir
+	if err := m.Stack.CH.Exec(ctx, "OPTIMIZE TABLE answers FINAL"); err != nil {
+		t.Logf("optimize answers: %v (the scan reads the parts as they are)", err)
+	}
+	if found := scanFiles(t, chDir, []string{d.dept}, nil); len(found) == 0 {
+		t.Fatal("the scan of ClickHouse's files does not find the department stored with the answers; it proves nothing")
+	}
+	markers := slices.Concat(d.employees, d.emails, d.slots, d.hashes)
+	if found := scanFiles(t, chDir, markers, nil); len(found) > 0 {
+		t.Fatalf("ClickHouse's files hold ids of people, slots or links: %v", found)
+	}
+}
+
+// TestSealLeavesNothingOnDisk: which response slot was whose, and which
+// slot was used, live in the wave's own buckets and stream, deleted whole at
+// the seal, so a byte scan of JetStream's files afterwards finds no slot id
+// of the wave at all, and employee ids only where the roster and the mail
+// queue keep them (issue 11, finding 3: purged invitee records stayed
+// readable in block files). ClickHouse's files (its data directory: parts,
+// logs, metadata) hold neither, nor emails or the links' hashes; the scan is
+// shown to find what ClickHouse does hold (a department planted here).
+func TestSealLeavesNothingOnDisk(t *testing.T) {
+	m := mustMain(t, nil)
+	d := openDiskWave(t, m, 8)
+	if err := m.Admin.CloseWave(context.Background(), "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	d.checkSealedClean(t, m)
+}
+
+// TestSealCrashAtEveryStepLeavesNothing: the whole program (real NATS, real
+// ClickHouse) with the seal crashed after each of its steps in turn; the
+// mixer's next round finishes it, and then every response is counted once
+// and the byte scans of TestSealLeavesNothingOnDisk find nothing of the
+// wave's people, slots or links.
+func TestSealCrashAtEveryStepLeavesNothing(t *testing.T) {
+	for _, step := range []ingest.SealStep{ingest.SealPublishing, ingest.SealPublished, ingest.SealMarked,
+		ingest.SealPurgedPending, ingest.SealForgotLedger, ingest.SealForgotInvitees, ingest.SealForgotLive} {
+		t.Run(string(step), func(t *testing.T) {
+			m, err := Open(context.Background(), testConfig(t), testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var crashes atomic.Int32
+			m.Mixer.Hook = func(_, _ string, s ingest.SealStep) error {
+				if s == step && crashes.Add(1) == 1 {
+					return fmt.Errorf("crash after %s", s)
+				}
+				return nil
+			}
+			m.RestartWait = 50 * time.Millisecond
+			m.Start()
+			t.Cleanup(func() { _ = m.Close() })
+			authorize(t, m, schemas.RoleAnalyst)
+			d := openDiskWave(t, m, 6)
+			if err := m.Admin.CloseWave(context.Background(), "acme", "w1"); err != nil {
+				t.Fatal(err)
+			}
+			d.checkSealedClean(t, m)
+			if crashes.Load() == 0 {
+				t.Fatalf("the seal never reached %s", step)
+			}
+		})
 	}
 }
 

@@ -4,17 +4,24 @@
 // official build, or `clickhouse-server` of a distribution package), writes a
 // config for it into a data directory, starts it on free loopback ports and
 // stops it again.
+//
+// The server dies with the process that started it (a parent-death signal,
+// Linux), and a server left by a killed run is found through the pid file
+// in its data directory and waited for or stopped before a new one starts.
 package localch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -28,9 +35,10 @@ type Server struct {
 	// Dir is the server's data directory.
 	Dir string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	tcp, http int
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error
 }
 
 // ErrNotInstalled is returned when no ClickHouse server binary is on PATH.
@@ -73,19 +81,22 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 			return nil, fmt.Errorf("localch: %w", err)
 		}
 	}
-	tcp, http := opt.TCPPort, opt.HTTPPort
-	if tcp == 0 {
-		if tcp, err = FreePort(); err != nil {
+	tcpPort, httpPort := opt.TCPPort, opt.HTTPPort
+	if tcpPort == 0 {
+		if tcpPort, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
-	if http == 0 {
-		if http, err = FreePort(); err != nil {
+	if httpPort == 0 {
+		if httpPort, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
 	cfg := filepath.Join(dir, "config.xml")
-	if err := os.WriteFile(cfg, []byte(configXML(dir, tcp, http)), 0o640); err != nil {
+	if err := clearStale(ctx, dir, cfg); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfg, []byte(configXML(dir, tcpPort, httpPort)), 0o640); err != nil {
 		return nil, fmt.Errorf("localch: write config: %w", err)
 	}
 	cmd := exec.Command(bin[0], append(bin[1:], "--config-file="+cfg)...)
@@ -94,19 +105,34 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 		cmd.Stdout, cmd.Stderr = opt.Log, opt.Log
 	}
 	// Own process group, so a Ctrl-C in a terminal reaches us first and we
-	// stop the server in order.
+	// stop the server in order; a parent-death signal, so that a kill -9 of
+	// this process ends the server too (in about a second: SIGTERM lets it
+	// shut down cleanly). Linux sends it when the thread that started the
+	// child ends; Go's runtime ends threads only of goroutines that exit
+	// while locked to one, which nothing here does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("localch: start %s: %w", bin[0], err)
 	}
 	s := &Server{
-		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp)),
-		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(http)),
+		Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(tcpPort)),
+		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		Dir:      dir,
+		tcp:      tcpPort,
+		http:     httpPort,
 		cmd:      cmd,
 		done:     make(chan struct{}),
 	}
-	go func() { s.err = cmd.Wait(); close(s.done) }()
+	pid := cmd.Process.Pid
+	go func() {
+		s.err = cmd.Wait()
+		removePidFile(dir, pid)
+		close(s.done)
+	}()
+	if err := writePidFile(dir, pidRecord{pid: pid, owner: os.Getpid(), addr: s.Addr}); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("localch: %w", err)
+	}
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.Stop()
 		return nil, err
@@ -114,13 +140,31 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 	return s, nil
 }
 
-// waitReady polls the HTTP /ping endpoint until the server answers.
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Options are the options that start the server again on the same ports.
+func (s *Server) Options() Options { return Options{TCPPort: s.tcp, HTTPPort: s.http} }
+
+// Done is closed when the server process has exited, for whatever reason.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// ExitErr is how the process ended (as exec.Cmd.Wait reports it: "signal:
+// killed", "exit status 70"), once Done is closed.
+func (s *Server) ExitErr() error {
+	<-s.done
+	return s.err
+}
+
+// waitReady polls the HTTP /ping endpoint until the server answers "Ok."
+// (by then it has bound its native port too: ClickHouse binds every port
+// before it serves any), the process exits, or ctx ends. A bare connect
+// would be fooled by whatever else holds the port.
 func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		if c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond); err == nil {
-			c.Close()
+		if s.ping(ctx) {
 			return nil
 		}
 		select {
@@ -131,6 +175,26 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ping reports whether the server's HTTP interface answers /ping.
+func (s *Server) ping(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/ping", nil)
+	if err != nil {
+		return false
+	}
+	// No kept-alive connection: the server waits for open ones (up to ten
+	// seconds) before it stops.
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	return resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "Ok."
 }
 
 // Stop asks the server to shut down (SIGTERM), waits up to 30 seconds, then

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
+	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
 
 //go:embed web
@@ -140,12 +141,20 @@ type errorView struct {
 	Nav            *navView
 }
 
+// errUnavailable is the page's refusal while ClickHouse or NATS is down.
+var errUnavailable = schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "The results cannot be reached right now; please try again in a minute.")
+
 // errorPage turns an error into a clear page: the guard's and the request
 // checks' messages as they are (they reveal no count), anything else as a
 // generic message, logged.
 func (d *Dashboard) errorPage(c *fiber.Ctx, err error) error {
 	var appErr *schemas.Error
-	if !errors.As(err, &appErr) {
+	switch {
+	case errors.As(err, &appErr):
+	case httpproblem.Unavailable(err):
+		d.log.Warn("dashboard page: dependency unavailable", "path", c.Path(), "err", err)
+		appErr = errUnavailable
+	default:
 		d.log.Error("dashboard page failed", "path", c.Path(), "err", err)
 		appErr = schemas.Errorf(http.StatusInternalServerError, "internal", "Something went wrong on our side; please try again in a minute.")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
+	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
 
 // exploreView is the analyst explorer: a form to choose waves, filters and
@@ -188,10 +189,14 @@ func (d *Dashboard) exploreHandler(c *fiber.Ctx, v viewer) error {
 	return d.render(c, status, "explore", view)
 }
 
-// problemOf is the status and message of a refusal; other errors are 500.
+// problemOf is the status and message of a refusal; an unreachable
+// dependency is 503, other errors are 500.
 func problemOf(err error) (int, string) {
 	if e, ok := err.(*schemas.Error); ok {
 		return e.Status, e.Detail
+	}
+	if httpproblem.Unavailable(err) {
+		return errUnavailable.Status, errUnavailable.Detail
 	}
 	return http.StatusInternalServerError, "Something went wrong on our side; please try again in a minute."
 }

@@ -17,8 +17,9 @@ import (
 
 // ErrorHandler returns a Fiber error handler. A *schemas.Error keeps its
 // status and text; a Fiber error (body too large, unknown route) keeps its
-// status; a timeout or any other error is logged and answered with a
-// generic 503 or 500 that reveals nothing internal.
+// status; an unreachable ClickHouse or NATS (Unavailable) or a timeout is a
+// 503 unavailable, any other error a 500 internal: each logged, answered
+// with a generic message that reveals nothing internal.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		return Write(c, From(log, c.Route().Path, err))
@@ -42,6 +43,9 @@ func From(log *slog.Logger, route string, err error) *schemas.Error {
 			return schemas.Errorf(fe.Code, "method_not_allowed", "method not allowed here")
 		}
 		return schemas.Errorf(fe.Code, "bad_request", "%s", fe.Message)
+	case Unavailable(err):
+		log.Warn("dependency unavailable", "route", route, "err", err)
+		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "a server the service depends on does not answer; try again shortly")
 	case errors.Is(err, context.DeadlineExceeded):
 		log.Error("request timed out", "route", route, "err", err)
 		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the request took too long; try again shortly")
