@@ -489,8 +489,12 @@ func (d *diskWave) checkSealedClean(t *testing.T, m *Main) {
 	if err := m.Stack.CH.Exec(ctx, "OPTIMIZE TABLE answers FINAL"); err != nil {
 		t.Logf("optimize answers: %v (the scan reads the parts as they are)", err)
 	}
-	if found := scanFiles(t, chDir, []string{d.dept}, nil); len(found) == 0 {
-		t.Fatal("the scan of ClickHouse's files does not find the department stored with the answers; it proves nothing")
+	// Parts may still be merging (once, under load, the first scan found
+	// none): look again until a deadline.
+	for deadline := time.Now().Add(20 * time.Second); len(scanFiles(t, chDir, []string{d.dept}, nil)) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the scan of ClickHouse's files does not find the department stored with the answers; it proves nothing")
+		}
 	}
 	markers := slices.Concat(d.employees, d.emails, d.slots, d.hashes)
 	if found := scanFiles(t, chDir, markers, nil); len(found) > 0 {
