@@ -31,12 +31,17 @@ func publishTo(ctx context.Context, js jetstream.JetStream, subject string, env 
 }
 
 func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, env schemas.Envelope, data []byte) (uint64, error) {
+	return publishWithID(ctx, js, subject, env, data, env.ID.String())
+}
+
+// publishWithID is publishRaw with a Nats-Msg-Id of the caller's.
+func publishWithID(ctx context.Context, js jetstream.JetStream, subject string, env schemas.Envelope, data []byte, msgID string) (uint64, error) {
 	msg := &nats.Msg{Subject: subject, Data: data}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var lastErr error
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID.String()))
+		ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 		if err == nil {
 			return ack.Sequence, nil
 		}
@@ -76,31 +81,36 @@ const (
 // The batch headers stay on the pending messages only; the mixer republishes
 // the data alone, so no batch id reaches the event stream.
 //
-// wrap, when set, turns each message's data into what is stored (the
-// held responses are encrypted: Sealer).
-func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, envs []schemas.Envelope, wrap func([]byte) ([]byte, error)) error {
+// held, when set, turns each message into what the held stream stores
+// and names it there (waveSealer: encrypted, padded, and under an id that
+// only the seal key ties to the event's); without it messages are stored
+// as they are under their event ids.
+func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, envs []schemas.Envelope, held heldCodec) error {
 	data := make([][]byte, len(envs))
+	ids := make([]string, len(envs))
 	for i, env := range envs {
 		b, err := env.Marshal()
 		if err != nil {
 			return err
 		}
-		if wrap != nil {
-			if b, err = wrap(b); err != nil {
+		ids[i] = env.ID.String()
+		if held != nil {
+			if b, err = held.Wrap(env, b); err != nil {
 				return err
 			}
+			ids[i] = held.MsgID(env)
 		}
 		data[i] = b
 	}
 	if len(envs) == 1 {
-		_, err := publishRaw(ctx, js, subject, envs[0], data[0])
+		_, err := publishWithID(ctx, js, subject, envs[0], data[0], ids[0])
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var lastErr error
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		lastErr = sendBatch(ctx, js.Conn(), subject, envs, data)
+		lastErr = sendBatch(ctx, js.Conn(), subject, ids, data)
 		if lastErr == nil {
 			return nil
 		}
@@ -110,6 +120,13 @@ func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, e
 		}
 	}
 	return fmt.Errorf("ingest: publish batch of %d to %s: %w", len(envs), subject, lastErr)
+}
+
+// heldCodec turns a held event into what the held stream stores, and the
+// Nats-Msg-Id it is stored under.
+type heldCodec interface {
+	Wrap(env schemas.Envelope, data []byte) ([]byte, error)
+	MsgID(env schemas.Envelope) string
 }
 
 // batchReply is the server's answer to a message of an atomic batch: empty
@@ -126,15 +143,15 @@ type batchReply struct {
 }
 
 // sendBatch makes one attempt at an atomic batch under a new batch id.
-func sendBatch(ctx context.Context, nc *nats.Conn, subject string, envs []schemas.Envelope, data [][]byte) error {
+func sendBatch(ctx context.Context, nc *nats.Conn, subject string, ids []string, data [][]byte) error {
 	batchID := uuid.NewString()
-	for i, env := range envs {
+	for i, id := range ids {
 		msg := nats.NewMsg(subject)
 		msg.Data = data[i]
-		msg.Header.Set(jetstream.MsgIDHeader, env.ID.String())
+		msg.Header.Set(jetstream.MsgIDHeader, id)
 		msg.Header.Set(hdrBatchID, batchID)
 		msg.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
-		last := i == len(envs)-1
+		last := i == len(ids)-1
 		if last {
 			msg.Header.Set(hdrBatchCommit, "1")
 		}
@@ -156,8 +173,8 @@ func sendBatch(ctx context.Context, nc *nats.Conn, subject string, envs []schema
 			return fmt.Errorf("batch message %d: %s (%d)", i+1, r.Error.Description, r.Error.ErrCode)
 		case !last:
 			return fmt.Errorf("batch message %d: unexpected acknowledgement", i+1)
-		case r.Count != len(envs):
-			return fmt.Errorf("batch committed %d messages, want %d", r.Count, len(envs))
+		case r.Count != len(ids):
+			return fmt.Errorf("batch committed %d messages, want %d", r.Count, len(ids))
 		}
 	}
 	return nil

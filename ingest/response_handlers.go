@@ -256,11 +256,11 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 	// They are stored as one atomic batch (publishBatch), so a 202 means all
 	// of them are held, and a failure means none is: the claim is released
 	// as before and the employee may submit again.
-	var seal func([]byte) ([]byte, error)
+	var held heldCodec
 	if s.Sealer != nil {
-		seal = func(b []byte) ([]byte, error) { return s.Sealer.Seal(inv.Org, wave.ID, b) }
+		held = s.Sealer.ForWave(inv.Org, wave.ID)
 	}
-	if err := publishBatch(ctx, s.js, claim.HeldSubject(), envs, seal); err != nil {
+	if err := publishBatch(ctx, s.js, claim.HeldSubject(), envs, held); err != nil {
 		s.log.Error("response not stored; releasing invitation", "org", inv.Org, "wave", wave.ID, "err", err)
 		if rerr := s.ledger.Release(context.WithoutCancel(ctx), claim); rerr != nil {
 			s.log.Error("invitation could not be released", "org", inv.Org, "wave", wave.ID, "err", rerr)

@@ -29,7 +29,7 @@ func TestSealKey(t *testing.T) {
 		t.Fatalf("reloading the key: %v", err)
 	}
 	plain := []byte(`{"answers":[{"question_id":"q1","value":5}],"marker":"PLANTED"}`)
-	sealed, err := s.Seal("acme", "w1", plain)
+	sealed, err := s.Seal("acme", "w1", plain, HeldResponseSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,5 +64,57 @@ func TestSealKey(t *testing.T) {
 	}
 	if _, err := LoadSealKey(bad, true); err == nil || !strings.Contains(err.Error(), "hex digits") {
 		t.Fatalf("a bad key file: %v", err)
+	}
+}
+
+// TestHeldLengthsSayNothing: held messages of one kind have one length,
+// whatever they hold (an eNPS of 10 against 0, a comment of 3 or 1,000
+// characters, of ASCII or of characters JSON escapes), so the length of a
+// released event cannot be matched to the held message of its author. A
+// version 1 message (unpadded) still opens.
+func TestHeldLengthsSayNothing(t *testing.T) {
+	s, err := LoadSealKey(filepath.Join(t.TempDir(), "seal.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := map[string]map[int]bool{}
+	for kind, plains := range map[string][]string{
+		"response": {`{"answers":[{"value":0}]}`, `{"answers":[{"value":10},{"value":5},{"value":5}]}`},
+		"comment": {`{"text":"ok"}`, `{"text":"` + strings.Repeat("a", 1000) + `"}`,
+			`{"text":"` + strings.Repeat(`\u003c`, 1000) + `"}`, `{"text":"` + strings.Repeat("é", 1000) + `"}`},
+	} {
+		size := HeldResponseSize
+		if kind == "comment" {
+			size = HeldCommentSize
+		}
+		lengths[kind] = map[int]bool{}
+		for _, p := range plains {
+			sealed, err := s.Seal("acme", "w1", []byte(p), size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Open("acme", "w1", sealed); err != nil || string(got) != p {
+				t.Fatalf("open: %q, %v", got, err)
+			}
+			lengths[kind][len(sealed)] = true
+		}
+		if len(lengths[kind]) != 1 {
+			t.Errorf("%s: held lengths %v, want one", kind, lengths[kind])
+		}
+	}
+	// Version 1, as sealed before padding.
+	a, err := s.aead("acme", "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, a.NonceSize())
+	v1 := append(append([]byte("TPS1"), nonce...), a.Seal(nil, nonce, []byte("old"), []byte("acme/w1"))...)
+	if got, err := s.Open("acme", "w1", v1); err != nil || string(got) != "old" {
+		t.Fatalf("version 1: %q, %v", got, err)
+	}
+	// The held id is stable and not the event id.
+	id := "436ddf57-0000-4000-8000-000000000000"
+	if h := s.HeldMsgID("acme", "w1", id); h == id || strings.Contains(h, "436ddf57") || h != s.HeldMsgID("acme", "w1", id) || h == s.HeldMsgID("acme", "w2", id) {
+		t.Fatalf("held id %q", h)
 	}
 }

@@ -105,10 +105,10 @@ func sealWave(ctx context.Context, e *env, s schemas.SurveyPublished, sealer *in
 		if err != nil {
 			return nil, err
 		}
-		if data, err = sealer.Seal(benchOrg, wave, data); err != nil {
+		if data, err = sealer.Seal(benchOrg, wave, data, ingest.HeldResponseSize); err != nil {
 			return nil, err
 		}
-		return idMsg(subject, env.ID.String(), data), nil
+		return idMsg(subject, sealer.HeldMsgID(benchOrg, wave, env.ID.String()), data), nil
 	}); err != nil {
 		return r, fmt.Errorf("fill: %w", err)
 	}

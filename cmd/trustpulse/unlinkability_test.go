@@ -591,6 +591,13 @@ func scanFiles(t *testing.T, dir string, markers, skip []string) []string {
 // the stream with a NATS client, or the store's files, finds neither the
 // answers nor the words; at the seal the mixer opens them and they are
 // counted as sent.
+//
+// What the operator can read beside each held message tells nothing either:
+// its Nats-Msg-Id is a keyed hash, not the event id the released event (and
+// ClickHouse) carries (red team, 2026-12-02: the event ids in the held
+// headers linked every answer and comment to its author), and every
+// response, and every comment, has one length whatever it holds (the same
+// red team matched comments by length).
 func TestHeldResponsesUnreadable(t *testing.T) {
 	m := mustMain(t, nil)
 	ctx := context.Background()
@@ -602,13 +609,34 @@ func TestHeldResponsesUnreadable(t *testing.T) {
 	}
 	const marker = "PLANTEDHELDMARKER"
 	for i, tok := range tokens {
-		if status, body := postJSONComment(t, m, tok, steady(i), fmt.Sprintf("%s %d", marker, i)); status != http.StatusAccepted {
+		// Comments of very different lengths, answers with one and two
+		// digits: the held lengths must not tell them apart.
+		comment := fmt.Sprintf("%s %d %s", marker, i, strings.Repeat("word ", 30*i))
+		answers := steady(i)
+		answers["enps"] = []int{0, 10}[i%2]
+		if status, body := postJSONComment(t, m, tok, answers, comment); status != http.StatusAccepted {
 			t.Fatalf("submit: %d %s", status, body)
 		}
 	}
 	held := streamMessages(t, m.Stack.JS, schemas.HeldStream("acme", "w1"))
 	if len(held) != 2*len(tokens) {
 		t.Fatalf("%d held messages, want %d (a response and a comment each)", len(held), 2*len(tokens))
+	}
+	// What the operator can read beside each held message: its headers
+	// (its Nats-Msg-Id among them) and its length.
+	heldIDs := map[string]bool{}
+	lengths := map[int]int{}
+	for _, msg := range held {
+		heldIDs[msg.Header.Get(jetstream.MsgIDHeader)] = true
+		for _, vals := range msg.Header {
+			for _, v := range vals {
+				heldIDs[v] = true
+			}
+		}
+		lengths[len(msg.Data)]++
+	}
+	if len(lengths) != 2 {
+		t.Fatalf("held message lengths %v: want one for responses and one for comments", lengths)
 	}
 	for _, msg := range held {
 		for _, clear := range []string{marker, `"answers"`, `"trust-a"`, string(schemas.ResponseSubmittedType), `"cohort"`} {
@@ -626,6 +654,25 @@ func TestHeldResponsesUnreadable(t *testing.T) {
 	r := waitScores(t, m, "")
 	if r.Respondents.N == nil || *r.Respondents.N != len(tokens) {
 		t.Fatalf("respondents after the seal: %+v, want %d", r.Respondents, len(tokens))
+	}
+	// No released event's id (the envelope's, which ClickHouse keeps as
+	// response_id and in projected_events) was readable on the held stream.
+	released := 0
+	for _, msg := range streamMessages(t, m.Stack.JS, schemas.EventStream) {
+		env, err := schemas.DecodeEnvelope(msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Type != schemas.ResponseSubmittedType && env.Type != schemas.CommentSubmittedType {
+			continue
+		}
+		released++
+		if heldIDs[env.ID.String()] || heldIDs[msg.Header.Get(jetstream.MsgIDHeader)] {
+			t.Errorf("released %s %s carries an id that was readable on the held stream", env.Type, env.ID)
+		}
+	}
+	if released != len(held) {
+		t.Fatalf("%d responses and comments released, want %d", released, len(held))
 	}
 	var comments uint64
 	if err := m.Stack.CH.QueryRow(ctx, "SELECT count() FROM comments WHERE org = 'acme' AND wave_id = 'w1' AND position(text, ?) > 0", marker).Scan(&comments); err != nil {
