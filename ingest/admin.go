@@ -183,12 +183,6 @@ func (a *Admin) IssueInvitations(ctx context.Context, org, waveID string, cohort
 		return nil, fmt.Errorf("%d of the %d invitees could not be given a cohort that at least %d invitees of wave %s share (its threshold); "+
 			"nothing was issued: invite more people of their cohorts together, or a larger audience", short, len(cohorts), w.Threshold, waveID)
 	}
-	issued := map[schemas.Cohort]int{}
-	defer func() {
-		if cerr := a.countIssued(ctx, org, waveID, issued); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
 	tokens = make([]string, 0, len(cohorts))
 	for _, c := range stored {
 		tok, _, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: c, ExpiresAt: w.ClosesAt})
@@ -196,7 +190,6 @@ func (a *Admin) IssueInvitations(ctx context.Context, org, waveID string, cohort
 			return tokens, err
 		}
 		tokens = append(tokens, tok)
-		issued[c]++
 		if err := a.publishAndWait(ctx, schemas.InvitationIssuedType, org, schemas.InvitationIssued{WaveID: waveID, Cohort: c}); err != nil {
 			return tokens, err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -115,121 +116,67 @@ func compareCohorts(a, b schemas.Cohort) int {
 		cmp.Compare(a.Location, b.Location), cmp.Compare(a.TenureBand, b.TenureBand))
 }
 
-// cohortsKey is the key, in a wave's own ledger bucket, of how many
-// invitations were issued with each stored cohort (storedCohorts). It goes
-// with the bucket at the seal.
-const cohortsKey = "cohorts"
+// keepCohortsKey marks, in a wave's own ledger bucket, a wave whose
+// cohorts a test stored as planted (Admin.KeepCohortsForTest): the seal
+// releases them as they are.
+const keepCohortsKey = "test.cohorts-as-planted"
 
-// storedCohort is one entry of the cohortsKey record.
-type storedCohort struct {
-	Cohort schemas.Cohort `json:"cohort"`
-	N      int            `json:"n"`
-}
-
-// storedCohorts reads how many invitations of a wave were issued with each
-// stored cohort. The counts never exceed what was issued: they are added
-// after the invitations (addStoredCohorts), so a crash in between leaves
-// them short, which only makes later invitations more careful.
-func (l *Ledger) storedCohorts(ctx context.Context, org, wave string) (map[schemas.Cohort]int, uint64, error) {
-	kv, err := l.waveBucket(ctx, schemas.WaveLedgerBucket(org, wave), false)
+// issuedCohorts counts a wave's invitations per stored cohort from its own
+// ledger bucket: one per response slot (a reminder's link shares its
+// invitation's slot). It reads what was issued, not a tally kept beside it,
+// so an invitation round cut short by a crash at any point is counted as
+// far as it got: a retry places the rest against it, and the seal sees it.
+// keep reports the keepCohortsKey mark.
+func issuedCohorts(ctx context.Context, kv jetstream.KeyValue) (counts map[schemas.Cohort]int, keep bool, err error) {
+	entries, err := readBucket(ctx, kv, ">")
 	if err != nil {
-		return nil, 0, err
+		return nil, false, fmt.Errorf("ingest: read the wave's ledger: %w", err)
 	}
-	return readStoredCohorts(ctx, kv)
-}
-
-// readStoredCohorts reads the cohortsKey record of a wave's ledger bucket;
-// revision 0 means there is none.
-func readStoredCohorts(ctx context.Context, kv jetstream.KeyValue) (map[schemas.Cohort]int, uint64, error) {
-	e, err := kv.Get(ctx, cohortsKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return map[schemas.Cohort]int{}, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("ingest: read the wave's cohorts: %w", err)
-	}
-	var list []storedCohort
-	if err := json.Unmarshal(e.Value(), &list); err != nil {
-		return nil, 0, fmt.Errorf("ingest: corrupt record of the wave's cohorts: %w", err)
-	}
-	out := make(map[schemas.Cohort]int, len(list))
-	for _, s := range list {
-		out[s.Cohort] += s.N
-	}
-	return out, e.Revision(), nil
-}
-
-// addStoredCohorts adds issued invitations to a wave's cohort counts, with
-// compare-and-set, retrying when another writer got there first.
-func (l *Ledger) addStoredCohorts(ctx context.Context, org, wave string, add map[schemas.Cohort]int) error {
-	if len(add) == 0 {
-		return nil
-	}
-	kv, err := l.waveBucket(ctx, schemas.WaveLedgerBucket(org, wave), false)
-	if err != nil {
-		return err
-	}
-	for range 50 {
-		cur, rev, err := l.storedCohorts(ctx, org, wave)
-		if err != nil {
-			return err
+	slots := map[string]schemas.Cohort{}
+	for key, val := range entries {
+		switch {
+		case key == keepCohortsKey:
+			keep = true
+			continue
+		case strings.HasPrefix(key, "slot."), strings.HasPrefix(key, "test."):
+			continue
 		}
-		for c, n := range add {
-			cur[c] += n
+		var inv schemas.Invitation
+		if err := json.Unmarshal(val, &inv); err != nil {
+			return nil, false, fmt.Errorf("ingest: corrupt ledger entry: %w", err)
 		}
-		list := make([]storedCohort, 0, len(cur))
-		for _, c := range sortedCohorts(cur) {
-			list = append(list, storedCohort{c, cur[c]})
-		}
-		val, err := json.Marshal(list)
-		if err != nil {
-			return err
-		}
-		if rev == 0 {
-			_, err = kv.Create(ctx, cohortsKey, val)
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue
-			}
-		} else {
-			_, err = kv.Update(ctx, cohortsKey, val, rev)
-			if isWrongRevision(err) {
-				continue
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("ingest: record the wave's cohorts: %w", err)
-		}
-		return nil
+		slots[inv.Slot] = inv.Cohort
 	}
-	return fmt.Errorf("ingest: record the wave's cohorts: too much contention")
-}
-
-// countIssued adds issued invitations to their wave's cohort counts. An
-// admin that keeps cohorts as given (KeepCohortsForTest) keeps no counts, so
-// the seal releases its planted cohorts as they are.
-func (a *Admin) countIssued(ctx context.Context, org, wave string, issued map[schemas.Cohort]int) error {
-	if a.keepCohorts {
-		return nil
+	counts = map[schemas.Cohort]int{}
+	for _, c := range slots {
+		counts[c]++
 	}
-	return a.ledger.addStoredCohorts(context.WithoutCancel(ctx), org, wave, issued)
+	return counts, keep, nil
 }
 
 // placeCohorts decides the stored cohorts of a wave's new invitees
-// (generalise) against those issued before.
+// (generalise) against the invitations issued before.
 func (a *Admin) placeCohorts(ctx context.Context, w Wave, cohorts []schemas.Cohort) ([]schemas.Cohort, []bool, error) {
 	if err := a.ledger.EnsureWave(ctx, w.Org, w.ID); err != nil {
 		return nil, nil, err
 	}
-	existing, _, err := a.ledger.storedCohorts(ctx, w.Org, w.ID)
+	kv, err := a.ledger.waveBucket(ctx, schemas.WaveLedgerBucket(w.Org, w.ID), false)
 	if err != nil {
 		return nil, nil, err
 	}
 	if a.keepCohorts {
+		if _, err := kv.Put(ctx, keepCohortsKey, []byte("true")); err != nil {
+			return nil, nil, err
+		}
 		ok := make([]bool, len(cohorts))
 		for i := range ok {
 			ok[i] = true
 		}
 		return slices.Clone(cohorts), ok, nil
+	}
+	existing, _, err := issuedCohorts(ctx, kv)
+	if err != nil {
+		return nil, nil, err
 	}
 	out, ok := generalise(existing, cohorts, w.Threshold)
 	return out, ok, nil
@@ -273,8 +220,9 @@ func releaseCohorts(counts map[schemas.Cohort]int, k int) map[schemas.Cohort]sch
 	return out
 }
 
-// releaseRemap reads a sealing wave's cohort counts from its ledger bucket
-// and returns releaseCohorts of them; nil for a wave without counts.
+// releaseRemap counts a sealing wave's invitations from its ledger bucket
+// (issuedCohorts) and returns releaseCohorts of them; nil for a wave whose
+// ledger is gone or whose cohorts a test planted.
 func releaseRemap(ctx context.Context, js jetstream.JetStream, org, wave string, k int) (map[schemas.Cohort]schemas.Cohort, error) {
 	kv, err := js.KeyValue(ctx, schemas.WaveLedgerBucket(org, wave))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -283,8 +231,8 @@ func releaseRemap(ctx context.Context, js jetstream.JetStream, org, wave string,
 	if err != nil {
 		return nil, fmt.Errorf("mixer: the wave's ledger: %w", err)
 	}
-	counts, rev, err := readStoredCohorts(ctx, kv)
-	if err != nil || rev == 0 {
+	counts, keep, err := issuedCohorts(ctx, kv)
+	if err != nil || keep {
 		return nil, err
 	}
 	return releaseCohorts(counts, k), nil

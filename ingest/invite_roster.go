@@ -111,13 +111,6 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 	if err != nil {
 		return Invited{}, err
 	}
-	issued := map[schemas.Cohort]int{}
-	defer func() {
-		// What was issued is counted even when a later step failed.
-		if cerr := a.countIssued(ctx, org, waveID, issued); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
 	for i, id := range ids {
 		if !placed[i] {
 			res.HeldBack++
@@ -132,9 +125,6 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 		if _, err := invitees.Put(ctx, inviteeKey(id), rec); err != nil {
 			return res, fmt.Errorf("invite: store invitee: %w", err)
 		}
-		// Counted once the person is on record as invited: a slot issued
-		// without it is retried as a new one, and held by nobody.
-		issued[cohort]++
 		if err := a.publishAndWait(ctx, schemas.InvitationIssuedType, org, schemas.InvitationIssued{WaveID: waveID, Cohort: cohort}); err != nil {
 			return res, err
 		}
