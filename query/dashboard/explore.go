@@ -127,6 +127,10 @@ func parseExplore(args *fasthttp.Args, v viewer, released []query.WaveInfo) (exp
 				bad = schemas.Errorf(http.StatusBadRequest, "invalid_filter", "the %s filter is not a valid value", attrLabels[key])
 				return
 			}
+			if slices.ContainsFunc(r.filter, func(c query.Clause) bool { return c.Attr == key }) {
+				bad = schemas.Errorf(http.StatusBadRequest, "invalid_filter", "the %s filter is given more than once; choose one value", attrLabels[key])
+				return
+			}
 			r.filter = append(r.filter, query.Clause{Attr: key, Values: []string{value}})
 		default:
 			bad = schemas.Errorf(http.StatusBadRequest, "invalid_parameter", "unknown parameter %q", truncate(key))
