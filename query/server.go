@@ -81,8 +81,10 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, func(c *fiber.Ctx) error {
-		// Failed authentications of the API and of the dashboards' sign-in.
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
+	s.app.Use("/v1", func(c *fiber.Ctx) error {
+		// Failed authentications of the API; the dashboards limit their
+		// sign-in with the same Limiter (dashboard.limitFailures).
 		return s.Limiter.Failures(c, httpproblem.Unauthorized)
 	})
 	s.routes()
