@@ -6,7 +6,9 @@ CHDB_DIR := $(CURDIR)/.cache/chdb
 AXE_DIR := $(CURDIR)/.cache/axe
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
-# each reader of outside files (roster CSV, cohorts CSV, survey file) is fuzzed for this many inputs;
+# each reader of outside files (roster CSV, cohorts CSV, survey file) and each parser of query
+# parameters (filters and group_by, periods, retention, the dashboards' explorer) is fuzzed for
+# this many inputs;
 # A count, not a duration: a run that ends on a deadline while a slow YAML input is in
 # flight fails with "context deadline exceeded" (seen once on a fresh clone).
 READER_FUZZTIME ?= 5000x
@@ -58,6 +60,10 @@ test-fuzz:
 	for f in FuzzParseRoster FuzzParseCohorts FuzzParseSurveyFile; do \
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(READER_FUZZTIME) ./ingest || exit 1; \
 	done
+	for f in FuzzParseSlice FuzzParsePeriod FuzzParseRetention; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(READER_FUZZTIME) ./query || exit 1; \
+	done
+	$(GO) test -run '^$$' -fuzz '^FuzzParseExplore$$' -fuzztime $(READER_FUZZTIME) ./query/dashboard
 
 test-compat: chdb
 	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseCompat$$' -v ./schemas

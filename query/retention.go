@@ -75,35 +75,13 @@ func (s *Server) orgThreshold(ctx context.Context, org string) (int, error) {
 // among those employed on from. Cohorts of fewer than the threshold are
 // suppressed, and so is the next smallest when one is, as everywhere.
 func (s *Server) retentionHandler(c *fiber.Ctx) error {
-	groupBy := c.Query("group_by")
-	if err := onlyParams(c, "from", "to", "group_by", "format"); err != nil {
+	r, err := parseRetention(c.Context().QueryArgs(), principalOf(c), time.Now())
+	if err != nil {
 		return err
-	}
-	if _, ok := retentionColumns[groupBy]; !ok {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be department, team or location")
-	}
-	if err := mayGroupBy(principalOf(c), groupBy); err != nil {
-		return err
-	}
-	to := time.Now().UTC().AddDate(0, 0, 1).Truncate(24 * time.Hour)
-	from := to.AddDate(-1, 0, 0)
-	var err error
-	if v := c.Query("from"); v != "" {
-		if from, err = time.Parse(schemas.DateLayout, v); err != nil {
-			return schemas.Errorf(http.StatusBadRequest, "invalid_period", "from must be a date as YYYY-MM-DD")
-		}
-	}
-	if v := c.Query("to"); v != "" {
-		if to, err = time.Parse(schemas.DateLayout, v); err != nil {
-			return schemas.Errorf(http.StatusBadRequest, "invalid_period", "to must be a date as YYYY-MM-DD")
-		}
-	}
-	if !from.Before(to) {
-		return schemas.Errorf(http.StatusBadRequest, "invalid_period", "from must be before to")
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
-	res, err := s.Retention(ctx, c.Params("org"), groupBy, from, to)
+	res, err := s.Retention(ctx, c.Params("org"), r.GroupBy, r.From, r.To)
 	if err != nil {
 		return err
 	}

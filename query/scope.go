@@ -107,60 +107,16 @@ func NewScope(waves []WaveInfo, filter []Clause, def int) Scope {
 }
 
 // sliceRequest reads the group-by attribute and the attribute filters of a
-// request (?department=Sales&group_by=team), and checks that the caller's
-// role may slice by them. Besides the filters, the request may hold only
-// the parameters named in extra (group_by among them where the endpoint
-// groups).
+// request (?department=Sales&group_by=team) with parseSlice, for the
+// caller's role.
 func sliceRequest(c *fiber.Ctx, extra ...string) (filter []Clause, groupBy string, err error) {
-	if err := onlyParams(c, sliceParams(extra...)...); err != nil {
-		return nil, "", err
-	}
-	groupBy = c.Query("group_by")
-	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
-		return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
-	}
-	p := principalOf(c)
-	if err := mayGroupBy(p, groupBy); err != nil {
-		return nil, "", err
-	}
-	for _, attr := range sortedAttrs() {
-		values := c.Context().QueryArgs().PeekMulti(attr)
-		if len(values) == 0 {
-			continue
-		}
-		v := string(values[0])
-		switch {
-		case len(values) > 1:
-			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "filter %s is given more than once; give one value", attr)
-		case v == "" || len(v) > schemas.MaxAttrLen || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' }):
-			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "filter %s: want 1 to %d printable characters", attr, schemas.MaxAttrLen)
-		case attr == groupBy:
-			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "cannot filter and group by %s at once", attr)
-		}
-		if err := mayGroupBy(p, attr); err != nil {
-			return nil, "", err
-		}
-		filter = append(filter, Clause{Attr: attr, Values: []string{v}})
-	}
-	return filter, groupBy, nil
+	return parseSlice(c.Context().QueryArgs(), principalOf(c), extra...)
 }
 
-// onlyParams refuses query parameters an endpoint does not take, so that a
-// misspelt filter is an error rather than a silently wider result.
+// onlyParams refuses query parameters an endpoint does not take (see
+// checkParams).
 func onlyParams(c *fiber.Ctx, allowed ...string) error {
-	var unknown string
-	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
-		if unknown == "" && !slices.Contains(allowed, string(k)) {
-			unknown = string(k)
-		}
-	})
-	if unknown != "" {
-		if len(unknown) > 40 {
-			unknown = unknown[:40]
-		}
-		return schemas.Errorf(http.StatusBadRequest, "invalid_parameter", "unknown parameter %q; this endpoint takes %s", unknown, strings.Join(allowed, ", "))
-	}
-	return nil
+	return checkParams(c.Context().QueryArgs(), allowed...)
 }
 
 // sliceParams are the parameters of an endpoint that takes filters, plus
@@ -217,22 +173,13 @@ const MaxPeriodWaves = 52
 // released) or ?from=YYYY-MM-DD&to=YYYY-MM-DD (the released waves opening
 // on those days or between them).
 func (s *Server) periodWaves(ctx context.Context, c *fiber.Ctx, org string) ([]WaveInfo, error) {
-	list, from, to := c.Query("waves"), c.Query("from"), c.Query("to")
-	if (list == "") == (from == "" && to == "") {
-		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "give either waves=<id>,<id>,... or from=YYYY-MM-DD&to=YYYY-MM-DD")
+	per, err := parsePeriod(c.Context().QueryArgs())
+	if err != nil {
+		return nil, err
 	}
-	if list != "" {
-		ids := strings.Split(list, ",")
-		if len(ids) > MaxPeriodWaves {
-			return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "at most %d waves at once", MaxPeriodWaves)
-		}
+	if per.Waves != nil {
 		var out []WaveInfo
-		seen := map[string]bool{}
-		for _, id := range ids {
-			if seen[id] {
-				return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "wave %q is listed twice", id)
-			}
-			seen[id] = true
+		for _, id := range per.Waves {
 			w, err := s.ReleasedWave(ctx, org, id)
 			if err != nil {
 				return nil, err
@@ -241,36 +188,19 @@ func (s *Server) periodWaves(ctx context.Context, c *fiber.Ctx, org string) ([]W
 		}
 		return out, nil
 	}
-	day := func(name, v string) (time.Time, error) {
-		t, err := time.Parse(time.DateOnly, v)
-		if err != nil {
-			return t, schemas.Errorf(http.StatusBadRequest, "invalid_period", "%s must be a date, YYYY-MM-DD", name)
-		}
-		return t, nil
-	}
-	f, err := day("from", from)
-	if err != nil {
-		return nil, err
-	}
-	t, err := day("to", to)
-	if err != nil {
-		return nil, err
-	}
-	if t.Before(f) {
-		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "to must not be before from")
-	}
 	waves, cp, err := s.wavesAndCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
 	}
 	var out []WaveInfo
 	for _, w := range waves {
-		if released(w, cp) && !w.OpensAt.Before(f) && w.OpensAt.Before(t.AddDate(0, 0, 1)) {
+		if released(w, cp) && !w.OpensAt.Before(per.From) && w.OpensAt.Before(per.To.AddDate(0, 0, 1)) {
 			out = append(out, w)
 		}
 	}
 	if len(out) == 0 {
-		return nil, schemas.Errorf(http.StatusNotFound, "no_waves", "no wave with released results opened between %s and %s", from, to)
+		return nil, schemas.Errorf(http.StatusNotFound, "no_waves", "no wave with released results opened between %s and %s",
+			per.From.Format(time.DateOnly), per.To.Format(time.DateOnly))
 	}
 	if len(out) > MaxPeriodWaves {
 		return nil, schemas.Errorf(http.StatusBadRequest, "invalid_period", "the period holds more than %d waves; choose a shorter one", MaxPeriodWaves)

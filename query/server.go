@@ -48,6 +48,8 @@ type Server struct {
 	// Limiter, when set, limits each client's failed authentications (401)
 	// of the API and the dashboards' sign-in. Set it before serving.
 	Limiter *httpproblem.Limiter
+	// ready is SetReadiness's extra check of /readyz, or nil.
+	ready func(context.Context) error
 
 	// weakened serves every cell of at least K respondents without the
 	// checks across results: only tests set it, to show that their
@@ -59,6 +61,11 @@ type Server struct {
 // replica of the query service must share one (NewRecordStore in
 // JetStream). Without one, results are refused with 503.
 func (s *Server) SetRecordStore(r guard.RecordStore) { s.records = r }
+
+// SetReadiness adds a check to /readyz, run after the service's own: the
+// process's projector lag, say. Its error is the answer (a 503
+// *schemas.Error). Call it before serving.
+func (s *Server) SetReadiness(check func(context.Context) error) { s.ready = check }
 
 // WeakenGuardForTest makes the guard serve every cell that has at least K
 // respondents, without any check against other results. It exists so that
@@ -81,8 +88,10 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, func(c *fiber.Ctx) error {
-		// Failed authentications of the API and of the dashboards' sign-in.
+	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
+	s.app.Use("/v1", func(c *fiber.Ctx) error {
+		// Failed authentications of the API; the dashboards limit their
+		// sign-in with the same Limiter (dashboard.limitFailures).
 		return s.Limiter.Failures(c, httpproblem.Unauthorized)
 	})
 	s.routes()
@@ -425,6 +434,11 @@ func (s *Server) readyHandler(c *fiber.Ctx) error {
 		}
 	} else if s.records == nil {
 		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "no record store for the guard")
+	}
+	if s.ready != nil {
+		if err := s.ready(ctx); err != nil {
+			return err
+		}
 	}
 	return c.SendString("ready")
 }

@@ -46,7 +46,14 @@ type Config struct {
 	IngestAddr string
 	QueryAddr  string
 	AdminAddr  string
-	AdminToken string
+	// HealthAddr is where the projector target answers /livez and /readyz
+	// (the other targets answer them on their APIs).
+	HealthAddr string
+	// ReadyMaxLag is the most events the projection may lag behind the
+	// event stream while /readyz of a process running the projector says
+	// ready.
+	ReadyMaxLag int
+	AdminToken  string
 	// SessionKey signs dashboard sessions (hex, at least 32 bytes); empty
 	// draws one at start, so sessions end with the process.
 	SessionKey string
@@ -121,6 +128,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", env("INGEST_ADDR", "127.0.0.1:8080"), "listen address of the ingest API (env TRUSTPULSE_INGEST_ADDR)")
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("ADMIN_ADDR", "127.0.0.1:8082"), "listen address of the admin API (env TRUSTPULSE_ADMIN_ADDR)")
+	fs.StringVar(&c.HealthAddr, "health-addr", env("HEALTH_ADDR", "127.0.0.1:8083"), "listen address of /livez and /readyz of --target=projector (the other targets answer them on their APIs); in Kubernetes use :8083 so that the kubelet reaches it (env TRUSTPULSE_HEALTH_ADDR)")
+	fs.IntVar(&c.ReadyMaxLag, "ready-max-lag", envInt("READY_MAX_LAG", 10000), "most events the projector may lag behind the event stream while /readyz of a process running it (the projector's, and the query API's with --target=all) answers ready; beyond it 503 projector_lagging. Readiness only: /livez stays 200, so a projector catching up after a restart is not killed (env TRUSTPULSE_READY_MAX_LAG)")
 	fs.StringVar(&c.SealKeyFile, "seal-key-file", env("SEAL_KEY_FILE", defaultSealKeyFile()), "file of the key that encrypts responses held while a wave is open (64 hex digits; created with mode 0600 if missing). Keep it off the NATS and ClickHouse hosts' backups: with the stores alone, held answers cannot be read (env TRUSTPULSE_SEAL_KEY_FILE)")
 	fs.StringVar(&c.SessionKey, "session-key", env("SESSION_KEY", ""), "hex key of at least 32 bytes that signs dashboard sessions, the same on every query replica; empty draws one per process (env TRUSTPULSE_SESSION_KEY)")
 	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API, at least 32 characters; empty turns the admin API off (env TRUSTPULSE_ADMIN_TOKEN)")
@@ -167,6 +176,9 @@ func (c *Config) Validate() error {
 	if c.FailureRate <= 0 || c.FailureBurst < 1 {
 		errs = append(errs, fmt.Errorf("--failure-rate %v, --failure-burst %d: want both above 0", c.FailureRate, c.FailureBurst))
 	}
+	if c.ReadyMaxLag < 1 {
+		errs = append(errs, fmt.Errorf("--ready-max-lag %d: want at least 1", c.ReadyMaxLag))
+	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("--max-inflight %d: want at least 1", c.MaxInFlight))
 	}
@@ -198,7 +210,7 @@ func (c *Config) Validate() error {
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
 		errs = append(errs, errors.New("--admin-token: at least 32 characters (e.g. openssl rand -hex 32)"))
 	}
-	for _, a := range []struct{ flag, v string }{{"--ingest-addr", c.IngestAddr}, {"--query-addr", c.QueryAddr}, {"--admin-addr", c.AdminAddr}} {
+	for _, a := range []struct{ flag, v string }{{"--ingest-addr", c.IngestAddr}, {"--query-addr", c.QueryAddr}, {"--admin-addr", c.AdminAddr}, {"--health-addr", c.HealthAddr}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
 		}

@@ -38,7 +38,7 @@ func testConfig(t *testing.T) Config {
 		// TestRateLimits sets small limits of its own.
 		FailureRate: 1000, FailureBurst: 100000,
 		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
-		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0", ReadyMaxLag: 10000,
 		SMTPPort: 587, SMTPTLS: "none", MailFrom: "pulse@example.org", MailFromName: "Acme pulse", MailRate: 1000,
 		Threshold: threshold, SealGrace: 0, BatchSize: 50, BatchWait: 20 * time.Millisecond,
 		LogLevel: "info",

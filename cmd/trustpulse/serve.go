@@ -54,17 +54,19 @@ type Main struct {
 	RestartWait time.Duration
 
 	// IngestURL, QueryURL and AdminURL are where the HTTP services listen
-	// (AdminURL is empty when the admin API is off).
-	IngestURL, QueryURL, AdminURL string
+	// (AdminURL is empty when the admin API is off); HealthURL is where the
+	// projector target answers /livez and /readyz.
+	IngestURL, QueryURL, AdminURL, HealthURL string
 
-	// ingestLn, queryLn and adminLn are bound before anything starts, so
-	// that a busy port fails at once; listen hands each to its app.
-	ingestLn, queryLn, adminLn net.Listener
-	apps                       []*fiber.App
-	listeners                  []net.Listener
-	started                    bool
-	cancel                     context.CancelFunc
-	wg                         sync.WaitGroup
+	// ingestLn, queryLn, adminLn and healthLn are bound before anything
+	// starts, so that a busy port fails at once; listen hands each to its
+	// app.
+	ingestLn, queryLn, adminLn, healthLn net.Listener
+	apps                                 []*fiber.App
+	listeners                            []net.Listener
+	started                              bool
+	cancel                               context.CancelFunc
+	wg                                   sync.WaitGroup
 }
 
 // smtpConfig is the postman's view of the config.
@@ -191,6 +193,12 @@ func (m *Main) open(ctx context.Context) (err error) {
 		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, projector.Config{
 			BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas,
 		}, log)
+		if m.Query != nil {
+			m.Query.SetReadiness(m.projectorReady)
+		}
+		if cfg.Target == "projector" {
+			m.HealthURL = m.listen(m.healthApp(m.projectorReady), &m.healthLn)
+		}
 	}
 	return nil
 }
@@ -206,6 +214,7 @@ func (m *Main) bind() error {
 		{cfg.runs("ingest"), "--ingest-addr", cfg.IngestAddr, &m.ingestLn},
 		{cfg.runs("ingest") && cfg.AdminToken != "", "--admin-addr", cfg.AdminAddr, &m.adminLn},
 		{cfg.runs("query"), "--query-addr", cfg.QueryAddr, &m.queryLn},
+		{cfg.Target == "projector", "--health-addr", cfg.HealthAddr, &m.healthLn},
 	} {
 		if !l.on {
 			continue
@@ -311,7 +320,7 @@ func (m *Main) Run(ctx context.Context) error {
 // ClickHouse and stop the local servers.
 func (m *Main) Close() error {
 	var errs []error
-	for _, ln := range []net.Listener{m.ingestLn, m.queryLn, m.adminLn} {
+	for _, ln := range []net.Listener{m.ingestLn, m.queryLn, m.adminLn, m.healthLn} {
 		if ln != nil { // bound, never handed to an app
 			ln.Close()
 		}

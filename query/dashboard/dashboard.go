@@ -72,7 +72,7 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 
 // Routes adds the dashboard's routes under /dashboard.
 func (d *Dashboard) Routes(r fiber.Router) {
-	g := r.Group("/dashboard", pageHeaders)
+	g := r.Group("/dashboard", pageHeaders, d.limitFailures)
 	g.Get("/assets/dashboard.css", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
 		c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
@@ -95,6 +95,20 @@ func pageHeaders(c *fiber.Ctx) error {
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	return c.Next()
+}
+
+// limitFailures counts failed sign-ins (401) against the client's budget
+// of failures, the same query.Server.Limiter as the API's wrong tokens. A
+// client past it gets, for every dashboard request until the budget
+// refills, 429 with Retry-After and a page saying when to try again.
+func (d *Dashboard) limitFailures(c *fiber.Ctx) error {
+	err := d.q.Limiter.Failures(c, httpproblem.Unauthorized)
+	var e *schemas.Error
+	if errors.As(err, &e) && e.Code == "rate_limited" {
+		return d.errorPage(c, schemas.Errorf(http.StatusTooManyRequests, "rate_limited",
+			"Too many sign-ins with a token that is not valid came from your network. Please wait %s seconds, then sign in again.", c.GetRespHeader(fiber.HeaderRetryAfter)))
+	}
+	return err
 }
 
 // viewer is who a page is for.
@@ -158,7 +172,7 @@ func (d *Dashboard) errorPage(c *fiber.Ctx, err error) error {
 		d.log.Error("dashboard page failed", "path", c.Path(), "err", err)
 		appErr = schemas.Errorf(http.StatusInternalServerError, "internal", "Something went wrong on our side; please try again in a minute.")
 	}
-	title := map[int]string{400: "That request did not work", 403: "Not available to your role", 404: "Not found", 409: "Not available yet", 503: "Please try again shortly"}[appErr.Status]
+	title := map[int]string{400: "That request did not work", 403: "Not available to your role", 404: "Not found", 409: "Not available yet", 429: "Too many attempts", 503: "Please try again shortly"}[appErr.Status]
 	if title == "" {
 		title = "Something went wrong"
 	}

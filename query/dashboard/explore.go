@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
@@ -93,12 +94,13 @@ func (r exploreRequest) query() url.Values {
 
 var attrs = []string{"department", "team", "location", "tenure_band"}
 
-// parseExplore reads the form: released waves (the latest by default),
-// attribute filters and a group-by, each allowed to the viewer's role.
-func parseExplore(c *fiber.Ctx, v viewer, released []query.WaveInfo) (exploreRequest, error) {
+// parseExplore reads the form's query arguments: released waves (the
+// latest by default), attribute filters and a group-by, each allowed to
+// the viewer's role. Every refusal is a *schemas.Error with a 4xx status.
+func parseExplore(args *fasthttp.Args, v viewer, released []query.WaveInfo) (exploreRequest, error) {
 	var r exploreRequest
 	var bad error
-	c.Context().QueryArgs().VisitAll(func(k, val []byte) {
+	args.VisitAll(func(k, val []byte) {
 		key, value := string(k), string(val)
 		switch {
 		case bad != nil:
@@ -123,6 +125,10 @@ func parseExplore(c *fiber.Ctx, v viewer, released []query.WaveInfo) (exploreReq
 			}
 			if len(value) > schemas.MaxAttrLen || strings.ContainsFunc(value, unicode.IsControl) {
 				bad = schemas.Errorf(http.StatusBadRequest, "invalid_filter", "the %s filter is not a valid value", attrLabels[key])
+				return
+			}
+			if slices.ContainsFunc(r.filter, func(c query.Clause) bool { return c.Attr == key }) {
+				bad = schemas.Errorf(http.StatusBadRequest, "invalid_filter", "the %s filter is given more than once; choose one value", attrLabels[key])
 				return
 			}
 			r.filter = append(r.filter, query.Clause{Attr: key, Values: []string{value}})
@@ -167,7 +173,7 @@ func (d *Dashboard) exploreHandler(c *fiber.Ctx, v viewer) error {
 		return d.errorPage(c, err)
 	}
 	view := exploreView{Nav: d.nav(v, "explore")}
-	r, perr := parseExplore(c, v, released)
+	r, perr := parseExplore(c.Context().QueryArgs(), v, released)
 	view.Form = exploreForm(v, released, values, r)
 	status := http.StatusOK
 	switch {
@@ -304,7 +310,7 @@ func (d *Dashboard) exportHandler(c *fiber.Ctx, v viewer) error {
 	if err != nil {
 		return d.errorPage(c, err)
 	}
-	r, err := parseExplore(c, v, released)
+	r, err := parseExplore(c.Context().QueryArgs(), v, released)
 	if err != nil {
 		return d.errorPage(c, err)
 	}
