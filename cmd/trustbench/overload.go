@@ -33,6 +33,7 @@ type overloadStep struct {
 	hwmReset              bool    // VmHWM was reset before the step (else it is the process's peak so far)
 	sampledRSS            float64 // highest VmRSS sampled every 100 ms, MiB
 	cpu                   float64 // the ingest process's CPU seconds per second of the window
+	harnessCPU            float64 // the harness's (load generator and NATS server), likewise
 }
 
 // overloadRate is a multiple of the closed-loop capacity, rounded to 50/s.
@@ -74,7 +75,7 @@ func benchOverload(ctx context.Context, e *env, capacity float64, factors []floa
 			return nil, err
 		}
 		e.log.Info("overload", "rate", rate, "sent_per_s", int(st.sent), "accepted", st.accepted, "busy", st.busy, "other", st.other,
-			"p50_ms", st.p50, "p99_ms", st.p99, "peak_rss_mb", st.peakRSS, "sampled_rss_mb", st.sampledRSS, "load", loadAverage())
+			"p50_ms", st.p50, "p99_ms", st.p99, "ingest_cpu", st.cpu, "harness_cpu", st.harnessCPU, "peak_rss_mb", st.peakRSS, "sampled_rss_mb", st.sampledRSS, "load", loadAverage())
 		if st.firstOther != "" {
 			e.log.Warn("overload: other answers", "rate", rate, "n", st.other, "first", st.firstOther)
 		}
@@ -95,6 +96,10 @@ func overloadOnce(ctx context.Context, p *proc, rate int, bodies [][]byte) (over
 	st.hwmReset = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0) == nil
 	stopSampling := sampleRSS(p, &st.sampledRSS)
 	cpu0, err := cpuTime(p.cmd.Process.Pid)
+	if err != nil {
+		return st, err
+	}
+	self0, err := cpuTime(os.Getpid())
 	if err != nil {
 		return st, err
 	}
@@ -141,6 +146,10 @@ func overloadOnce(ctx context.Context, p *proc, rate int, bodies [][]byte) (over
 	if err != nil {
 		return st, err
 	}
+	self1, err := cpuTime(os.Getpid())
+	if err != nil {
+		return st, err
+	}
 	if st.peakRSS, err = p.peakRSS(); err != nil {
 		return st, err
 	}
@@ -150,6 +159,7 @@ func overloadOnce(ctx context.Context, p *proc, rate int, bodies [][]byte) (over
 	st.p50, st.p99 = ms(ok.quantile(.5)), ms(ok.quantile(.99))
 	st.busyP50, st.busyP99 = ms(busy.quantile(.5)), ms(busy.quantile(.99))
 	st.cpu = (cpu1 - cpu0).Seconds() / st.window.Seconds()
+	st.harnessCPU = (self1 - self0).Seconds() / st.window.Seconds()
 	return st, nil
 }
 
