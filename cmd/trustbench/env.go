@@ -29,8 +29,14 @@ import (
 // product's parts as separate processes of bin/trustpulse (one per
 // --target), so that each part's memory can be read on its own.
 type env struct {
-	dir    string
-	nats   *natsrv.Server
+	dir  string
+	nats *natsrv.Server
+	// syncAlways is the NATS server's fsync setting (--nats-sync).
+	syncAlways bool
+	// alt is a second NATS server with the other fsync setting, started
+	// by altJetStream for the ingest limit's comparison column.
+	alt    *natsrv.Server
+	altNC  *nats.Conn
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	chSrv  *localch.Server
@@ -50,10 +56,10 @@ type proc struct {
 	addr string
 }
 
-func startEnv(ctx context.Context, dir, bin string, log *slog.Logger) (*env, error) {
-	e := &env{dir: dir, bin: bin, log: log, procs: map[string]*proc{}}
+func startEnv(ctx context.Context, dir, bin string, syncAlways bool, log *slog.Logger) (*env, error) {
+	e := &env{dir: dir, bin: bin, log: log, procs: map[string]*proc{}, syncAlways: syncAlways}
 	var err error
-	if e.nats, err = natsrv.Start(natsrv.Options{StoreDir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:-1", ServerName: "bench"}); err != nil {
+	if e.nats, err = natsrv.Start(natsrv.Options{StoreDir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:-1", ServerName: "bench", SyncAlways: syncAlways}); err != nil {
 		return nil, err
 	}
 	if e.nc, err = deploy.ConnectNATS(e.nats.URL(), "trustbench"); err != nil {
@@ -83,6 +89,31 @@ func startEnv(ctx context.Context, dir, bin string, log *slog.Logger) (*env, err
 	}
 	e.admin = ingest.NewAdmin(e.js, e.ledger, e.cat, time.Now)
 	return e, nil
+}
+
+// altJetStream starts (once) a second embedded NATS server in the
+// harness's process, alike but for the other fsync setting, and returns a
+// JetStream client of it.
+func (e *env) altJetStream() (jetstream.JetStream, error) {
+	if e.alt == nil {
+		srv, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(e.dir, "nats-alt"), Listen: "127.0.0.1:-1", ServerName: "bench-alt", SyncAlways: !e.syncAlways})
+		if err != nil {
+			return nil, err
+		}
+		e.alt = srv
+		if e.altNC, err = deploy.ConnectNATS(srv.URL(), "trustbench-alt"); err != nil {
+			return nil, err
+		}
+	}
+	return jetstream.New(e.altNC)
+}
+
+// syncName names a fsync setting as --nats-sync does.
+func syncName(always bool) string {
+	if always {
+		return "always"
+	}
+	return "interval"
 }
 
 // start runs `trustpulse serve --target target` against the harness's
@@ -193,6 +224,12 @@ func (e *env) close() {
 	}
 	if e.nats != nil {
 		e.nats.Stop()
+	}
+	if e.altNC != nil {
+		e.altNC.Close()
+	}
+	if e.alt != nil {
+		e.alt.Stop()
 	}
 }
 

@@ -23,12 +23,16 @@ type ingestResult struct {
 	rate, p50, p99    runs // submissions/s, ms
 	limitRate         runs // raw JetStream publishes with ack, /s
 	limitP50, limitP9 runs
+	// altRate is limitRate on a NATS server with the other fsync setting.
+	altRate runs
 }
 
 // benchIngest measures survey submissions through the ingest process's
 // HTTP path (token check, single-use claim, durable publish) at several
 // concurrency levels, and beside each, raw JetStream publishes with ack of
-// the same payload at the same concurrency: the limit.
+// the same payload at the same concurrency: the limit, on the same NATS
+// server (so under the same fsync setting) and, for comparison, on one
+// with the other setting.
 func benchIngest(ctx context.Context, e *env, levels []int, perRun, rounds int) ([]ingestResult, error) {
 	s, err := survey()
 	if err != nil {
@@ -39,9 +43,15 @@ func benchIngest(ctx context.Context, e *env, levels []int, perRun, rounds int) 
 	if err := e.admin.OpenWave(ctx, benchOrg, schemas.WaveOpened{WaveID: "ingest-bench", SurveyID: s.SurveyID, OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(24 * time.Hour)}); err != nil {
 		return nil, err
 	}
-	// The limit's stream: file storage like the pending stream.
-	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_LIMIT", Subjects: []string{"bench.limit.>"}, Storage: jetstream.FileStorage}); err != nil {
+	alt, err := e.altJetStream()
+	if err != nil {
 		return nil, err
+	}
+	// The limit's stream: file storage like the pending stream.
+	for _, js := range []jetstream.JetStream{e.js, alt} {
+		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_LIMIT", Subjects: []string{"bench.limit.>"}, Storage: jetstream.FileStorage}); err != nil {
+			return nil, err
+		}
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	staff := people(rng, 2000)
@@ -87,7 +97,16 @@ func benchIngest(ctx context.Context, e *env, levels []int, perRun, rounds int) 
 				return nil, err
 			}
 			r.limitRate, r.limitP50, r.limitP9 = append(r.limitRate, rate), append(r.limitP50, ms(lat.quantile(.5))), append(r.limitP9, ms(lat.quantile(.99)))
-			e.log.Info("ingest round", "concurrency", c, "round", round, "submissions_per_s", int(r.rate[round]), "limit_per_s", int(rate))
+			altRate, _, err := load(c, payloads, func(p []byte) error {
+				_, err := alt.Publish(ctx, subject, p)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			r.altRate = append(r.altRate, altRate)
+			e.log.Info("ingest round", "concurrency", c, "round", round, "submissions_per_s", int(r.rate[round]), "limit_per_s", int(rate),
+				"limit_"+syncName(!e.syncAlways)+"_per_s", int(altRate))
 		}
 		out = append(out, r)
 	}

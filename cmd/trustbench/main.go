@@ -26,7 +26,12 @@ type config struct {
 	quick          bool
 	rounds         int
 	only           string
+	natsSync       string // always or interval: the harness's NATS server's fsync
 }
+
+// syncAlways says whether the harness's NATS server syncs every write
+// before it acknowledges it.
+func (c config) syncAlways() bool { return c.natsSync == "always" }
 
 func main() {
 	var cfg config
@@ -35,8 +40,13 @@ func main() {
 	flag.StringVar(&cfg.work, "work", "", "working directory for the servers' data (default: a temporary one, removed afterwards)")
 	flag.BoolVar(&cfg.quick, "quick", false, "a small run that checks the harness (minutes, not the published sizes)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each throughput figure; the report shows their median and spread")
-	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing) or seal (the seal of a large wave; logs its figures and writes its section into the existing --out report, leaving the rest as it was)")
+	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing), seal (the seal of a large wave) or ingest (ingest closed-loop and under open-loop overload); seal and ingest log their figures and write their sections into the existing --out report, leaving the rest as it was")
+	flag.StringVar(&cfg.natsSync, "nats-sync", "always", "the harness's NATS server's fsync, as serve's --nats-sync: always (before every acknowledgement) or interval (every 2 minutes, NATS's default)")
 	flag.Parse()
+	if cfg.natsSync != "always" && cfg.natsSync != "interval" {
+		fmt.Fprintf(os.Stderr, "--nats-sync %q: want always or interval\n", cfg.natsSync)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -80,7 +90,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	}
 	staffSize, respondedPerWave = sizes.staff, sizes.responded
 	load0 := loadAverage()
-	e, err := startEnv(ctx, dir, bin, log)
+	e, err := startEnv(ctx, dir, bin, cfg.syncAlways(), log)
 	if err != nil {
 		return err
 	}
@@ -93,8 +103,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 				"bytes", r.recordBytes, "atoms", r.atoms, "types", r.typesInAll, "decide_p50", r.decideP50, "decode_p50", r.decodeP50)
 		}
 		return err
-	} else if cfg.only != "" && cfg.only != "seal" {
-		return fmt.Errorf("--only %s: only guard or seal can run alone", cfg.only)
+	} else if cfg.only != "" && cfg.only != "seal" && cfg.only != "ingest" {
+		return fmt.Errorf("--only %s: only guard, seal or ingest can run alone", cfg.only)
 	}
 
 	s, err := survey()
@@ -114,11 +124,18 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		log.Info("seal section written", "file", cfg.out, "took", time.Since(started).Round(time.Second))
 		return nil
 	}
+	if cfg.only == "ingest" {
+		if err := ingestStage(ctx, e, rep, sizes, cfg.rounds, true); err != nil {
+			return err
+		}
+		if err := spliceIngest(cfg.out, rep); err != nil {
+			return err
+		}
+		log.Info("ingest sections written", "file", cfg.out, "took", time.Since(started).Round(time.Second))
+		return nil
+	}
 	token, _, err := e.admin.IssueToken(ctx, benchOrg, schemas.RoleAnalyst, "trustbench")
 	if err != nil {
-		return err
-	}
-	if _, err := e.start(ctx, "ingest"); err != nil {
 		return err
 	}
 	if _, err := e.start(ctx, "query"); err != nil {
@@ -126,16 +143,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	}
 
 	log.Info("1/7 ingest")
-	if rep.ingest, err = benchIngest(ctx, e, sizes.levels, sizes.perRun, cfg.rounds); err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
-	if rep.ingestRSS, err = e.procs["ingest"].peakRSS(); err != nil {
+	if err := ingestStage(ctx, e, rep, sizes, cfg.rounds, false); err != nil {
 		return err
 	}
-	// The ingest process runs the mixer, which closes and seals overdue
-	// waves by itself: the benchmark's waves (dated in the past) would be
-	// sealed, empty, before the harness has published their responses.
-	e.stop("ingest")
 
 	log.Info("2/7 insert limit")
 	if rep.insertLimit, rep.insertRows, err = benchInsertLimit(ctx, e, cfg.rounds); err != nil {
@@ -244,18 +254,20 @@ type sizes struct {
 	guard                     guardSizes
 	loadRates                 []int // open-loop heatmap requests/s
 	loadFor                   time.Duration
-	seal                      []int // responses of each sealed wave
+	seal                      []int         // responses of each sealed wave
+	overload                  []float64     // open-loop ingest rates, as multiples of the closed-loop capacity
+	overloadFor               time.Duration // each rate's duration
 }
 
 var (
 	fullSizes = sizes{name: "full", staff: 105_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
 		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, coldRuns: 8, pgRuns: 5, freshFor: 20 * time.Second,
 		guard: fullGuard, loadRates: []int{100, 200, 300, 400, 600}, loadFor: 10 * time.Second,
-		seal: []int{100_000, 1_000_000}}
+		seal: []int{100_000, 1_000_000}, overload: []float64{0.5, 1, 2, 4}, overloadFor: 12 * time.Second}
 	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
 		levels: []int{1, 16}, perRun: 400, queryRuns: 10, coldRuns: 3, pgRuns: 2, freshFor: 4 * time.Second,
 		guard: quickGuard, loadRates: []int{100, 300}, loadFor: 2 * time.Second,
-		seal: []int{5_000, 20_000}}
+		seal: []int{5_000, 20_000}, overload: []float64{0.5, 2}, overloadFor: 2 * time.Second}
 	respondedPerWave = fullSizes.responded
 )
 
@@ -263,7 +275,34 @@ var (
 func sealStage(ctx context.Context, e *env, rep *report, sizes []int, alone bool) error {
 	load0 := loadAverage()
 	res, err := benchSeal(ctx, e, sizes)
-	rep.seal = sealRun{results: res, alone: alone}
+	rep.seal = sealRun{results: res, stageRun: stageRun{alone: alone}}
 	rep.seal.stamp(load0)
 	return err
+}
+
+// ingestStage measures ingest closed-loop (benchIngest) and then under an
+// open-loop overload (benchOverload) into the report, each in an ingest
+// process of its own, so that each peak RSS is its own.
+func ingestStage(ctx context.Context, e *env, rep *report, sizes sizes, rounds int, alone bool) (err error) {
+	load0 := loadAverage()
+	if _, err := e.start(ctx, "ingest"); err != nil {
+		return err
+	}
+	if rep.ingest, err = benchIngest(ctx, e, sizes.levels, sizes.perRun, rounds); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if rep.ingestRSS, err = e.procs["ingest"].peakRSS(); err != nil {
+		return err
+	}
+	// The ingest process runs the mixer, which closes and seals overdue
+	// waves by itself: the benchmark's waves (dated in the past) would be
+	// sealed, empty, before the harness has published their responses.
+	e.stop("ingest")
+	best, _ := rep.bestIngest()
+	if rep.overload, err = benchOverload(ctx, e, best.rate.median(), sizes.overload, sizes.overloadFor); err != nil {
+		return fmt.Errorf("ingest overload: %w", err)
+	}
+	rep.ingestRun = stageRun{alone: alone}
+	rep.ingestRun.stamp(load0)
+	return nil
 }

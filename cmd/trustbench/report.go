@@ -39,6 +39,8 @@ type report struct {
 	loadBefore, loadAfter             string
 	queryRSSBeforeLoad                float64
 	seal                              sealRun
+	ingestRun                         stageRun
+	overload                          []overloadStep
 }
 
 // loadAverage is the machine's load average (1, 5 and 15 minutes): other
@@ -100,7 +102,7 @@ func (r *report) markdown() string {
 	}
 	p("")
 	p("- Machine: %s. Load average (1, 5, 15 min) %s before the run and %s after it; the harness, its servers and the product share the two cores, and other work on the machine shows in these figures.", r.machine, r.loadBefore, r.loadAfter)
-	p("- Versions: Go %s, NATS server %s (embedded, file storage), ClickHouse %s (Debian's package, local server), PostgreSQL %s (Debian's postgresql-15).", strings.TrimPrefix(runtime.Version(), "go"), server.VERSION, r.clickhouse, r.postgres)
+	p("- Versions: Go %s, NATS server %s (embedded, file storage, %s), ClickHouse %s (Debian's package, local server), PostgreSQL %s (Debian's postgresql-15).", strings.TrimPrefix(runtime.Version(), "go"), server.VERSION, r.syncSetup(), r.clickhouse, r.postgres)
 	p("- The product runs as three processes of `bin/trustpulse serve`: `--target ingest`, `--target projector` and `--target query`, against the harness's NATS and ClickHouse servers on the same machine.")
 	p("- Data: drawn from fixed seeds (the same on every run): %s employees invited per wave, %s respond, each answering the demo's eleven-question pulse (10 scored answers; 1 wave = %s answer rows), in twelve departments, up to six teams each, five locations and four tenure bands.", thousands(r.sizes.staff), thousands(r.sizes.responded), thousands(r.sizes.responded*10))
 	p("- Every throughput figure is the median of %d runs with the lowest and highest in parentheses; latencies are percentiles over all requests of a run (queries through the API: %d requests after 3 warm-up ones; uncached and bare SQL: %d each, so their p99 is their slowest).", r.cfg.rounds, r.sizes.queryRuns, r.sizes.coldRuns)
@@ -115,6 +117,7 @@ func (r *report) markdown() string {
 	r.firstSection(p)
 	r.loadSection(p)
 	r.sealSection(p)
+	r.overloadSection(p)
 	r.notes(p)
 	return b.String()
 }
@@ -153,10 +156,7 @@ func (r *report) goals(p func(string, ...any)) {
 	p("")
 	p("| goal | measured | |")
 	p("|---|---|---|")
-	if best, ok := r.bestIngest(); ok {
-		ratio := best.rate.median() / best.limitRate.median()
-		p("| ingest at least 0.5x raw JetStream publishes with ack | %.2fx at concurrency %d (%.0f/s against %.0f/s) | %s |", ratio, best.concurrency, best.rate.median(), best.limitRate.median(), verdict(ratio >= 0.5))
-	}
+	r.ingestGoals(p)
 	drain, limit := r.drainRate(), r.insertLimit.median()
 	p("| projection at least 0.7x raw clickhouse-go batch inserts | %.2fx (%.0f against %.0f rows/s) | %s |", drain/limit, drain, limit, verdict(drain/limit >= 0.7))
 	f99 := ms(r.freshness.quantile(.99))
@@ -179,20 +179,7 @@ func (r *report) goals(p func(string, ...any)) {
 	p("| each part under 200 MB peak RSS | highest %.0f MB | %s |", peak, verdict(peak < 200))
 	r.guardGoals(p)
 	r.sealGoals(p)
-	p("")
-}
-
-func (r *report) ingestSection(p func(string, ...any)) {
-	p("## 1. Ingest")
-	p("")
-	p("Survey submissions through the ingest process's real HTTP path (`POST /v1/responses`: token and response-slot look-up in the invitation ledger, single-use claim by compare-and-set, durable publish with ack to the pending stream), %d per run, by a closed-loop load generator with that many concurrent clients. Beside each, the limit: `js.Publish` with ack of the same payload (a response envelope) to a file-storage stream of the same server, at the same concurrency.", r.sizes.perRun)
-	p("")
-	p("| concurrency | submissions/s | p50 ms | p99 ms | raw publishes/s | p50 ms | p99 ms | ratio |")
-	p("|---|---|---|---|---|---|---|---|")
-	for _, x := range r.ingest {
-		p("| %d | %s | %s | %s | %s | %s | %s | %.2fx |", x.concurrency, x.rate.format("", 0), x.p50.format("", 1), x.p99.format("", 1),
-			x.limitRate.format("", 0), x.limitP50.format("", 2), x.limitP9.format("", 2), x.rate.median()/x.limitRate.median())
-	}
+	r.overloadGoals(p)
 	p("")
 }
 

@@ -1,21 +1,14 @@
 package main
 
-import (
-	"fmt"
-	"os"
-	"strings"
-	"time"
-)
+import "fmt"
 
 // The report's part for the seal (issue 11, item 3): the release of a
 // closed wave's held responses.
 
 // sealRun is the seal stage's results and the circumstances of its run.
 type sealRun struct {
-	results               []sealResult
-	date, commit          string
-	loadBefore, loadAfter string
-	alone                 bool // run by --only seal
+	results []sealResult
+	stageRun
 }
 
 const sealHeading = "## 9. Seal"
@@ -39,11 +32,8 @@ func (r *report) sealSection(p func(string, ...any)) {
 	}
 	p(sealHeading)
 	p("")
-	if r.seal.alone {
-		p("Measured by `bin/trustbench --only seal` on %s, commit %s, on the machine above (load average %s before the stage, %s after); the rest of this file is from the run named at its top.", r.seal.date, r.seal.commit, r.seal.loadBefore, r.seal.loadAfter)
-		p("")
-	}
-	p("A closed wave of N held responses sealed by a `bin/trustpulse serve --target ingest` process started for that wave alone (so its peak RSS is the seal's). The wave's held stream is filled first as ingest holds responses: the stream made by the ledger, each response envelope AES-GCM-encrypted with the process's seal key and published to the held subject with its event id as Nats-Msg-Id. The harness then closes the wave; after the 1 s grace (`--seal-grace 1s`) the process's mixer releases the responses in a random order (shuffled sequence numbers; the messages fetched in that order with pipelined direct gets, up to 512 in flight, on a NATS connection of the mixer's own; decrypted and decoded by four goroutines; published asynchronously with at most 512 acks in flight), publishes WaveSealed and deletes the wave's stream and buckets. **Release** is the time from the first released response to WaveSealed in the event stream (stream timestamps); **close to sealed** adds the grace and the wait for the mixer's next round (it runs every second). The **limit** is the same payloads (response envelopes, each with its own Nats-Msg-Id) published by the harness with `PublishMsgAsync`, with the same 512 acks in flight, to a copy of the event stream's configuration (file storage, the same duplicate window) on the same NATS server, with its default sync setting, once just before the close and once just after the seal; the ratio is to their mean, as the machine's other load drifts within minutes. **Peak RSS** is the process's VmHWM after the seal; VmRSS was also sampled every 100 ms during it. The harness's own resident set, which holds the embedded NATS server, is sampled likewise. One run of each size.")
+	r.seal.aloneLine(p, "seal", "")
+	p("A closed wave of N held responses sealed by a `bin/trustpulse serve --target ingest` process started for that wave alone (so its peak RSS is the seal's). The wave's held stream is filled first as ingest holds responses: the stream made by the ledger, each response envelope AES-GCM-encrypted with the process's seal key and published to the held subject with its event id as Nats-Msg-Id. The harness then closes the wave; after the 1 s grace (`--seal-grace 1s`) the process's mixer releases the responses in a random order (shuffled sequence numbers; the messages fetched in that order with pipelined direct gets, up to 512 in flight, on a NATS connection of the mixer's own; decrypted and decoded by four goroutines; published asynchronously with at most 512 acks in flight), publishes WaveSealed and deletes the wave's stream and buckets. **Release** is the time from the first released response to WaveSealed in the event stream (stream timestamps); **close to sealed** adds the grace and the wait for the mixer's next round (it runs every second). The **limit** is the same payloads (response envelopes, each with its own Nats-Msg-Id) published by the harness with `PublishMsgAsync`, with the same 512 acks in flight, to a copy of the event stream's configuration (file storage, the same duplicate window) on the same NATS server (`--nats-sync %s`), once just before the close and once just after the seal; the ratio is to their mean, as the machine's other load drifts within minutes. **Peak RSS** is the process's VmHWM after the seal; VmRSS was also sampled every 100 ms during it. The harness's own resident set, which holds the embedded NATS server, is sampled likewise. One run of each size.", syncName(r.cfg.syncAlways()))
 	p("")
 	p("| responses | release s | close to sealed s | responses/s | raw publishes/s before / after | ratio | peak RSS MB (VmHWM) | highest sampled VmRSS MB | RSS before the close MB | harness (NATS server) RSS MB before / highest | goals |")
 	p("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -68,56 +58,8 @@ func (r *report) sealSection(p func(string, ...any)) {
 	}
 }
 
-// spliceSeal writes the seal section into an existing report: it replaces
-// the section (or adds it before the notes) and the seal's rows of the
-// goals table, and leaves everything else as it was.
+// spliceSeal writes the seal section and its goal rows into an existing
+// report, leaving everything else as it was.
 func spliceSeal(path string, r *report) error {
-	old, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--only seal writes its section into an existing report: %w", err)
-	}
-	var section, goals strings.Builder
-	r.sealSection(func(format string, args ...any) { fmt.Fprintf(&section, format+"\n", args...) })
-	r.sealGoals(func(format string, args ...any) {
-		fmt.Fprintf(&goals, strings.Replace(format, " |", fmt.Sprintf(" (`--only seal`, %s) |", r.seal.date), 1)+"\n", args...)
-	})
-	lines := strings.SplitAfter(string(old), "\n")
-	var out []string
-	inSection, inGoals, placed := false, false, false
-	for _, l := range lines {
-		switch {
-		case strings.HasPrefix(l, sealHeading):
-			inSection = true
-			continue
-		case inSection && strings.HasPrefix(l, "## "):
-			inSection = false
-		case inSection:
-			continue
-		}
-		if strings.HasPrefix(l, "## Goals") {
-			inGoals = true
-		}
-		if inGoals && strings.HasPrefix(l, "| seal of ") {
-			continue
-		}
-		if inGoals && strings.TrimSpace(l) == "" && len(out) > 0 && strings.HasPrefix(out[len(out)-1], "|") {
-			out = append(out, goals.String())
-			inGoals = false
-		}
-		if strings.HasPrefix(l, "## Notes") && !placed {
-			out = append(out, section.String())
-			placed = true
-		}
-		out = append(out, l)
-	}
-	if !placed {
-		out = append(out, "\n", section.String())
-	}
-	return os.WriteFile(path, []byte(strings.Join(out, "")), 0o644)
-}
-
-// stamp records when and on what commit the seal stage ran, and the load.
-func (s *sealRun) stamp(loadBefore string) {
-	s.date, s.commit = time.Now().UTC().Format("2006-01-02"), commit()
-	s.loadBefore, s.loadAfter = loadBefore, loadAverage()
+	return splice(path, "seal", r.seal.stageRun, []part{{heading: sealHeading, goalPrefix: "| seal of ", section: r.sealSection, goals: r.sealGoals}})
 }
