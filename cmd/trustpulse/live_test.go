@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,27 @@ func TestLiveParticipation(t *testing.T) {
 		}
 		submit(t, m, tok, map[string]int{"trust-a": 3, "trust-b": 3, "auto": 3, "moti": 3, "enps": 7})
 		answered[d]++
+	}
+	// Ingest adds live counts every 250 ms: wait until the wave's bucket
+	// holds all 18 before asking.
+	liveKV, err := m.Stack.JS.KeyValue(ctx, schemas.WaveLiveBucket("acme", "w1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		sum := 0
+		for _, d := range []string{"Sales", "Ops", "Legal"} {
+			if e, err := liveKV.Get(ctx, schemas.LiveKey("acme", "w1", d)); err == nil {
+				n, _ := strconv.Atoi(string(e.Value()))
+				sum += n
+			}
+		}
+		if sum == 18 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live bucket holds %d of 18 responses", sum)
+		}
 	}
 	type row struct {
 		Value      string `json:"value"`
