@@ -57,7 +57,7 @@ vet:
 		if [ -n "$$big" ]; then echo "tracked files over 5 MB (build outputs belong in .gitignore):"; echo "$$big"; exit 1; fi
 
 test-go:
-	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js $(GO) test -race -count=1 -timeout 20m ./...
+	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js $(GO) test -race -count=1 -timeout 40m ./...
 
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSubmitRequest$$' -fuzztime $(FUZZTIME) ./ingest
