@@ -246,13 +246,21 @@ func invitedBefore(ctx context.Context, js jetstream.JetStream, org, wave, emplo
 	return err == nil
 }
 
-// readBucket reads the current entries of a bucket under a key filter.
+// readBucketIdle is how long readBucket waits for the next entry before it
+// gives up: a bucket of any size is read, but a stalled one is an error.
+const readBucketIdle = 30 * time.Second
+
+// readBucket reads the current entries of a bucket under a key filter. It
+// has no deadline of its own on the whole read (a wave's ledger holds an
+// entry per link and slot), only readBucketIdle between entries.
 func readBucket(ctx context.Context, kv jetstream.KeyValue, filter string) (map[string][]byte, error) {
 	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
 	defer w.Stop()
+	idle := time.NewTimer(readBucketIdle)
+	defer idle.Stop()
 	out := map[string][]byte{}
 	for {
 		select {
@@ -261,6 +269,9 @@ func readBucket(ctx context.Context, kv jetstream.KeyValue, filter string) (map[
 				return out, nil
 			}
 			out[e.Key()] = e.Value()
+			idle.Reset(readBucketIdle)
+		case <-idle.C:
+			return nil, fmt.Errorf("ingest: reading bucket %s: no entry for %s", kv.Bucket(), readBucketIdle)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
