@@ -213,7 +213,8 @@ func countTrue(bs []bool) int {
 }
 
 // KeepCohortsForTest, with keep set, makes the admin store every invitee's
-// own cohort, not generalised, and keep no counts for the seal to remap
-// by: the guard's tests plant people in cohorts of their own, to show that
-// the guard alone hides them. Never call it outside tests.
+// own cohort, not generalised, and mark the wave's ledger so that the seal
+// releases them as they are (keepCohortsKey): the guard's tests plant
+// people in cohorts of their own, to show that the guard alone hides them.
+// Never call it outside tests.
 func (a *Admin) KeepCohortsForTest(keep bool) { a.keepCohorts = keep }

@@ -191,8 +191,7 @@ func (a *Admin) placeCohorts(ctx context.Context, w Wave, cohorts []schemas.Coho
 // of them must join the last few in the fully generalised cohort), the
 // others are generalised. A wave of fewer than k invitations is released
 // under the fully generalised cohort. The mixer releases responses under
-// the mapped cohorts; for a wave without counts (invited before they were
-// kept) it maps nothing.
+// the mapped cohorts.
 func releaseCohorts(counts map[schemas.Cohort]int, k int) map[schemas.Cohort]schemas.Cohort {
 	short := false
 	var all []schemas.Cohort
