@@ -114,26 +114,7 @@ func TestInviteRosterGeneralisesCohorts(t *testing.T) {
 	if n, err := admin.Remind(ctx, "acme", "w1"); err != nil || n != 10 {
 		t.Fatalf("Remind = %d, %v; want the 10 who have not answered", n, err)
 	}
-	ledgerKV, err := e.js.KeyValue(ctx, schemas.WaveLedgerBucket("acme", "w1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	perSlot := map[string]schemas.Cohort{}
-	links := 0
-	for key, val := range bucketEntries(t, ledgerKV) {
-		if strings.HasPrefix(key, "slot.") || key == "cohorts" {
-			continue
-		}
-		var inv schemas.Invitation
-		if err := json.Unmarshal(val, &inv); err != nil {
-			t.Fatalf("ledger entry %s: %v", key, err)
-		}
-		if prev, ok := perSlot[inv.Slot]; ok && prev != inv.Cohort {
-			t.Fatalf("slot %s has links with cohorts %+v and %+v", inv.Slot, prev, inv.Cohort)
-		}
-		perSlot[inv.Slot] = inv.Cohort
-		links++
-	}
+	perSlot, links := ledgerSlots(t, e, "w1")
 	if links != 21 {
 		t.Fatalf("%d links in the ledger, want 11 invitations and 10 reminders", links)
 	}
@@ -316,21 +297,7 @@ func TestInvitationRoundRetriedAfterCrash(t *testing.T) {
 	if res, err := admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil || res.Invited != 10 {
 		t.Fatalf("retry: %+v, %v", res, err)
 	}
-	kv, err := e.js.KeyValue(ctx, schemas.WaveLedgerBucket("acme", "w1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	perSlot := map[string]schemas.Cohort{}
-	for key, val := range bucketEntries(t, kv) {
-		if strings.HasPrefix(key, "slot.") {
-			continue
-		}
-		var inv schemas.Invitation
-		if err := json.Unmarshal(val, &inv); err != nil {
-			t.Fatalf("ledger entry %s: %v", key, err)
-		}
-		perSlot[inv.Slot] = inv.Cohort
-	}
+	perSlot, _ := ledgerSlots(t, e, "w1")
 	counts := map[schemas.Cohort]int{}
 	for _, c := range perSlot {
 		counts[c]++
@@ -339,4 +306,32 @@ func TestInvitationRoundRetriedAfterCrash(t *testing.T) {
 		t.Fatalf("%d slots, want 11", len(perSlot))
 	}
 	atLeastK(t, "ledger after the retry", counts, schemas.DefaultThreshold)
+}
+
+// ledgerSlots reads a wave's ledger with a NATS client: each response
+// slot's stored cohort, checked to be the same on every link of the slot
+// (an invitation's and its reminders'), and how many links there are.
+func ledgerSlots(t *testing.T, e *env, wave string) (map[string]schemas.Cohort, int) {
+	t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), schemas.WaveLedgerBucket("acme", wave))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perSlot := map[string]schemas.Cohort{}
+	links := 0
+	for key, val := range bucketEntries(t, kv) {
+		if strings.HasPrefix(key, "slot.") || strings.HasPrefix(key, "test.") {
+			continue
+		}
+		var inv schemas.Invitation
+		if err := json.Unmarshal(val, &inv); err != nil {
+			t.Fatalf("ledger entry %s: %v", key, err)
+		}
+		if prev, ok := perSlot[inv.Slot]; ok && prev != inv.Cohort {
+			t.Fatalf("slot %s has links with cohorts %+v and %+v", inv.Slot, prev, inv.Cohort)
+		}
+		perSlot[inv.Slot] = inv.Cohort
+		links++
+	}
+	return perSlot, links
 }
