@@ -27,15 +27,12 @@ func publishTo(ctx context.Context, js jetstream.JetStream, subject string, env 
 	if err != nil {
 		return 0, err
 	}
-	return publishRaw(ctx, js, subject, env, data)
+	return publishRaw(ctx, js, subject, env, data, env.ID.String())
 }
 
-func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, env schemas.Envelope, data []byte) (uint64, error) {
-	return publishWithID(ctx, js, subject, env, data, env.ID.String())
-}
-
-// publishWithID is publishRaw with a Nats-Msg-Id of the caller's.
-func publishWithID(ctx context.Context, js jetstream.JetStream, subject string, env schemas.Envelope, data []byte, msgID string) (uint64, error) {
+// publishRaw publishes an event's data, as it is, under msgID as its
+// Nats-Msg-Id, retrying for up to 5 s.
+func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, env schemas.Envelope, data []byte, msgID string) (uint64, error) {
 	msg := &nats.Msg{Subject: subject, Data: data}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -103,7 +100,7 @@ func publishBatch(ctx context.Context, js jetstream.JetStream, subject string, e
 		data[i] = b
 	}
 	if len(envs) == 1 {
-		_, err := publishWithID(ctx, js, subject, envs[0], data[0], ids[0])
+		_, err := publishRaw(ctx, js, subject, envs[0], data[0], ids[0])
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
