@@ -65,6 +65,7 @@ func (p *Projector) step(ctx context.Context) (int, error) {
 // to ack: only after every row and the checkpoint are written. On any error
 // nothing is acked and the caller resumes from the checkpoint.
 func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	start := time.Now()
 	evs := make([]delivered, 0, len(msgs))
 	var last jetstream.Msg
 	var lastSeq uint64
@@ -100,7 +101,9 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	written := make(map[string]int, len(rowTables))
 	for _, t := range rowTables {
+		written[t] = newRows(rows[t], p.hwm[t])
 		if err := p.insert(ctx, t, rows[t]); err != nil {
 			return err
 		}
@@ -124,6 +127,9 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	// only means a redelivery, which the checkpoint skips.
 	if err := last.Ack(); err != nil {
 		p.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", lastSeq, "err", err)
+	}
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.Batch(len(evs), written, time.Since(start))
 	}
 	return p.hook(StageAcked)
 }
@@ -213,6 +219,18 @@ func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
 	}
 	p.hwm[table] = top
 	return nil
+}
+
+// newRows counts the rows insert writes of rs: those above the high-water
+// mark hwm.
+func newRows(rs []row, hwm uint64) int {
+	n := 0
+	for _, r := range rs {
+		if r.seq > hwm {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Projector) writeCheckpoint(ctx context.Context, seq uint64) error {

@@ -26,6 +26,17 @@ type Config struct {
 	// AckWait is how long JetStream waits for a batch's ack before it
 	// redelivers (default 2m).
 	AckWait time.Duration
+	// Metrics, when set, hears of every batch written and acked.
+	Metrics Metrics
+}
+
+// Metrics records the projector's batches (package metrics implements it
+// per partition).
+type Metrics interface {
+	// Batch is called after a batch is written, checkpointed and acked,
+	// with its events (duplicates left out), the rows written per table
+	// and how long writing it took.
+	Batch(events int, rows map[string]int, took time.Duration)
 }
 
 func (c *Config) setDefaults() {
