@@ -43,6 +43,7 @@ deps:
 test-deps: chdb axe
 	@deploy/scripts/ensure-chromium.sh
 	@deploy/scripts/ensure-ilp.sh
+	@deploy/scripts/ensure-promtool.sh
 
 chdb:
 	@deploy/scripts/fetch-chdb.sh $(CHDB_DIR)
