@@ -20,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/trustpulse/trustpulse/deploy/testenv"
 )
 
 // scrape is one scrape of /metrics: the text and its families by name.
@@ -275,13 +277,7 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 	t.Run("Promtool", func(t *testing.T) {
-		promtool := needTool(t, "promtool", "deploy/scripts/ensure-promtool.sh installs Debian's prometheus package")
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(s.text)
-		out, err := cmd.CombinedOutput()
-		if err != nil || len(bytes.TrimSpace(out)) > 0 {
-			t.Fatalf("promtool check metrics: %v\n%s", err, out)
-		}
+		promtoolCheck(t, s.text)
 	})
 	t.Run("Dashboard", func(t *testing.T) {
 		names := s.sampleNames()
@@ -358,6 +354,18 @@ func dashboardExprs(t *testing.T) []string {
 	return exprs
 }
 
+// promtoolCheck runs `promtool check metrics` on a scrape: it must find
+// no problem (naming, help texts, units).
+func promtoolCheck(t *testing.T, text string) {
+	t.Helper()
+	promtool := needTool(t, "promtool", "deploy/scripts/ensure-promtool.sh installs Debian's prometheus package")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
 // needTool returns the path of a command-line tool the test needs. A
 // missing tool fails the test where CI or TRUSTPULSE_REQUIRE_TOOLS is set
 // (make test installs it); elsewhere it skips, saying how to install it.
@@ -380,5 +388,52 @@ func keepScrape(t *testing.T, text string) {
 	path := filepath.Join(outputDir(t, "metrics"), "scrape.txt")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMetricsPerTarget: each target alone serves /metrics on its own
+// address, with the build info and the families of the parts it runs, and
+// promtool finds no problem.
+func TestMetricsPerTarget(t *testing.T) {
+	for _, tc := range []struct {
+		target, family, healthPath string
+	}{
+		{"ingest", "trustpulse_mail_outbox_messages", "/livez"},
+		{"query", "trustpulse_guard_decisions_total", "/livez"},
+		{"projector", "trustpulse_projector_lag_events", "/livez"},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Target, cfg.MetricsAddr = tc.target, "127.0.0.1:0"
+			m, err := Open(context.Background(), cfg, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Start()
+			t.Cleanup(func() {
+				if err := m.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+			base := map[string]string{"ingest": m.IngestURL, "query": m.QueryURL, "projector": m.HealthURL}[tc.target]
+			if status, body := getAs(t, "", base+tc.healthPath); status != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", tc.healthPath, status, body)
+			}
+			app := map[string]string{"ingest": "ingest", "query": "query", "projector": "health"}[tc.target]
+			want := []metricWant{
+				{"trustpulse_build_info", nil, 1},
+				{tc.family, nil, 0},
+				{"trustpulse_http_request_duration_seconds", map[string]string{"app": app, "route": tc.healthPath}, 1},
+			}
+			s := scrapeMetrics(t, m)
+			for deadline := time.Now().Add(10 * time.Second); len(s.missing(want)) > 0 && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+				s = scrapeMetrics(t, m)
+			}
+			for _, problem := range s.missing(want) {
+				t.Error(problem)
+			}
+			promtoolCheck(t, s.text)
+		})
 	}
 }
