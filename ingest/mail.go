@@ -18,7 +18,7 @@ import (
 	"github.com/wneessen/go-mail"
 	"golang.org/x/time/rate"
 
-	"github.com/trustpulse/trustpulse/metrics"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 

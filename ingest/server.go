@@ -8,7 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/trustpulse/trustpulse/metrics"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )

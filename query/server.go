@@ -12,7 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/trustpulse/trustpulse/metrics"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/query/api"
 	"github.com/trustpulse/trustpulse/query/guard"
 	"github.com/trustpulse/trustpulse/schemas"

@@ -5,7 +5,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/trustpulse/trustpulse/metrics"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 )
 
 // projectorPartition labels the projector's metrics: the event stream has

@@ -21,8 +21,8 @@ import (
 
 	"github.com/trustpulse/trustpulse/deploy"
 	"github.com/trustpulse/trustpulse/deploy/mailsink"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/ingest"
-	"github.com/trustpulse/trustpulse/metrics"
 	"github.com/trustpulse/trustpulse/projector"
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/query/dashboard"

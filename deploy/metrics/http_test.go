@@ -12,7 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/trustpulse/trustpulse/metrics"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
