@@ -69,10 +69,11 @@
 // pass in stream order, tagging each row with its organisation's new
 // partition, then sets every partition's checkpoint to where the pass ended.
 // Events stored under the old mapping all lie at or below that point and are
-// never read through a partition filter again. A pass cut short leaves no
-// partition checkpoint; the partition workers then start from the beginning
-// and their marks (the pass wrote each table's rows in sequence order, so
-// each partition's rows are again a prefix) skip what it wrote.
+// never read through a partition filter again. A pass cut short leaves its
+// own checkpoint above the partitions' (there are none after the emptying):
+// partition workers then refuse to start (ErrReplayUnfinished) until a
+// replay finishes, since events under the old mapping past the pass would
+// otherwise be read by no one.
 //
 // Materialised-view aggregates are not used: they would count a retried
 // insert twice. Aggregation happens at query time over deduplicated rows.

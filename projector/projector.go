@@ -229,6 +229,14 @@ func (p *Projector) each(ctx context.Context, f func(context.Context, *worker) e
 	return first
 }
 
+// ErrReplayUnfinished: a replay of a partitioned stream was cut short; the
+// partitions cannot go on from it.
+var ErrReplayUnfinished = errors.New("projector: a replay was cut short")
+
+// replayName names a partitioned replay's pass: its consumer, lease and
+// checkpoint.
+func replayName(base string) string { return base + "-replay" }
+
 // ErrPartitions: the event stream is split into another number of
 // partitions than the projector's Config says.
 var ErrPartitions = errors.New("projector: the event stream's partition count differs from the projector's")
@@ -348,6 +356,15 @@ func (w *worker) init(ctx context.Context) error {
 	cp, err := readCheckpoint(ctx, p.ch, w.name)
 	if err != nil {
 		return err
+	}
+	if w.part >= 0 && p.cfg.Partitions > 1 {
+		pass, err := readCheckpoint(ctx, p.ch, replayName(p.cfg.Consumer))
+		if err != nil {
+			return err
+		}
+		if pass > cp {
+			return fmt.Errorf("%w: the replay's pass reached stream_seq %d, partition %d's checkpoint is %d; run 'trustpulse replay' again", ErrReplayUnfinished, pass, w.part, cp)
+		}
 	}
 	hwm := map[string]uint64{}
 	for _, t := range rowTables {

@@ -42,7 +42,7 @@ func (p *Projector) Rebuild(ctx context.Context) error {
 	}
 	pass := p.newWorker(0)
 	if n > 1 {
-		pass = &worker{p: p, part: -1, name: p.cfg.Consumer + "-replay", log: p.log.With("partition", "all")}
+		pass = &worker{p: p, part: -1, name: replayName(p.cfg.Consumer), log: p.log.With("partition", "all")}
 	}
 	names := []string{pass.name}
 	for _, c := range []int{old, n} {
