@@ -39,7 +39,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas, partit
 
 // ErrPartitionMismatch: the event stream is split into another number of
 // partitions than the process was started with.
-var ErrPartitionMismatch = errors.New("deploy: the event stream's partition count differs from --projector-partitions")
+var ErrPartitionMismatch = errors.New("deploy: event stream partition count mismatch")
 
 func ensureStreams(ctx context.Context, js jetstream.JetStream, replicas, partitions int, repartition bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

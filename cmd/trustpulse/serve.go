@@ -82,6 +82,7 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 		NATSURL:        c.NATSURL,
 		NATSListen:     c.NATSListen,
 		Replicas:       c.NATSReplicas,
+		Partitions:     c.ProjectorPartitions,
 		NATSSyncAlways: c.NATSSync == "always",
 		ClickHouse: deploy.ClickHouseConfig{
 			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
@@ -173,6 +174,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
 		srv.Limiter = cfg.limiter()
 		m.Query = srv
+		srv.SetPartitions(cfg.ProjectorPartitions)
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
@@ -190,9 +192,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		m.QueryURL = m.listen(srv.App(), &m.queryLn)
 	}
 	if cfg.runs("projector") {
-		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, projector.Config{
-			BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas,
-		}, log)
+		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, cfg.projectorConfig(), log)
 		if m.Query != nil {
 			m.Query.SetReadiness(m.projectorReady)
 		}
@@ -297,6 +297,8 @@ func (m *Main) Start() {
 				}
 				// The lease is held elsewhere (another projector or a
 				// replay) or was lost: wait and take over when it frees.
+				// (With several partitions Run stands by itself and
+				// returns only on a fault.)
 				m.Log.Warn("projector stopped; restarting", "err", err, "retry_in", m.RestartWait)
 				select {
 				case <-ctx.Done():
