@@ -32,9 +32,6 @@ type Config struct {
 	// PartitionIDs are the partitions this projector works on (default
 	// all). Each has its own consumer, lease and checkpoint.
 	PartitionIDs []int
-	// StandbyWait is how often a worker whose lease another process holds
-	// tries to take it over (default 2s).
-	StandbyWait time.Duration
 }
 
 // Validate checks the partition settings.
@@ -80,9 +77,6 @@ func (c *Config) setDefaults() {
 			c.PartitionIDs = append(c.PartitionIDs, i)
 		}
 	}
-	if c.StandbyWait <= 0 {
-		c.StandbyWait = 2 * time.Second
-	}
 }
 
 // Stage names a point of a batch's life; fault-injection hooks run at each.
@@ -115,6 +109,10 @@ type Projector struct {
 	// returns aborts the batch there, as a crash would (tests only). The
 	// workers of several partitions call it concurrently.
 	Hook func(Stage) error
+	// StandbyWait is how often a worker of a projector of several
+	// partitions whose lease another process holds, or that failed, tries
+	// again (default 2s).
+	StandbyWait time.Duration
 	// Progress, when set, is called after every batch with the worker's
 	// checkpoint and the last sequence it is to reach (CatchUp, Rebuild),
 	// by each partition's worker.
@@ -144,7 +142,7 @@ type worker struct {
 // New returns a projector reading js into ch.
 func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *Projector {
 	cfg.setDefaults()
-	p := &Projector{js: js, ch: ch, cfg: cfg, log: log.With("component", "projector")}
+	p := &Projector{js: js, ch: ch, cfg: cfg, log: log.With("component", "projector"), StandbyWait: 2 * time.Second}
 	for _, id := range cfg.PartitionIDs {
 		p.workers = append(p.workers, p.newWorker(id))
 	}
@@ -167,7 +165,8 @@ func (p *Projector) newWorker(part int) *worker {
 // stream, or one pinned with PartitionIDs) returns ErrLeaseHeld at once if
 // another projector holds the partition; one of several partitions runs a
 // worker for each, and a worker whose lease is held stands by and takes
-// over when it frees.
+// over when it frees; a worker that fails (its lease lost, a fault) starts
+// again after StandbyWait.
 func (p *Projector) Run(ctx context.Context) error {
 	if err := p.cfg.Validate(); err != nil {
 		return err
@@ -180,19 +179,21 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 	return p.each(ctx, func(ctx context.Context, w *worker) error {
 		for {
+			// A fault (a hook's, in tests) ends the worker as a crash
+			// would; it is restarted like after any other failure.
 			err := w.run(ctx, false)
-			if ctx.Err() != nil || errors.Is(err, errHook) {
-				return err
+			if ctx.Err() != nil {
+				return nil
 			}
 			if errors.Is(err, ErrLeaseHeld) {
 				w.log.Debug("standing by: another process holds this partition")
 			} else {
-				w.log.Warn("partition worker stopped; restarting", "err", err, "retry_in", p.cfg.StandbyWait)
+				w.log.Warn("partition worker stopped; restarting", "err", err, "retry_in", p.StandbyWait)
 			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(p.cfg.StandbyWait):
+			case <-time.After(p.StandbyWait):
 			}
 		}
 	})

@@ -287,6 +287,7 @@ func (m *Main) Start() {
 		}()
 	}
 	if m.Projector != nil {
+		m.Projector.StandbyWait = m.RestartWait
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
