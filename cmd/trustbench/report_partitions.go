@@ -43,7 +43,7 @@ func (r *report) partitionSection(p func(string, ...any)) {
 	for i := 1; i < len(r.partitions.results); i++ {
 		a, b := r.partitions.results[i-1], r.partitions.results[i]
 		if b.rowsPerSec.median() < a.rowsPerSec.median() {
-			p("**%d partitions drained slower than %d here.** Each partition is a projector process of its own, and %d of them, with the NATS server and ClickHouse, share this machine's two cores: the figure shows the machine's limit, not the partitioning's.", b.partitions, a.partitions, b.partitions)
+			p("**%d partitions drained slower than %d here.** Each partition is a projector process of its own, and %d of them, with the NATS server and ClickHouse, share this machine's two cores; this run does not separate that from the partitioning's own cost.", b.partitions, a.partitions, b.partitions)
 			p("")
 			break
 		}
