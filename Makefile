@@ -32,6 +32,8 @@ bench: deps build
 	# and 10) again with fsync before every ack, as serve runs by default.
 	bin/trustbench --nats-sync interval --out docs/benchmarks.md
 	bin/trustbench --nats-sync always --only ingest --out docs/benchmarks.md
+	# The projection drained by 1, 2 and 3 partitions (section 11).
+	bin/trustbench --nats-sync interval --only partitions --out docs/benchmarks.md
 
 build:
 	$(GO) build -o bin/trustpulse ./cmd/trustpulse

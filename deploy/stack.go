@@ -29,6 +29,11 @@ type StackConfig struct {
 	NATSListen string
 	// Replicas of streams, buckets and consumers (1 on one server).
 	Replicas int
+	// Partitions is the event stream's partition count when the stack
+	// creates it, and must match it otherwise (ErrPartitionMismatch),
+	// unless Repartition (a replay that changes the count) is set.
+	Partitions  int
+	Repartition bool
 	// NATSSyncAlways makes the embedded server fsync before every
 	// acknowledgement (natsrv.Options.SyncAlways).
 	NATSSyncAlways bool
@@ -138,7 +143,7 @@ func (st *Stack) openNATS(ctx context.Context, cfg StackConfig) error {
 		return fmt.Errorf("deploy: jetstream: %w", err)
 	}
 	st.JS = js
-	return EnsureStreams(ctx, js, max(cfg.Replicas, 1))
+	return ensureStreams(ctx, js, max(cfg.Replicas, 1), max(cfg.Partitions, 1), cfg.Repartition)
 }
 
 // localDir is the local ClickHouse's data directory.

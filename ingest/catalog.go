@@ -78,15 +78,8 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		return nil, fmt.Errorf("ingest: catalog: %w", err)
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{
-			schemas.SubjectFilter(schemas.SurveyPublishedType),
-			schemas.SubjectFilter(schemas.WaveOpenedType),
-			schemas.SubjectFilter(schemas.WaveClosedType),
-			schemas.SubjectFilter(schemas.WaveSealedType),
-			schemas.SubjectFilter(schemas.ScheduleSetType),
-			schemas.SubjectFilter(schemas.OrgConfiguredType),
-		},
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubjects: catalogFilters(),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: catalog consumer: %w", err)
@@ -120,6 +113,16 @@ func StartCatalog(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 		c.Stop()
 		return nil, fmt.Errorf("ingest: catalog catch-up: %w", ctx.Err())
 	}
+}
+
+// catalogFilters match the catalog's events, stored partitioned or not.
+func catalogFilters() []string {
+	var out []string
+	for _, t := range []schemas.EventType{schemas.SurveyPublishedType, schemas.WaveOpenedType, schemas.WaveClosedType,
+		schemas.WaveSealedType, schemas.ScheduleSetType, schemas.OrgConfiguredType} {
+		out = append(out, schemas.EventFilters(t)...)
+	}
+	return out
 }
 
 // Stop stops following the stream.

@@ -45,6 +45,10 @@ type publisher struct {
 	rng   *rand.Rand
 	truth *truth
 	sent  []schemas.Envelope
+	// org publishes as this organisation ("acme" when empty).
+	org string
+	// seqs records the stream sequence of every publish that was stored.
+	seqs map[uint64]schemas.Envelope
 }
 
 func (p *publisher) publish(env schemas.Envelope, msgID string) uint64 {
@@ -59,12 +63,19 @@ func (p *publisher) publish(env schemas.Envelope, msgID string) uint64 {
 	if err != nil {
 		p.t.Fatalf("publish: %v", err)
 	}
+	if !ack.Duplicate && p.seqs != nil {
+		p.seqs[ack.Sequence] = env
+	}
 	return ack.Sequence
 }
 
 func (p *publisher) event(typ schemas.EventType, payload any) schemas.Envelope {
 	p.t.Helper()
-	env, err := schemas.NewEnvelope(typ, "acme", time.Now(), payload)
+	org := p.org
+	if org == "" {
+		org = "acme"
+	}
+	env, err := schemas.NewEnvelope(typ, org, time.Now(), payload)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ type batchRecorder struct {
 	rows    map[string]int
 }
 
-func (r *batchRecorder) Batch(events int, rows map[string]int, took time.Duration) {
+func (r *batchRecorder) Batch(_, events int, rows map[string]int, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if took <= 0 {

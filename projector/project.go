@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -37,8 +38,8 @@ type delivered struct {
 
 // step fetches one batch and applies it. It returns how many messages the
 // batch held.
-func (p *Projector) step(ctx context.Context) (int, error) {
-	batch, err := p.cons.Fetch(p.cfg.BatchSize, jetstream.FetchMaxWait(p.cfg.BatchWait))
+func (w *worker) step(ctx context.Context) (int, error) {
+	batch, err := w.cons.Fetch(w.p.cfg.BatchSize, jetstream.FetchMaxWait(w.p.cfg.BatchWait))
 	if err != nil {
 		return 0, fmt.Errorf("projector: fetch: %w", err)
 	}
@@ -55,7 +56,7 @@ func (p *Projector) step(ctx context.Context) (int, error) {
 	// A batch that cannot be written in this time is abandoned and redone.
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	if err := p.apply(ctx, msgs); err != nil {
+	if err := w.apply(ctx, msgs); err != nil {
 		return len(msgs), err
 	}
 	return len(msgs), nil
@@ -64,7 +65,7 @@ func (p *Projector) step(ctx context.Context) (int, error) {
 // apply writes one batch and then acks it. It is the one place that decides
 // to ack: only after every row and the checkpoint are written. On any error
 // nothing is acked and the caller resumes from the checkpoint.
-func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
+func (w *worker) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	start := time.Now()
 	evs := make([]delivered, 0, len(msgs))
 	var last jetstream.Msg
@@ -78,7 +79,7 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		if seq > lastSeq {
 			last, lastSeq = m, seq
 		}
-		if seq <= p.checkpoint {
+		if seq <= w.checkpoint {
 			continue // redelivered, already projected
 		}
 		env, err := schemas.DecodeEnvelope(m.Data())
@@ -90,34 +91,34 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		evs = append(evs, delivered{seq: seq, env: env})
 	}
 	slices.SortFunc(evs, func(a, b delivered) int { return cmpU64(a.seq, b.seq) })
-	if err := p.hook(StageFetched); err != nil {
+	if err := w.p.hook(StageFetched); err != nil {
 		return err
 	}
-	evs, err := p.dropDuplicates(ctx, evs)
+	evs, err := w.dropDuplicates(ctx, evs)
 	if err != nil {
 		return err
 	}
-	rows, err := buildRows(evs)
+	rows, err := buildRows(evs, w.partOf)
 	if err != nil {
 		return err
 	}
 	written := make(map[string]int, len(rowTables))
 	for _, t := range rowTables {
-		written[t] = newRows(rows[t], p.hwm[t])
-		if err := p.insert(ctx, t, rows[t]); err != nil {
+		written[t] = newRows(rows[t], w.hwm[t])
+		if err := w.insert(ctx, t, rows[t]); err != nil {
 			return err
 		}
-		if err := p.hook(StageInserted + Stage(t)); err != nil {
-			return err
-		}
-	}
-	if lastSeq > p.checkpoint {
-		if err := p.writeCheckpoint(ctx, lastSeq); err != nil {
+		if err := w.p.hook(StageInserted + Stage(t)); err != nil {
 			return err
 		}
 	}
-	if p.Hook != nil {
-		if err := p.Hook(StageCheckpointed); errors.Is(err, ErrDropAck) {
+	if lastSeq > w.checkpoint {
+		if err := w.writeCheckpoint(ctx, lastSeq); err != nil {
+			return err
+		}
+	}
+	if w.p.Hook != nil {
+		if err := w.p.Hook(StageCheckpointed); errors.Is(err, ErrDropAck) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("%w at %s: %w", errHook, StageCheckpointed, err)
@@ -126,19 +127,19 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	// AckAll: acking the highest sequence acks the whole batch. A lost ack
 	// only means a redelivery, which the checkpoint skips.
 	if err := last.Ack(); err != nil {
-		p.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", lastSeq, "err", err)
+		w.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", lastSeq, "err", err)
 	}
-	if p.cfg.Metrics != nil {
-		p.cfg.Metrics.Batch(len(evs), written, time.Since(start))
+	if m := w.p.cfg.Metrics; m != nil {
+		m.Batch(w.part, len(evs), written, time.Since(start))
 	}
-	return p.hook(StageAcked)
+	return w.p.hook(StageAcked)
 }
 
 // dropDuplicates removes events already projected from an earlier stream
 // sequence (the same event published twice) and repeats within the batch.
 // An event found with its own sequence is kept: that is this batch being
 // redone after a crash, and the high-water marks decide what is missing.
-func (p *Projector) dropDuplicates(ctx context.Context, evs []delivered) ([]delivered, error) {
+func (w *worker) dropDuplicates(ctx context.Context, evs []delivered) ([]delivered, error) {
 	if len(evs) == 0 {
 		return evs, nil
 	}
@@ -149,7 +150,7 @@ func (p *Projector) dropDuplicates(ctx context.Context, evs []delivered) ([]deli
 		for _, e := range chunk {
 			ids = append(ids, e.env.ID.String())
 		}
-		if err := p.lookupProjected(ctx, ids, seen); err != nil {
+		if err := w.lookupProjected(ctx, ids, seen); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +158,7 @@ func (p *Projector) dropDuplicates(ctx context.Context, evs []delivered) ([]deli
 	for _, e := range evs {
 		id := e.env.ID.String()
 		if first, ok := seen[id]; ok && first != e.seq {
-			p.log.Debug("skipping duplicate event", "event_id", id, "stream_seq", e.seq, "first_seq", first)
+			w.log.Debug("skipping duplicate event", "event_id", id, "stream_seq", e.seq, "first_seq", first)
 			continue
 		}
 		seen[id] = e.seq
@@ -172,8 +173,8 @@ const lookupChunk = 1000
 
 // lookupProjected adds to seen the first stream sequence of every id in ids
 // that projected_events holds.
-func (p *Projector) lookupProjected(ctx context.Context, ids []any, seen map[string]uint64) error {
-	rows, err := p.ch.Query(ctx, sqlLookupProjected, clickhouse.GroupSet{Value: ids})
+func (w *worker) lookupProjected(ctx context.Context, ids []any, seen map[string]uint64) error {
+	rows, err := w.p.ch.Query(ctx, sqlLookupProjected, clickhouse.GroupSet{Value: ids})
 	if err != nil {
 		return fmt.Errorf("projector: look up projected events: %w", err)
 	}
@@ -194,9 +195,9 @@ func (p *Projector) lookupProjected(ctx context.Context, ids []any, seen map[str
 
 // insert writes a table's rows of this batch in one INSERT, leaving out rows
 // at or below the table's high-water mark (already written before a crash).
-func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
-	hwm := p.hwm[table]
-	b, err := p.ch.PrepareBatch(ctx, insertSQL[table])
+func (w *worker) insert(ctx context.Context, table string, rs []row) error {
+	hwm := w.hwm[table]
+	b, err := w.p.ch.PrepareBatch(ctx, insertSQL[table])
 	if err != nil {
 		return fmt.Errorf("projector: prepare insert into %s: %w", table, err)
 	}
@@ -217,7 +218,7 @@ func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("projector: insert into %s up to stream_seq %d: %w", table, top, err)
 	}
-	p.hwm[table] = top
+	w.hwm[table] = top
 	return nil
 }
 
@@ -233,20 +234,38 @@ func newRows(rs []row, hwm uint64) int {
 	return n
 }
 
-func (p *Projector) writeCheckpoint(ctx context.Context, seq uint64) error {
-	b, err := p.ch.PrepareBatch(ctx, "INSERT INTO projector_checkpoint (consumer, seq, updated_at)")
+func (w *worker) writeCheckpoint(ctx context.Context, seq uint64) error {
+	if err := writeCheckpoint(ctx, w.p.ch, w.name, seq); err != nil {
+		return err
+	}
+	w.checkpoint = seq
+	return nil
+}
+
+// writeCheckpoint records seq as consumer's checkpoint.
+func writeCheckpoint(ctx context.Context, ch driver.Conn, consumer string, seq uint64) error {
+	b, err := ch.PrepareBatch(ctx, "INSERT INTO projector_checkpoint (consumer, seq, updated_at)")
 	if err != nil {
-		return fmt.Errorf("projector: checkpoint: %w", err)
+		return fmt.Errorf("projector: checkpoint of %s: %w", consumer, err)
 	}
 	defer b.Abort()
-	if err := b.Append(p.cfg.Consumer, seq, time.Now().UTC()); err != nil {
+	if err := b.Append(consumer, seq, time.Now().UTC()); err != nil {
 		return err
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("projector: checkpoint %d: %w", seq, err)
+		return fmt.Errorf("projector: checkpoint %d of %s: %w", seq, consumer, err)
 	}
-	p.checkpoint = seq
 	return nil
+}
+
+// partOf is the proj_part of an organisation's rows: the worker's partition,
+// or for a replay's whole-stream pass the partition the organisation's
+// events are stored in.
+func (w *worker) partOf(org string) uint16 {
+	if w.part >= 0 {
+		return uint16(w.part)
+	}
+	return uint16(schemas.PartitionOf(org, w.p.cfg.Partitions))
 }
 
 func cmpU64(a, b uint64) int {

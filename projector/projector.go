@@ -26,17 +26,43 @@ type Config struct {
 	// AckWait is how long JetStream waits for a batch's ack before it
 	// redelivers (default 2m).
 	AckWait time.Duration
+	// Partitions is the event stream's partition count (default 1; see
+	// partition.go). It must match the stream's.
+	Partitions int
+	// PartitionIDs are the partitions this projector works on (default
+	// all). Each has its own consumer, lease and checkpoint.
+	PartitionIDs []int
 	// Metrics, when set, hears of every batch written and acked.
 	Metrics Metrics
 }
 
-// Metrics records the projector's batches (package metrics implements it
-// per partition).
+// Metrics records the projector's batches (package deploy/metrics
+// implements it).
 type Metrics interface {
-	// Batch is called after a batch is written, checkpointed and acked,
-	// with its events (duplicates left out), the rows written per table
-	// and how long writing it took.
-	Batch(events int, rows map[string]int, took time.Duration)
+	// Batch is called after a batch of partition (-1: a replay's single
+	// pass) is written, checkpointed and acked, with its events
+	// (duplicates left out), the rows written per table and how long
+	// writing it took.
+	Batch(partition, events int, rows map[string]int, took time.Duration)
+}
+
+// Validate checks the partition settings.
+func (c Config) Validate() error {
+	n := max(c.Partitions, 1)
+	if n > schemas.MaxPartitions {
+		return fmt.Errorf("projector: %d partitions, at most %d", n, schemas.MaxPartitions)
+	}
+	seen := map[int]bool{}
+	for _, id := range c.PartitionIDs {
+		if id < 0 || id >= n {
+			return fmt.Errorf("projector: partition id %d out of range: the stream has partitions 0 to %d", id, n-1)
+		}
+		if seen[id] {
+			return fmt.Errorf("projector: partition id %d given twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -54,6 +80,14 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 2 * time.Minute
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 1
+	}
+	if len(c.PartitionIDs) == 0 {
+		for i := range c.Partitions {
+			c.PartitionIDs = append(c.PartitionIDs, i)
+		}
 	}
 }
 
@@ -73,90 +107,218 @@ const (
 // batch is then redelivered after the ack wait and must be skipped.
 var ErrDropAck = errors.New("projector: drop this ack (fault injection)")
 
-// Projector projects the event stream into ClickHouse. Create it with New;
-// Run it until its context ends.
+// Projector projects the event stream into ClickHouse: one worker per
+// partition it works on. Create it with New; Run it until its context ends.
 type Projector struct {
 	js  jetstream.JetStream
 	ch  driver.Conn
 	cfg Config
 	log *slog.Logger
 
+	workers []*worker
+
+	// Hook, when set, runs at every stage of every batch; an error it
+	// returns aborts the batch there, as a crash would (tests only). The
+	// workers of several partitions call it concurrently.
+	Hook func(Stage) error
+	// StandbyWait is how often a worker of a projector of several
+	// partitions whose lease another process holds, or that failed, tries
+	// again (default 2s).
+	StandbyWait time.Duration
+	// Progress, when set, is called after every batch with the worker's
+	// checkpoint and the last sequence it is to reach (CatchUp, Rebuild),
+	// by each partition's worker.
+	Progress func(done, last uint64)
+}
+
+// worker projects one partition: its own durable consumer, lease and
+// checkpoint (all named by name), and high-water marks over its own rows.
+type worker struct {
+	p *Projector
+	// part is the partition, written as proj_part with every row; -1 is a
+	// replay's single pass over the whole stream (replay.go).
+	part   int
+	name   string
+	filter string
+	log    *slog.Logger
+
 	stream jetstream.Stream
 	cons   jetstream.Consumer
 	// checkpoint is the last stream sequence whose effects are complete.
 	checkpoint uint64
-	// hwm is each table's highest stream sequence, max(seq).
+	// hwm is each table's highest stream sequence, max(seq), over the
+	// partition's rows.
 	hwm map[string]uint64
-
-	// Hook, when set, runs at every stage of every batch; an error it
-	// returns aborts the batch there, as a crash would (tests only).
-	Hook func(Stage) error
-	// Progress, when set, is called after every batch with the checkpoint
-	// and the stream's last sequence.
-	Progress func(done, last uint64)
 }
 
 // New returns a projector reading js into ch.
 func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *Projector {
 	cfg.setDefaults()
-	return &Projector{js: js, ch: ch, cfg: cfg, log: log.With("component", "projector")}
+	p := &Projector{js: js, ch: ch, cfg: cfg, log: log.With("component", "projector"), StandbyWait: 2 * time.Second}
+	for _, id := range cfg.PartitionIDs {
+		p.workers = append(p.workers, p.newWorker(id))
+	}
+	return p
 }
 
-// Run projects batches until ctx ends, when it returns nil after the batch in
-// flight is finished or abandoned. Failures (ClickHouse or NATS down) are
-// logged and retried with backoff; nothing is acked that was not written.
-// It returns ErrLeaseHeld at once if another projector runs.
+func (p *Projector) newWorker(part int) *worker {
+	n := p.cfg.Partitions
+	w := &worker{p: p, part: part, name: schemas.PartitionConsumer(p.cfg.Consumer, part, n), filter: schemas.PartitionFilter(part, n), log: p.log}
+	if n > 1 {
+		w.log = p.log.With("partition", part)
+	}
+	return w
+}
+
+// Run projects batches until ctx ends, when it returns nil after the batches
+// in flight are finished or abandoned. Failures (ClickHouse or NATS down)
+// are logged and retried with backoff; nothing is acked that was not
+// written. A projector of one partition (the default of an unpartitioned
+// stream, or one pinned with PartitionIDs) returns ErrLeaseHeld at once if
+// another projector holds the partition; one of several partitions runs a
+// worker for each, and a worker whose lease is held stands by and takes
+// over when it frees; a worker that fails (its lease lost, a fault) starts
+// again after StandbyWait.
 func (p *Projector) Run(ctx context.Context) error {
-	l, err := acquireLease(ctx, p.js, p.cfg.Consumer)
-	if err != nil {
+	if err := p.cfg.Validate(); err != nil {
 		return err
 	}
-	defer l.release(context.WithoutCancel(ctx))
-	return p.runLeased(ctx, l, false)
+	if err := p.checkStream(ctx); err != nil {
+		return err
+	}
+	if len(p.workers) == 1 {
+		return p.workers[0].run(ctx, false)
+	}
+	return p.each(ctx, func(ctx context.Context, w *worker) error {
+		for {
+			// A fault (a hook's, in tests) ends the worker as a crash
+			// would; it is restarted like after any other failure.
+			err := w.run(ctx, false)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrLeaseHeld) {
+				w.log.Debug("standing by: another process holds this partition")
+			} else {
+				w.log.Warn("partition worker stopped; restarting", "err", err, "retry_in", p.StandbyWait)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(p.StandbyWait):
+			}
+		}
+	})
 }
 
-// CatchUp projects until the checkpoint reaches the stream's last sequence
-// as it was when CatchUp started, then returns. It is the core of a replay.
+// CatchUp projects each of its partitions until its checkpoint reaches the
+// partition's last sequence as it was when CatchUp started, then returns.
+// It returns ErrLeaseHeld if another projector holds one of them.
 func (p *Projector) CatchUp(ctx context.Context) error {
-	l, err := acquireLease(ctx, p.js, p.cfg.Consumer)
+	if err := p.cfg.Validate(); err != nil {
+		return err
+	}
+	if err := p.checkStream(ctx); err != nil {
+		return err
+	}
+	return p.each(ctx, func(ctx context.Context, w *worker) error { return w.run(ctx, true) })
+}
+
+// each runs f for every worker concurrently and returns the first error.
+func (p *Projector) each(ctx context.Context, f func(context.Context, *worker) error) error {
+	if len(p.workers) == 1 {
+		return f(ctx, p.workers[0])
+	}
+	errs := make(chan error, len(p.workers))
+	for _, w := range p.workers {
+		go func() { errs <- f(ctx, w) }()
+	}
+	var first error
+	for range p.workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ErrReplayUnfinished: a replay of a partitioned stream was cut short; the
+// partitions cannot go on from it.
+var ErrReplayUnfinished = errors.New("projector: a replay was cut short")
+
+// replayName names a partitioned replay's pass: its consumer, lease and
+// checkpoint.
+func replayName(base string) string { return base + "-replay" }
+
+// ErrPartitions: the event stream is split into another number of
+// partitions than the projector's Config says.
+var ErrPartitions = errors.New("projector: the event stream's partition count differs from the projector's")
+
+// checkStream makes sure the stream is split into cfg.Partitions.
+func (p *Projector) checkStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, schemas.LeaseTTL/2)
+	defer cancel()
+	stream, err := p.js.Stream(ctx, schemas.EventStream)
+	if err != nil {
+		return fmt.Errorf("projector: stream %s: %w", schemas.EventStream, err)
+	}
+	n, err := schemas.StreamPartitions(stream.CachedInfo().Config)
+	if err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	if n != p.cfg.Partitions {
+		return fmt.Errorf("%w: the stream has %d, the projector was configured with %d (--projector-partitions)", ErrPartitions, n, p.cfg.Partitions)
+	}
+	return nil
+}
+
+// run holds the worker's lease and projects its partition until ctx ends,
+// or with untilCaughtUp until it has reached the partition's last sequence.
+func (w *worker) run(ctx context.Context, untilCaughtUp bool) error {
+	l, err := acquireLease(ctx, w.p.js, w.name)
 	if err != nil {
 		return err
 	}
 	defer l.release(context.WithoutCancel(ctx))
-	return p.runLeased(ctx, l, true)
+	return w.runLeased(ctx, []*lease{l}, untilCaughtUp)
 }
 
-func (p *Projector) runLeased(ctx context.Context, l *lease, untilCaughtUp bool) error {
+// runLeased projects while it renews the leases ls (a replay holds every
+// partition's).
+func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool) error {
+	p := w.p
 	var target uint64
 	ready := false
 	backoff := newBackoff()
 	lastRenew := time.Now()
 	for ctx.Err() == nil {
 		if time.Since(lastRenew) > schemas.LeaseTTL/3 {
-			if err := l.renew(ctx); err != nil {
-				return err
+			for _, l := range ls {
+				if err := l.renew(ctx); err != nil {
+					return err
+				}
 			}
 			lastRenew = time.Now()
 		}
 		if !ready {
-			if err := p.init(ctx); err != nil {
-				p.log.Error("projector not ready; retrying", "err", err, "retry_in", backoff.peek())
+			if err := w.init(ctx); err != nil {
+				w.log.Error("projector not ready; retrying", "err", err, "retry_in", backoff.peek())
 				backoff.wait(ctx)
 				continue
 			}
 			ready = true
 			if untilCaughtUp {
-				info, err := p.stream.Info(ctx)
+				last, err := w.lastSeq(ctx)
 				if err != nil {
-					return fmt.Errorf("projector: stream info: %w", err)
+					return err
 				}
-				target = info.State.LastSeq
+				target = last
 			}
 		}
-		if untilCaughtUp && p.checkpoint >= target {
+		if untilCaughtUp && w.checkpoint >= target {
 			return nil
 		}
-		n, err := p.step(ctx)
+		n, err := w.step(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -164,26 +326,32 @@ func (p *Projector) runLeased(ctx context.Context, l *lease, untilCaughtUp bool)
 			if errors.Is(err, errHook) {
 				return err
 			}
-			p.log.Error("batch failed; will resume from checkpoint", "err", err, "checkpoint", p.checkpoint, "retry_in", backoff.peek())
+			w.log.Error("batch failed; will resume from checkpoint", "err", err, "checkpoint", w.checkpoint, "retry_in", backoff.peek())
 			ready = false
 			backoff.wait(ctx)
 			continue
 		}
 		backoff.reset()
 		if n > 0 && p.Progress != nil {
-			p.Progress(p.checkpoint, max(target, p.checkpoint))
+			p.Progress(w.checkpoint, max(target, w.checkpoint))
 		}
 		if untilCaughtUp && n == 0 {
-			// Nothing delivered: the stream may end in deleted messages.
-			if info, err := p.stream.Info(ctx); err == nil && info.State.LastSeq <= p.checkpoint {
+			// Nothing delivered: the partition may end in deleted messages.
+			if last, err := w.lastSeq(ctx); err == nil && last <= w.checkpoint {
 				return nil
 			}
 		}
 	}
 	if untilCaughtUp {
-		return fmt.Errorf("projector: not caught up (checkpoint %d of %d): %w", p.checkpoint, target, ctx.Err())
+		return fmt.Errorf("projector: not caught up (checkpoint %d of %d): %w", w.checkpoint, target, ctx.Err())
 	}
 	return nil
+}
+
+// lastSeq is the stream sequence of the partition's last message (the
+// stream's for a whole-stream worker), 0 if it has none.
+func (w *worker) lastSeq(ctx context.Context) (uint64, error) {
+	return lastSeq(ctx, w.p.js, w.filter)
 }
 
 // init reads the checkpoint and high-water marks from ClickHouse and makes
@@ -192,18 +360,28 @@ func (p *Projector) runLeased(ctx context.Context, l *lease, untilCaughtUp bool)
 // crash) or delivered past the checkpoint is recreated at the checkpoint:
 // otherwise newer messages could overtake the abandoned ones when those are
 // redelivered, or wait behind them for the whole ack wait.
-func (p *Projector) init(ctx context.Context) error {
+func (w *worker) init(ctx context.Context) error {
+	p := w.p
 	// Well inside the lease's TTL, so that a stuck call (a JetStream
 	// failover, say) ends in a retry rather than a lost lease.
 	ctx, cancel := context.WithTimeout(ctx, schemas.LeaseTTL/2)
 	defer cancel()
-	cp, err := p.readCheckpoint(ctx)
+	cp, err := readCheckpoint(ctx, p.ch, w.name)
 	if err != nil {
 		return err
 	}
+	if w.part >= 0 && p.cfg.Partitions > 1 {
+		pass, err := readCheckpoint(ctx, p.ch, replayName(p.cfg.Consumer))
+		if err != nil {
+			return err
+		}
+		if pass > cp {
+			return fmt.Errorf("%w: the replay's pass reached stream_seq %d, partition %d's checkpoint is %d; run 'trustpulse replay' again", ErrReplayUnfinished, pass, w.part, cp)
+		}
+	}
 	hwm := map[string]uint64{}
 	for _, t := range rowTables {
-		m, err := p.readHWM(ctx, t)
+		m, err := w.readHWM(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -214,7 +392,7 @@ func (p *Projector) init(ctx context.Context) error {
 		return fmt.Errorf("projector: stream %s: %w", schemas.EventStream, err)
 	}
 	cfg := jetstream.ConsumerConfig{
-		Durable:       p.cfg.Consumer,
+		Durable:       w.name,
 		Description:   "ClickHouse projection; its position is the checkpoint in ClickHouse",
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       p.cfg.AckWait,
@@ -223,41 +401,52 @@ func (p *Projector) init(ctx context.Context) error {
 		Replicas:      p.cfg.Replicas,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   cp + 1,
+		FilterSubject: w.filter,
 	}
-	cons, err := stream.Consumer(ctx, p.cfg.Consumer)
+	cons, err := stream.Consumer(ctx, w.name)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		cons, err = stream.CreateConsumer(ctx, cfg)
 	case err == nil:
 		info := cons.CachedInfo()
-		if info.NumAckPending > 0 || info.Delivered.Stream != cp {
-			p.log.Info("repositioning consumer at checkpoint", "checkpoint", cp,
+		// Delivered.Stream is the last delivered message's sequence; with a
+		// filter it may be below the checkpoint only if nothing matched.
+		if info.NumAckPending > 0 || info.Delivered.Stream != cp || info.Config.FilterSubject != w.filter {
+			w.log.Info("repositioning consumer at checkpoint", "checkpoint", cp,
 				"delivered", info.Delivered.Stream, "pending", info.NumAckPending)
-			if err = stream.DeleteConsumer(ctx, p.cfg.Consumer); err == nil {
+			if err = stream.DeleteConsumer(ctx, w.name); err == nil {
 				cons, err = stream.CreateConsumer(ctx, cfg)
 			}
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("projector: consumer %s: %w", p.cfg.Consumer, err)
+		return fmt.Errorf("projector: consumer %s: %w", w.name, err)
 	}
-	p.stream, p.cons, p.checkpoint, p.hwm = stream, cons, cp, hwm
-	p.log.Info("projector ready", "checkpoint", cp)
+	w.stream, w.cons, w.checkpoint, w.hwm = stream, cons, cp, hwm
+	w.log.Info("projector ready", "checkpoint", cp)
 	return nil
 }
 
-func (p *Projector) readCheckpoint(ctx context.Context) (uint64, error) {
+func readCheckpoint(ctx context.Context, ch driver.Conn, consumer string) (uint64, error) {
 	var cp uint64
-	row := p.ch.QueryRow(ctx, sqlCheckpoint, p.cfg.Consumer)
+	row := ch.QueryRow(ctx, sqlCheckpoint, consumer)
 	if err := row.Scan(&cp); err != nil {
-		return 0, fmt.Errorf("projector: read checkpoint: %w", err)
+		return 0, fmt.Errorf("projector: read checkpoint of %s: %w", consumer, err)
 	}
 	return cp, nil
 }
 
-func (p *Projector) readHWM(ctx context.Context, table string) (uint64, error) {
+// readHWM is max(seq) of table over the worker's partition (over every row
+// for a replay's whole-stream pass).
+func (w *worker) readHWM(ctx context.Context, table string) (uint64, error) {
 	var m uint64
-	if err := p.ch.QueryRow(ctx, fmt.Sprintf(sqlHighWaterMark, table)).Scan(&m); err != nil {
+	var err error
+	if w.part < 0 {
+		err = w.p.ch.QueryRow(ctx, fmt.Sprintf(sqlHighWaterMarkAll, table)).Scan(&m)
+	} else {
+		err = w.p.ch.QueryRow(ctx, fmt.Sprintf(sqlHighWaterMark, table), uint16(w.part)).Scan(&m)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("projector: read high-water mark of %s: %w", table, err)
 	}
 	return m, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,27 +13,112 @@ import (
 
 // Rebuild empties every projection table and projects the whole stream again
 // from its first event, returning once it has caught up with the stream as it
-// was at the start. It holds the projector lease throughout, so it refuses to
+// was at the start. It holds the lease of every partition throughout (those
+// of the stream's partition count and of Config.Partitions), so it refuses to
 // run (ErrLeaseHeld) while a projector serves, and no projector starts while
 // it runs.
+//
+// If Config.Partitions differs from the stream's count, Rebuild changes the
+// stream's subject transform first: events published from then on are
+// stored in the new partitions. The replay itself is one pass over the whole
+// stream in stream order (its own consumer and checkpoint, base-replay, for
+// N > 1), which tags each row with its organisation's partition of the new
+// count; at the end every partition's checkpoint is set to the pass's, so the
+// partition workers go on with the events after it, all of them stored under
+// the new count. Events stored under the old count are never read through a
+// partition filter again.
 func (p *Projector) Rebuild(ctx context.Context) error {
-	l, err := acquireLease(ctx, p.js, p.cfg.Consumer)
-	if err != nil {
+	if err := p.cfg.Validate(); err != nil {
 		return err
 	}
-	defer l.release(context.WithoutCancel(ctx))
+	n := p.cfg.Partitions
 	stream, err := p.js.Stream(ctx, schemas.EventStream)
 	if err != nil {
 		return fmt.Errorf("projector: stream: %w", err)
 	}
-	if err := stream.DeleteConsumer(ctx, p.cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("projector: delete consumer: %w", err)
+	old, err := schemas.StreamPartitions(stream.CachedInfo().Config)
+	if err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	pass := p.newWorker(0)
+	if n > 1 {
+		pass = &worker{p: p, part: -1, name: replayName(p.cfg.Consumer), log: p.log.With("partition", "all")}
+	}
+	names := []string{pass.name}
+	for _, c := range []int{old, n} {
+		for part := range c {
+			names = append(names, schemas.PartitionConsumer(p.cfg.Consumer, part, c))
+		}
+	}
+	var leases []*lease
+	defer func() {
+		for _, l := range leases {
+			l.release(context.WithoutCancel(ctx))
+		}
+	}()
+	held := map[string]bool{}
+	for _, name := range names {
+		if held[name] {
+			continue
+		}
+		l, err := acquireLease(ctx, p.js, name)
+		if err != nil {
+			return err
+		}
+		leases, held[name] = append(leases, l), true
+	}
+	if old != n {
+		cfg := stream.CachedInfo().Config
+		cfg.SubjectTransform = schemas.StreamConfig(cfg.Replicas, n).SubjectTransform
+		if _, err := p.js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("projector: re-partition the stream from %d to %d: %w", old, n, err)
+		}
+		p.log.Warn("event stream re-partitioned; new events are stored in the new partitions", "from", old, "to", n)
+	}
+	if err := p.deleteConsumers(ctx, stream); err != nil {
+		return err
 	}
 	for _, t := range schemas.ProjectionTables {
 		if err := p.ch.Exec(ctx, sqlTruncate+t); err != nil {
 			return fmt.Errorf("projector: truncate %s: %w", t, err)
 		}
 	}
-	p.log.Info("projections emptied; replaying the stream from its start")
-	return p.runLeased(ctx, l, true)
+	p.log.Info("projections emptied; replaying the stream from its start", "partitions", n)
+	if err := pass.runLeased(ctx, leases, true); err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	for part := range n {
+		name := schemas.PartitionConsumer(p.cfg.Consumer, part, n)
+		if err := writeCheckpoint(ctx, p.ch, name, pass.checkpoint); err != nil {
+			return err
+		}
+	}
+	if err := stream.DeleteConsumer(ctx, pass.name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("projector: delete consumer %s: %w", pass.name, err)
+	}
+	return nil
+}
+
+// deleteConsumers deletes the projector's durable consumers, of every
+// partition count: they are recreated at the checkpoints.
+func (p *Projector) deleteConsumers(ctx context.Context, stream jetstream.Stream) error {
+	lister := stream.ConsumerNames(ctx)
+	var names []string
+	for name := range lister.Name() {
+		if name == p.cfg.Consumer || strings.HasPrefix(name, p.cfg.Consumer+"-") {
+			names = append(names, name)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("projector: list consumers: %w", err)
+	}
+	for _, name := range names {
+		if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("projector: delete consumer %s: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -17,27 +17,28 @@ var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures",
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
 var insertSQL = map[string]string{
-	"surveys":               "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq)",
-	"waves":                 "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq)",
-	"wave_thresholds":       "INSERT INTO wave_thresholds (org, wave_id, threshold, seq)",
-	"wave_closures":         "INSERT INTO wave_closures (org, wave_id, seq)",
-	"wave_seals":            "INSERT INTO wave_seals (org, wave_id, seq)",
-	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq)",
-	"roster_events":         "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, seq)",
-	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq)",
-	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq)",
-	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq)",
-	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, seq)",
-	"projected_events":      "INSERT INTO projected_events (event_id, seq)",
+	"surveys":               "INSERT INTO surveys (org, survey_id, title, question_ids, question_texts, dimensions, drivers, seq, proj_part)",
+	"waves":                 "INSERT INTO waves (org, wave_id, survey_id, opens_at, closes_at, seq, proj_part)",
+	"wave_thresholds":       "INSERT INTO wave_thresholds (org, wave_id, threshold, seq, proj_part)",
+	"wave_closures":         "INSERT INTO wave_closures (org, wave_id, seq, proj_part)",
+	"wave_seals":            "INSERT INTO wave_seals (org, wave_id, seq, proj_part)",
+	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq, proj_part)",
+	"roster_events":         "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, seq, proj_part)",
+	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq, proj_part)",
+	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq, proj_part)",
+	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq, proj_part)",
+	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, seq, proj_part)",
+	"projected_events":      "INSERT INTO projected_events (event_id, seq, proj_part)",
 }
 
 // The projector's reads. The ? of sqlLookupProjected takes a
 // clickhouse.GroupSet of ids, rendered as ('id1', 'id2', ...).
 const (
-	sqlLookupProjected = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN ? GROUP BY event_id"
-	sqlCheckpoint      = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
-	sqlHighWaterMark   = "SELECT max(seq) FROM %s"
-	sqlTruncate        = "TRUNCATE TABLE "
+	sqlLookupProjected  = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN ? GROUP BY event_id"
+	sqlCheckpoint       = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
+	sqlHighWaterMark    = "SELECT max(seq) FROM %s WHERE proj_part = ?"
+	sqlHighWaterMarkAll = "SELECT max(seq) FROM %s"
+	sqlTruncate         = "TRUNCATE TABLE "
 )
 
 // InsertStatements returns every INSERT the projector issues, by table, for
@@ -52,7 +53,8 @@ func Statements() []schemas.Statement {
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{schemas.ProjectorConsumer}},
 	}
 	for _, t := range rowTables {
-		out = append(out, schemas.Statement{Name: "high-water mark of " + t, SQL: fmt.Sprintf(sqlHighWaterMark, t)})
+		out = append(out, schemas.Statement{Name: "high-water mark of " + t, SQL: fmt.Sprintf(sqlHighWaterMark, t), Args: []any{uint16(0)}},
+			schemas.Statement{Name: "replay's high-water mark of " + t, SQL: fmt.Sprintf(sqlHighWaterMarkAll, t)})
 	}
 	for _, t := range schemas.ProjectionTables {
 		out = append(out, schemas.Statement{Name: "truncate " + t, SQL: sqlTruncate + t})
@@ -66,12 +68,17 @@ type row struct {
 	values []any
 }
 
-// buildRows turns a batch of events into rows per table.
-func buildRows(evs []delivered) (map[string][]row, error) {
+// buildRows turns a batch of events into rows per table; partOf gives the
+// proj_part every row of an organisation carries, last.
+func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]row, error) {
 	out := map[string][]row{}
-	add := func(t string, seq uint64, vals ...any) { out[t] = append(out[t], row{seq: seq, values: vals}) }
+	var part uint16
+	add := func(t string, seq uint64, vals ...any) {
+		out[t] = append(out[t], row{seq: seq, values: append(vals, part)})
+	}
 	for _, d := range evs {
 		e, seq := d.env, d.seq
+		part = partOf(e.OrgID)
 		add("projected_events", seq, e.ID.String(), seq)
 		switch e.Type {
 		case schemas.SurveyPublishedType:

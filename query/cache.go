@@ -100,7 +100,7 @@ func (s *Server) wavesAndCheckpoint(ctx context.Context, org string) ([]WaveInfo
 	if err != nil {
 		return nil, 0, err
 	}
-	cp, err := s.store.Checkpoint(ctx, s.consumer)
+	cp, err := s.store.Checkpoint(ctx, s.checkpointConsumer(org))
 	if err != nil {
 		return nil, 0, err
 	}

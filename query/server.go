@@ -25,7 +25,9 @@ type Server struct {
 	store    *Store
 	guard    Guard
 	consumer string
-	log      *slog.Logger
+	// partitions is the event stream's partition count (SetPartitions).
+	partitions int
+	log        *slog.Logger
 	// records is the guard's record of what was served, shared by every
 	// replica (SetRecordStore).
 	records guard.RecordStore
@@ -65,6 +67,17 @@ type Server struct {
 // replica of the query service must share one (NewRecordStore in
 // JetStream). Without one, results are refused with 503.
 func (s *Server) SetRecordStore(r guard.RecordStore) { s.records = r }
+
+// SetPartitions tells the service the event stream's partition count, so
+// that an organisation's waves are released by its own partition's
+// checkpoint (schemas.PartitionConsumer), which covers every earlier event
+// of the organisation. The default is 1.
+func (s *Server) SetPartitions(n int) { s.partitions = n }
+
+// checkpointConsumer names the checkpoint that gates org's waves.
+func (s *Server) checkpointConsumer(org string) string {
+	return schemas.PartitionConsumer(s.consumer, schemas.PartitionOf(org, s.partitions), s.partitions)
+}
 
 // SetReadiness adds a check to /readyz, run after the service's own: the
 // process's projector lag, say. Its error is the answer (a 503

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +87,7 @@ func MigrationStatements() []Statement {
 	return []Statement{
 		{Name: "create schema_migrations", SQL: migrationsTable},
 		{Name: "read schema_migrations", SQL: sqlAppliedMigrations},
+		{Name: "column exists", SQL: sqlColumnExists, Args: []any{"answers", "proj_part"}},
 	}
 }
 
@@ -132,6 +134,11 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
 			continue
 		}
 		for i, stmt := range m.Statements {
+			if done, err := columnAdded(ctx, conn, stmt); err != nil {
+				return fmt.Errorf("schemas: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			} else if done {
+				continue
+			}
 			if err := conn.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("schemas: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
@@ -149,6 +156,35 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
 		log.Info("applied migration", "version", m.Version, "name", m.Name)
 	}
 	return nil
+}
+
+// addColumn matches ALTER TABLE t ADD COLUMN c …, one column a statement.
+var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z0-9_]+)\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
+
+const sqlColumnExists = "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?"
+
+// columnAdded reports whether stmt adds a column that the table has already:
+// the idempotent ADD COLUMN IF NOT EXISTS, which ClickHouse 18.16 lacks.
+func columnAdded(ctx context.Context, conn driver.Conn, stmt string) (bool, error) {
+	table, col, ok := AddedColumn(stmt)
+	if !ok {
+		return false, nil
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, sqlColumnExists, table, col).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up column %s.%s: %w", table, col, err)
+	}
+	return n > 0, nil
+}
+
+// AddedColumn returns the table and column of an ALTER TABLE … ADD COLUMN
+// statement, which Migrate runs only while the column does not exist.
+func AddedColumn(stmt string) (table, column string, ok bool) {
+	m := addColumn.FindStringSubmatch(stmt)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
 }
 
 // ProjectionTables lists the tables a replay empties before projecting the

@@ -116,9 +116,11 @@ var sealNamespace = uuid.MustParse("3f1f8a52-8a4e-4c8e-9a8e-5d0c2b7a9e11")
 const DedupWindow = 10 * time.Minute
 
 // StreamConfig is the event stream's definition. replicas is 1 on a single
-// server and 3 (or 5) on a JetStream cluster.
-func StreamConfig(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+// server and 3 (or 5) on a JetStream cluster. partitions > 1 adds the
+// subject transform that stores events partitioned by organisation
+// (partitions.go); 1 (or less) stores subjects as published.
+func StreamConfig(replicas, partitions int) jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
 		Name:        EventStream,
 		Description: "trustpulse events: the source of truth for every projection",
 		Subjects:    []string{SubjectPrefix + ".>"},
@@ -128,6 +130,10 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Replicas:    replicas,
 		Duplicates:  DedupWindow,
 	}
+	if partitions > 1 {
+		cfg.SubjectTransform = partitionTransform(partitions)
+	}
+	return cfg
 }
 
 // InvitationBucketConfig is the invitation ledger's definition. History is 1:

@@ -68,7 +68,7 @@ func startEnv(ctx context.Context, dir, bin string, syncAlways bool, log *slog.L
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		return nil, err
 	}
-	if err := deploy.EnsureStreams(ctx, e.js, 1); err != nil {
+	if err := deploy.EnsureStreams(ctx, e.js, 1, 1); err != nil {
 		return nil, err
 	}
 	if e.chSrv, err = localch.Start(ctx, filepath.Join(dir, "clickhouse"), localch.Options{}); err != nil {

@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&cfg.work, "work", "", "working directory for the servers' data (default: a temporary one, removed afterwards)")
 	flag.BoolVar(&cfg.quick, "quick", false, "a small run that checks the harness (minutes, not the published sizes)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each throughput figure; the report shows their median and spread")
-	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing), seal (the seal of a large wave) or ingest (ingest closed-loop and under open-loop overload); seal and ingest log their figures and write their sections into the existing --out report, leaving the rest as it was")
+	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing), seal (the seal of a large wave), ingest (ingest closed-loop and under open-loop overload) or partitions (the projection drained by 1, 2 and 3 partitions); seal, ingest and partitions log their figures and write their sections into the existing --out report, leaving the rest as it was")
 	flag.StringVar(&cfg.natsSync, "nats-sync", "always", "the harness's NATS server's fsync, as serve's --nats-sync: always (before every acknowledgement) or interval (every 2 minutes, NATS's default)")
 	flag.Parse()
 	if cfg.natsSync != "always" && cfg.natsSync != "interval" {
@@ -103,8 +103,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 				"bytes", r.recordBytes, "atoms", r.atoms, "types", r.typesInAll, "decide_p50", r.decideP50, "decode_p50", r.decodeP50)
 		}
 		return err
+	} else if cfg.only == "partitions" {
+		if err := partitionStage(ctx, e, rep, sizes, cfg.rounds); err != nil {
+			return err
+		}
+		if err := splicePartitions(cfg.out, rep); err != nil {
+			return err
+		}
+		log.Info("partitions section written", "file", cfg.out, "took", time.Since(started).Round(time.Second))
+		return nil
 	} else if cfg.only != "" && cfg.only != "seal" && cfg.only != "ingest" {
-		return fmt.Errorf("--only %s: only guard, seal or ingest can run alone", cfg.only)
+		return fmt.Errorf("--only %s: only guard, seal, ingest or partitions can run alone", cfg.only)
 	}
 
 	s, err := survey()
@@ -255,6 +264,7 @@ type sizes struct {
 	loadRates                 []int // open-loop heatmap requests/s
 	loadFor                   time.Duration
 	seal                      []int         // responses of each sealed wave
+	partitioned               int           // responses drained per partition count
 	overload                  []float64     // open-loop ingest rates, as multiples of the closed-loop capacity
 	overloadFor               time.Duration // each rate's duration
 }
@@ -263,11 +273,11 @@ var (
 	fullSizes = sizes{name: "full", staff: 105_000, responded: 100_000, stages: []int{1, 2, 4, 8, 10}, queryAt: []int{1, 10},
 		levels: []int{1, 4, 16, 64}, perRun: 3000, queryRuns: 40, coldRuns: 8, pgRuns: 5, freshFor: 20 * time.Second,
 		guard: fullGuard, loadRates: []int{100, 200, 300, 400, 600}, loadFor: 10 * time.Second,
-		seal: []int{100_000, 1_000_000}, overload: []float64{0.5, 1, 2, 4}, overloadFor: 12 * time.Second}
+		seal: []int{100_000, 1_000_000}, overload: []float64{0.5, 1, 2, 4}, overloadFor: 12 * time.Second, partitioned: 96_000}
 	quickSizes = sizes{name: "quick", staff: 5500, responded: 5000, stages: []int{1, 2}, queryAt: []int{1, 2},
 		levels: []int{1, 16}, perRun: 400, queryRuns: 10, coldRuns: 3, pgRuns: 2, freshFor: 4 * time.Second,
 		guard: quickGuard, loadRates: []int{100, 300}, loadFor: 2 * time.Second,
-		seal: []int{5_000, 20_000}, overload: []float64{0.5, 2}, overloadFor: 2 * time.Second}
+		seal: []int{5_000, 20_000}, overload: []float64{0.5, 2}, overloadFor: 2 * time.Second, partitioned: 6_000}
 	respondedPerWave = fullSizes.responded
 )
 
@@ -277,6 +287,16 @@ func sealStage(ctx context.Context, e *env, rep *report, sizes []int, alone bool
 	res, err := benchSeal(ctx, e, sizes)
 	rep.seal = sealRun{results: res, stageRun: stageRun{alone: alone}}
 	rep.seal.stamp(load0)
+	return err
+}
+
+// partitionStage drains the partitioned backlog (benchPartitions) into the
+// report.
+func partitionStage(ctx context.Context, e *env, rep *report, sizes sizes, rounds int) error {
+	load0 := loadAverage()
+	res, err := benchPartitions(ctx, e, []int{1, 2, 3}, sizes.partitioned, rounds)
+	rep.partitions = partitionRun{results: res, stageRun: stageRun{alone: true}}
+	rep.partitions.stamp(load0)
 	return err
 }
 

@@ -20,6 +20,7 @@ type querySet struct {
 }
 
 type report struct {
+	partitions                        partitionRun
 	cfg                               config
 	sizes                             sizes
 	machine, clickhouse, postgres     string
@@ -118,6 +119,7 @@ func (r *report) markdown() string {
 	r.loadSection(p)
 	r.sealSection(p)
 	r.overloadSection(p)
+	r.partitionSection(p)
 	r.notes(p)
 	return b.String()
 }

@@ -257,7 +257,7 @@ func subjectCount(ctx context.Context, st jetstream.Stream, subject string) (uin
 // stream's configuration on the same server, with the mixer's window of
 // acks in flight, and returns the rate.
 func sealLimit(ctx context.Context, e *env, pool []schemas.Envelope, n int) (float64, error) {
-	cfg := schemas.StreamConfig(1)
+	cfg := schemas.StreamConfig(1, 1)
 	cfg.Name, cfg.Subjects = "BENCH_SEAL_LIMIT", []string{"bench.seallimit.>"}
 	if _, err := e.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return 0, err

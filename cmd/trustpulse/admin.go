@@ -460,12 +460,15 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	sc := cfg.stackConfig(false)
 	sc.NeedNATS, sc.NeedClickHouse = true, true
+	sc.Repartition = true // the replay changes the stream's partition count to --projector-partitions
 	st, err := deploy.Open(ctx, sc, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	p := projector.New(st.JS, st.CH, projector.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas}, log)
+	pc := cfg.projectorConfig()
+	pc.PartitionIDs = nil // a replay holds every partition
+	p := projector.New(st.JS, st.CH, pc, log)
 	start := time.Now()
 	p.Progress = func(done, last uint64) {
 		pct := 100.0

@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/trustpulse/trustpulse/deploy"
 	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // TestOrgSetThresholdCommand runs `trustpulse org set --threshold` as the
@@ -89,5 +92,55 @@ func TestAdminCommandsBadCSV(t *testing.T) {
 				t.Errorf("the error echoes an email: %v", err)
 			}
 		})
+	}
+}
+
+// TestReplayCommandRepartitions runs `trustpulse replay
+// --projector-partitions 3` on an unpartitioned store, as the binary does:
+// the stream is split into 3 from then on, every partition has its
+// checkpoint, and the events are projected once.
+func TestReplayCommandRepartitions(t *testing.T) {
+	srv, _, js := testenv.NATS(t)
+	_, chCfg := testenv.ClickHouse(t)
+	ctx := context.Background()
+	for _, org := range []string{"acme", "globex", "initech"} {
+		env, err := schemas.NewEnvelope(schemas.OrgConfiguredType, org, time.Now(), schemas.OrgConfigured{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := env.Marshal()
+		if _, err := js.Publish(ctx, schemas.Subject(org, env.Type), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"replay", "--projector-partitions", "3", "--nats-url", srv.URL(), "--clickhouse-addr", chCfg.Addr,
+		"--clickhouse-database", chCfg.Database, "--data-dir", t.TempDir()}
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("replay: %v\n%s", err, stderr.String())
+	}
+	stream, err := js.Stream(ctx, schemas.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := schemas.StreamPartitions(stream.CachedInfo().Config); n != 3 || err != nil {
+		t.Fatalf("after the replay the stream has %d partitions (%v), want 3", n, err)
+	}
+	ch, _ := deploy.OpenClickHouse(ctx, chCfg)
+	defer ch.Close()
+	var parts, events uint64
+	if err := ch.QueryRow(ctx, "SELECT uniqExact(consumer) FROM projector_checkpoint WHERE consumer LIKE 'projector-clickhouse-p%' AND seq = 3").Scan(&parts); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueryRow(ctx, "SELECT count() FROM projected_events").Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if parts != 3 || events != 3 {
+		t.Fatalf("%d partition checkpoints at 3 and %d projected events, want 3 and 3", parts, events)
+	}
+	// A command with the old count is refused, saying how.
+	args = []string{"org", "set", "--org", "acme", "--threshold", "7", "--nats-url", srv.URL(), "--data-dir", t.TempDir()}
+	if err := run(ctx, args, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--projector-partitions 3") {
+		t.Fatalf("org set without --projector-partitions 3: %v", err)
 	}
 }

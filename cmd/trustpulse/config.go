@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/projector"
+	"github.com/trustpulse/trustpulse/schemas"
 )
 
 // Config is every setting of trustpulse, parsed once from flags and
@@ -74,12 +76,18 @@ type Config struct {
 	MailFromName string
 	MailRate     float64
 
-	Threshold       int
-	SealGrace       time.Duration
-	BatchSize       int
-	BatchWait       time.Duration
-	ShutdownTimeout time.Duration
-	LogLevel        string
+	Threshold int
+	SealGrace time.Duration
+	BatchSize int
+	BatchWait time.Duration
+	// ProjectorPartitions is the event stream's partition count; every
+	// target must be given the stream's (ProjectorPartitionIDs parsed into
+	// PartitionIDs by Validate: the partitions this process projects).
+	ProjectorPartitions   int
+	ProjectorPartitionIDs string
+	PartitionIDs          []int
+	ShutdownTimeout       time.Duration
+	LogLevel              string
 }
 
 // env returns TRUSTPULSE_<name>, or def.
@@ -150,6 +158,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SealGrace, "seal-grace", envDur("SEAL_GRACE", 10*time.Second), "wait after a wave closes before its held responses are published shuffled (env TRUSTPULSE_SEAL_GRACE)")
 	fs.IntVar(&c.BatchSize, "batch-size", envInt("BATCH_SIZE", 5000), "projector batch size in events (env TRUSTPULSE_BATCH_SIZE)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", envDur("BATCH_WAIT", 250*time.Millisecond), "longest wait for a projector batch to fill (env TRUSTPULSE_BATCH_WAIT)")
+	fs.IntVar(&c.ProjectorPartitions, "projector-partitions", envInt("PROJECTOR_PARTITIONS", 1), "partitions of the event stream by organisation, each projected by its own worker (one per process or several in one); fixed when the stream is created, so every target must be given the same; change it with 'trustpulse replay --projector-partitions N' (env TRUSTPULSE_PROJECTOR_PARTITIONS)")
+	fs.StringVar(&c.ProjectorPartitionIDs, "projector-partition-ids", env("PROJECTOR_PARTITION_IDS", ""), "comma-separated partitions this process projects, e.g. 0,2; empty projects every partition, each worker standing by while another process holds it (env TRUSTPULSE_PROJECTOR_PARTITION_IDS)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDur("SHUTDOWN_TIMEOUT", 15*time.Second), "grace period for in-flight requests on shutdown (env TRUSTPULSE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env TRUSTPULSE_LOG_LEVEL)")
 }
@@ -179,6 +189,13 @@ func (c *Config) Validate() error {
 	}
 	if c.FailureRate <= 0 || c.FailureBurst < 1 {
 		errs = append(errs, fmt.Errorf("--failure-rate %v, --failure-burst %d: want both above 0", c.FailureRate, c.FailureBurst))
+	}
+	if c.ProjectorPartitions < 1 || c.ProjectorPartitions > schemas.MaxPartitions {
+		errs = append(errs, fmt.Errorf("--projector-partitions %d: want 1 to %d", c.ProjectorPartitions, schemas.MaxPartitions))
+	} else if ids, err := parsePartitionIDs(c.ProjectorPartitionIDs, c.ProjectorPartitions); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.PartitionIDs = ids
 	}
 	if c.ReadyMaxLag < 1 {
 		errs = append(errs, fmt.Errorf("--ready-max-lag %d: want at least 1", c.ReadyMaxLag))
@@ -302,4 +319,29 @@ func absPath(path string) string {
 		return ""
 	}
 	return filepath.Clean(abs)
+}
+
+// parsePartitionIDs parses --projector-partition-ids: distinct partitions
+// below n, comma-separated; empty is every partition (nil).
+func parsePartitionIDs(s string, n int) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var ids []int
+	seen := map[int]bool{}
+	for _, f := range strings.Split(s, ",") {
+		id, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || id < 0 || id >= n || seen[id] {
+			return nil, fmt.Errorf("--projector-partition-ids %q: want distinct partitions from 0 to %d (--projector-partitions %d), comma-separated", s, n-1, n)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// projectorConfig is the projector's view of the config.
+func (c *Config) projectorConfig() projector.Config {
+	return projector.Config{BatchSize: c.BatchSize, BatchWait: c.BatchWait, Replicas: c.NATSReplicas,
+		Partitions: c.ProjectorPartitions, PartitionIDs: c.PartitionIDs}
 }

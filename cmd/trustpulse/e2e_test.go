@@ -40,7 +40,7 @@ func testConfig(t *testing.T) Config {
 		ClickHouseAddr: chCfg.Addr, ClickHouseDatabase: chCfg.Database, ClickHouseUser: "default",
 		IngestAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HealthAddr: "127.0.0.1:0", ReadyMaxLag: 10000,
 		SMTPPort: 587, SMTPTLS: "none", MailFrom: "pulse@example.org", MailFromName: "Acme pulse", MailRate: 1000,
-		Threshold: threshold, SealGrace: 0, BatchSize: 50, BatchWait: 20 * time.Millisecond,
+		Threshold: threshold, SealGrace: 0, BatchSize: 50, BatchWait: 20 * time.Millisecond, ProjectorPartitions: 1,
 		LogLevel: "info",
 		// Above ReadTimeout: a slow client under -race cannot outlast it.
 		ShutdownTimeout: 20 * time.Second,
@@ -54,12 +54,17 @@ func testConfig(t *testing.T) Config {
 // mustMain runs the real program with testConfig, as the binary does.
 func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
 	t.Helper()
-	return mustMainWith(t, testConfig(t), hook)
+	return mustMainWith(t, hook, func(*Config) {})
 }
 
-// mustMainWith runs the real program with cfg, as mustMain does.
-func mustMainWith(t *testing.T, cfg Config, hook func(projector.Stage) error) *Main {
+// mustMainWith is mustMain with the config changed by edit.
+func mustMainWith(t *testing.T, hook func(projector.Stage) error, edit func(*Config)) *Main {
 	t.Helper()
+	cfg := testConfig(t)
+	edit(&cfg)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	m, err := Open(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -659,6 +664,39 @@ func TestEndToEndWithCrashes(t *testing.T) {
 		t.Fatal("no crash was injected")
 	}
 	t.Logf("%d projector crashes", faults)
+}
+
+// TestEndToEndPartitioned runs the same flow with the event stream in 3
+// partitions, the projector's workers crashing at random points: the served
+// aggregates are the truth, and the wave is released by its organisation's
+// partition's checkpoint.
+func TestEndToEndPartitioned(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var mu sync.Mutex
+	faults := 0
+	m := mustMainWith(t, func(projector.Stage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if rand.IntN(6) == 0 {
+			faults++
+			return fmt.Errorf("crash %d", faults)
+		}
+		return nil
+	}, func(c *Config) { c.ProjectorPartitions = 3 })
+	responses := runWave(t, m, rng)
+	r := waitScores(t, m, "")
+	g := waitScores(t, m, "?group_by=department")
+	checkResult(t, responses, r, g)
+	lags, err := m.Projector.Lags(context.Background())
+	if err != nil || len(lags) != 3 {
+		t.Fatalf("lags %v, %v; want 3 partitions", lags, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if faults == 0 {
+		t.Fatal("no crash was injected")
+	}
+	t.Logf("%d projector crashes; lags %v", faults, lags)
 }
 
 // TestQueryBadInput checks the query API's errors.

@@ -8,10 +8,6 @@ import (
 	"github.com/trustpulse/trustpulse/deploy/metrics"
 )
 
-// projectorPartition labels the projector's metrics: the event stream has
-// one partition today.
-const projectorPartition = "0"
-
 // version is trustpulse's version, set at build time with
 // -ldflags "-X main.version=v1.2.3"; empty takes it from the build info.
 var version = ""

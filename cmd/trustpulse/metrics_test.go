@@ -160,13 +160,10 @@ func (s scrape) missing(want []metricWant) []string {
 // of the organisation is in it, promtool finds no problem, and every
 // metric the Grafana dashboard plots exists.
 func TestMetrics(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.MetricsAddr = "127.0.0.1:0"
-	cfg.AdminToken = "metrics-test-admin-token-0123456789abcdef"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	m := mustMainWith(t, cfg, nil)
+	m := mustMainWith(t, nil, func(cfg *Config) {
+		cfg.MetricsAddr = "127.0.0.1:0"
+		cfg.AdminToken = "metrics-test-admin-token-0123456789abcdef"
+	})
 	if m.MetricsURL == "" || m.MetricsURL == m.IngestURL || m.MetricsURL == m.QueryURL {
 		t.Fatalf("metrics at %q, want an address of their own (ingest %s, query %s)", m.MetricsURL, m.IngestURL, m.QueryURL)
 	}
@@ -228,7 +225,7 @@ func TestMetrics(t *testing.T) {
 
 	// The admin API, the dashboard's sign-in page, and a released wave's
 	// scores, which the guard decides.
-	if status, body := getAs(t, cfg.AdminToken, m.AdminURL+"/v1/orgs/acme/mail-failures"); status != http.StatusOK {
+	if status, body := getAs(t, m.Config.AdminToken, m.AdminURL+"/v1/orgs/acme/mail-failures"); status != http.StatusOK {
 		t.Fatalf("admin API: %d %s", status, body)
 	}
 	if status, body := getAs(t, "", m.QueryURL+"/dashboard/login"); status != http.StatusOK {

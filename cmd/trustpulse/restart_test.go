@@ -228,9 +228,31 @@ func TestServeStartFailures(t *testing.T) {
 		{"BusyMetricsPort", base("--metrics-addr", busy.Addr().String()), "--metrics-addr " + busy.Addr().String()},
 		{"BadMetricsAddr", base("--metrics-addr", "9464"), "--metrics-addr"},
 		{"DataDirIsFile", base("--data-dir", filepath.Join(file, "data")), "--data-dir"},
+		{"PartitionIDOutOfRange", base("--projector-partitions", "3", "--projector-partition-ids", "0,3"), "--projector-partition-ids"},
+		{"NoPartitions", base("--projector-partitions", "0"), "--projector-partitions 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assertOneLineFailure(t, startServe(t, tc.args...), tc.want)
 		})
 	}
+}
+
+// TestServePartitionMismatch: the event stream is split into partitions by
+// the first process that opens it; a process started later with another
+// count fails at start with one line that says how to change it.
+func TestServePartitionMismatch(t *testing.T) {
+	dir := t.TempDir()
+	nats := freeAddr(t)
+	args := func(n string) []string {
+		return []string{"--target", "ingest", "--data-dir", filepath.Join(dir, "data"), "--seal-key-file", filepath.Join(dir, "seal.key"),
+			"--ingest-addr", freeAddr(t), "--nats-listen", nats, "--projector-partitions", n}
+	}
+	first := args("3")
+	p := startServe(t, first...)
+	p.waitReady(t, "http://"+first[7])
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if status := p.exitStatus(t); status != 0 {
+		t.Fatalf("first serve exited with %d", status)
+	}
+	assertOneLineFailure(t, startServe(t, append(args("2"), "--log-level", "error")...), "split into 3 partition(s), this process was started with --projector-partitions 2")
 }

@@ -92,6 +92,7 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 		NATSURL:        c.NATSURL,
 		NATSListen:     c.NATSListen,
 		Replicas:       c.NATSReplicas,
+		Partitions:     c.ProjectorPartitions,
 		NATSSyncAlways: c.NATSSync == "always",
 		ClickHouse: deploy.ClickHouseConfig{
 			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
@@ -197,6 +198,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.Limiter = cfg.limiter()
 		srv.Metrics = m.Metrics
 		m.Query = srv
+		srv.SetPartitions(cfg.ProjectorPartitions)
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
@@ -214,12 +216,12 @@ func (m *Main) open(ctx context.Context) (err error) {
 		m.QueryURL = m.listen(srv.App(), &m.queryLn)
 	}
 	if cfg.runs("projector") {
-		pcfg := projector.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas}
+		pcfg := cfg.projectorConfig()
 		if m.Metrics != nil {
-			pcfg.Metrics = m.Metrics.Projector(projectorPartition)
+			pcfg.Metrics = m.Metrics.Projector()
 		}
 		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, pcfg, log)
-		m.Metrics.WatchLag(projectorPartition, m.Projector.Lag)
+		m.Metrics.WatchLag(m.Projector.Lags)
 		if m.Query != nil {
 			m.Query.SetReadiness(m.projectorReady)
 		}
@@ -329,6 +331,7 @@ func (m *Main) Start() {
 		}()
 	}
 	if m.Projector != nil {
+		m.Projector.StandbyWait = m.RestartWait
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -339,6 +342,8 @@ func (m *Main) Start() {
 				}
 				// The lease is held elsewhere (another projector or a
 				// replay) or was lost: wait and take over when it frees.
+				// (With several partitions Run stands by itself and
+				// returns only on a fault.)
 				m.Log.Warn("projector stopped; restarting", "err", err, "retry_in", m.RestartWait)
 				select {
 				case <-ctx.Done():

@@ -1,54 +1,91 @@
 package metrics
 
 import (
+	"context"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Projector records one projector's batches under its partition of the
+// Projector records the projector's batches under their partition of the
 // event stream. It satisfies projector.Metrics.
 type Projector struct {
-	events   prometheus.Counter
+	events   *prometheus.CounterVec
 	rows     *prometheus.CounterVec
-	duration prometheus.Observer
+	duration *prometheus.HistogramVec
 }
 
-// Projector returns the recorder of the projector of partition ("0" while
-// the stream has one); nil when m is nil.
-func (m *Metrics) Projector(partition string) *Projector {
+// Projector returns the recorder of the projector's batches; nil when m is
+// nil.
+func (m *Metrics) Projector() *Projector {
 	if m == nil {
 		return nil
 	}
-	return &Projector{
-		events:   m.projectorEvents.WithLabelValues(partition),
-		rows:     m.projectorRows.MustCurryWith(prometheus.Labels{"partition": partition}),
-		duration: m.projectorDuration.WithLabelValues(partition),
-	}
+	return &Projector{events: m.projectorEvents, rows: m.projectorRows, duration: m.projectorDuration}
 }
 
-// Batch records a batch written, checkpointed and acknowledged: its events,
-// the rows written per table and how long it took.
-func (p *Projector) Batch(events int, rows map[string]int, took time.Duration) {
+// partitionLabel is the partition label of partition p; a replay's single
+// pass over the whole stream (p < 0) is "replay".
+func partitionLabel(p int) string {
+	if p < 0 {
+		return "replay"
+	}
+	return strconv.Itoa(p)
+}
+
+// Batch records a batch of partition written, checkpointed and
+// acknowledged: its events, the rows written per table and how long it
+// took.
+func (p *Projector) Batch(partition, events int, rows map[string]int, took time.Duration) {
 	if p == nil {
 		return
 	}
-	p.events.Add(float64(events))
+	label := partitionLabel(partition)
+	p.events.WithLabelValues(label).Add(float64(events))
 	for table, n := range rows {
 		if n > 0 {
-			p.rows.WithLabelValues(table).Add(float64(n))
+			p.rows.WithLabelValues(label, table).Add(float64(n))
 		}
 	}
-	p.duration.Observe(took.Seconds())
+	p.duration.WithLabelValues(label).Observe(took.Seconds())
 }
 
-// WatchLag exports trustpulse_projector_lag_events of partition, read from
-// lag at every scrape (the stream's last sequence minus the checkpoint).
-func (m *Metrics) WatchLag(partition string, lag ReadFunc) {
+// LagsFunc reads the projection's lag of every partition of the event
+// stream.
+type LagsFunc func(context.Context) (map[int]uint64, error)
+
+// WatchLag exports trustpulse_projector_lag_events of every partition, read
+// from lags at every scrape (a partition's last sequence in the stream minus
+// its checkpoint). A scrape that cannot read them leaves the family out.
+func (m *Metrics) WatchLag(lags LagsFunc) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(newReadGauge(Namespace+"_projector_lag_events",
-		"Events of the stream the projection has yet to complete: the stream's last sequence minus the checkpoint in ClickHouse (read at each scrape; absent when it cannot be read).",
-		prometheus.Labels{"partition": partition}, lag))
+	m.reg.MustRegister(&lagGauge{
+		desc: prometheus.NewDesc(Namespace+"_projector_lag_events",
+			"Events of the stream the projection has yet to complete, per partition: the partition's last sequence in the stream minus its checkpoint in ClickHouse (read at each scrape; absent when it cannot be read).",
+			[]string{"partition"}, nil),
+		read: lags,
+	})
+}
+
+// lagGauge is the projector's lag per partition, read at each scrape.
+type lagGauge struct {
+	desc *prometheus.Desc
+	read LagsFunc
+}
+
+func (g *lagGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *lagGauge) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	lags, err := g.read(ctx)
+	if err != nil {
+		return
+	}
+	for p, v := range lags {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(v), partitionLabel(p))
+	}
 }

@@ -97,6 +97,12 @@ func ClickHouse(tb testing.TB) (driver.Conn, deploy.ClickHouseConfig) {
 // event stream and buckets created, and returns it with a JetStream client.
 func NATS(tb testing.TB) (*natsrv.Server, *nats.Conn, jetstream.JetStream) {
 	tb.Helper()
+	return NATSPartitioned(tb, 1)
+}
+
+// NATSPartitioned is NATS with the event stream split into n partitions.
+func NATSPartitioned(tb testing.TB, n int) (*natsrv.Server, *nats.Conn, jetstream.JetStream) {
+	tb.Helper()
 	srv, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(tb.TempDir(), "nats"), Listen: "127.0.0.1:-1"})
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -111,7 +117,7 @@ func NATS(tb testing.TB) (*natsrv.Server, *nats.Conn, jetstream.JetStream) {
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
-	if err := deploy.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := deploy.EnsureStreams(context.Background(), js, 1, n); err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
 	return srv, nc, js
