@@ -4,6 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 CHDB_DIR := $(CURDIR)/.cache/chdb
 AXE_DIR := $(CURDIR)/.cache/axe
+HELM_DIR := $(CURDIR)/.cache/helm
 DATA_DIR ?= $(CURDIR)/data/demo
 FUZZTIME ?= 15s
 # each reader of outside files (roster CSV, cohorts CSV, survey file) and each parser of query
@@ -13,7 +14,7 @@ FUZZTIME ?= 15s
 # flight fails with "context deadline exceeded" (seen once on a fresh clone).
 READER_FUZZTIME ?= 5000x
 
-.PHONY: demo test bench build deps test-deps chdb axe vet test-go test-fuzz test-compat clean
+.PHONY: demo test bench build deps test-deps chdb axe helm vet test-go test-fuzz test-compat clean
 
 ## demo: install what is missing, run everything with a seeded demo organisation
 demo: deps build
@@ -42,7 +43,7 @@ deps:
 	@deploy/scripts/ensure-clickhouse.sh
 	@$(GO) mod download
 
-test-deps: chdb axe
+test-deps: chdb axe helm
 	@deploy/scripts/ensure-chromium.sh
 	@deploy/scripts/ensure-ilp.sh
 	@deploy/scripts/ensure-promtool.sh
@@ -53,14 +54,20 @@ chdb:
 axe:
 	@deploy/scripts/fetch-axe.sh $(AXE_DIR)
 
+# helm, for the chart test (helm lint and helm template of deploy/helm)
+helm:
+	@deploy/scripts/ensure-helm.sh $(HELM_DIR)
+
 vet:
 	$(GO) vet ./...
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	@big="$$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 5000000 {print "  " $$2}')"; \
 		if [ -n "$$big" ]; then echo "tracked files over 5 MB (build outputs belong in .gitignore):"; echo "$$big"; exit 1; fi
 
+# TRUSTPULSE_REQUIRE_TOOLS: a test whose tool is missing fails instead of
+# skipping (test-deps has installed them all).
 test-go:
-	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js $(GO) test -race -count=1 -timeout 40m ./...
+	TRUSTPULSE_AXE=$(AXE_DIR)/axe.min.js TRUSTPULSE_HELM=$(HELM_DIR)/helm TRUSTPULSE_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 40m ./...
 
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSubmitRequest$$' -fuzztime $(FUZZTIME) ./ingest

@@ -4,5 +4,7 @@
 // natsrv; a local ClickHouse server process, package localch).
 //
 // Compose files and cluster manifests for users live beside this package
-// (Dockerfile, compose/).
+// (Dockerfile, compose/, the Helm chart in helm/trustpulse); the tests here
+// render and check them (compose_test.go, helm_test.go), and package testenv
+// reads them for the flag check in cmd/trustpulse.
 package deploy

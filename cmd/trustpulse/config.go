@@ -90,12 +90,23 @@ type Config struct {
 	LogLevel              string
 }
 
+// envPrefix begins the name of every environment variable of a setting.
+const envPrefix = "TRUSTPULSE_"
+
 // env returns TRUSTPULSE_<name>, or def.
 func env(name, def string) string {
-	if v, ok := os.LookupEnv("TRUSTPULSE_" + name); ok {
+	if v, ok := os.LookupEnv(envPrefix + name); ok {
 		return v
 	}
 	return def
+}
+
+// envName is the environment variable that sets the flag named flagName:
+// TRUSTPULSE_ and the name in upper case, - as _ (--data-dir:
+// TRUSTPULSE_DATA_DIR). register's calls of env follow it, and
+// TestEnvNames checks that every flag does.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func envInt(name string, def int) int {

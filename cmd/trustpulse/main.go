@@ -138,20 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // deployment's default).
 func parse(name string, args []string, stderr io.Writer, own func(*flag.FlagSet)) (Config, *slog.Logger, error) {
 	var cfg Config
-	fs := flag.NewFlagSet("trustpulse "+name, flag.ContinueOnError)
-	// The flag package prints every flag after a mistake; only -h shows
-	// them, a mistake is one line (main prints it).
-	fs.SetOutput(io.Discard)
-	if own != nil {
-		own(fs)
-	}
-	common := flag.NewFlagSet("", flag.ContinueOnError)
-	cfg.register(common)
-	common.VisitAll(func(f *flag.Flag) {
-		if fs.Lookup(f.Name) == nil {
-			fs.Var(f.Value, f.Name, f.Usage)
-		}
-	})
+	fs := flagSet(name, &cfg, own)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -169,6 +156,27 @@ func parse(name string, args []string, stderr io.Writer, own func(*flag.FlagSet)
 	lvl, _ := cfg.level()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	return cfg, log, nil
+}
+
+// flagSet is the flags of the command name: its own (own may be nil) and
+// the common ones, bound to cfg. The deployment manifests' test checks every
+// flag they set against flagSet("serve", ...).
+func flagSet(name string, cfg *Config, own func(*flag.FlagSet)) *flag.FlagSet {
+	fs := flag.NewFlagSet("trustpulse "+name, flag.ContinueOnError)
+	// The flag package prints every flag after a mistake; only -h shows
+	// them, a mistake is one line (main prints it).
+	fs.SetOutput(io.Discard)
+	if own != nil {
+		own(fs)
+	}
+	common := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.register(common)
+	common.VisitAll(func(f *flag.Flag) {
+		if fs.Lookup(f.Name) == nil {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	return fs
 }
 
 // serveCmd runs serve until ctx ends. Every failure to start is one line
