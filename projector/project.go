@@ -167,7 +167,7 @@ const lookupChunk = 1000
 // lookupProjected adds to seen the first stream sequence of every id in ids
 // that projected_events holds.
 func (p *Projector) lookupProjected(ctx context.Context, ids []any, seen map[string]uint64) error {
-	rows, err := p.ch.Query(ctx, sqlLookupProjected, clickhouse.GroupSet{Value: ids})
+	rows, err := p.ch.Query(p.readCtx(ctx), sqlLookupProjected, clickhouse.GroupSet{Value: ids})
 	if err != nil {
 		return fmt.Errorf("projector: look up projected events: %w", err)
 	}
@@ -187,16 +187,20 @@ func (p *Projector) lookupProjected(ctx context.Context, ids []any, seen map[str
 }
 
 // insert writes a table's rows of this batch in one INSERT, leaving out rows
-// at or below the table's high-water mark (already written before a crash).
+// at or below the table's high-water mark (already written before a crash;
+// on a cluster, the mark of the row's organisation).
 func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
-	hwm := p.hwm[table]
-	b, err := p.ch.PrepareBatch(ctx, insertSQL[table])
+	hwm, orgs := p.hwm[table], p.orgHWM[table]
+	b, err := p.ch.PrepareBatch(p.insertCtx(ctx), insertSQL[table])
 	if err != nil {
 		return fmt.Errorf("projector: prepare insert into %s: %w", table, err)
 	}
 	defer b.Abort()
 	var top uint64
 	for _, r := range rs {
+		if orgs != nil {
+			hwm = orgs[orgOf(r)]
+		}
 		if r.seq <= hwm {
 			continue
 		}
@@ -212,11 +216,16 @@ func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
 		return fmt.Errorf("projector: insert into %s up to stream_seq %d: %w", table, top, err)
 	}
 	p.hwm[table] = top
+	for _, r := range rs {
+		if orgs != nil && r.seq > orgs[orgOf(r)] {
+			orgs[orgOf(r)] = r.seq
+		}
+	}
 	return nil
 }
 
 func (p *Projector) writeCheckpoint(ctx context.Context, seq uint64) error {
-	b, err := p.ch.PrepareBatch(ctx, "INSERT INTO projector_checkpoint (consumer, seq, updated_at)")
+	b, err := p.ch.PrepareBatch(p.insertCtx(ctx), "INSERT INTO projector_checkpoint (consumer, seq, updated_at)")
 	if err != nil {
 		return fmt.Errorf("projector: checkpoint: %w", err)
 	}

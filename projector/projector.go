@@ -26,6 +26,9 @@ type Config struct {
 	// AckWait is how long JetStream waits for a batch's ack before it
 	// redelivers (default 2m).
 	AckWait time.Duration
+	// Cluster, when set, makes the reads and inserts safe on a replicated,
+	// sharded ClickHouse (see Cluster); nil: one server.
+	Cluster *Cluster
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +79,9 @@ type Projector struct {
 	checkpoint uint64
 	// hwm is each table's highest stream sequence, max(seq).
 	hwm map[string]uint64
+	// orgHWM is, on a cluster, each sharded table's max(seq) per
+	// organisation, which replaces hwm there (see Cluster).
+	orgHWM map[string]map[string]uint64
 
 	// Hook, when set, runs at every stage of every batch; an error it
 	// returns aborts the batch there, as a crash would (tests only).
@@ -186,12 +192,21 @@ func (p *Projector) init(ctx context.Context) error {
 	// failover, say) ends in a retry rather than a lost lease.
 	ctx, cancel := context.WithTimeout(ctx, schemas.LeaseTTL/2)
 	defer cancel()
+	if err := p.checkQuorums(ctx); err != nil {
+		return err
+	}
 	cp, err := p.readCheckpoint(ctx)
 	if err != nil {
 		return err
 	}
-	hwm := map[string]uint64{}
+	hwm, orgHWM := map[string]uint64{}, map[string]map[string]uint64{}
 	for _, t := range rowTables {
+		if p.byOrg(t) {
+			if orgHWM[t], err = p.readOrgHWM(ctx, t); err != nil {
+				return err
+			}
+			continue
+		}
 		m, err := p.readHWM(ctx, t)
 		if err != nil {
 			return err
@@ -230,14 +245,14 @@ func (p *Projector) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector: consumer %s: %w", p.cfg.Consumer, err)
 	}
-	p.stream, p.cons, p.checkpoint, p.hwm = stream, cons, cp, hwm
+	p.stream, p.cons, p.checkpoint, p.hwm, p.orgHWM = stream, cons, cp, hwm, orgHWM
 	p.log.Info("projector ready", "checkpoint", cp)
 	return nil
 }
 
 func (p *Projector) readCheckpoint(ctx context.Context) (uint64, error) {
 	var cp uint64
-	row := p.ch.QueryRow(ctx, sqlCheckpoint, p.cfg.Consumer)
+	row := p.ch.QueryRow(p.readCtx(ctx), sqlCheckpoint, p.cfg.Consumer)
 	if err := row.Scan(&cp); err != nil {
 		return 0, fmt.Errorf("projector: read checkpoint: %w", err)
 	}
@@ -246,7 +261,7 @@ func (p *Projector) readCheckpoint(ctx context.Context) (uint64, error) {
 
 func (p *Projector) readHWM(ctx context.Context, table string) (uint64, error) {
 	var m uint64
-	if err := p.ch.QueryRow(ctx, fmt.Sprintf(sqlHighWaterMark, table)).Scan(&m); err != nil {
+	if err := p.ch.QueryRow(p.readCtx(ctx), fmt.Sprintf(sqlHighWaterMark, table)).Scan(&m); err != nil {
 		return 0, fmt.Errorf("projector: read high-water mark of %s: %w", table, err)
 	}
 	return m, nil

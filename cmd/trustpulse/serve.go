@@ -85,6 +85,7 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 		NATSSyncAlways: c.NATSSync == "always",
 		ClickHouse: deploy.ClickHouseConfig{
 			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
+			Cluster: c.ClickHouseCluster,
 		},
 		NeedNATS:       true, // the query service keeps the guard's record there
 		NeedClickHouse: c.runs("projector") || c.runs("query"),
@@ -190,9 +191,11 @@ func (m *Main) open(ctx context.Context) (err error) {
 		m.QueryURL = m.listen(srv.App(), &m.queryLn)
 	}
 	if cfg.runs("projector") {
-		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, projector.Config{
-			BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas,
-		}, log)
+		pcfg := projector.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, Replicas: cfg.NATSReplicas}
+		if cfg.ClickHouseCluster != "" {
+			pcfg.Cluster = projector.NewCluster(schemas.Cluster{Name: cfg.ClickHouseCluster, Database: cfg.ClickHouseDatabase}, cfg.ClickHouseInsertQuorum, cfg.ClickHouseQuorumTimeout)
+		}
+		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, pcfg, log)
 		if m.Query != nil {
 			m.Query.SetReadiness(m.projectorReady)
 		}
