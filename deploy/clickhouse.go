@@ -85,6 +85,11 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (driver.Conn, err
 			return nil, err
 		}
 		create += " ON CLUSTER " + c.Name
+		// ON CLUSTER waits until every node has run it (a node just
+		// started takes a few seconds to join ZooKeeper's DDL queue).
+		cancel()
+		pctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
 	}
 	if err := boot.Exec(pctx, create); err != nil {
 		return nil, fmt.Errorf("deploy: create database %s: %w", cfg.Database, err)
