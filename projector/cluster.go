@@ -70,12 +70,39 @@ func NewCluster(c schemas.Cluster, quorum int, timeout time.Duration) *Cluster {
 	return &Cluster{schema: c, InsertQuorum: quorum, QuorumTimeout: timeout}
 }
 
+// ReadSettings are the settings of the projector's reads on the cluster.
+func (c *Cluster) ReadSettings() clickhouse.Settings {
+	return clickhouse.Settings{"select_sequential_consistency": 1}
+}
+
+// InsertSettings are the settings of the projector's inserts on the
+// cluster.
+func (c *Cluster) InsertSettings() clickhouse.Settings {
+	return clickhouse.Settings{
+		"insert_quorum":           c.InsertQuorum,
+		"insert_quorum_timeout":   int(c.QuorumTimeout.Milliseconds()),
+		"insert_distributed_sync": 1,
+	}
+}
+
+// ClusterStatements returns the statements the cluster mode adds, for the
+// compatibility test against current ClickHouse.
+func ClusterStatements() []schemas.Statement {
+	var out []schemas.Statement
+	for _, t := range rowTables {
+		if !schemas.FullyReplicated[t] {
+			out = append(out, schemas.Statement{Name: "organisations' high-water marks of " + t, SQL: fmt.Sprintf(sqlOrgHighWaterMark, t)})
+		}
+	}
+	return out
+}
+
 // readCtx carries the settings of the projector's reads.
 func (p *Projector) readCtx(ctx context.Context) context.Context {
 	if p.cfg.Cluster == nil {
 		return ctx
 	}
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"select_sequential_consistency": 1}))
+	return clickhouse.Context(ctx, clickhouse.WithSettings(p.cfg.Cluster.ReadSettings()))
 }
 
 // insertCtx carries the settings of the projector's inserts.
@@ -83,11 +110,7 @@ func (p *Projector) insertCtx(ctx context.Context) context.Context {
 	if p.cfg.Cluster == nil {
 		return ctx
 	}
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-		"insert_quorum":           p.cfg.Cluster.InsertQuorum,
-		"insert_quorum_timeout":   int(p.cfg.Cluster.QuorumTimeout.Milliseconds()),
-		"insert_distributed_sync": 1,
-	}))
+	return clickhouse.Context(ctx, clickhouse.WithSettings(p.cfg.Cluster.InsertSettings()))
 }
 
 // checkQuorums fails while an insert into one of the projector's tables

@@ -189,6 +189,7 @@ func runClusterWave(t *testing.T, shards, replicas int, kill [][2]int) {
 			used[s] = true
 		}
 	}
+	t.Logf("acme's answers on shard %d; organisations' tokens by shard (from 0): %v", home+1, shardOf)
 	if len(shardOf) != len(orgs) || len(used) != shards {
 		t.Errorf("orgs by shard %v: want every org on one shard, every shard used", shardOf)
 	}
