@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,4 +215,38 @@ func nodeCount(conn driver.Conn, q string) (uint64, error) {
 	var n uint64
 	err := conn.QueryRow(ctx, q).Scan(&n)
 	return n, err
+}
+
+// TestClusterFlags: the cluster flags are checked at start, each bad one
+// named.
+func TestClusterFlags(t *testing.T) {
+	base := []string{"--seal-key-file", filepath.Join(t.TempDir(), "seal.key")}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"OK":           {[]string{"--clickhouse-addr", "a:9000,b:9000", "--clickhouse-cluster", "c_1"}, ""},
+		"ErrNoAddr":    {[]string{"--clickhouse-cluster", "c1"}, "needs --clickhouse-addr"},
+		"ErrName":      {[]string{"--clickhouse-addr", "a:9000", "--clickhouse-cluster", "c-1; DROP"}, "letters, digits and _"},
+		"ErrQuorum":    {[]string{"--clickhouse-addr", "a:9000", "--clickhouse-cluster", "c1", "--clickhouse-insert-quorum", "0"}, "--clickhouse-insert-quorum 0"},
+		"ErrTimeout":   {[]string{"--clickhouse-addr", "a:9000", "--clickhouse-cluster", "c1", "--clickhouse-quorum-timeout", "5m"}, "--clickhouse-quorum-timeout 5m0s"},
+		"ErrAddrList":  {[]string{"--clickhouse-addr", "a:9000,b"}, "want host:port[,host:port...]"},
+		"OKSingleNode": {[]string{"--clickhouse-insert-quorum", "0"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var c Config
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			c.register(fs)
+			if err := fs.Parse(append(base, tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
 }
