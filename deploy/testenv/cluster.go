@@ -42,7 +42,12 @@ func ClickHouseCluster(tb testing.TB, shards, replicas int) *Cluster {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { os.RemoveAll(base) })
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			logTails(tb, base)
+		}
+		os.RemoveAll(base)
+	})
 	zk, err := zookeeper.Start(ctx, filepath.Join(base, "zk"), 0)
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -139,4 +144,21 @@ func (c *Cluster) Restart(tb testing.TB, s, r int) {
 	c.mu.Lock()
 	c.nodes[s][r] = srv
 	c.mu.Unlock()
+}
+
+// logTails logs the end of every node's error log and of ZooKeeper's, for
+// a failed test.
+func logTails(tb testing.TB, base string) {
+	logs, _ := filepath.Glob(filepath.Join(base, "*", "log", "clickhouse-server.err.log"))
+	logs = append(logs, filepath.Join(base, "zk", "zookeeper.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		tb.Logf("testenv: end of %s:\n%s", l, b)
+	}
 }

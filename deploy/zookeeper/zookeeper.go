@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -39,7 +40,7 @@ type Server struct {
 }
 
 // Start starts a server whose data lives in dir, on port (0 picks a free
-// one), and waits until it answers "imok" or ctx ends.
+// one), and waits until it serves requests or ctx ends.
 func Start(ctx context.Context, dir string, port int) (*Server, error) {
 	java, err := exec.LookPath("java")
 	if err != nil {
@@ -100,7 +101,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		if s.ruok() {
+		if s.serving() {
 			return nil
 		}
 		select {
@@ -113,19 +114,22 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// ruok sends the four-letter word ruok and reports whether it got imok.
-func (s *Server) ruok() bool {
+// serving asks with the four-letter word srvr whether the server serves
+// requests. ruok is not enough: it answers imok while the server still
+// refuses sessions ("ZooKeeperServer not running"), and ClickHouse 18.16
+// was seen to crash (SIGSEGV in its DDL worker) after such a refusal.
+func (s *Server) serving() bool {
 	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("ruok")); err != nil {
+	if _, err := c.Write([]byte("srvr")); err != nil {
 		return false
 	}
 	b, _ := io.ReadAll(c)
-	return string(b) == "imok"
+	return strings.Contains(string(b), "Mode: standalone")
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s). Safe to call
