@@ -44,6 +44,7 @@ test-deps: chdb axe
 	@deploy/scripts/ensure-chromium.sh
 	@deploy/scripts/ensure-ilp.sh
 	@deploy/scripts/ensure-zookeeper.sh
+	@deploy/scripts/ensure-promtool.sh
 
 chdb:
 	@deploy/scripts/fetch-chdb.sh $(CHDB_DIR)

@@ -13,14 +13,15 @@ import (
 
 // ConnectNATS connects to url with reconnects that never give up: a NATS
 // restart must not end the process, only make ingest answer 503 meanwhile.
-func ConnectNATS(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// opts come after these (metrics.NATSOptions counts disconnects, say).
+func ConnectNATS(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
-		nats.Timeout(5*time.Second),
-	)
+		nats.Timeout(5 * time.Second),
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: nats %s: %w", url, err)
 	}

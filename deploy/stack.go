@@ -42,6 +42,11 @@ type StackConfig struct {
 	Own bool
 	// Name identifies the NATS connection.
 	Name string
+	// NATSOptions are added to the NATS connection's (metrics' handlers).
+	NATSOptions []nats.Option
+	// ClickHouseRestarted, when set, is called each time the supervisor
+	// starts the local ClickHouse again after it exited.
+	ClickHouseRestarted func()
 }
 
 // EmbeddedNATS is the embedded NATS server the stack started, or nil.
@@ -58,6 +63,8 @@ type Stack struct {
 
 	natsSrv *natsrv.Server
 	log     *slog.Logger
+	// chRestarted is StackConfig.ClickHouseRestarted.
+	chRestarted func()
 
 	// chSrv is the local ClickHouse server the stack started, replaced by
 	// its supervisor when it restarts it; stopSupervisor ends that and
@@ -83,7 +90,7 @@ func (st *Stack) LocalClickHouse() *localch.Server {
 // is an error (*localch.RunningError), found before anything starts; one
 // left by a killed run is waited for or stopped.
 func Open(ctx context.Context, cfg StackConfig, log *slog.Logger) (*Stack, error) {
-	st := &Stack{log: log}
+	st := &Stack{log: log, chRestarted: cfg.ClickHouseRestarted}
 	if cfg.Own && cfg.NeedClickHouse && cfg.ClickHouse.Addr == "" {
 		if err := localch.ClearStale(ctx, localDir(cfg.DataDir)); err != nil {
 			return nil, err
@@ -121,7 +128,7 @@ func (st *Stack) openNATS(ctx context.Context, cfg StackConfig) error {
 			st.log.Info("embedded NATS started", "url", url, "store", filepath.Join(cfg.DataDir, "nats"), "sync_always", cfg.NATSSyncAlways)
 		}
 	}
-	nc, err := ConnectNATS(url, cfg.Name)
+	nc, err := ConnectNATS(url, cfg.Name, cfg.NATSOptions...)
 	if err != nil {
 		return err
 	}

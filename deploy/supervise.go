@@ -56,6 +56,9 @@ func (st *Stack) superviseClickHouse(ctx context.Context, srv *localch.Server) {
 				st.chMu.Unlock()
 				srv = next
 				st.log.Info("clickhouse restarted", "attempt", attempt, "addr", srv.Addr, "pid", srv.PID())
+				if st.chRestarted != nil {
+					st.chRestarted()
+				}
 				break
 			}
 			attempt++

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
@@ -31,6 +32,8 @@ type AdminServer struct {
 	// Limiter, when set, limits each client's failed authentications.
 	// Set it before serving.
 	Limiter *httpproblem.Limiter
+	// Metrics, when set, counts requests. Set it before serving.
+	Metrics *metrics.Metrics
 }
 
 // limitFailures limits each client's failed authentications.
@@ -49,7 +52,8 @@ func NewAdminServer(admin *Admin, token string, log *slog.Logger) *AdminServer {
 		ReadTimeout:           time.Minute,
 		WriteTimeout:          5 * time.Minute,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders, s.limitFailures, s.authenticate)
+	s.app.Use(func(c *fiber.Ctx) error { return s.Metrics.ObserveHTTP(c, "admin") },
+		httpproblem.Recover(s.log), httpproblem.SecurityHeaders, s.limitFailures, s.authenticate)
 	v1 := s.app.Group("/v1/orgs/:org")
 	v1.Post("/roster", s.importRosterHandler)
 	v1.Post("/waves/:wave/remind", s.remindHandler)

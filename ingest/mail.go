@@ -18,6 +18,7 @@ import (
 	"github.com/wneessen/go-mail"
 	"golang.org/x/time/rate"
 
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -48,6 +49,8 @@ type Postman struct {
 	cfg     SMTPConfig
 	log     *slog.Logger
 	limiter *rate.Limiter
+	// Metrics, when set, counts emails sent and failed. Set it before Run.
+	Metrics *metrics.Metrics
 }
 
 // NewPostman returns a postman for cfg (zero values get defaults: 10/s,
@@ -130,12 +133,15 @@ func (p *Postman) handle(ctx context.Context, m jetstream.Msg) {
 	temporary := err != nil && (!errors.As(err, &sendErr) || sendErr.IsTemp())
 	switch {
 	case err == nil:
+		p.Metrics.MailSent()
 		_ = m.Ack()
 	case temporary && attempt < p.cfg.MaxAttempts:
+		p.Metrics.MailFailed(false)
 		delay := min(p.cfg.RetryBase<<(attempt-1), 30*time.Minute)
 		p.log.Warn("email not sent; will retry", "org", l.Org, "wave", l.WaveID, "attempt", attempt, "retry_in", delay, "err", redact(err, l))
 		_ = m.NakWithDelay(delay)
 	default:
+		p.Metrics.MailFailed(true)
 		p.log.Error("email failed permanently; recorded for admins", "org", l.Org, "wave", l.WaveID, "attempt", attempt, "err", redact(err, l))
 		if rerr := p.recordFailure(ctx, l, redact(err, l)); rerr != nil {
 			p.log.Error("could not record failed email; will retry", "err", rerr)
@@ -144,6 +150,20 @@ func (p *Postman) handle(ctx context.Context, m jetstream.Msg) {
 		}
 		_ = m.Ack()
 	}
+}
+
+// Depth is how many emails wait in the outbox: a sent or finally failed
+// one leaves it. It reads NATS; its error comes back wrapped.
+func (p *Postman) Depth(ctx context.Context) (uint64, error) {
+	st, err := p.js.Stream(ctx, schemas.OutboxStream)
+	if err != nil {
+		return 0, fmt.Errorf("mail: outbox: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("mail: outbox: %w", err)
+	}
+	return info.State.Msgs, nil
 }
 
 // redact keeps the link, the token on its own and the address out of

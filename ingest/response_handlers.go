@@ -169,8 +169,16 @@ func truncate(s string, n int) string {
 
 // submitResponseHandler accepts one response for an invitation token:
 // validate, claim the token, publish, and release the token again if the
-// publish fails. Nothing is published for a rejected request.
+// publish fails. Nothing is published for a rejected request. Each
+// submission is counted, accepted or refused by its code.
 func (s *Server) submitResponseHandler(c *fiber.Ctx) error {
+	err := s.acceptResponse(c)
+	s.Metrics.Submission(err)
+	return err
+}
+
+// acceptResponse is submitResponseHandler's work.
+func (s *Server) acceptResponse(c *fiber.Ctx) error {
 	if !c.Is("json") {
 		return schemas.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
 	}

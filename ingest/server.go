@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
 )
@@ -37,6 +38,9 @@ type Server struct {
 	// Limiter, when set, limits each client's failed link lookups (forged
 	// or mistyped links, 404) on the survey endpoints. Set it before serving.
 	Limiter *httpproblem.Limiter
+	// Metrics, when set, counts requests and submissions. Set it before
+	// serving.
+	Metrics *metrics.Metrics
 }
 
 // DefaultMaxInFlight is how many submissions one ingest process records at
@@ -63,7 +67,8 @@ func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, thresho
 		WriteTimeout:          15 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
+	s.app.Use(func(c *fiber.Ctx) error { return s.Metrics.ObserveHTTP(c, "ingest") },
+		httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
 	s.routes()
 	return s
 }

@@ -222,6 +222,7 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	} else {
 		err = s.record(c.UserContext(), token, given, comments)
 	}
+	s.Metrics.Submission(err)
 	if err == nil {
 		return c.Redirect("/s/thanks", http.StatusSeeOther)
 	}

@@ -65,6 +65,7 @@ func (p *Projector) step(ctx context.Context) (int, error) {
 // to ack: only after every row and the checkpoint are written. On any error
 // nothing is acked and the caller resumes from the checkpoint.
 func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	start := time.Now()
 	evs := make([]delivered, 0, len(msgs))
 	var last jetstream.Msg
 	var lastSeq uint64
@@ -100,7 +101,9 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	written := make(map[string]int, len(rowTables))
 	for _, t := range rowTables {
+		written[t] = p.newRows(t, rows[t])
 		if err := p.insert(ctx, t, rows[t]); err != nil {
 			return err
 		}
@@ -124,6 +127,9 @@ func (p *Projector) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	// only means a redelivery, which the checkpoint skips.
 	if err := last.Ack(); err != nil {
 		p.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", lastSeq, "err", err)
+	}
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.Batch(len(evs), written, time.Since(start))
 	}
 	return p.hook(StageAcked)
 }
@@ -190,7 +196,6 @@ func (p *Projector) lookupProjected(ctx context.Context, ids []any, seen map[str
 // at or below the table's high-water mark (already written before a crash;
 // on a cluster, the mark of the row's organisation).
 func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
-	hwm, orgs := p.hwm[table], p.orgHWM[table]
 	b, err := p.ch.PrepareBatch(p.insertCtx(ctx), insertSQL[table])
 	if err != nil {
 		return fmt.Errorf("projector: prepare insert into %s: %w", table, err)
@@ -198,10 +203,7 @@ func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
 	defer b.Abort()
 	var top uint64
 	for _, r := range rs {
-		if orgs != nil {
-			hwm = orgs[orgOf(r)]
-		}
-		if r.seq <= hwm {
+		if r.seq <= p.mark(table, r) {
 			continue
 		}
 		if err := b.Append(r.values...); err != nil {
@@ -216,12 +218,32 @@ func (p *Projector) insert(ctx context.Context, table string, rs []row) error {
 		return fmt.Errorf("projector: insert into %s up to stream_seq %d: %w", table, top, err)
 	}
 	p.hwm[table] = top
-	for _, r := range rs {
-		if orgs != nil && r.seq > orgs[orgOf(r)] {
-			orgs[orgOf(r)] = r.seq
+	if orgs := p.orgHWM[table]; orgs != nil {
+		for _, r := range rs {
+			orgs[orgOf(r)] = max(orgs[orgOf(r)], r.seq)
 		}
 	}
 	return nil
+}
+
+// mark is the high-water mark a row of table is held against: the
+// table's, or on a cluster its organisation's.
+func (p *Projector) mark(table string, r row) uint64 {
+	if orgs := p.orgHWM[table]; orgs != nil {
+		return orgs[orgOf(r)]
+	}
+	return p.hwm[table]
+}
+
+// newRows counts the rows insert writes of rs: those above their mark.
+func (p *Projector) newRows(table string, rs []row) int {
+	n := 0
+	for _, r := range rs {
+		if r.seq > p.mark(table, r) {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Projector) writeCheckpoint(ctx context.Context, seq uint64) error {

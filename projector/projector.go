@@ -29,6 +29,17 @@ type Config struct {
 	// Cluster, when set, makes the reads and inserts safe on a replicated,
 	// sharded ClickHouse (see Cluster); nil: one server.
 	Cluster *Cluster
+	// Metrics, when set, hears of every batch written and acked.
+	Metrics Metrics
+}
+
+// Metrics records the projector's batches (package metrics implements it
+// per partition).
+type Metrics interface {
+	// Batch is called after a batch is written, checkpointed and acked,
+	// with its events (duplicates left out), the rows written per table
+	// and how long writing it took.
+	Batch(events int, rows map[string]int, took time.Duration)
 }
 
 func (c *Config) setDefaults() {

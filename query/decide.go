@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/trustpulse/trustpulse/query/guard"
 	"github.com/trustpulse/trustpulse/schemas"
@@ -121,7 +122,9 @@ func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (
 		}
 		return served, nil
 	}
+	start := time.Now()
 	d, err := guard.Run(ctx, s.records, org, req, waves)
+	s.countDecision(time.Since(start), sets, d, err)
 	if errors.Is(err, guard.ErrBusy) {
 		return nil, schemas.Errorf(http.StatusServiceUnavailable, "busy", "too many results are being decided at once for this organisation; try again")
 	}
@@ -130,6 +133,30 @@ func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (
 		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the anonymity guard's record is not reachable; results cannot be served now, try again shortly")
 	}
 	return d.Served, nil
+}
+
+// countDecision records a decision of the guard: how long it took and its
+// sets (by ref) served, suppressed, or refused when it failed.
+func (s *Server) countDecision(took time.Duration, sets []servedSet, d guard.Decision, err error) {
+	if s.Metrics == nil {
+		return
+	}
+	refs := map[string]bool{}
+	for _, set := range sets {
+		refs[set.ref] = true
+	}
+	served, suppressed, refused := 0, 0, 0
+	for ref := range refs {
+		switch {
+		case err != nil:
+			refused++
+		case d.Served[ref]:
+			served++
+		default:
+			suppressed++
+		}
+	}
+	s.Metrics.GuardDecided(took, served, suppressed, refused)
 }
 
 // Set refs within a result: the scope, the organisation overall, a group.

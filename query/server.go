@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/query/api"
 	"github.com/trustpulse/trustpulse/query/guard"
 	"github.com/trustpulse/trustpulse/schemas"
@@ -48,6 +49,9 @@ type Server struct {
 	// Limiter, when set, limits each client's failed authentications (401)
 	// of the API and the dashboards' sign-in. Set it before serving.
 	Limiter *httpproblem.Limiter
+	// Metrics, when set, counts requests and the guard's decisions. Set it
+	// before serving.
+	Metrics *metrics.Metrics
 	// ready is SetReadiness's extra check of /readyz, or nil.
 	ready func(context.Context) error
 
@@ -88,7 +92,8 @@ func NewServer(store *Store, threshold int, consumer string, log *slog.Logger) *
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 	})
-	s.app.Use(httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
+	s.app.Use(func(c *fiber.Ctx) error { return s.Metrics.ObserveHTTP(c, "query") },
+		httpproblem.Recover(s.log), httpproblem.SecurityHeaders)
 	s.app.Use("/v1", func(c *fiber.Ctx) error {
 		// Failed authentications of the API; the dashboards limit their
 		// sign-in with the same Limiter (dashboard.limitFailures).

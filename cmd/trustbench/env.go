@@ -131,9 +131,14 @@ func (e *env) startAs(ctx context.Context, name, target string, extra ...string)
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	// Metrics on, as in production, each process on a port of its own.
+	metricsPort, err := localch.FreePort()
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"serve", "--target", target, "--nats-url", e.nats.URL(), "--clickhouse-addr", e.chCfg.Addr,
 		"--clickhouse-database", e.chCfg.Database, "--data-dir", filepath.Join(e.dir, name), "--log-level", "warn",
-		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s"}
+		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s", "--metrics-addr", "127.0.0.1:" + strconv.Itoa(metricsPort)}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, e.bin, args...)
 	logFile, err := os.Create(filepath.Join(e.dir, name+".log"))

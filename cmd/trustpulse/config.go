@@ -59,6 +59,9 @@ type Config struct {
 	// HealthAddr is where the projector target answers /livez and /readyz
 	// (the other targets answer them on their APIs).
 	HealthAddr string
+	// MetricsAddr is where /metrics answers Prometheus; "" or "off" turns
+	// it off (metricsOn).
+	MetricsAddr string
 	// ReadyMaxLag is the most events the projection may lag behind the
 	// event stream while /readyz of a process running the projector says
 	// ready.
@@ -142,6 +145,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("ADMIN_ADDR", "127.0.0.1:8082"), "listen address of the admin API (env TRUSTPULSE_ADMIN_ADDR)")
 	fs.StringVar(&c.HealthAddr, "health-addr", env("HEALTH_ADDR", "127.0.0.1:8083"), "listen address of /livez and /readyz of --target=projector (the other targets answer them on their APIs); in Kubernetes use :8083 so that the kubelet reaches it (env TRUSTPULSE_HEALTH_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", "127.0.0.1:9464"), "listen address of Prometheus metrics at /metrics, apart from the public APIs; off (or empty) turns them off; in Kubernetes use :9464 so that Prometheus reaches it (env TRUSTPULSE_METRICS_ADDR)")
 	fs.IntVar(&c.ReadyMaxLag, "ready-max-lag", envInt("READY_MAX_LAG", 10000), "most events the projector may lag behind the event stream while /readyz of a process running it (the projector's, and the query API's with --target=all) answers ready; beyond it 503 projector_lagging. Readiness only: /livez stays 200, so a projector catching up after a restart is not killed (env TRUSTPULSE_READY_MAX_LAG)")
 	fs.StringVar(&c.SealKeyFile, "seal-key-file", env("SEAL_KEY_FILE", defaultSealKeyFile()), "file of the key that encrypts responses held while a wave is open (64 hex digits; created with mode 0600 if missing). Keep it off the NATS and ClickHouse hosts' backups: with the stores alone, held answers cannot be read (env TRUSTPULSE_SEAL_KEY_FILE)")
 	fs.StringVar(&c.SessionKey, "session-key", env("SESSION_KEY", ""), "hex key of at least 32 bytes that signs dashboard sessions, the same on every query replica; empty draws one per process (env TRUSTPULSE_SESSION_KEY)")
@@ -245,6 +249,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
 		}
 	}
+	if c.metricsOn() {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, or off", c.MetricsAddr))
+		}
+	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--public-url %q: want http(s)://host[:port][/path]", c.PublicURL))
@@ -312,6 +321,9 @@ func validIdent(s string) bool {
 	}
 	return s != ""
 }
+
+// metricsOn reports whether /metrics is served.
+func (c *Config) metricsOn() bool { return c.MetricsAddr != "" && c.MetricsAddr != "off" }
 
 func (c *Config) runs(part string) bool { return c.Target == "all" || c.Target == part }
 

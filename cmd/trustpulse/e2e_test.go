@@ -54,7 +54,12 @@ func testConfig(t *testing.T) Config {
 // mustMain runs the real program with testConfig, as the binary does.
 func mustMain(t *testing.T, hook func(projector.Stage) error) *Main {
 	t.Helper()
-	cfg := testConfig(t)
+	return mustMainWith(t, testConfig(t), hook)
+}
+
+// mustMainWith runs the real program with cfg, as mustMain does.
+func mustMainWith(t *testing.T, cfg Config, hook func(projector.Stage) error) *Main {
+	t.Helper()
 	m, err := Open(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)

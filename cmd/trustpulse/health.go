@@ -45,7 +45,8 @@ func (m *Main) healthApp(ready func(context.Context) error) *fiber.App {
 		ReadTimeout:           5 * time.Second,
 		WriteTimeout:          5 * time.Second,
 	})
-	app.Use(httpproblem.Recover(m.Log), httpproblem.SecurityHeaders)
+	app.Use(func(c *fiber.Ctx) error { return m.Metrics.ObserveHTTP(c, "health") },
+		httpproblem.Recover(m.Log), httpproblem.SecurityHeaders)
 	live := func(c *fiber.Ctx) error { return c.SendString("ok") }
 	app.Get("/livez", live)
 	app.Get("/healthz", live)

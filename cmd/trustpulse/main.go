@@ -185,7 +185,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return startError{err}
 	}
-	log.Info("trustpulse serving", "target", cfg.Target, "ingest", m.IngestURL, "query", m.QueryURL, "admin", m.AdminURL, "health", m.HealthURL)
+	log.Info("trustpulse serving", "target", cfg.Target, "ingest", m.IngestURL, "query", m.QueryURL, "admin", m.AdminURL, "health", m.HealthURL, "metrics", m.MetricsURL)
 	runErr := m.Run(ctx)
 	log.Info("shutting down")
 	return errors.Join(runErr, m.Close())

@@ -23,6 +23,7 @@ import (
 func TestClickHouseOutage(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ClickHouseAddr = "" // serve's own local server, not the shared one
+	cfg.MetricsAddr = "127.0.0.1:0"
 	logs := &syncBuffer{}
 	m, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
@@ -159,6 +160,20 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	if rows != n {
 		t.Errorf("answers rows of enps: %d, want %d (each response projected exactly once)", rows, n)
+	}
+	// The metrics saw the outage: one restart, failed queries, 503s.
+	sc := scrapeMetrics(t, m)
+	if v, _ := sc.value("trustpulse_clickhouse_restarts_total", nil); v != 1 {
+		t.Errorf("trustpulse_clickhouse_restarts_total = %v, want 1", v)
+	}
+	for _, w := range []metricWant{
+		{"trustpulse_clickhouse_errors_total", map[string]string{"op": "query"}, 1},
+		{"trustpulse_http_request_duration_seconds", map[string]string{"app": "query", "status_class": "5xx"}, 1},
+		{"trustpulse_http_request_duration_seconds", map[string]string{"app": "dashboard", "status_class": "5xx"}, 1},
+	} {
+		if v, _ := sc.value(w.name, w.labels); v < w.min {
+			t.Errorf("%s%v = %v after the outage, want at least %v", w.name, w.labels, v, w.min)
+		}
 	}
 }
 

@@ -154,7 +154,7 @@ func TestRestartAfterKill(t *testing.T) {
 	ingest, query, nats := freeAddr(t), freeAddr(t), freeAddr(t)
 	data := filepath.Join(dir, "data")
 	args := []string{"--data-dir", data, "--seal-key-file", filepath.Join(dir, "seal.key"),
-		"--ingest-addr", ingest, "--query-addr", query, "--nats-listen", nats}
+		"--ingest-addr", ingest, "--query-addr", query, "--nats-listen", nats, "--metrics-addr", freeAddr(t)}
 
 	first := startServe(t, args...)
 	first.waitReady(t, "http://"+query)
@@ -169,7 +169,7 @@ func TestRestartAfterKill(t *testing.T) {
 	})
 	t.Run("SecondServeSameDataDir", func(t *testing.T) {
 		other := []string{"--data-dir", data, "--seal-key-file", filepath.Join(dir, "seal.key"),
-			"--ingest-addr", freeAddr(t), "--query-addr", freeAddr(t), "--nats-listen", freeAddr(t)}
+			"--ingest-addr", freeAddr(t), "--query-addr", freeAddr(t), "--nats-listen", freeAddr(t), "--metrics-addr", freeAddr(t)}
 		assertOneLineFailure(t, startServe(t, other...), fmt.Sprint("pid ", chPID))
 	})
 
@@ -212,7 +212,7 @@ func TestServeStartFailures(t *testing.T) {
 	}
 	base := func(extra ...string) []string {
 		return append([]string{"--data-dir", filepath.Join(dir, "data"), "--seal-key-file", filepath.Join(dir, "seal.key"),
-			"--ingest-addr", freeAddr(t), "--query-addr", freeAddr(t), "--nats-listen", freeAddr(t)}, extra...)
+			"--ingest-addr", freeAddr(t), "--query-addr", freeAddr(t), "--nats-listen", freeAddr(t), "--metrics-addr", freeAddr(t)}, extra...)
 	}
 	for _, tc := range []struct {
 		name string
@@ -225,6 +225,8 @@ func TestServeStartFailures(t *testing.T) {
 		{"BusyIngestPort", base("--ingest-addr", busy.Addr().String()), busy.Addr().String()},
 		{"BusyQueryPort", base("--query-addr", busy.Addr().String()), busy.Addr().String()},
 		{"BusyNATSPort", base("--nats-listen", busy.Addr().String()), busy.Addr().String()},
+		{"BusyMetricsPort", base("--metrics-addr", busy.Addr().String()), "--metrics-addr " + busy.Addr().String()},
+		{"BadMetricsAddr", base("--metrics-addr", "9464"), "--metrics-addr"},
 		{"DataDirIsFile", base("--data-dir", filepath.Join(file, "data")), "--data-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

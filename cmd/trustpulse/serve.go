@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/trustpulse/trustpulse/deploy"
 	"github.com/trustpulse/trustpulse/deploy/mailsink"
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/projector"
 	"github.com/trustpulse/trustpulse/query"
@@ -49,6 +51,14 @@ type Main struct {
 	sealReads *nats.Conn
 	// Query is the query service, when the target runs it.
 	Query *query.Server
+	// Metrics are the process's Prometheus metrics, served at MetricsURL;
+	// nil with --metrics-addr off.
+	Metrics *metrics.Metrics
+	// MetricsURL is where /metrics answers, or empty.
+	MetricsURL string
+	// metricsLn and metricsSrv serve Metrics from Start on.
+	metricsLn  net.Listener
+	metricsSrv *http.Server
 
 	// RestartWait is the pause before a stopped projector restarts.
 	RestartWait time.Duration
@@ -112,11 +122,20 @@ func (m *Main) open(ctx context.Context) (err error) {
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
+	if cfg.metricsOn() {
+		m.Metrics = metrics.New(buildVersion())
+	}
 	if err := m.bind(); err != nil {
 		return err
 	}
-	if m.Stack, err = deploy.Open(ctx, cfg.stackConfig(true), log); err != nil {
+	sc := cfg.stackConfig(true)
+	sc.NATSOptions, sc.ClickHouseRestarted = m.Metrics.NATSOptions(log), m.Metrics.ClickHouseRestarted
+	if m.Stack, err = deploy.Open(ctx, sc, log); err != nil {
 		return err
+	}
+	if m.Stack.CH != nil {
+		// Every part's ClickHouse calls go through here and are counted.
+		m.Stack.CH = m.Metrics.ClickHouse(m.Stack.CH)
 	}
 	if cfg.runs("ingest") {
 		ledger, err := ingest.OpenLedger(ctx, m.Stack.JS)
@@ -146,10 +165,12 @@ func (m *Main) open(ctx context.Context) (err error) {
 			log.Info("development mail sink: emails are stored, not sent", "dir", dir, "smtp", m.MailSink.Addr())
 		}
 		m.Postman = ingest.NewPostman(m.Stack.JS, smtpCfg, log)
+		m.Postman.Metrics = m.Metrics
+		m.Metrics.WatchOutbox(m.Postman.Depth)
 		m.Mixer = ingest.NewMixer(m.Stack.JS, m.Catalog, log, time.Now)
 		m.Mixer.Grace, m.Mixer.Ledger, m.Mixer.Sealer = cfg.SealGrace, ledger, sealer
 		m.Mixer.Remind, m.Mixer.Invite = m.Admin.Remind, m.Admin.InviteRoster
-		if m.sealReads, err = deploy.ConnectNATS(m.Stack.NATSURL, "trustpulse "+cfg.Target+" seal reads"); err != nil {
+		if m.sealReads, err = deploy.ConnectNATS(m.Stack.NATSURL, "trustpulse "+cfg.Target+" seal reads", m.Metrics.NATSOptions(log)...); err != nil {
 			return err
 		}
 		if m.Mixer.Reader, err = jetstream.New(m.sealReads); err != nil {
@@ -159,6 +180,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.Sealer = sealer
 		srv.SetMaxInFlight(cfg.MaxInFlight)
 		srv.Limiter = cfg.limiter()
+		srv.Metrics = m.Metrics
 		m.ingest = srv
 		m.IngestURL = m.listen(srv.App(), &m.ingestLn)
 		if cfg.PublicURL == "" {
@@ -167,12 +189,14 @@ func (m *Main) open(ctx context.Context) (err error) {
 		if cfg.AdminToken != "" {
 			admin := ingest.NewAdminServer(m.Admin, cfg.AdminToken, log)
 			admin.Limiter = cfg.limiter()
+			admin.Metrics = m.Metrics
 			m.AdminURL = m.listen(admin.App(), &m.adminLn)
 		}
 	}
 	if cfg.runs("query") {
 		srv := query.NewServer(query.NewStore(m.Stack.CH), cfg.Threshold, schemas.ProjectorConsumer, log)
 		srv.Limiter = cfg.limiter()
+		srv.Metrics = m.Metrics
 		m.Query = srv
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
@@ -195,13 +219,20 @@ func (m *Main) open(ctx context.Context) (err error) {
 		if cfg.ClickHouseCluster != "" {
 			pcfg.Cluster = projector.NewCluster(schemas.Cluster{Name: cfg.ClickHouseCluster, Database: cfg.ClickHouseDatabase}, cfg.ClickHouseInsertQuorum, cfg.ClickHouseQuorumTimeout)
 		}
+		if m.Metrics != nil {
+			pcfg.Metrics = m.Metrics.Projector(projectorPartition)
+		}
 		m.Projector = projector.New(m.Stack.JS, m.Stack.CH, pcfg, log)
+		m.Metrics.WatchLag(projectorPartition, m.Projector.Lag)
 		if m.Query != nil {
 			m.Query.SetReadiness(m.projectorReady)
 		}
 		if cfg.Target == "projector" {
 			m.HealthURL = m.listen(m.healthApp(m.projectorReady), &m.healthLn)
 		}
+	}
+	if m.metricsLn != nil {
+		m.MetricsURL, m.metricsSrv = "http://"+m.metricsLn.Addr().String(), metricsServer(m.Metrics)
 	}
 	return nil
 }
@@ -218,6 +249,7 @@ func (m *Main) bind() error {
 		{cfg.runs("ingest") && cfg.AdminToken != "", "--admin-addr", cfg.AdminAddr, &m.adminLn},
 		{cfg.runs("query"), "--query-addr", cfg.QueryAddr, &m.queryLn},
 		{cfg.Target == "projector", "--health-addr", cfg.HealthAddr, &m.healthLn},
+		{cfg.metricsOn(), "--metrics-addr", cfg.MetricsAddr, &m.metricsLn},
 	} {
 		if !l.on {
 			continue
@@ -266,6 +298,17 @@ func (m *Main) Start() {
 			defer m.wg.Done()
 			if err := app.Listener(ln); err != nil {
 				m.Log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	if m.metricsSrv != nil {
+		ln := m.metricsLn
+		m.metricsLn = nil // the server closes it
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.metricsSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				m.Log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
 			}
 		}()
 	}
@@ -323,7 +366,7 @@ func (m *Main) Run(ctx context.Context) error {
 // ClickHouse and stop the local servers.
 func (m *Main) Close() error {
 	var errs []error
-	for _, ln := range []net.Listener{m.ingestLn, m.queryLn, m.adminLn, m.healthLn} {
+	for _, ln := range []net.Listener{m.ingestLn, m.queryLn, m.adminLn, m.healthLn, m.metricsLn} {
 		if ln != nil { // bound, never handed to an app
 			ln.Close()
 		}
@@ -334,6 +377,11 @@ func (m *Main) Close() error {
 		} else {
 			m.listeners[i].Close()
 		}
+	}
+	if m.metricsSrv != nil && m.started {
+		sctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		errs = append(errs, m.metricsSrv.Shutdown(sctx))
+		cancel()
 	}
 	if m.ingest != nil {
 		m.ingest.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/trustpulse/trustpulse/deploy/metrics"
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
 	"github.com/trustpulse/trustpulse/schemas/httpproblem"
@@ -72,7 +73,7 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 
 // Routes adds the dashboard's routes under /dashboard.
 func (d *Dashboard) Routes(r fiber.Router) {
-	g := r.Group("/dashboard", pageHeaders, d.limitFailures)
+	g := r.Group("/dashboard", metrics.Label("dashboard"), pageHeaders, d.limitFailures)
 	g.Get("/assets/dashboard.css", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
 		c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
