@@ -14,7 +14,7 @@ FUZZTIME ?= 15s
 # flight fails with "context deadline exceeded" (seen once on a fresh clone).
 READER_FUZZTIME ?= 5000x
 
-.PHONY: demo test bench build deps test-deps chdb axe helm vet test-go test-fuzz test-compat clean
+.PHONY: demo test bench build deps test-deps chdb axe helm vet test-go test-fuzz test-compat test-cluster clean
 
 ## demo: install what is missing, run everything with a seeded demo organisation
 demo: deps build
@@ -46,6 +46,7 @@ deps:
 test-deps: chdb axe helm
 	@deploy/scripts/ensure-chromium.sh
 	@deploy/scripts/ensure-ilp.sh
+	@deploy/scripts/ensure-zookeeper.sh
 	@deploy/scripts/ensure-promtool.sh
 
 chdb:
@@ -81,6 +82,14 @@ test-fuzz:
 
 test-compat: chdb
 	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseCompat$$' -v ./schemas
+	# the cluster form, in a process of its own (chDB holds one engine per process)
+	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseClusterCompat$$' -v ./schemas
+
+## test-cluster: the ClickHouse cluster test of two shards of two replicas
+## (make test runs the one-shard version); about two minutes
+test-cluster: deps
+	@deploy/scripts/ensure-zookeeper.sh
+	TRUSTPULSE_TEST_CLUSTER=1 $(GO) test -race -count=1 -timeout 15m -run '^TestClickHouseClusterTwoShards$$' -v ./cmd/trustpulse
 
 clean:
 	rm -rf bin data .cache

@@ -175,7 +175,7 @@ func (st *Stack) openClickHouse(ctx context.Context, cfg StackConfig) error {
 	st.CH, st.ClickHouseAddr = conn, ch.Addr
 	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	return schemas.Migrate(mctx, conn, st.log)
+	return schemas.MigrateCluster(mctx, conn, ch.SchemaCluster(), st.log)
 }
 
 // reachable reports whether something accepts TCP connections at addr.

@@ -104,7 +104,7 @@ func (w *worker) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	written := make(map[string]int, len(rowTables))
 	for _, t := range rowTables {
-		written[t] = newRows(rows[t], w.hwm[t])
+		written[t] = w.newRows(t, rows[t])
 		if err := w.insert(ctx, t, rows[t]); err != nil {
 			return err
 		}
@@ -174,7 +174,7 @@ const lookupChunk = 1000
 // lookupProjected adds to seen the first stream sequence of every id in ids
 // that projected_events holds.
 func (w *worker) lookupProjected(ctx context.Context, ids []any, seen map[string]uint64) error {
-	rows, err := w.p.ch.Query(ctx, sqlLookupProjected, clickhouse.GroupSet{Value: ids})
+	rows, err := w.p.ch.Query(w.p.readCtx(ctx), sqlLookupProjected, clickhouse.GroupSet{Value: ids})
 	if err != nil {
 		return fmt.Errorf("projector: look up projected events: %w", err)
 	}
@@ -194,17 +194,17 @@ func (w *worker) lookupProjected(ctx context.Context, ids []any, seen map[string
 }
 
 // insert writes a table's rows of this batch in one INSERT, leaving out rows
-// at or below the table's high-water mark (already written before a crash).
+// at or below the table's high-water mark (already written before a crash;
+// on a cluster, the mark of the row's organisation).
 func (w *worker) insert(ctx context.Context, table string, rs []row) error {
-	hwm := w.hwm[table]
-	b, err := w.p.ch.PrepareBatch(ctx, insertSQL[table])
+	b, err := w.p.ch.PrepareBatch(w.p.insertCtx(ctx), insertSQL[table])
 	if err != nil {
 		return fmt.Errorf("projector: prepare insert into %s: %w", table, err)
 	}
 	defer b.Abort()
 	var top uint64
 	for _, r := range rs {
-		if r.seq <= hwm {
+		if r.seq <= w.mark(table, r) {
 			continue
 		}
 		if err := b.Append(r.values...); err != nil {
@@ -219,15 +219,28 @@ func (w *worker) insert(ctx context.Context, table string, rs []row) error {
 		return fmt.Errorf("projector: insert into %s up to stream_seq %d: %w", table, top, err)
 	}
 	w.hwm[table] = top
+	if orgs := w.orgHWM[table]; orgs != nil {
+		for _, r := range rs {
+			orgs[orgOf(r)] = max(orgs[orgOf(r)], r.seq)
+		}
+	}
 	return nil
 }
 
-// newRows counts the rows insert writes of rs: those above the high-water
-// mark hwm.
-func newRows(rs []row, hwm uint64) int {
+// mark is the high-water mark a row of table is held against: the
+// table's, or on a cluster its organisation's.
+func (w *worker) mark(table string, r row) uint64 {
+	if orgs := w.orgHWM[table]; orgs != nil {
+		return orgs[orgOf(r)]
+	}
+	return w.hwm[table]
+}
+
+// newRows counts the rows insert writes of rs: those above their mark.
+func (w *worker) newRows(table string, rs []row) int {
 	n := 0
 	for _, r := range rs {
-		if r.seq > hwm {
+		if r.seq > w.mark(table, r) {
 			n++
 		}
 	}
@@ -235,7 +248,7 @@ func newRows(rs []row, hwm uint64) int {
 }
 
 func (w *worker) writeCheckpoint(ctx context.Context, seq uint64) error {
-	if err := writeCheckpoint(ctx, w.p.ch, w.name, seq); err != nil {
+	if err := writeCheckpoint(w.p.insertCtx(ctx), w.p.ch, w.name, seq); err != nil {
 		return err
 	}
 	w.checkpoint = seq

@@ -32,6 +32,9 @@ type Config struct {
 	// PartitionIDs are the partitions this projector works on (default
 	// all). Each has its own consumer, lease and checkpoint.
 	PartitionIDs []int
+	// Cluster, when set, makes the reads and inserts safe on a replicated,
+	// sharded ClickHouse (see Cluster); nil: one server.
+	Cluster *Cluster
 	// Metrics, when set, hears of every batch written and acked.
 	Metrics Metrics
 }
@@ -149,6 +152,11 @@ type worker struct {
 	// hwm is each table's highest stream sequence, max(seq), over the
 	// partition's rows.
 	hwm map[string]uint64
+	// orgHWM is, on a cluster, each sharded table's max(seq) per
+	// organisation, which replaces hwm there (see Cluster). An
+	// organisation's events all lie in one partition, so its marks are the
+	// partition's too.
+	orgHWM map[string]map[string]uint64
 }
 
 // New returns a projector reading js into ch.
@@ -366,12 +374,15 @@ func (w *worker) init(ctx context.Context) error {
 	// failover, say) ends in a retry rather than a lost lease.
 	ctx, cancel := context.WithTimeout(ctx, schemas.LeaseTTL/2)
 	defer cancel()
-	cp, err := readCheckpoint(ctx, p.ch, w.name)
+	if err := p.checkQuorums(ctx); err != nil {
+		return err
+	}
+	cp, err := readCheckpoint(p.readCtx(ctx), p.ch, w.name)
 	if err != nil {
 		return err
 	}
 	if w.part >= 0 && p.cfg.Partitions > 1 {
-		pass, err := readCheckpoint(ctx, p.ch, replayName(p.cfg.Consumer))
+		pass, err := readCheckpoint(p.readCtx(ctx), p.ch, replayName(p.cfg.Consumer))
 		if err != nil {
 			return err
 		}
@@ -379,8 +390,14 @@ func (w *worker) init(ctx context.Context) error {
 			return fmt.Errorf("%w: the replay's pass reached stream_seq %d, partition %d's checkpoint is %d; run 'trustpulse replay' again", ErrReplayUnfinished, pass, w.part, cp)
 		}
 	}
-	hwm := map[string]uint64{}
+	hwm, orgHWM := map[string]uint64{}, map[string]map[string]uint64{}
 	for _, t := range rowTables {
+		if p.byOrg(t) {
+			if orgHWM[t], err = p.readOrgHWM(ctx, t); err != nil {
+				return err
+			}
+			continue
+		}
 		m, err := w.readHWM(ctx, t)
 		if err != nil {
 			return err
@@ -422,7 +439,7 @@ func (w *worker) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector: consumer %s: %w", w.name, err)
 	}
-	w.stream, w.cons, w.checkpoint, w.hwm = stream, cons, cp, hwm
+	w.stream, w.cons, w.checkpoint, w.hwm, w.orgHWM = stream, cons, cp, hwm, orgHWM
 	w.log.Info("projector ready", "checkpoint", cp)
 	return nil
 }
@@ -442,9 +459,9 @@ func (w *worker) readHWM(ctx context.Context, table string) (uint64, error) {
 	var m uint64
 	var err error
 	if w.part < 0 {
-		err = w.p.ch.QueryRow(ctx, fmt.Sprintf(sqlHighWaterMarkAll, table)).Scan(&m)
+		err = w.p.ch.QueryRow(w.p.readCtx(ctx), fmt.Sprintf(sqlHighWaterMarkAll, table)).Scan(&m)
 	} else {
-		err = w.p.ch.QueryRow(ctx, fmt.Sprintf(sqlHighWaterMark, table), uint16(w.part)).Scan(&m)
+		err = w.p.ch.QueryRow(w.p.readCtx(ctx), fmt.Sprintf(sqlHighWaterMark, table), uint16(w.part)).Scan(&m)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("projector: read high-water mark of %s: %w", table, err)

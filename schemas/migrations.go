@@ -105,12 +105,48 @@ ORDER BY version`
 // order. Every statement is idempotent (IF NOT EXISTS), so a migration that
 // was cut short is simply run again. conn must use the target database.
 func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
+	return MigrateCluster(ctx, conn, nil, log)
+}
+
+// MigrateCluster is Migrate, on the cluster c when c is not nil: each
+// statement is run in its cluster form (Cluster.Rewrite). It fails with one
+// clear error when system.clusters of the server conn is connected to lacks
+// c.Name.
+func MigrateCluster(ctx context.Context, conn driver.Conn, c *Cluster, log *slog.Logger) error {
 	ms, err := Migrations()
 	if err != nil {
 		return err
 	}
-	if err := conn.Exec(ctx, migrationsTable); err != nil {
-		return fmt.Errorf("schemas: create schema_migrations: %w", err)
+	form := func(stmt string) ([]string, error) { return []string{stmt}, nil }
+	if c != nil {
+		if err := c.Check(ctx, conn); err != nil {
+			return err
+		}
+		form = c.Rewrite
+	}
+	exec := func(what, stmt string) error {
+		stmts, err := form(stmt)
+		if err != nil {
+			return fmt.Errorf("schemas: %s: %w", what, err)
+		}
+		for _, s := range stmts {
+			// ADD COLUMN has no IF NOT EXISTS on 18.16: a column a cut-short
+			// run added already is skipped (on a cluster, the local
+			// table's ALTER ON CLUSTER; the Distributed table over it is
+			// dropped and recreated, which is idempotent).
+			if done, err := columnAdded(ctx, conn, s); err != nil {
+				return fmt.Errorf("schemas: %s: %w", what, err)
+			} else if done {
+				continue
+			}
+			if err := conn.Exec(ctx, s); err != nil {
+				return fmt.Errorf("schemas: %s: %w", what, err)
+			}
+		}
+		return nil
+	}
+	if err := exec("create schema_migrations", migrationsTable); err != nil {
+		return err
 	}
 	applied := map[int]bool{}
 	rows, err := conn.Query(ctx, sqlAppliedMigrations)
@@ -134,13 +170,8 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if done, err := columnAdded(ctx, conn, stmt); err != nil {
-				return fmt.Errorf("schemas: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
-			} else if done {
-				continue
-			}
-			if err := conn.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("schemas: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			if err := exec(fmt.Sprintf("migration %04d_%s statement %d", m.Version, m.Name, i+1), stmt); err != nil {
+				return err
 			}
 		}
 		b, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
@@ -158,8 +189,9 @@ func Migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
 	return nil
 }
 
-// addColumn matches ALTER TABLE t ADD COLUMN c …, one column a statement.
-var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z0-9_]+)\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
+// addColumn matches ALTER TABLE [db.]t [ON CLUSTER c] ADD COLUMN col …, one
+// column a statement.
+var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(?:[A-Za-z0-9_]+\.)?([A-Za-z0-9_]+)(?:\s+ON\s+CLUSTER\s+[A-Za-z0-9_]+)?\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
 
 const sqlColumnExists = "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = ? AND name = ?"
 

@@ -458,6 +458,12 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if cfg.ClickHouseCluster != "" {
+		// It truncates the tables by name: on a cluster those are the
+		// Distributed ones, and the _local tables would have to be
+		// truncated ON CLUSTER.
+		return fmt.Errorf("replay: not supported with --clickhouse-cluster yet (docs/operations.md, ClickHouse cluster)")
+	}
 	sc := cfg.stackConfig(false)
 	sc.NeedNATS, sc.NeedClickHouse = true, true
 	sc.Repartition = true // the replay changes the stream's partition count to --projector-partitions

@@ -44,6 +44,16 @@ type Config struct {
 	ClickHouseDatabase string
 	ClickHouseUser     string
 	ClickHousePassword string
+	// ClickHouseCluster names the ClickHouse cluster (remote_servers) the
+	// migrations create the tables on, replicated and sharded by
+	// organisation; empty: one server (schemas.Cluster).
+	ClickHouseCluster string
+	// ClickHouseInsertQuorum is the replicas each projector insert must
+	// reach before it counts as written (insert_quorum), in cluster mode.
+	ClickHouseInsertQuorum int
+	// ClickHouseQuorumTimeout is how long an insert waits for its quorum
+	// (insert_quorum_timeout).
+	ClickHouseQuorumTimeout time.Duration
 
 	IngestAddr string
 	QueryAddr  string
@@ -143,7 +153,10 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("MAX_INFLIGHT", ingest.DefaultMaxInFlight), "submissions one ingest process records at once; beyond it a submission gets a fast 503 with Retry-After, nothing recorded (env TRUSTPULSE_MAX_INFLIGHT)")
 	fs.StringVar(&c.NATSSync, "nats-sync", env("NATS_SYNC", "always"), "the embedded NATS server's fsync: always (before every acknowledgement: an acknowledged response survives a power cut) or interval (every 2 minutes, faster) (env TRUSTPULSE_NATS_SYNC)")
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", envInt("NATS_REPLICAS", 1), "replicas of streams, buckets and consumers: 1, or 3/5 on a JetStream cluster (env TRUSTPULSE_NATS_REPLICAS)")
-	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", env("CLICKHOUSE_ADDR", ""), "external ClickHouse native address host:port; empty runs a local server (env TRUSTPULSE_CLICKHOUSE_ADDR)")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", env("CLICKHOUSE_ADDR", ""), "external ClickHouse native address host:port, or several comma-separated (tried in order: the first that answers is used); empty runs a local server (env TRUSTPULSE_CLICKHOUSE_ADDR)")
+	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", env("CLICKHOUSE_CLUSTER", ""), "ClickHouse cluster (a name in remote_servers, with ZooKeeper and {shard}/{replica} macros on every node) on which the migrations create the tables ON CLUSTER as Replicated*MergeTree with Distributed tables over them, sharded by organisation; empty: one server. List several nodes in --clickhouse-addr to fail over (env TRUSTPULSE_CLICKHOUSE_CLUSTER)")
+	fs.IntVar(&c.ClickHouseInsertQuorum, "clickhouse-insert-quorum", envInt("CLICKHOUSE_INSERT_QUORUM", 2), "with --clickhouse-cluster: replicas of a shard each projector insert must reach (insert_quorum) before it counts; the projector reads with select_sequential_consistency. With 2 replicas per shard and quorum 2 the projector pauses while a replica is down, and resumes when it is back. 1 turns the quorum off and with it the guarantee that a read after a failover sees every write (env TRUSTPULSE_CLICKHOUSE_INSERT_QUORUM)")
+	fs.DurationVar(&c.ClickHouseQuorumTimeout, "clickhouse-quorum-timeout", envDur("CLICKHOUSE_QUORUM_TIMEOUT", 15*time.Second), "with --clickhouse-cluster: how long a projector insert waits for its quorum (insert_quorum_timeout) before the projector gives up on the batch and waits, from the start, until the quorum is reached (env TRUSTPULSE_CLICKHOUSE_QUORUM_TIMEOUT)")
 	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", env("CLICKHOUSE_DATABASE", "trustpulse"), "ClickHouse database (env TRUSTPULSE_CLICKHOUSE_DATABASE)")
 	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", env("CLICKHOUSE_USER", "default"), "ClickHouse user (env TRUSTPULSE_CLICKHOUSE_USER)")
 	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", env("CLICKHOUSE_PASSWORD", ""), "ClickHouse password (env TRUSTPULSE_CLICKHOUSE_PASSWORD)")
@@ -221,8 +234,25 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--nats-replicas %d: want 1, 3 or 5", c.NATSReplicas))
 	}
 	if c.ClickHouseAddr != "" {
-		if _, _, err := net.SplitHostPort(c.ClickHouseAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--clickhouse-addr %q: want host:port of the native protocol (usually port 9000)", c.ClickHouseAddr))
+		for _, a := range strings.Split(c.ClickHouseAddr, ",") {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+				errs = append(errs, fmt.Errorf("--clickhouse-addr %q: want host:port[,host:port...] of the native protocol (usually port 9000)", c.ClickHouseAddr))
+				break
+			}
+		}
+	}
+	if c.ClickHouseCluster != "" {
+		if c.ClickHouseAddr == "" {
+			errs = append(errs, fmt.Errorf("--clickhouse-cluster %q: needs --clickhouse-addr (the local server is one node)", c.ClickHouseCluster))
+		}
+		if !validIdent(c.ClickHouseCluster) {
+			errs = append(errs, fmt.Errorf("--clickhouse-cluster %q: want a name of letters, digits and _", c.ClickHouseCluster))
+		}
+		if c.ClickHouseInsertQuorum < 1 {
+			errs = append(errs, fmt.Errorf("--clickhouse-insert-quorum %d: want at least 1", c.ClickHouseInsertQuorum))
+		}
+		if c.ClickHouseQuorumTimeout < time.Second || c.ClickHouseQuorumTimeout > batchTimeoutLimit {
+			errs = append(errs, fmt.Errorf("--clickhouse-quorum-timeout %s: want 1s to %s", c.ClickHouseQuorumTimeout, batchTimeoutLimit))
 		}
 	}
 	if c.ClickHouseDatabase == "" {
@@ -305,6 +335,21 @@ func (c *Config) publicURL() string {
 	return "http://" + c.IngestAddr
 }
 
+// batchTimeoutLimit keeps a quorum wait inside the projector's batch
+// deadline (2m).
+const batchTimeoutLimit = time.Minute
+
+// validIdent reports whether s is a plain ClickHouse identifier, safe to
+// write unquoted into DDL.
+func validIdent(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // metricsOn reports whether /metrics is served.
 func (c *Config) metricsOn() bool { return c.MetricsAddr != "" && c.MetricsAddr != "off" }
 
@@ -353,6 +398,11 @@ func parsePartitionIDs(s string, n int) ([]int, error) {
 
 // projectorConfig is the projector's view of the config.
 func (c *Config) projectorConfig() projector.Config {
-	return projector.Config{BatchSize: c.BatchSize, BatchWait: c.BatchWait, Replicas: c.NATSReplicas,
+	pc := projector.Config{BatchSize: c.BatchSize, BatchWait: c.BatchWait, Replicas: c.NATSReplicas,
 		Partitions: c.ProjectorPartitions, PartitionIDs: c.PartitionIDs}
+	if c.ClickHouseCluster != "" {
+		pc.Cluster = projector.NewCluster(schemas.Cluster{Name: c.ClickHouseCluster, Database: c.ClickHouseDatabase},
+			c.ClickHouseInsertQuorum, c.ClickHouseQuorumTimeout)
+	}
+	return pc
 }

@@ -96,6 +96,7 @@ func (c *Config) stackConfig(own bool) deploy.StackConfig {
 		NATSSyncAlways: c.NATSSync == "always",
 		ClickHouse: deploy.ClickHouseConfig{
 			Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase, User: c.ClickHouseUser, Password: c.ClickHousePassword,
+			Cluster: c.ClickHouseCluster,
 		},
 		NeedNATS:       true, // the query service keeps the guard's record there
 		NeedClickHouse: c.runs("projector") || c.runs("query"),

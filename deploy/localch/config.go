@@ -7,8 +7,9 @@ import (
 
 // configXML is a self-contained server config: loopback only, one default
 // user without password, everything under dir. It works on ClickHouse 18.16
-// (Debian's package) and on current releases.
-func configXML(dir string, tcpPort, httpPort int) string {
+// (Debian's package) and on current releases. extra is inserted as more
+// top-level sections (a cluster node's, see Cluster).
+func configXML(dir string, tcpPort, httpPort int, extra string) string {
 	p := func(sub string) string { return filepath.Join(dir, sub) + "/" }
 	return fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
@@ -47,6 +48,6 @@ func configXML(dir string, tcpPort, httpPort int) string {
             <interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval>
         </default>
     </quotas>
-</yandex>
-`, p("log"), tcpPort, httpPort, p("data"), p("tmp"), p("user_files"), p("format_schemas"))
+%[8]s</yandex>
+`, p("log"), tcpPort, httpPort, p("data"), p("tmp"), p("user_files"), p("format_schemas"), extra)
 }

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,7 @@ type Server struct {
 	Dir string
 
 	tcp, http int
+	cluster   *Cluster
 	cmd       *exec.Cmd
 	done      chan struct{}
 	err       error
@@ -63,6 +65,8 @@ type Options struct {
 	// Log receives the server's stdout and stderr; nil discards them (the
 	// server also logs to Dir/log).
 	Log *os.File
+	// Cluster, when set, makes the server a node of a replicated cluster.
+	Cluster *Cluster
 }
 
 // Start starts a server whose data lives in dir and waits until it answers
@@ -92,11 +96,22 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	var extra string
+	if c := opt.Cluster; c != nil {
+		if c.InterserverPort == 0 {
+			if c.InterserverPort, err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+		if extra, err = clusterXML(c, c.InterserverPort); err != nil {
+			return nil, err
+		}
+	}
 	cfg := filepath.Join(dir, "config.xml")
 	if err := clearStale(ctx, dir, cfg); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(cfg, []byte(configXML(dir, tcpPort, httpPort)), 0o640); err != nil {
+	if err := os.WriteFile(cfg, []byte(configXML(dir, tcpPort, httpPort, extra)), 0o640); err != nil {
 		return nil, fmt.Errorf("localch: write config: %w", err)
 	}
 	cmd := exec.Command(bin[0], append(bin[1:], "--config-file="+cfg)...)
@@ -120,6 +135,7 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 		Dir:      dir,
 		tcp:      tcpPort,
 		http:     httpPort,
+		cluster:  opt.Cluster,
 		cmd:      cmd,
 		done:     make(chan struct{}),
 	}
@@ -143,8 +159,11 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 // PID is the server process's id.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 
-// Options are the options that start the server again on the same ports.
-func (s *Server) Options() Options { return Options{TCPPort: s.tcp, HTTPPort: s.http} }
+// Options are the options that start the server again on the same ports
+// (and as the same cluster node).
+func (s *Server) Options() Options {
+	return Options{TCPPort: s.tcp, HTTPPort: s.http, Cluster: s.cluster}
+}
 
 // Done is closed when the server process has exited, for whatever reason.
 func (s *Server) Done() <-chan struct{} { return s.done }
@@ -164,7 +183,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		if s.ping(ctx) {
+		if s.ping(ctx) && (s.cluster == nil || s.zooKeeperSession(ctx)) {
 			return nil
 		}
 		select {
@@ -175,6 +194,28 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// zooKeeperSession reports whether a cluster node reads ZooKeeper: its
+// session is up. ClickHouse 18.16 answers /ping before that, and was seen
+// to crash (SIGSEGV in zkutil::ZooKeeper::createImpl) on ON CLUSTER DDL
+// sent in between.
+func (s *Server) zooKeeperSession(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	q := url.Values{"query": {"SELECT count() FROM system.zookeeper WHERE path = '/'"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/?"+q.Encode(), nil)
+	if err != nil {
+		return false
+	}
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
 }
 
 // ping reports whether the server's HTTP interface answers /ping.

@@ -1,7 +1,9 @@
 // Package testenv is the test harness: it starts real servers for tests, an
 // embedded NATS JetStream server per test and one local ClickHouse server
 // per test binary with a fresh database per test, in temporary directories
-// on free loopback ports, and cleans up after them. Nothing needs to run
+// on free loopback ports, and cleans up after them; ClickHouseCluster
+// starts a replicated, sharded ClickHouse cluster with its ZooKeeper
+// (cluster.go). Nothing needs to run
 // beforehand; a missing ClickHouse binary fails the test with the command
 // that installs it.
 package testenv
