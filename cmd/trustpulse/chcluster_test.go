@@ -33,25 +33,28 @@ import (
 // comes first. With --clickhouse-insert-quorum 2 of 2 the projector
 // pauses while the replica is down and resumes when it is back.
 func TestClickHouseClusterOneShard(t *testing.T) {
-	runClusterWave(t, 1, 2, [][2]int{{0, 1}})
+	runClusterWave(t, 1, 2, 1, [][2]int{{0, 1}})
 }
 
 // TestClickHouseClusterTwoShards is the same on two shards of two
 // replicas, killing one replica of each shard, and checks that each
-// organisation's rows live on one shard only. It takes longer and runs
-// with make test-cluster (TRUSTPULSE_TEST_CLUSTER=1).
+// organisation's rows live on one shard only, with the event stream in
+// three partitions (the projector's marks per organisation and per
+// partition together). It takes longer and runs with make test-cluster
+// (TRUSTPULSE_TEST_CLUSTER=1).
 func TestClickHouseClusterTwoShards(t *testing.T) {
 	if os.Getenv("TRUSTPULSE_TEST_CLUSTER") == "" {
 		t.Skip("two shards x two replicas: run with make test-cluster (TRUSTPULSE_TEST_CLUSTER=1)")
 	}
-	runClusterWave(t, 2, 2, [][2]int{{0, 1}, {1, 0}})
+	runClusterWave(t, 2, 2, 3, [][2]int{{0, 1}, {1, 0}})
 }
 
-func runClusterWave(t *testing.T, shards, replicas int, kill [][2]int) {
+func runClusterWave(t *testing.T, shards, replicas, partitions int, kill [][2]int) {
 	c := testenv.ClickHouseCluster(t, shards, replicas)
 	cfg := testConfig(t)
 	cfg.ClickHouseAddr = strings.Join(c.Addrs(), ",")
 	cfg.ClickHouseDatabase, cfg.ClickHouseCluster, cfg.ClickHouseInsertQuorum = "tp", c.Name, 2
+	cfg.ProjectorPartitions = partitions
 	// Small batches, so that the kill lands while the wave's responses
 	// are being projected.
 	cfg.BatchSize = 5
@@ -194,6 +197,18 @@ func runClusterWave(t *testing.T, shards, replicas int, kill [][2]int) {
 	t.Logf("acme's answers on shard %d; organisations' tokens by shard (from 0): %v", home+1, shardOf)
 	if len(shardOf) != len(orgs) || len(used) != shards {
 		t.Errorf("orgs by shard %v: want every org on one shard, every shard used", shardOf)
+	}
+	// Each token row carries its organisation's partition, and every
+	// token was projected once (through the Distributed table).
+	for _, org := range orgs {
+		var n, parts uint64
+		var part uint16
+		if err := conns[0][0].QueryRow(context.Background(), "SELECT count(), uniqExact(proj_part), any(proj_part) FROM tp.api_tokens WHERE org = ?", org).Scan(&n, &parts, &part); err != nil {
+			t.Fatal(err)
+		}
+		if want := schemas.PartitionOf(org, partitions); n != 1 || parts != 1 || int(part) != want {
+			t.Errorf("org %s: %d token rows in %d partitions (partition %d), want 1 row in partition %d", org, n, parts, part, want)
+		}
 	}
 }
 
