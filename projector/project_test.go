@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/trustpulse/trustpulse/deploy"
+	"github.com/trustpulse/trustpulse/deploy/localch"
 	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/projector"
 	"github.com/trustpulse/trustpulse/schemas"
@@ -229,4 +231,65 @@ func TestProjectLegacyComments(t *testing.T) {
 	if answerSeq != oldSeq {
 		t.Fatalf("old answers at seq %d, want %d", answerSeq, oldSeq)
 	}
+}
+
+// TestReplaySurvivesRestart: a replay's emptied tables stay empty of the
+// old rows after ClickHouse restarts. On 18.16 a TRUNCATE left parts that
+// merges had replaced on disk, and the next start loaded them again (red
+// team, 2026-12-02: every projection three times over after a replay and a
+// restart). The test runs its own server, makes merged-away parts (small
+// batches, then OPTIMIZE), replays, restarts the server on the same
+// directory and checks the tables against the truth.
+func TestReplaySurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	srv, err := localch.Start(ctx, dir, localch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	cfgCH := deploy.ClickHouseConfig{Addr: srv.Addr, Database: "replay_restart", User: "default"}
+	ch, err := deploy.OpenClickHouse(ctx, cfgCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Migrate(ctx, ch, quietLog()); err != nil {
+		t.Fatal(err)
+	}
+	_, _, js := testenv.NATS(t)
+	pub := &publisher{t: t, js: js, rng: rand.New(rand.NewPCG(4, 4)), truth: newTruth()}
+	pub.setup()
+	pub.responses(200)
+	cfg := projector.Config{BatchSize: 20, BatchWait: 20 * time.Millisecond}
+	catchUp(t, js, ch, cfg, nil)
+	for _, table := range []string{"answers", "invitations", "projected_events"} {
+		if err := ch.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var outdated uint64
+	if err := ch.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = 'replay_restart' AND table = 'answers' AND NOT active").Scan(&outdated); err != nil {
+		t.Fatal(err)
+	}
+	if outdated == 0 {
+		t.Fatal("no merged-away parts of answers on disk: the test would prove nothing")
+	}
+	if err := projector.New(js, ch, cfg, quietLog()).Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkTables(t, ch, pub.truth)
+
+	ch.Close()
+	opts := srv.Options()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if srv, err = localch.Start(ctx, dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err = deploy.OpenClickHouse(ctx, cfgCH); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	checkTables(t, ch, pub.truth)
 }

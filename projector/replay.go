@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -79,8 +80,8 @@ func (p *Projector) Rebuild(ctx context.Context) error {
 		return err
 	}
 	for _, t := range schemas.ProjectionTables {
-		if err := p.ch.Exec(ctx, sqlTruncate+t); err != nil {
-			return fmt.Errorf("projector: truncate %s: %w", t, err)
+		if err := emptyTable(ctx, p.ch, t); err != nil {
+			return err
 		}
 	}
 	p.log.Info("projections emptied; replaying the stream from its start", "partitions", n)
@@ -121,4 +122,51 @@ func (p *Projector) deleteConsumers(ctx context.Context, stream jetstream.Stream
 		}
 	}
 	return nil
+}
+
+// emptyTable replaces table by an empty one of the same structure (CREATE
+// ... AS, then one RENAME of both, then DROP of the old one), rather than
+// TRUNCATE it: on ClickHouse 18.16 TRUNCATE leaves parts that merges had
+// already replaced on disk, and the next server start loads them again as
+// live data (red team, 2026-12-02: after a replay and a restart every
+// projection held its rows three times). A DROP removes the table's
+// directory. Each step is safe to redo: a replay cut short anywhere here
+// is run again, and a table renamed away but not yet replaced is put back
+// first.
+func emptyTable(ctx context.Context, ch driver.Conn, table string) error {
+	var present uint64
+	if err := ch.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", table).Scan(&present); err != nil {
+		return fmt.Errorf("projector: empty %s: %w", table, err)
+	}
+	if present == 0 {
+		// Cut short between the two renames of an earlier run (RENAME of
+		// several tables is not atomic on 18.16): the new one is the table.
+		if err := ch.Exec(ctx, fmt.Sprintf("RENAME TABLE %s TO %s", table+replayNewSuffix, table)); err != nil {
+			return fmt.Errorf("projector: empty %s: put back the table: %w", table, err)
+		}
+	}
+	for _, q := range emptyTableSQL(table) {
+		if err := ch.Exec(ctx, q); err != nil {
+			return fmt.Errorf("projector: empty %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// The suffixes of the tables emptyTable swaps.
+const (
+	replayNewSuffix = "__replay_new"
+	replayOldSuffix = "__replay_old"
+)
+
+// emptyTableSQL is emptyTable's statements, in order.
+func emptyTableSQL(table string) []string {
+	newT, oldT := table+replayNewSuffix, table+replayOldSuffix
+	return []string{
+		"DROP TABLE IF EXISTS " + oldT,
+		"DROP TABLE IF EXISTS " + newT,
+		fmt.Sprintf("CREATE TABLE %s AS %s", newT, table),
+		fmt.Sprintf("RENAME TABLE %s TO %s, %s TO %s", table, oldT, newT, table),
+		"DROP TABLE " + oldT,
+	}
 }

@@ -3,8 +3,9 @@ package projector
 import (
 	"fmt"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -38,7 +39,6 @@ const (
 	sqlCheckpoint       = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
 	sqlHighWaterMark    = "SELECT max(seq) FROM %s WHERE proj_part = ?"
 	sqlHighWaterMarkAll = "SELECT max(seq) FROM %s"
-	sqlTruncate         = "TRUNCATE TABLE "
 )
 
 // InsertStatements returns every INSERT the projector issues, by table, for
@@ -57,7 +57,9 @@ func Statements() []schemas.Statement {
 			schemas.Statement{Name: "replay's high-water mark of " + t, SQL: fmt.Sprintf(sqlHighWaterMarkAll, t)})
 	}
 	for _, t := range schemas.ProjectionTables {
-		out = append(out, schemas.Statement{Name: "truncate " + t, SQL: sqlTruncate + t})
+		for i, q := range emptyTableSQL(t) {
+			out = append(out, schemas.Statement{Name: fmt.Sprintf("empty %s (%d)", t, i+1), SQL: q})
+		}
 	}
 	return out
 }
