@@ -56,17 +56,21 @@ func (p *Projector) Lag(ctx context.Context) (uint64, error) {
 	return sum, nil
 }
 
-// Ready returns nil when every partition's projection is at most maxLag
-// events behind the stream (Lags), else a 503 projector_lagging error
-// naming the partitions behind, or the error of NATS or ClickHouse.
+// Ready returns nil when the projection of every partition this projector
+// works on (Config.PartitionIDs; all by default) is at most maxLag events
+// behind the stream (Lags), else a 503 projector_lagging error naming the
+// partitions behind, or the error of NATS or ClickHouse. Another process's
+// partitions do not make this one unready (red team, 2026-12-02: one dead
+// partition's process made every projector unready); the lag gauge shows
+// every partition.
 func (p *Projector) Ready(ctx context.Context, maxLag uint64) error {
 	lags, err := p.Lags(ctx)
 	if err != nil {
 		return err
 	}
 	var behind []string
-	for part, lag := range lags {
-		if lag > maxLag {
+	for _, part := range p.cfg.PartitionIDs {
+		if lag := lags[part]; lag > maxLag {
 			behind = append(behind, fmt.Sprintf("partition %d is %d", part, lag))
 		}
 	}
@@ -75,11 +79,11 @@ func (p *Projector) Ready(ctx context.Context, maxLag uint64) error {
 	}
 	if p.cfg.Partitions == 1 {
 		return schemas.Errorf(http.StatusServiceUnavailable, "projector_lagging",
-			"the projector's lag is %d events behind the event stream, above the bound of %d; it is catching up", lags[0], maxLag)
+			"the projector's lag is %d events behind the event stream, above the bound of %d", lags[0], maxLag)
 	}
 	sort.Strings(behind)
 	return schemas.Errorf(http.StatusServiceUnavailable, "projector_lagging",
-		"the projector lags the event stream above the bound of %d events: %s behind; it is catching up", maxLag, strings.Join(behind, ", "))
+		"the projector lags the event stream above the bound of %d events: %s behind", maxLag, strings.Join(behind, ", "))
 }
 
 // lastSeq is the stream sequence of the last message matching filter (the

@@ -386,3 +386,38 @@ func TestReplayCutShort(t *testing.T) {
 	catchUp(t, js, ch, cfg, nil)
 	checkTables(t, ch, pubs[0].truth)
 }
+
+// TestReadyOwnPartitions: a projector is ready when its own partitions are
+// caught up, whatever another process's partition lags; one working on the
+// lagging partition (or on all) is not (red team, 2026-12-02: one dead
+// partition made every projector process unready).
+func TestReadyOwnPartitions(t *testing.T) {
+	_, _, js := testenv.NATSPartitioned(t, 3)
+	ch, _ := testenv.ClickHouse(t)
+	orgs := orgsCovering(3, 1)
+	for _, p := range orgPublishers(t, js, orgs, 5) {
+		p.setup()
+		p.responses(10)
+	}
+	base := projector.Config{BatchSize: 50, BatchWait: 30 * time.Millisecond, Partitions: 3}
+	for _, part := range []int{0, 1} {
+		cfg := base
+		cfg.PartitionIDs = []int{part}
+		catchUp(t, js, ch, cfg, nil)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		ids   []int
+		ready bool
+	}{{[]int{0}, true}, {[]int{0, 1}, true}, {[]int{2}, false}, {nil, false}} {
+		cfg := base
+		cfg.PartitionIDs = c.ids
+		err := projector.New(js, ch, cfg, quietLog()).Ready(ctx, 0)
+		if (err == nil) != c.ready {
+			t.Errorf("partitions %v: Ready = %v, want ready %v", c.ids, err, c.ready)
+		}
+		if err != nil && !strings.Contains(err.Error(), "partition 2 is") {
+			t.Errorf("partitions %v: %v, want partition 2 named", c.ids, err)
+		}
+	}
+}

@@ -387,7 +387,7 @@ func (w *worker) init(ctx context.Context) error {
 			return err
 		}
 		if pass > cp {
-			return fmt.Errorf("%w: the replay's pass reached stream_seq %d, partition %d's checkpoint is %d; run 'trustpulse replay' again", ErrReplayUnfinished, pass, w.part, cp)
+			return fmt.Errorf("%w: the replay's pass reached stream_seq %d, partition %d's checkpoint is %d; stop the projectors and run 'trustpulse replay --projector-partitions %d' again", ErrReplayUnfinished, pass, w.part, cp, p.cfg.Partitions)
 		}
 	}
 	hwm, orgHWM := map[string]uint64{}, map[string]map[string]uint64{}
