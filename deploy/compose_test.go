@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +49,18 @@ func TestComposeShape(t *testing.T) {
 			if strings.HasSuffix(p, ":"+metricsPort(env)) {
 				t.Errorf("%s publishes the metrics port (%s)", name, p)
 			}
+		}
+		// A read-only container writes only to its tmpfs and volumes: the
+		// data directory must be one (the image's working directory is
+		// not writable; red team, 2026-12-02).
+		if dir := env["TRUSTPULSE_DATA_DIR"]; s.ReadOnly && !slices.Contains(s.Tmpfs, dir) && !slices.ContainsFunc(s.Volumes, func(v string) bool {
+			parts := strings.Split(v, ":")
+			return len(parts) > 1 && parts[1] == dir
+		}) {
+			t.Errorf("%s: read-only, TRUSTPULSE_DATA_DIR %q is neither a tmpfs (%v) nor a volume", name, dir, s.Tmpfs)
+		}
+		if target != "ingest" && env["TRUSTPULSE_CLICKHOUSE_PASSWORD"] == "" {
+			t.Errorf("%s: no TRUSTPULSE_CLICKHOUSE_PASSWORD: current ClickHouse images refuse the passwordless default user over the network", name)
 		}
 		if target == "projector" {
 			if host, _, err := net.SplitHostPort(env["TRUSTPULSE_HEALTH_ADDR"]); err != nil || host == "127.0.0.1" || host == "localhost" {
