@@ -31,14 +31,8 @@ func tokenFor(t *testing.T, m *Main, org string, role schemas.Role) (string, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if status, _ := getAs(t, token, m.QueryURL+"/v1/orgs/"+org+"/waves"); status == http.StatusOK {
-			return token, id
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the API token never became usable")
-		}
-	}
+	waitTokenUsable(t, m, org, token)
+	return token, id
 }
 
 // apiScores fetches a scores result of the demo organisation.

@@ -280,18 +280,30 @@ func authorize(t *testing.T, m *Main, role schemas.Role) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if status, _ := getAs(t, token, m.QueryURL+"/v1/orgs/acme/waves"); status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the API token never became usable")
-		}
-	}
+	waitTokenUsable(t, m, "acme", token)
 	if role == schemas.RoleAnalyst {
 		testTokens.Store(m, token)
 	}
 	return token
+}
+
+// waitTokenUsable waits until the query API accepts token (once the
+// projector has written it). Each poll comes from a client address of its
+// own (X-Forwarded-For, read when a test trusts that header): a poll before
+// the token is projected is a failed request, and a few from one client
+// would spend the budget of a test's tight rate limit.
+func waitTokenUsable(t *testing.T, m *Main, org, token string) {
+	t.Helper()
+	for i, deadline := 0, time.Now().Add(30*time.Second); ; i++ {
+		client := fmt.Sprintf("10.99.%d.%d", i/250%250, i%250)
+		if status, _ := getAsFrom(t, token, m.QueryURL+"/v1/orgs/"+org+"/waves", client); status == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the API token never became usable")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // submit posts one response through the ingest API and requires it to be
