@@ -170,12 +170,13 @@ func TestMetrics(t *testing.T) {
 	ctx := context.Background()
 	openWave(t, m)
 
-	// Six people, whose ids, emails and names must appear nowhere.
+	// Six people, whose ids, emails, names and cohort values must appear
+	// nowhere.
 	var roster strings.Builder
-	secrets := []string{"acme"}
+	secrets := []string{"acme", "Engquuxring", "Platquuxform", "Berquuxlin"}
 	for i := range 6 {
 		id, email, name := fmt.Sprintf("emp-q7xv-%d", i), fmt.Sprintf("zelda.quux%d@example.net", i), fmt.Sprintf("Zelda Quuxington %d", i)
-		fmt.Fprintf(&roster, "%s,%s,%s,Engineering,Platform,Berlin,,2022-01-0%d\n", id, email, name, i+1)
+		fmt.Fprintf(&roster, "%s,%s,%s,Engquuxring,Platquuxform,Berquuxlin,,2022-01-0%d\n", id, email, name, i+1)
 		secrets = append(secrets, id, email, name, url.QueryEscape(email))
 	}
 	links := inviteByEmail(t, m, roster.String(), 6)
