@@ -75,6 +75,16 @@ func TestHelmTemplate(t *testing.T) {
 							t.Errorf("Service %s (%s) exposes the metrics port %d; only the headless metrics Service may", o.Metadata.Name, o.Spec.Type, p.Port)
 						}
 					}
+				case "NetworkPolicy":
+					// The metrics port only from the peers values name;
+					// every rule with it names some.
+					for _, rule := range o.Spec.Ingress {
+						for _, p := range rule.Ports {
+							if p.Port == "metrics" && len(rule.From) == 0 {
+								t.Errorf("NetworkPolicy %s admits everyone to the metrics port", o.Metadata.Name)
+							}
+						}
+					}
 				case "ServiceMonitor":
 					if len(o.Spec.Endpoints) != 1 || o.Spec.Endpoints[0].Port != "metrics" || o.Spec.Endpoints[0].Path != "/metrics" {
 						t.Errorf("ServiceMonitor %s endpoints %+v; want port metrics, path /metrics", o.Metadata.Name, o.Spec.Endpoints)
@@ -85,6 +95,7 @@ func TestHelmTemplate(t *testing.T) {
 			checkCount(t, "StatefulSet", kinds["StatefulSet"], 1)
 			checkCount(t, "HorizontalPodAutoscaler", kinds["HorizontalPodAutoscaler"], map[bool]int{true: 2}[want.hpa])
 			checkCount(t, "ServiceMonitor", kinds["ServiceMonitor"], map[bool]int{true: 1}[want.serviceMonitor])
+			checkCount(t, "NetworkPolicy", kinds["NetworkPolicy"], map[bool]int{true: 1}[want.metrics])
 			if got := len(metricsPorts) > 0; got != want.metrics {
 				t.Errorf("metrics ports %v; want metrics %v", metricsPorts, want.metrics)
 			}

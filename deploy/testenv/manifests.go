@@ -35,6 +35,13 @@ type Object struct {
 			Port string `yaml:"port"`
 			Path string `yaml:"path"`
 		} `yaml:"endpoints"`
+		// NetworkPolicy
+		Ingress []struct {
+			Ports []struct {
+				Port any `yaml:"port"`
+			} `yaml:"ports"`
+			From []map[string]any `yaml:"from"`
+		} `yaml:"ingress"`
 		// HorizontalPodAutoscaler
 		ScaleTargetRef struct {
 			Kind string `yaml:"kind"`
