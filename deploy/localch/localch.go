@@ -201,41 +201,36 @@ func (s *Server) waitReady(ctx context.Context) error {
 // to crash (SIGSEGV in zkutil::ZooKeeper::createImpl) on ON CLUSTER DDL
 // sent in between.
 func (s *Server) zooKeeperSession(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
 	q := url.Values{"query": {"SELECT count() FROM system.zookeeper WHERE path = '/'"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/?"+q.Encode(), nil)
-	if err != nil {
-		return false
-	}
-	req.Close = true
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode == http.StatusOK
+	_, ok := s.get(ctx, "/?"+q.Encode(), 2*time.Second)
+	return ok
 }
 
 // ping reports whether the server's HTTP interface answers /ping.
 func (s *Server) ping(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	b, ok := s.get(ctx, "/ping", time.Second)
+	return ok && strings.TrimSpace(string(b)) == "Ok."
+}
+
+// get asks the server's HTTP interface for path within timeout and returns
+// the start of the body and whether the answer was 200.
+func (s *Server) get(ctx context.Context, path string, timeout time.Duration) ([]byte, bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+"/ping", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTPAddr+path, nil)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	// No kept-alive connection: the server waits for open ones (up to ten
 	// seconds) before it stops.
 	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
-	return resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "Ok."
+	return b, resp.StatusCode == http.StatusOK
 }
 
 // Stop asks the server to shut down (SIGTERM), waits up to 30 seconds, then
