@@ -113,11 +113,10 @@ func TestCurrentClickHouseClusterCompat(t *testing.T) {
 	for _, m := range ms {
 		stmts = append(stmts, m.Statements...)
 	}
-	stmts = append(stmts, "ALTER TABLE answers ADD COLUMN proj_part UInt16 DEFAULT 0") // as 0011 will
 	for round := range 2 {
 		for i, stmt := range stmts {
-			if round == 1 && strings.HasPrefix(stmt, "ALTER TABLE answers ADD") {
-				continue // not idempotent on 18.16 either
+			if _, _, ok := schemas.AddedColumn(stmt); ok && round == 1 {
+				continue // Migrate skips an ADD COLUMN whose column exists (no IF NOT EXISTS on 18.16)
 			}
 			out, err := c.Rewrite(stmt)
 			if err != nil {
@@ -154,8 +153,8 @@ func TestCurrentClickHouseClusterCompat(t *testing.T) {
 	}
 	reads := append(projector.ClusterStatements(), projector.Statements()...)
 	for _, s := range reads {
-		if strings.HasPrefix(s.Name, "truncate ") {
-			continue // a replay on a cluster would truncate the _local tables ON CLUSTER: not built yet
+		if strings.HasPrefix(s.Name, "empty ") {
+			continue // a replay on a cluster would empty the _local tables ON CLUSTER: not built yet
 		}
 		out := run(s.Name, render(t, s.SQL, s.Args)+settings(p.ReadSettings()))
 		if s.Name == "organisations' high-water marks of answers" && !strings.Contains(out, "acme\t4") {
