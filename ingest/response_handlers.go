@@ -51,6 +51,9 @@ func DecodeSubmitRequest(body []byte) (SubmitRequest, error) {
 	if req.Answers == nil {
 		return SubmitRequest{}, errors.New("answers: required")
 	}
+	if len(req.Comments) == 0 {
+		req.Comments = nil // "comments": {} is no comments, as leaving it out is
+	}
 	return req, nil
 }
 
