@@ -99,7 +99,7 @@ func TestProjectClusterFailedQuorum(t *testing.T) {
 	}
 	checkTables(t, ch, pub.truth)
 	for r := range 2 {
-		n := nodeConn(t, c, 0, r)
+		n := c.Conn(t, 0, r)
 		var rows, responses uint64
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 			if err := n.QueryRow(ctx, "SELECT count(), uniqExact(response_id) FROM tp.answers_local WHERE question_id = 't1'").Scan(&rows, &responses); err != nil {
@@ -152,16 +152,4 @@ func waitCheckpoint(t *testing.T, js jetstream.JetStream, ch driver.Conn) {
 			t.Fatal("projector did not catch up")
 		}
 	}
-}
-
-// nodeConn opens a connection to one node of the cluster.
-func nodeConn(t *testing.T, c *testenv.Cluster, s, r int) driver.Conn {
-	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Node(s, r).Addr}, Protocol: clickhouse.Native,
-		DialTimeout: 2 * time.Second, ReadTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }

@@ -205,6 +205,13 @@ func checkTables(t *testing.T, ch driver.Conn, tr *truth) {
 // ClickHouse and JetStream hold.
 func catchUp(t *testing.T, js jetstream.JetStream, ch driver.Conn, cfg projector.Config, hook func(projector.Stage) error) (faults int) {
 	t.Helper()
+	return catchUpChecking(t, js, ch, cfg, hook, func() {})
+}
+
+// catchUpChecking is catchUp, calling afterFault after every injected
+// fault, before the next projector starts: the states between crashes.
+func catchUpChecking(t *testing.T, js jetstream.JetStream, ch driver.Conn, cfg projector.Config, hook func(projector.Stage) error, afterFault func()) (faults int) {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		if attempt > 500 {
 			t.Fatal("projector never caught up")
@@ -221,6 +228,7 @@ func catchUp(t *testing.T, js jetstream.JetStream, ch driver.Conn, cfg projector
 			t.Fatalf("catch up: %v", err)
 		}
 		faults++
+		afterFault()
 	}
 }
 

@@ -151,24 +151,7 @@ func TestPartitionsExactlyOnceUnderCrashes(t *testing.T) {
 // exactly its events up to it.
 func crashLoop(t *testing.T, js jetstream.JetStream, ch driver.Conn, cfg projector.Config, hook func(projector.Stage) error, seqs map[uint64]schemas.Envelope, n int) (faults int) {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		if attempt > 500 {
-			t.Fatal("partition 0 never caught up")
-		}
-		p := projector.New(js, ch, cfg, quietLog())
-		p.Hook = hook
-		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := p.CatchUp(cctx)
-		cancel()
-		if err == nil {
-			return faults
-		}
-		if !errors.Is(err, errInjected) {
-			t.Fatalf("catch up: %v", err)
-		}
-		faults++
-		checkPrefix(t, ch, seqs, 0, n)
-	}
+	return catchUpChecking(t, js, ch, cfg, hook, func() { checkPrefix(t, ch, seqs, 0, n) })
 }
 
 // checkPrefix checks that projected_events holds, for partition part, every

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/trustpulse/trustpulse/deploy/testenv"
@@ -84,7 +83,7 @@ func runClusterWave(t *testing.T, shards, replicas, partitions int, kill [][2]in
 	conns := make([][]driver.Conn, shards)
 	for s := range shards {
 		for r := range replicas {
-			conns[s] = append(conns[s], nodeConn(t, c, s, r))
+			conns[s] = append(conns[s], c.Conn(t, s, r))
 		}
 	}
 
@@ -145,7 +144,7 @@ func runClusterWave(t *testing.T, shards, replicas, partitions int, kill [][2]in
 	// Each replica's own table, once the restarted ones have caught up.
 	for s := range shards {
 		for r := range replicas {
-			conns[s][r] = nodeConn(t, c, s, r)
+			conns[s][r] = c.Conn(t, s, r)
 		}
 	}
 	home := -1
@@ -210,18 +209,6 @@ func runClusterWave(t *testing.T, shards, replicas, partitions int, kill [][2]in
 			t.Errorf("org %s: %d token rows in %d partitions (partition %d), want 1 row in partition %d", org, n, parts, part, want)
 		}
 	}
-}
-
-// nodeConn opens a connection to one node of the cluster.
-func nodeConn(t *testing.T, c *testenv.Cluster, s, r int) driver.Conn {
-	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Node(s, r).Addr}, Protocol: clickhouse.Native,
-		DialTimeout: 2 * time.Second, ReadTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 func nodeCount(conn driver.Conn, q string) (uint64, error) {

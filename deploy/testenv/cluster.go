@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/trustpulse/trustpulse/deploy/localch"
 	"github.com/trustpulse/trustpulse/deploy/zookeeper"
 )
@@ -126,6 +129,18 @@ func (c *Cluster) Addrs() []string {
 		}
 	}
 	return out
+}
+
+// Conn opens a connection to node (s, r), closed when the test ends.
+func (c *Cluster) Conn(tb testing.TB, s, r int) driver.Conn {
+	tb.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{c.Node(s, r).Addr}, Protocol: clickhouse.Native,
+		DialTimeout: 2 * time.Second, ReadTimeout: 30 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // Kill kills node (s, r) with SIGKILL, as a crash would.
