@@ -76,6 +76,9 @@ type Config struct {
 	// must not live with the stores.
 	SealKeyFile string
 	PublicURL   string
+	// DashboardURL is the public base of the query API and dashboards, in
+	// links that employees and managers are sent or shown.
+	DashboardURL string
 
 	SMTPHost     string
 	SMTPPort     int
@@ -170,6 +173,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SessionKey, "session-key", env("SESSION_KEY", ""), "hex key of at least 32 bytes that signs dashboard sessions, the same on every query replica; empty draws one per process (env TRUSTPULSE_SESSION_KEY)")
 	fs.StringVar(&c.AdminToken, "admin-token", env("ADMIN_TOKEN", ""), "bearer token of the admin API, at least 32 characters; empty turns the admin API off (env TRUSTPULSE_ADMIN_TOKEN)")
 	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", ""), "public base URL of the ingest API, used in survey links; default http://<ingest-addr> (env TRUSTPULSE_PUBLIC_URL)")
+	fs.StringVar(&c.DashboardURL, "dashboard-url", env("DASHBOARD_URL", ""), "public base URL of the query API and dashboards, used in managers' sign-in links and employees' reply and team-plan links; default http://<query-addr> (env TRUSTPULSE_DASHBOARD_URL)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("SMTP_HOST", ""), "SMTP relay host; empty runs the development mail sink, which stores emails under DATA/mail (env TRUSTPULSE_SMTP_HOST)")
 	fs.IntVar(&c.SMTPPort, "smtp-port", envInt("SMTP_PORT", 587), "SMTP relay port (env TRUSTPULSE_SMTP_PORT)")
 	fs.StringVar(&c.SMTPTLS, "smtp-tls", env("SMTP_TLS", "starttls"), "starttls, tls (implicit) or none (env TRUSTPULSE_SMTP_TLS)")
@@ -282,6 +286,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, or off", c.MetricsAddr))
 		}
 	}
+	if c.DashboardURL != "" {
+		if u, err := url.Parse(c.DashboardURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--dashboard-url %q: want http(s)://host[:port][/path]", c.DashboardURL))
+		}
+	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--public-url %q: want http(s)://host[:port][/path]", c.PublicURL))
@@ -333,6 +342,14 @@ func (c *Config) publicURL() string {
 		return strings.TrimSuffix(c.PublicURL, "/")
 	}
 	return "http://" + c.IngestAddr
+}
+
+// dashboardURL is the base of links to the query API's pages.
+func (c *Config) dashboardURL() string {
+	if c.DashboardURL != "" {
+		return strings.TrimSuffix(c.DashboardURL, "/")
+	}
+	return "http://" + c.QueryAddr
 }
 
 // batchTimeoutLimit keeps a quorum wait inside the projector's batch
