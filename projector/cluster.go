@@ -3,6 +3,7 @@ package projector
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,7 +120,7 @@ func (p *Projector) checkQuorums(ctx context.Context) error {
 	if p.cfg.Cluster == nil {
 		return nil
 	}
-	tables := append(slicesClone(rowTables), "projector_checkpoint")
+	tables := append(slices.Clone(rowTables), "projector_checkpoint")
 	pending, err := p.cfg.Cluster.schema.PendingQuorums(ctx, p.ch, tables)
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
@@ -165,5 +166,3 @@ func orgOf(r row) string {
 	s, _ := r.values[0].(string)
 	return s
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
