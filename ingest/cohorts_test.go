@@ -15,7 +15,7 @@ func TestParseCohorts(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		got, err := ingest.ParseCohorts(strings.NewReader("\ufeff" + cohortsHead + good + "Sales,EMEA,Lisbon,0-1y\n"))
 		want := []schemas.Cohort{testCohort, {Department: "Sales", Team: "EMEA", Location: "Lisbon", TenureBand: "0-1y"}}
-		if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		if err != nil || len(got) != 2 || !got[0].Equal(want[0]) || !got[1].Equal(want[1]) {
 			t.Fatalf("ParseCohorts = %+v, %v", got, err)
 		}
 	})

@@ -37,19 +37,19 @@ import (
 // group that reached k keeps k whatever later calls do, and two calls at
 // once can only be more careful than one (each counts what the other has
 // stored, or not yet).
-func generalise(existing map[schemas.Cohort]int, cohorts []schemas.Cohort, k int) ([]schemas.Cohort, []bool) {
+func generalise(existing map[schemas.CohortKey]int, cohorts []schemas.Cohort, k int) ([]schemas.Cohort, []bool) {
 	out := make([]schemas.Cohort, len(cohorts))
 	ok := make([]bool, len(cohorts))
-	count := func(c schemas.Cohort) int { return existing[c] }
-	placed := map[schemas.Cohort][]int{} // by this call
+	count := func(c schemas.CohortKey) int { return existing[c] }
+	placed := map[schemas.CohortKey][]int{} // by this call
 	pending := make([]int, len(cohorts))
 	for i := range pending {
 		pending[i] = i
 	}
 	for _, level := range schemas.GeneraliseLadder {
-		groups := map[schemas.Cohort][]int{}
+		groups := map[schemas.CohortKey][]int{}
 		for _, i := range pending {
-			g := level(cohorts[i])
+			g := level(cohorts[i]).Key()
 			groups[g] = append(groups[g], i)
 		}
 		pending = pending[:0]
@@ -63,9 +63,9 @@ func generalise(existing map[schemas.Cohort]int, cohorts []schemas.Cohort, k int
 		}
 	}
 	if len(pending) > 0 {
-		top := schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](schemas.Cohort{})
+		top := schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](schemas.Cohort{}).Key()
 		type group struct {
-			cohort  schemas.Cohort
+			cohort  schemas.CohortKey
 			members []int
 		}
 		var movable []group
@@ -96,14 +96,14 @@ func generalise(existing map[schemas.Cohort]int, cohorts []schemas.Cohort, k int
 	}
 	for g, members := range placed {
 		for _, i := range members {
-			out[i], ok[i] = g, true
+			out[i], ok[i] = g.Cohort(), true
 		}
 	}
 	return out, ok
 }
 
-func sortedCohorts[V any](m map[schemas.Cohort]V) []schemas.Cohort {
-	keys := make([]schemas.Cohort, 0, len(m))
+func sortedCohorts[V any](m map[schemas.CohortKey]V) []schemas.CohortKey {
+	keys := make([]schemas.CohortKey, 0, len(m))
 	for c := range m {
 		keys = append(keys, c)
 	}
@@ -111,9 +111,10 @@ func sortedCohorts[V any](m map[schemas.Cohort]V) []schemas.Cohort {
 	return keys
 }
 
-func compareCohorts(a, b schemas.Cohort) int {
+func compareCohorts(a, b schemas.CohortKey) int {
 	return cmp.Or(cmp.Compare(a.Department, b.Department), cmp.Compare(a.Team, b.Team),
-		cmp.Compare(a.Location, b.Location), cmp.Compare(a.TenureBand, b.TenureBand))
+		cmp.Compare(a.Location, b.Location), cmp.Compare(a.TenureBand, b.TenureBand),
+		cmp.Compare(a.Managers, b.Managers), cmp.Compare(a.Manager, b.Manager))
 }
 
 // keepCohortsKey marks, in a wave's own ledger bucket, a wave whose
@@ -127,7 +128,7 @@ const keepCohortsKey = "test.cohorts-as-planted"
 // so an invitation round cut short by a crash at any point is counted as
 // far as it got: a retry places the rest against it, and the seal sees it.
 // keep reports the keepCohortsKey mark.
-func issuedCohorts(ctx context.Context, kv jetstream.KeyValue) (counts map[schemas.Cohort]int, keep bool, err error) {
+func issuedCohorts(ctx context.Context, kv jetstream.KeyValue) (counts map[schemas.CohortKey]int, keep bool, err error) {
 	entries, err := readBucket(ctx, kv, ">")
 	if err != nil {
 		return nil, false, fmt.Errorf("ingest: read the wave's ledger: %w", err)
@@ -147,9 +148,9 @@ func issuedCohorts(ctx context.Context, kv jetstream.KeyValue) (counts map[schem
 		}
 		slots[inv.Slot] = inv.Cohort
 	}
-	counts = map[schemas.Cohort]int{}
+	counts = map[schemas.CohortKey]int{}
 	for _, c := range slots {
-		counts[c]++
+		counts[c.Key()]++
 	}
 	return counts, keep, nil
 }
@@ -192,28 +193,28 @@ func (a *Admin) placeCohorts(ctx context.Context, w Wave, cohorts []schemas.Coho
 // others are generalised. A wave of fewer than k invitations is released
 // under the fully generalised cohort. The mixer releases responses under
 // the mapped cohorts.
-func releaseCohorts(counts map[schemas.Cohort]int, k int) map[schemas.Cohort]schemas.Cohort {
+func releaseCohorts(counts map[schemas.CohortKey]int, k int) map[schemas.CohortKey]schemas.Cohort {
 	short := false
 	var all []schemas.Cohort
 	for _, c := range sortedCohorts(counts) {
 		short = short || counts[c] < k
 		for range counts[c] {
-			all = append(all, c)
+			all = append(all, c.Cohort())
 		}
 	}
 	if !short {
 		return nil
 	}
 	top := schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](schemas.Cohort{})
-	stored, ok := generalise(map[schemas.Cohort]int{}, all, k)
-	out := map[schemas.Cohort]schemas.Cohort{}
+	stored, ok := generalise(map[schemas.CohortKey]int{}, all, k)
+	out := map[schemas.CohortKey]schemas.Cohort{}
 	for i, c := range all {
 		to := top
 		if ok[i] {
 			to = stored[i]
 		}
-		if to != c {
-			out[c] = to
+		if !to.Equal(c) {
+			out[c.Key()] = to
 		}
 	}
 	return out
@@ -222,7 +223,7 @@ func releaseCohorts(counts map[schemas.Cohort]int, k int) map[schemas.Cohort]sch
 // releaseRemap counts a sealing wave's invitations from its ledger bucket
 // (issuedCohorts) and returns releaseCohorts of them; nil for a wave whose
 // ledger is gone or whose cohorts a test planted.
-func releaseRemap(ctx context.Context, js jetstream.JetStream, org, wave string, k int) (map[schemas.Cohort]schemas.Cohort, error) {
+func releaseRemap(ctx context.Context, js jetstream.JetStream, org, wave string, k int) (map[schemas.CohortKey]schemas.Cohort, error) {
 	kv, err := js.KeyValue(ctx, schemas.WaveLedgerBucket(org, wave))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
@@ -240,7 +241,7 @@ func releaseRemap(ctx context.Context, js jetstream.JetStream, org, wave string,
 // recohort returns a held event's data with its cohort mapped by remap
 // (releaseCohorts), or data itself when nothing maps: only responses and
 // comments carry a cohort. An upcast event keeps its (current) version.
-func recohort(env schemas.Envelope, data []byte, remap map[schemas.Cohort]schemas.Cohort) ([]byte, error) {
+func recohort(env schemas.Envelope, data []byte, remap map[schemas.CohortKey]schemas.Cohort) ([]byte, error) {
 	if len(remap) == 0 {
 		return data, nil
 	}
@@ -253,12 +254,12 @@ func recohort(env schemas.Envelope, data []byte, remap map[schemas.Cohort]schema
 	return data, nil
 }
 
-func recohortAs[T any](env schemas.Envelope, data []byte, remap map[schemas.Cohort]schemas.Cohort, cohort func(*T) *schemas.Cohort) ([]byte, error) {
+func recohortAs[T any](env schemas.Envelope, data []byte, remap map[schemas.CohortKey]schemas.Cohort, cohort func(*T) *schemas.Cohort) ([]byte, error) {
 	p, err := schemas.DecodePayload[T](env, env.Type)
 	if err != nil {
 		return nil, err
 	}
-	to, ok := remap[*cohort(&p)]
+	to, ok := remap[cohort(&p).Key()]
 	if !ok {
 		return data, nil
 	}

@@ -31,7 +31,7 @@ func randomRoster(r *rand.Rand, n int) []schemas.Cohort {
 // makes of own.
 func generalises(own, stored schemas.Cohort) bool {
 	for _, level := range schemas.GeneraliseLadder {
-		if level(own) == stored {
+		if level(own).Equal(stored) {
 			return true
 		}
 	}
@@ -51,7 +51,7 @@ func TestGeneraliseProperty(t *testing.T) {
 		k := schemas.MinThreshold + r.IntN(8)
 		people := randomRoster(r, r.IntN(70))
 		rounds := 1 + r.IntN(3)
-		existing := map[schemas.Cohort]int{}
+		existing := map[schemas.CohortKey]int{}
 		var waiting []schemas.Cohort
 		placedAll := 0
 		for round := range rounds {
@@ -70,7 +70,7 @@ func TestGeneraliseProperty(t *testing.T) {
 				if !generalises(c, stored[i]) {
 					t.Fatalf("trial %d: %+v stored as %+v, not a generalisation of it", trial, c, stored[i])
 				}
-				existing[stored[i]]++
+				existing[stored[i].Key()]++
 				placedAll++
 			}
 		}
@@ -92,15 +92,15 @@ func TestGeneraliseDeterministic(t *testing.T) {
 	for range 500 {
 		people := randomRoster(r, 1+r.IntN(60))
 		k := schemas.MinThreshold + r.IntN(5)
-		stored, ok := generalise(map[schemas.Cohort]int{}, people, k)
+		stored, ok := generalise(map[schemas.CohortKey]int{}, people, k)
 		perm := r.Perm(len(people))
 		shuffled := make([]schemas.Cohort, len(people))
 		for i, j := range perm {
 			shuffled[i] = people[j]
 		}
-		stored2, ok2 := generalise(map[schemas.Cohort]int{}, shuffled, k)
+		stored2, ok2 := generalise(map[schemas.CohortKey]int{}, shuffled, k)
 		for i, j := range perm {
-			if stored2[i] != stored[j] || ok2[i] != ok[j] {
+			if !stored2[i].Equal(stored[j]) || ok2[i] != ok[j] {
 				t.Fatalf("person %+v: %+v/%v in one order, %+v/%v in another", people[j], stored[j], ok[j], stored2[i], ok2[i])
 			}
 		}
@@ -126,12 +126,12 @@ func TestGeneraliseKeepsLargeCohorts(t *testing.T) {
 		c.TenureBand = band
 		people = append(people, c)
 	}
-	stored, ok := generalise(map[schemas.Cohort]int{}, people, 5)
+	stored, ok := generalise(map[schemas.CohortKey]int{}, people, 5)
 	if slices.Contains(ok, false) {
 		t.Fatalf("held back: %v", ok)
 	}
 	for i := range 5 {
-		if stored[i] != sales {
+		if !stored[i].Equal(sales) {
 			t.Fatalf("person %d of the large cohort stored as %+v", i, stored[i])
 		}
 	}
@@ -140,7 +140,7 @@ func TestGeneraliseKeepsLargeCohorts(t *testing.T) {
 	// Sales East, other locations, any tenure holds all five.
 	want := schemas.Cohort{Department: "Sales", Team: "East", Location: schemas.OtherLocations, TenureBand: schemas.AnyTenure}
 	for i := 5; i < len(people); i++ {
-		if stored[i] != want {
+		if !stored[i].Equal(want) {
 			t.Fatalf("person %d (%+v) stored as %+v, want %+v", i, people[i], stored[i], want)
 		}
 	}
@@ -152,14 +152,14 @@ func TestGeneraliseKeepsLargeCohorts(t *testing.T) {
 // others of theirs are invited.
 func TestGeneraliseLateJoiner(t *testing.T) {
 	a := schemas.Cohort{Department: "Eng", Team: "core", Location: "Berlin", TenureBand: "2-5y"}
-	existing := map[schemas.Cohort]int{a: 6}
+	existing := map[schemas.CohortKey]int{a.Key(): 6}
 	late := schemas.Cohort{Department: "Eng", Team: "web", Location: "Lisbon", TenureBand: "<1y"}
 	if _, ok := generalise(existing, []schemas.Cohort{late}, 5); ok[0] {
 		t.Fatal("a late joiner alone was placed")
 	}
 	batch := []schemas.Cohort{late, late, late, late, late}
 	stored, ok := generalise(existing, batch, 5)
-	if slices.Contains(ok, false) || stored[0] != late {
+	if slices.Contains(ok, false) || !stored[0].Equal(late) {
 		t.Fatalf("five late joiners: %+v %v", stored, ok)
 	}
 }
@@ -171,15 +171,16 @@ func TestReleaseCohorts(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 2000 {
 		k := schemas.MinThreshold + r.IntN(6)
-		counts := map[schemas.Cohort]int{}
+		counts := map[schemas.CohortKey]int{}
 		for _, c := range randomRoster(r, r.IntN(60)) {
-			counts[c]++
+			counts[c.Key()]++
 		}
 		remap := releaseCohorts(counts, k)
-		after := map[schemas.Cohort]int{}
-		for c, n := range counts {
-			to, ok := remap[c]
-			if n >= k && ok && to != schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](c) {
+		after := map[schemas.CohortKey]int{}
+		for ck, n := range counts {
+			c := ck.Cohort()
+			to, ok := remap[ck]
+			if n >= k && ok && !to.Equal(schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](c)) {
 				t.Fatalf("cohort %+v of %d >= k=%d remapped to %+v", c, n, k, to)
 			}
 			if !ok {
@@ -187,7 +188,7 @@ func TestReleaseCohorts(t *testing.T) {
 			} else if !generalises(c, to) {
 				t.Fatalf("%+v remapped to %+v", c, to)
 			}
-			after[to] += n
+			after[to.Key()] += n
 		}
 		total := 0
 		for _, n := range counts {

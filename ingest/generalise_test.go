@@ -58,7 +58,7 @@ func queuedLinks(t *testing.T, e *env) map[string]string {
 }
 
 // atLeastK fails unless every cohort in counts has k or more.
-func atLeastK(t *testing.T, where string, counts map[schemas.Cohort]int, k int) {
+func atLeastK(t *testing.T, where string, counts map[schemas.CohortKey]int, k int) {
 	t.Helper()
 	if len(counts) == 0 {
 		t.Fatalf("%s: no cohorts", where)
@@ -95,12 +95,12 @@ func TestInviteRosterGeneralisesCohorts(t *testing.T) {
 	top := schemas.Cohort{Department: schemas.OtherDepartments, Team: schemas.OtherTeams, Location: schemas.OtherLocations, TenureBand: schemas.AnyTenure}
 	sales := schemas.Cohort{Department: "Sales", Team: "East", Location: "Berlin", TenureBand: ingest.TenureBand(mustDate(t, "2026-06-01"), e.clock.Now())}
 
-	issued := map[schemas.Cohort]int{}
+	issued := map[schemas.CohortKey]int{}
 	for _, data := range e.read(t, schemas.EventStream, schemas.SubjectFilter(schemas.InvitationIssuedType)) {
 		inv := decodePayload[schemas.InvitationIssued](t, data, schemas.InvitationIssuedType)
-		issued[inv.Cohort]++
+		issued[inv.Cohort.Key()]++
 	}
-	if issued[top] != 5 || issued[sales] != 6 || len(issued) != 2 {
+	if issued[top.Key()] != 5 || issued[sales.Key()] != 6 || len(issued) != 2 {
 		t.Fatalf("InvitationIssued cohorts %v; want 6 of %+v and 5 of %+v", issued, sales, top)
 	}
 	atLeastK(t, "InvitationIssued events", issued, k)
@@ -118,16 +118,16 @@ func TestInviteRosterGeneralisesCohorts(t *testing.T) {
 	if links != 21 {
 		t.Fatalf("%d links in the ledger, want 11 invitations and 10 reminders", links)
 	}
-	slotCohorts := map[schemas.Cohort]int{}
+	slotCohorts := map[schemas.CohortKey]int{}
 	for _, c := range perSlot {
-		slotCohorts[c]++
+		slotCohorts[c.Key()]++
 	}
 	atLeastK(t, "ledger slots", slotCohorts, k)
 	inviteesKV, err := e.js.KeyValue(ctx, schemas.WaveInviteeBucket("acme", "w1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inviteeCohorts := map[schemas.Cohort]int{}
+	inviteeCohorts := map[schemas.CohortKey]int{}
 	for key, val := range bucketEntries(t, inviteesKV) {
 		if !strings.HasPrefix(key, "e.") {
 			continue
@@ -138,7 +138,7 @@ func TestInviteRosterGeneralisesCohorts(t *testing.T) {
 		if err := json.Unmarshal(val, &rec); err != nil {
 			t.Fatalf("invitee entry %s: %v", key, err)
 		}
-		inviteeCohorts[rec.Cohort]++
+		inviteeCohorts[rec.Cohort.Key()]++
 	}
 	atLeastK(t, "invitee bucket", inviteeCohorts, k)
 
@@ -151,7 +151,7 @@ func TestInviteRosterGeneralisesCohorts(t *testing.T) {
 	if res, err = admin.InviteRoster(ctx, "acme", "w1", ingest.Audience{}); err != nil || res.Invited != 1 || res.Generalised != 1 {
 		t.Fatalf("late joiner: %+v, %v; want invited under the generalised cohort", res, err)
 	}
-	issued[top]++
+	issued[top.Key()]++
 	// A wave whose audience is smaller than k invites nobody.
 	if err := admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w2", SurveyID: "pulse",
 		OpensAt: e.opened.Add(-time.Minute), ClosesAt: e.opened.Add(24 * time.Hour)}); err != nil {
@@ -172,8 +172,8 @@ func TestInviteRosterGeneralisesCohorts(t *testing.T) {
 	if len(released) != 1 {
 		t.Fatalf("%d responses released, want r1's", len(released))
 	}
-	if got := decodePayload[schemas.ResponseSubmitted](t, released[0], schemas.ResponseSubmittedType).Cohort; got != top || issued[got] < k {
-		t.Fatalf("r1's response released with cohort %+v (%d invitees), want %+v", got, issued[got], top)
+	if got := decodePayload[schemas.ResponseSubmitted](t, released[0], schemas.ResponseSubmittedType).Cohort; !got.Equal(top) || issued[got.Key()] < k {
+		t.Fatalf("r1's response released with cohort %+v (%d invitees), want %+v", got, issued[got.Key()], top)
 	}
 }
 
@@ -260,7 +260,7 @@ func TestReleaseAfterInvitationsCutShort(t *testing.T) {
 	// fully generalised cohort.
 	top := schemas.GeneraliseLadder[len(schemas.GeneraliseLadder)-1](small)
 	for _, data := range released {
-		if got := decodePayload[schemas.ResponseSubmitted](t, data, schemas.ResponseSubmittedType).Cohort; got != top {
+		if got := decodePayload[schemas.ResponseSubmitted](t, data, schemas.ResponseSubmittedType).Cohort; !got.Equal(top) {
 			t.Fatalf("released under %+v, want %+v", got, top)
 		}
 	}
@@ -298,9 +298,9 @@ func TestInvitationRoundRetriedAfterCrash(t *testing.T) {
 		t.Fatalf("retry: %+v, %v", res, err)
 	}
 	perSlot, _ := ledgerSlots(t, e, "w1")
-	counts := map[schemas.Cohort]int{}
+	counts := map[schemas.CohortKey]int{}
 	for _, c := range perSlot {
-		counts[c]++
+		counts[c.Key()]++
 	}
 	if len(perSlot) != 11 {
 		t.Fatalf("%d slots, want 11", len(perSlot))
@@ -327,7 +327,7 @@ func ledgerSlots(t *testing.T, e *env, wave string) (map[string]schemas.Cohort, 
 		if err := json.Unmarshal(val, &inv); err != nil {
 			t.Fatalf("ledger entry %s: %v", key, err)
 		}
-		if prev, ok := perSlot[inv.Slot]; ok && prev != inv.Cohort {
+		if prev, ok := perSlot[inv.Slot]; ok && !prev.Equal(inv.Cohort) {
 			t.Fatalf("slot %s has links with cohorts %+v and %+v", inv.Slot, prev, inv.Cohort)
 		}
 		perSlot[inv.Slot] = inv.Cohort

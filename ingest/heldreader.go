@@ -39,7 +39,7 @@ type heldReader struct {
 	org   string
 	wave  string
 	open  func([]byte) ([]byte, error)
-	remap map[schemas.Cohort]schemas.Cohort
+	remap map[schemas.CohortKey]schemas.Cohort
 	// slots hold the answer of place i at i % releaseLookahead: place
 	// i+releaseLookahead is only asked for after place i is taken.
 	slots []chan heldAnswer
@@ -66,7 +66,7 @@ const directGetPrefix = "$JS.API.DIRECT.GET."
 // newHeldReader turns on direct gets for the wave's streams that lack them
 // (held streams made before HeldStreamConfig allowed them) and subscribes
 // to the answers.
-func (m *Mixer) newHeldReader(src heldSources, org, wave string, remap map[schemas.Cohort]schemas.Cohort) (*heldReader, error) {
+func (m *Mixer) newHeldReader(src heldSources, org, wave string, remap map[schemas.CohortKey]schemas.Cohort) (*heldReader, error) {
 	js := m.js
 	if m.Reader != nil {
 		js = m.Reader

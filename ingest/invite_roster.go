@@ -133,7 +133,7 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 			return res, err
 		}
 		res.Invited++
-		if cohort != own[i] {
+		if !cohort.Equal(own[i]) {
 			res.Generalised++
 		}
 		if a.IssueHook != nil {

@@ -238,7 +238,7 @@ func (m *Mixer) Seal(ctx context.Context, org, wave string) error {
 }
 
 // remap is how the seal re-cohorts the wave's responses (releaseRemap).
-func (m *Mixer) remap(ctx context.Context, org, wave string) (map[schemas.Cohort]schemas.Cohort, error) {
+func (m *Mixer) remap(ctx context.Context, org, wave string) (map[schemas.CohortKey]schemas.Cohort, error) {
 	// No deadline on the whole count: it reads the wave's ledger, an entry
 	// per link and slot (readBucket bounds the wait between entries).
 	w, _ := m.catalog.Wave(org, wave)

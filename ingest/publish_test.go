@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func TestSubmissionEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != (schemas.CommentSubmitted{SurveyID: "pulse", WaveID: "w1", QuestionID: "better", Text: "more focus time", Cohort: cohort, Date: "2026-11-02"}) {
+	if !reflect.DeepEqual(c, schemas.CommentSubmitted{SurveyID: "pulse", WaveID: "w1", QuestionID: "better", Text: "more focus time", Cohort: cohort, Date: "2026-11-02"}) {
 		t.Fatalf("comment %+v", c)
 	}
 	r, err := schemas.DecodePayload[schemas.ResponseSubmitted](envs[0], schemas.ResponseSubmittedType)

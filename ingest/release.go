@@ -70,7 +70,7 @@ type heldSources struct {
 // release publishes every response held for a wave to the event stream in
 // a uniformly random order (see above), each with its cohort mapped by
 // remap (releaseRemap), and returns how many it published.
-func (m *Mixer) release(ctx context.Context, org, wave string, remap map[schemas.Cohort]schemas.Cohort) (int, error) {
+func (m *Mixer) release(ctx context.Context, org, wave string, remap map[schemas.CohortKey]schemas.Cohort) (int, error) {
 	src, refs, err := m.heldRefs(ctx, org, wave)
 	if err != nil {
 		return 0, err

@@ -44,7 +44,7 @@ func TestSubmitResponse(t *testing.T) {
 	if !env.Time.Equal(env.Time.Truncate(24*time.Hour)) || r.Date != e.clock.Now().Format(schemas.DateLayout) {
 		t.Errorf("response time %s / date %s is finer than a day", env.Time, r.Date)
 	}
-	if r.Cohort != testCohort || len(r.Answers) != 4 || r.WaveID != "w1" {
+	if !r.Cohort.Equal(testCohort) || len(r.Answers) != 4 || r.WaveID != "w1" {
 		t.Errorf("unexpected payload %+v", r)
 	}
 }

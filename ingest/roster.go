@@ -129,6 +129,13 @@ func ParseRoster(r io.Reader, today time.Time) ([]RosterRow, error) {
 			problems = append(problems, fmt.Sprintf("line %d: manager_id: %q is not an employee of this file", r.Line, r.ManagerID))
 		}
 	}
+	var unique []RosterRow // the first row of each employee id
+	for _, r := range rows {
+		if ids[r.EmployeeID] == r.Line {
+			unique = append(unique, r)
+		}
+	}
+	problems = append(problems, hierarchyProblems(unique)...)
 	if len(problems) > 0 {
 		return nil, &RosterError{Problems: problems}
 	}
@@ -175,7 +182,9 @@ type RosterSummary struct {
 }
 
 // ImportRoster makes the people bucket match rows: new employees join,
-// changed ones are updated, and those missing from rows leave (today).
+// changed ones (attributes, dates or manager) are updated, and those
+// missing from rows leave (today). Joined and updated events carry the
+// manager's person id, never an employee id.
 // Each change is an event; emails and names stay in the bucket. progress,
 // if set, is called every so often with rows done and total. Running it
 // again with the same rows changes nothing, so an import cut short is
@@ -194,25 +203,35 @@ func (a *Admin) ImportRoster(ctx context.Context, org string, rows []RosterRow, 
 		return sum, err
 	}
 	today := a.now().UTC().Format(schemas.DateLayout)
+	// Person ids first, so that each row's manager has one, wherever in
+	// the file the manager is.
+	personIDs := make(map[string]string, len(rows))
+	for _, r := range rows {
+		if old, ok := existing[r.EmployeeID]; ok {
+			personIDs[r.EmployeeID] = old.PersonID // rejoining keeps the person id
+		} else {
+			personIDs[r.EmployeeID] = uuid.NewString()
+		}
+	}
 	seen := map[string]bool{}
 	for i, r := range rows {
 		seen[r.EmployeeID] = true
-		p := schemas.Person{EmployeeID: r.EmployeeID, Email: r.Email, Name: r.Name, Department: r.Department,
+		p := schemas.Person{PersonID: personIDs[r.EmployeeID], EmployeeID: r.EmployeeID, Email: r.Email, Name: r.Name, Department: r.Department,
 			Team: r.Team, Location: r.Location, ManagerID: r.ManagerID, StartDate: r.StartDate}
+		if r.ManagerID != "" {
+			p.ManagerPersonID = personIDs[r.ManagerID]
+		}
 		old, ok := existing[r.EmployeeID]
 		var ev schemas.EventType
 		switch {
 		case !ok || old.LeftOn != "":
-			p.PersonID, ev = uuid.NewString(), schemas.EmployeeJoinedType
-			if ok {
-				p.PersonID = old.PersonID // rejoining keeps the person id
-			}
+			ev = schemas.EmployeeJoinedType
 			sum.Joined++
-		case old.Department != p.Department || old.Team != p.Team || old.Location != p.Location || old.StartDate != p.StartDate:
-			p.PersonID, ev = old.PersonID, schemas.EmployeeUpdatedType
+		case old.Department != p.Department || old.Team != p.Team || old.Location != p.Location || old.StartDate != p.StartDate ||
+			old.ManagerPersonID != p.ManagerPersonID:
+			ev = schemas.EmployeeUpdatedType
 			sum.Updated++
 		default:
-			p.PersonID = old.PersonID
 			if p != old { // only identity fields changed: no event
 				if err := putPerson(ctx, kv, org, p); err != nil {
 					return sum, err
@@ -225,7 +244,7 @@ func (a *Admin) ImportRoster(ctx context.Context, org string, rows []RosterRow, 
 			return sum, err
 		}
 		if err := a.publishAndWait(ctx, ev, org, schemas.EmployeeJoined{PersonID: p.PersonID, Department: p.Department,
-			Team: p.Team, Location: p.Location, StartDate: p.StartDate}); err != nil {
+			Team: p.Team, Location: p.Location, StartDate: p.StartDate, ManagerPersonID: p.ManagerPersonID}); err != nil {
 			return sum, err
 		}
 		if progress != nil && (i+1)%500 == 0 {

@@ -23,12 +23,12 @@ var insertSQL = map[string]string{
 	"wave_thresholds":       "INSERT INTO wave_thresholds (org, wave_id, threshold, seq, proj_part)",
 	"wave_closures":         "INSERT INTO wave_closures (org, wave_id, seq, proj_part)",
 	"wave_seals":            "INSERT INTO wave_seals (org, wave_id, seq, proj_part)",
-	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, seq, proj_part)",
-	"roster_events":         "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, seq, proj_part)",
+	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, managers, manager, seq, proj_part)",
+	"roster_events":         "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, manager_person_id, seq, proj_part)",
 	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq, proj_part)",
 	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq, proj_part)",
-	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, response_date, seq, proj_part)",
-	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, seq, proj_part)",
+	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, managers, manager, response_date, seq, proj_part)",
+	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, seq, proj_part)",
 	"projected_events":      "INSERT INTO projected_events (event_id, seq, proj_part)",
 }
 
@@ -124,7 +124,7 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 			if err != nil {
 				return nil, fmt.Errorf("projector: stream_seq %d: start date: %w", seq, err)
 			}
-			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), p.Department, p.Team, p.Location, start, time.Unix(0, 0).UTC(), seq)
+			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), p.Department, p.Team, p.Location, start, time.Unix(0, 0).UTC(), p.ManagerPersonID, seq)
 		case schemas.EmployeeLeftType:
 			p, err := schemas.DecodePayload[schemas.EmployeeLeft](e, e.Type)
 			if err != nil {
@@ -134,7 +134,7 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 			if err != nil {
 				return nil, fmt.Errorf("projector: stream_seq %d: left date: %w", seq, err)
 			}
-			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), "", "", "", time.Unix(0, 0).UTC(), left, seq)
+			add("roster_events", seq, e.OrgID, p.PersonID, string(e.Type), "", "", "", time.Unix(0, 0).UTC(), left, "", seq)
 		case schemas.TokenIssuedType:
 			tk, err := schemas.DecodePayload[schemas.TokenIssued](e, e.Type)
 			if err != nil {
@@ -156,7 +156,7 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			c := inv.Cohort
-			add("invitations", seq, e.OrgID, inv.WaveID, c.Department, c.Team, c.Location, c.TenureBand, seq)
+			add("invitations", seq, e.OrgID, inv.WaveID, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, seq)
 		case schemas.ResponseSubmittedType:
 			r, err := schemas.DecodePayload[schemas.ResponseSubmitted](e, e.Type)
 			if err != nil {
@@ -169,7 +169,7 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 			c := r.Cohort
 			for _, a := range r.Answers {
 				add("answers", seq, e.OrgID, r.WaveID, r.SurveyID, a.QuestionID, string(a.Dimension), uint8(a.Value),
-					e.ID, c.Department, c.Team, c.Location, c.TenureBand, day, seq)
+					e.ID, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, day, seq)
 			}
 			// Comments of version 1 events (upcast into LegacyComments) are
 			// written with seq 0, not the response's seq: the comments table
@@ -180,7 +180,7 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 			// checkpoint, while projecting version 1 history, can write
 			// them twice; `trustpulse replay` rebuilds them exactly.
 			for _, w := range r.LegacyComments {
-				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, uint64(0))
+				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, uint64(0))
 			}
 		case schemas.CommentSubmittedType:
 			// A comment is its own event at its own place in the shuffled
@@ -191,10 +191,19 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			c := w.Cohort
-			add("comments", seq, e.OrgID, w.WaveID, w.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, seq)
+			add("comments", seq, e.OrgID, w.WaveID, w.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, seq)
 		default:
 			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)
 		}
 	}
 	return out, nil
+}
+
+// line is a cohort's reporting line as an Array(String) value: never nil,
+// which the driver would refuse.
+func line(c schemas.Cohort) []string {
+	if c.Managers == nil {
+		return []string{}
+	}
+	return c.Managers
 }

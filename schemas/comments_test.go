@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestCommentSubmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := DecodePayload[CommentSubmitted](out, CommentSubmittedType)
-	if err != nil || got != c || out.Version != 1 {
+	if err != nil || !reflect.DeepEqual(got, c) || out.Version != 1 {
 		t.Fatalf("round trip: %+v v%d, %v", got, out.Version, err)
 	}
 	var fields map[string]json.RawMessage

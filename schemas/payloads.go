@@ -266,6 +266,9 @@ type EmployeeJoined struct {
 	Team       string `json:"team"`
 	Location   string `json:"location"`
 	StartDate  string `json:"start_date"` // YYYY-MM-DD
+	// ManagerPersonID is the person id of the person's manager in the
+	// roster ("" for none): the current reporting tree, by person ids only.
+	ManagerPersonID string `json:"manager_person_id,omitempty"`
 }
 
 // EmployeeUpdated carries a person's attributes after a change.
@@ -285,6 +288,17 @@ type Cohort struct {
 	Team       string `json:"team"`
 	Location   string `json:"location"`
 	TenureBand string `json:"tenure_band"`
+	// Managers are the person ids (never employee ids, emails or names) of
+	// the managers whose "all reports" groups this person counts in, top of
+	// the tree first: the reporting line above the person, possibly cut to
+	// its top by generalisation. A person counts for their managers'
+	// groups, never for their own.
+	Managers []string `json:"managers,omitempty"`
+	// Manager is the person id of the manager whose "direct reports" group
+	// the person counts in; when set it equals the last element of
+	// Managers. Empty when the person has no manager or generalisation
+	// dropped it.
+	Manager string `json:"manager,omitempty"`
 }
 
 // InvitationIssued records that one invitation to a wave exists for someone

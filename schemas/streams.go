@@ -220,6 +220,9 @@ type Person struct {
 	ManagerID  string `json:"manager_id,omitempty"`
 	StartDate  string `json:"start_date"`
 	LeftOn     string `json:"left_on,omitempty"`
+	// ManagerPersonID is the person id of ManagerID, as the person's last
+	// EmployeeJoined/EmployeeUpdated event carried it.
+	ManagerPersonID string `json:"manager_person_id,omitempty"`
 }
 
 // PersonKey is a person's key in the people bucket.

@@ -121,7 +121,7 @@ func storedCohorts(t *testing.T, m *Main, wave string, tokens []string, own []sc
 		t.Fatal(err)
 	}
 	out := make([]schemas.Cohort, len(tokens))
-	held := map[schemas.Cohort]int{}
+	held := map[schemas.CohortKey]int{}
 	for i, tok := range tokens {
 		e, err := kv.Get(ctx, ingest.TokenHash(tok))
 		if err != nil {
@@ -133,13 +133,13 @@ func storedCohorts(t *testing.T, m *Main, wave string, tokens []string, own []sc
 		}
 		generalises := false
 		for _, level := range schemas.GeneraliseLadder {
-			generalises = generalises || level(own[i]) == inv.Cohort
+			generalises = generalises || level(own[i]).Equal(inv.Cohort)
 		}
 		if !generalises {
 			t.Fatalf("invitation %d of %+v stored as %+v", i, own[i], inv.Cohort)
 		}
 		out[i] = inv.Cohort
-		held[inv.Cohort]++
+		held[inv.Cohort.Key()]++
 	}
 	for c, n := range held {
 		if n < threshold {

@@ -74,7 +74,7 @@ func TestOperatorSeesNoSmallCohort(t *testing.T) {
 		t.Fatalf("roster: %v", onRoster)
 	}
 
-	invited := map[schemas.Cohort]int{}
+	invited := map[schemas.CohortKey]int{}
 	var withAnswers []schemas.Cohort
 	for _, msg := range streamMessages(t, m.Stack.JS, schemas.EventStream) {
 		env, err := schemas.DecodeEnvelope(msg.Data)
@@ -87,7 +87,7 @@ func TestOperatorSeesNoSmallCohort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			invited[p.Cohort]++
+			invited[p.Cohort.Key()]++
 		case schemas.ResponseSubmittedType:
 			p, err := schemas.DecodePayload[schemas.ResponseSubmitted](env, env.Type)
 			if err != nil {
@@ -120,20 +120,20 @@ func TestOperatorSeesNoSmallCohort(t *testing.T) {
 		tables = append(tables, name)
 	}
 	rows.Close()
-	chInvited := map[schemas.Cohort]int{}
+	chInvited := map[schemas.CohortKey]int{}
 	stored := map[string][]schemas.Cohort{}
 	for _, table := range tables {
-		rows, err := m.Stack.CH.Query(ctx, fmt.Sprintf("SELECT department, team, location, tenure_band FROM %s WHERE org = 'acme'", table))
+		rows, err := m.Stack.CH.Query(ctx, fmt.Sprintf("SELECT department, team, location, tenure_band, managers, manager FROM %s WHERE org = 'acme'", table))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for rows.Next() {
 			var c schemas.Cohort
-			if err := rows.Scan(&c.Department, &c.Team, &c.Location, &c.TenureBand); err != nil {
+			if err := rows.Scan(&c.Department, &c.Team, &c.Location, &c.TenureBand, &c.Managers, &c.Manager); err != nil {
 				t.Fatal(err)
 			}
 			if table == "invitations" {
-				chInvited[c]++
+				chInvited[c.Key()]++
 			} else {
 				stored[table] = append(stored[table], c)
 			}
@@ -146,8 +146,8 @@ func TestOperatorSeesNoSmallCohort(t *testing.T) {
 	stored["event stream"] = withAnswers
 	for where, cohorts := range stored {
 		for _, c := range cohorts {
-			if invited[c] < threshold || chInvited[c] < threshold {
-				t.Errorf("%s: cohort %+v is held by %d invitations (ClickHouse: %d), fewer than k=%d", where, c, invited[c], chInvited[c], threshold)
+			if invited[c.Key()] < threshold || chInvited[c.Key()] < threshold {
+				t.Errorf("%s: cohort %+v is held by %d invitations (ClickHouse: %d), fewer than k=%d", where, c, invited[c.Key()], chInvited[c.Key()], threshold)
 			}
 			if onRoster[place{c.Department, c.Team, c.Location}] == 1 {
 				t.Errorf("%s: cohort %+v is one person's on the roster", where, c)

@@ -30,7 +30,7 @@ func TestRedTeamCommentOnlyRespondent(t *testing.T) {
 	// respondent has an answer the guard counts; the victim then answers
 	// one question beside her comment.
 	redWave(t, m, "w1", time.Now().Add(-time.Minute), cohorts, func(i int) *redResponse {
-		if cohorts[i] == victim {
+		if cohorts[i].Equal(victim) {
 			return &redResponse{answers: map[string]int{"trust-a": 3}, comment: secret}
 		}
 		return &redResponse{answers: all(1 + i%5), comment: fmt.Sprintf("comment %d of %s", i, cohorts[i].Department)}
@@ -162,10 +162,10 @@ func TestRedTeamScopeKeyCollisionPin(t *testing.T) {
 	ops := schemas.Cohort{Department: "Ops", Team: "o", Location: "Berlin", TenureBand: "1-2y"}
 	cohorts := cohortsOf(sb, 12, victim, 1, odd, 6, ops, 30)
 	redWave(t, m, "w1", time.Now().Add(-time.Minute), cohorts, func(i int) *redResponse {
-		switch cohorts[i] {
-		case victim:
+		switch cohorts[i].Key() {
+		case victim.Key():
 			return &redResponse{answers: all(1)}
-		case sb:
+		case sb.Key():
 			return &redResponse{answers: all(4 + i%2)}
 		}
 		return &redResponse{answers: all(3)}

@@ -23,7 +23,7 @@ func TestRedTeamGuardRecordDeleted(t *testing.T) {
 	ops := schemas.Cohort{Department: "Ops", Team: "o", Location: "Berlin", TenureBand: "1-2y"}
 	cohorts := cohortsOf(sb, 12, victim, 1, ops, 20)
 	redWave(t, m, "w1", time.Now().Add(-time.Minute), cohorts, func(i int) *redResponse {
-		if cohorts[i] == victim {
+		if cohorts[i].Equal(victim) {
 			return &redResponse{answers: all(1)}
 		}
 		return &redResponse{answers: all(4)}
