@@ -179,6 +179,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		}
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		srv.Sealer = sealer
+		srv.ReplyBase = cfg.dashboardURL()
 		srv.SetMaxInFlight(cfg.MaxInFlight)
 		srv.Limiter = cfg.limiter()
 		srv.Metrics = m.Metrics
@@ -215,6 +216,9 @@ func (m *Main) open(ctx context.Context) (err error) {
 		}
 		srv.Handle(dash.Routes)
 		m.QueryURL = m.listen(srv.App(), &m.queryLn)
+		if cfg.DashboardURL == "" && m.ingest != nil {
+			m.ingest.ReplyBase = m.QueryURL // the port actually bound, also for :0
+		}
 	}
 	if cfg.runs("projector") {
 		pcfg := cfg.projectorConfig()
