@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"unicode"
 )
 
 // Replies to anonymous comments. When a response carries comments, ingest
@@ -67,6 +68,20 @@ func ParseReplyLink(s string) ([]string, error) {
 		seen[c] = true
 	}
 	return caps, nil
+}
+
+// CleanText trims words written by a person and drops control characters
+// other than line breaks and tabs; invalid UTF-8 becomes U+FFFD (what
+// ingest does to comments).
+func CleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return -1
+		}
+		return r
+	}, strings.ReplaceAll(s, "\r\n", "\n"))
+	return strings.TrimSpace(s)
 }
 
 // CommentReplied is a reply to a comment, written on the dashboard or

@@ -203,6 +203,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.SetPartitions(cfg.ProjectorPartitions)
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
+		srv.SetPublisher(query.NewPublisher(m.Stack.JS))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
 		if len(key) == 0 {
 			key = make([]byte, 32)
