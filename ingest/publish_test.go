@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestPublishBatch(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	envs, err := submissionEvents("acme", day, "pulse", "w1", cohort,
+	envs, _, err := submissionEvents("acme", day, "pulse", "w1", cohort,
 		[]schemas.Answer{{QuestionID: "trust-1", Dimension: schemas.Trust, Value: 4}},
 		[]schemas.CommentAnswer{{QuestionID: "better", Text: "more focus time"}, {QuestionID: "worse", Text: "meetings"}})
 	if err != nil {
@@ -88,7 +89,7 @@ func TestPublishBatch(t *testing.T) {
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
-		fresh, err := submissionEvents("acme", day, "pulse", "w1", cohort, nil, []schemas.CommentAnswer{{QuestionID: "better", Text: "x"}})
+		fresh, _, err := submissionEvents("acme", day, "pulse", "w1", cohort, nil, []schemas.CommentAnswer{{QuestionID: "better", Text: "x"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,32 +103,49 @@ func TestPublishBatch(t *testing.T) {
 }
 
 // TestSubmissionEvents: a response and its comments are separate events
-// with ids of their own; the comments carry the cohort and the day and
-// nothing of the response.
+// with ids of their own; the comments carry the cohort, the day and the hash
+// of a reply capability of their own, and nothing of the response.
 func TestSubmissionEvents(t *testing.T) {
 	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	cohort := schemas.Cohort{Department: "Sales", Team: "East", Location: "Remote", TenureBand: "1-2y"}
-	envs, err := submissionEvents("acme", day, "pulse", "w1", cohort,
+	envs, caps, err := submissionEvents("acme", day, "pulse", "w1", cohort,
 		[]schemas.Answer{{QuestionID: "trust-1", Dimension: schemas.Trust, Value: 4}},
-		[]schemas.CommentAnswer{{QuestionID: "better", Text: "more focus time"}})
+		[]schemas.CommentAnswer{{QuestionID: "better", Text: "more focus time"}, {QuestionID: "worse", Text: "more focus time"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(envs) != 2 || envs[0].Type != schemas.ResponseSubmittedType || envs[1].Type != schemas.CommentSubmittedType {
-		t.Fatalf("events %+v, want a response and a comment", envs)
+	if len(envs) != 3 || envs[0].Type != schemas.ResponseSubmittedType || envs[1].Type != schemas.CommentSubmittedType || envs[2].Type != schemas.CommentSubmittedType {
+		t.Fatalf("events %+v, want a response and two comments", envs)
 	}
-	if envs[0].ID == envs[1].ID || !envs[0].Time.Equal(day) || !envs[1].Time.Equal(day) {
-		t.Fatalf("ids %s %s, times %s %s: want distinct ids, both at the day", envs[0].ID, envs[1].ID, envs[0].Time, envs[1].Time)
+	if envs[0].ID == envs[1].ID || envs[1].ID == envs[2].ID || !envs[0].Time.Equal(day) || !envs[1].Time.Equal(day) {
+		t.Fatalf("ids %s %s %s, times %s %s: want distinct ids, all at the day", envs[0].ID, envs[1].ID, envs[2].ID, envs[0].Time, envs[1].Time)
 	}
-	c, err := schemas.DecodePayload[schemas.CommentSubmitted](envs[1], schemas.CommentSubmittedType)
-	if err != nil {
-		t.Fatal(err)
+	if len(caps) != 2 || caps[0] == caps[1] {
+		t.Fatalf("capabilities %d (distinct: %v), want one of its own per comment", len(caps), len(caps) == 2 && caps[0] != caps[1])
 	}
-	if !reflect.DeepEqual(c, schemas.CommentSubmitted{SurveyID: "pulse", WaveID: "w1", QuestionID: "better", Text: "more focus time", Cohort: cohort, Date: "2026-11-02"}) {
-		t.Fatalf("comment %+v", c)
+	if _, err := schemas.ParseReplyLink(caps[0] + "." + caps[1]); err != nil {
+		t.Fatalf("the capabilities do not make a reply link: %v", err)
+	}
+	for i, qid := range []string{"better", "worse"} {
+		c, err := schemas.DecodePayload[schemas.CommentSubmitted](envs[1+i], schemas.CommentSubmittedType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := schemas.CommentSubmitted{SurveyID: "pulse", WaveID: "w1", QuestionID: qid, Text: "more focus time", Cohort: cohort, Date: "2026-11-02", ReplyHash: schemas.ReplyHash(caps[i])}
+		if !reflect.DeepEqual(c, want) {
+			t.Fatalf("comment %d: %+v, want %+v", i, c, want)
+		}
+		for _, capability := range caps {
+			if strings.Contains(string(envs[1+i].Payload), capability) {
+				t.Fatalf("comment %d's event carries a capability itself", i)
+			}
+		}
 	}
 	r, err := schemas.DecodePayload[schemas.ResponseSubmitted](envs[0], schemas.ResponseSubmittedType)
 	if err != nil || len(r.LegacyComments) != 0 {
 		t.Fatalf("response %+v carries comments (%v)", r, err)
+	}
+	if strings.Contains(string(envs[0].Payload), schemas.ReplyHash(caps[0])) {
+		t.Fatal("the response's event carries a comment's reply hash")
 	}
 }

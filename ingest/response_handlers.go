@@ -189,13 +189,35 @@ func (s *Server) acceptResponse(c *fiber.Ctx) error {
 	if err != nil {
 		return schemas.Errorf(http.StatusBadRequest, "invalid_body", "%s", err.Error())
 	}
-	if err := s.record(c.UserContext(), req.Token, req.Answers, req.Comments); err != nil {
+	caps, err := s.record(c.UserContext(), req.Token, req.Answers, req.Comments)
+	if err != nil {
 		if err == errBusy || err == errUnavailable {
 			c.Set(fiber.HeaderRetryAfter, "2")
 		}
 		return err
 	}
-	return c.Status(http.StatusAccepted).JSON(fiber.Map{"status": "recorded"})
+	// The reply link goes to the submitter alone, in this body: no-store,
+	// so that no cache keeps it.
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(http.StatusAccepted).JSON(SubmitResult{Status: "recorded", ReplyLink: s.replyLink(caps)})
+}
+
+// SubmitResult is the 202 body of POST /v1/responses.
+type SubmitResult struct {
+	Status string `json:"status"`
+	// ReplyLink is the private link to the replies to this response's
+	// comments, when it has any: shown once, stored nowhere (only a hash of
+	// each of its capabilities is kept, beside its comment), never emailed.
+	ReplyLink string `json:"reply_link,omitempty"`
+}
+
+// replyLink is the private reply link of a submission's capabilities, or ""
+// when it has none.
+func (s *Server) replyLink(caps []string) string {
+	if len(caps) == 0 {
+		return ""
+	}
+	return s.ReplyBase + schemas.ReplyLinkPath(caps)
 }
 
 // invitationFor looks up the usable invitation of a token and the wave and
@@ -227,34 +249,36 @@ func (s *Server) invitationFor(ctx context.Context, token string, now time.Time)
 
 // record validates answers for a token, claims the token, stores the
 // response in the pending stream, and releases the token again if that
-// fails. Nothing is
-// published for a rejected request. Errors are *schemas.Error values.
-func (s *Server) record(ctx context.Context, token string, given map[string]int, comments map[string]string) error {
+// fails. Nothing is published for a rejected request. It returns the reply
+// capabilities of the response's comments (none without comments), for the
+// submitter's eyes only: they are never logged or stored, only their
+// hashes. Errors are *schemas.Error values.
+func (s *Server) record(ctx context.Context, token string, given map[string]int, comments map[string]string) ([]string, error) {
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
 	default:
-		return errBusy
+		return nil, errBusy
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now()
 	claim, wave, survey, err := s.invitationFor(ctx, token, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	answers, words, err := validateAnswers(survey, given, comments)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	inv := claim.Invitation
 	day := now.UTC().Truncate(24 * time.Hour)
-	envs, err := submissionEvents(inv.Org, day, survey.SurveyID, wave.ID, inv.Cohort, answers, words)
+	envs, caps, err := submissionEvents(inv.Org, day, survey.SurveyID, wave.ID, inv.Cohort, answers, words)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.ledger.MarkUsed(ctx, claim); err != nil {
-		return tokenError(err)
+		return nil, tokenError(err)
 	}
 	// The response and its comments wait in the pending stream until the
 	// wave closes; the mixer then publishes every held message of the wave
@@ -276,34 +300,43 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 		if rerr := s.ledger.Release(context.WithoutCancel(ctx), claim); rerr != nil {
 			s.log.Error("invitation could not be released", "org", inv.Org, "wave", wave.ID, "err", rerr)
 		}
-		return errUnavailable
+		return nil, errUnavailable
 	}
 	s.live.add(inv.Org, wave.ID, inv.Cohort.Department)
-	return nil
+	return caps, nil
 }
 
 // submissionEvents builds the events of one submission: the response, then
 // one CommentSubmitted per comment. Each has a random id of its own; the
 // comments carry the response's cohort and day and nothing of the response.
-func submissionEvents(org string, day time.Time, surveyID, waveID string, cohort schemas.Cohort, answers []schemas.Answer, words []schemas.CommentAnswer) ([]schemas.Envelope, error) {
+// Each comment gets a fresh reply capability, of which its event carries
+// only the hash, so that no two comments (of this response or any other)
+// share one; the capabilities come back in the order of the comments.
+func submissionEvents(org string, day time.Time, surveyID, waveID string, cohort schemas.Cohort, answers []schemas.Answer, words []schemas.CommentAnswer) ([]schemas.Envelope, []string, error) {
 	date := day.Format(schemas.DateLayout)
 	resp, err := schemas.NewEnvelope(schemas.ResponseSubmittedType, org, day, schemas.ResponseSubmitted{
 		SurveyID: surveyID, WaveID: waveID, Date: date, Cohort: cohort, Answers: answers,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	envs := []schemas.Envelope{resp}
+	var caps []string
 	for _, w := range words {
+		capability, err := schemas.NewReplyCapability()
+		if err != nil {
+			return nil, nil, fmt.Errorf("ingest: reply capability: %w", err)
+		}
 		env, err := schemas.NewEnvelope(schemas.CommentSubmittedType, org, day, schemas.CommentSubmitted{
 			SurveyID: surveyID, WaveID: waveID, QuestionID: w.QuestionID, Text: w.Text, Cohort: cohort, Date: date,
+			ReplyHash: schemas.ReplyHash(capability),
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		envs = append(envs, env)
+		envs, caps = append(envs, env), append(caps, capability)
 	}
-	return envs, nil
+	return envs, caps, nil
 }
 
 // errBusy answers a submission beyond the in-flight bound: nothing was

@@ -41,6 +41,10 @@ type Server struct {
 	// Metrics, when set, counts requests and submissions. Set it before
 	// serving.
 	Metrics *metrics.Metrics
+	// ReplyBase is the public base URL of the query process (serve's
+	// --dashboard-url), which serves the private reply links shown after a
+	// submission with comments. Set it before serving.
+	ReplyBase string
 }
 
 // DefaultMaxInFlight is how many submissions one ingest process records at

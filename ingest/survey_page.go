@@ -18,7 +18,8 @@ import (
 // employee opens /s/{token}, answers and posts the form back to the same
 // address; a rejected form comes back with inline errors and the answers
 // already given; a recorded one redirects to /s/thanks, which carries no
-// token. Every page is sent with no-store, no-referrer and a strict CSP.
+// token, or, when it carries comments, is answered with the thanks page
+// itself, which shows the private reply link once. Every page is sent with no-store, no-referrer and a strict CSP.
 
 //go:embed web/*.html web/*.css
 var webFiles embed.FS
@@ -26,6 +27,7 @@ var webFiles embed.FS
 var (
 	surveyPage  = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/survey.html"))
 	messagePage = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/message.html"))
+	thanksPage  = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/thanks.html"))
 	surveyCSS   = mustRead("web/survey.css")
 )
 
@@ -72,6 +74,14 @@ type surveyView struct {
 
 type messageView struct {
 	Title, Message, Detail string
+}
+
+// thanksView is the thanks page of a response with comments: it shows the
+// private reply link, once.
+type thanksView struct {
+	Title     string
+	ReplyLink string
+	Comments  int
 }
 
 // fieldName is the form field of a question: "a." for a value, "c." for a
@@ -217,12 +227,20 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	token := c.Params("token")
 	given, comments, badValues := parseAnswerForm(c)
 	var err error
+	var caps []string
 	if len(badValues) > 0 {
 		err = &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers", Fields: badValues}
 	} else {
-		err = s.record(c.UserContext(), token, given, comments)
+		caps, err = s.record(c.UserContext(), token, given, comments)
 	}
 	s.Metrics.Submission(err)
+	if err == nil && len(caps) > 0 {
+		// The reply link is shown here, in the answer to the post, and
+		// nowhere else: no redirect (it would have to carry the link in a
+		// URL of ingest's or a cookie); pageHeaders sent no-store and
+		// no-referrer.
+		return s.render(c, http.StatusOK, thanksPage, thanksView{Title: "Thank you", ReplyLink: s.replyLink(caps), Comments: len(caps)})
+	}
 	if err == nil {
 		return c.Redirect("/s/thanks", http.StatusSeeOther)
 	}

@@ -13,7 +13,7 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "comments", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "comments", "comment_thread", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
@@ -28,7 +28,8 @@ var insertSQL = map[string]string{
 	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq, proj_part)",
 	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq, proj_part)",
 	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, managers, manager, response_date, seq, proj_part)",
-	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, seq, proj_part)",
+	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, comment_id, reply_hash, seq, proj_part)",
+	"comment_thread":        "INSERT INTO comment_thread (org, wave_id, comment_id, entry_id, kind, text, token_id, role, person_id, day, seq, proj_part)",
 	"projected_events":      "INSERT INTO projected_events (event_id, seq, proj_part)",
 }
 
@@ -180,7 +181,9 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 			// checkpoint, while projecting version 1 history, can write
 			// them twice; `trustpulse replay` rebuilds them exactly.
 			for _, w := range r.LegacyComments {
-				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, uint64(0))
+				// No comment_id: the only id of a version 1 comment is its
+				// response's, which answers.response_id holds.
+				add("comments", seq, e.OrgID, r.WaveID, r.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, "", "", uint64(0))
 			}
 		case schemas.CommentSubmittedType:
 			// A comment is its own event at its own place in the shuffled
@@ -191,7 +194,22 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			c := w.Cohort
-			add("comments", seq, e.OrgID, w.WaveID, w.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, seq)
+			// Its event id is its handle for replies: drawn for this event
+			// alone, it names nothing else (docs/anonymity.md, "Replies to
+			// comments").
+			add("comments", seq, e.OrgID, w.WaveID, w.SurveyID, w.QuestionID, w.Text, c.Department, c.Team, c.Location, c.TenureBand, line(c), c.Manager, e.ID.String(), w.ReplyHash, seq)
+		case schemas.CommentRepliedType:
+			r, err := schemas.DecodePayload[schemas.CommentReplied](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("comment_thread", seq, e.OrgID, r.WaveID, r.CommentID, r.ReplyID, "reply", r.Text, r.TokenID, string(r.Role), r.PersonID, dayOf(e.Time), seq)
+		case schemas.CommentAnsweredType:
+			a, err := schemas.DecodePayload[schemas.CommentAnswered](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("comment_thread", seq, e.OrgID, a.WaveID, a.CommentID, a.AnswerID, "answer", a.Text, "", "", "", dayOf(e.Time), seq)
 		default:
 			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)
 		}
@@ -207,3 +225,6 @@ func line(c schemas.Cohort) []string {
 	}
 	return c.Managers
 }
+
+// dayOf is an event's day, the finest time a thread row keeps.
+func dayOf(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }

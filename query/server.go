@@ -34,6 +34,9 @@ type Server struct {
 	tokens  tokenCache
 	// live reads open waves' participation; nil without NATS.
 	live LiveCounts
+	// publisher stores replies and answers on the event stream
+	// (SetPublisher); nil refuses them.
+	publisher Publisher
 	// finish adds the not-found handler after every route.
 	finish sync.Once
 
@@ -133,6 +136,7 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/participation", s.participationHandler)
 	org.Get("/waves/:wave/drivers", s.driversHandler)
 	org.Get("/waves/:wave/comments", s.commentsHandler)
+	org.Post("/comments/:comment/replies", s.replyHandler)
 	org.Get("/waves/:wave/live", s.liveHandler)
 	org.Get("/trends", s.trendsHandler)
 	org.Get("/retention", s.retentionHandler)

@@ -26,6 +26,11 @@ type CommentSubmitted struct {
 	Text   string `json:"text"`
 	Cohort Cohort `json:"cohort"`
 	Date   string `json:"date"` // YYYY-MM-DD, UTC
+	// ReplyHash is the hex SHA-256 of the comment's reply capability
+	// (ReplyHash, replies.go): the one thing that lets the holder of the
+	// reply link shown after submitting find this comment. Every comment
+	// has its own; comments written before replies existed have none.
+	ReplyHash string `json:"reply_hash,omitempty"`
 }
 
 // responseV1 is ResponseSubmitted as version 1 wrote it: the comments rode

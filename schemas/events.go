@@ -30,6 +30,8 @@ const (
 	OrgConfiguredType     EventType = "OrgConfigured"
 	TokenIssuedType       EventType = "TokenIssued"
 	TokenRevokedType      EventType = "TokenRevoked"
+	CommentRepliedType    EventType = "CommentReplied"
+	CommentAnsweredType   EventType = "CommentAnswered"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -71,6 +73,8 @@ var registry = map[EventType]eventSpec{
 	OrgConfiguredType:     {current: 1},
 	TokenIssuedType:       {current: 1},
 	TokenRevokedType:      {current: 1},
+	CommentRepliedType:    {current: 1},
+	CommentAnsweredType:   {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

@@ -179,6 +179,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		}
 		srv := ingest.NewServer(m.Stack.JS, ledger, m.Catalog, cfg.Threshold, log, time.Now)
 		srv.Sealer = sealer
+		srv.ReplyBase = cfg.dashboardURL()
 		srv.SetMaxInFlight(cfg.MaxInFlight)
 		srv.Limiter = cfg.limiter()
 		srv.Metrics = m.Metrics
@@ -202,6 +203,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.SetPartitions(cfg.ProjectorPartitions)
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
+		srv.SetPublisher(query.NewPublisher(m.Stack.JS))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
 		if len(key) == 0 {
 			key = make([]byte, 32)
@@ -215,6 +217,9 @@ func (m *Main) open(ctx context.Context) (err error) {
 		}
 		srv.Handle(dash.Routes)
 		m.QueryURL = m.listen(srv.App(), &m.queryLn)
+		if cfg.DashboardURL == "" && m.ingest != nil {
+			m.ingest.ReplyBase = m.QueryURL // the port actually bound, also for :0
+		}
 	}
 	if cfg.runs("projector") {
 		pcfg := cfg.projectorConfig()

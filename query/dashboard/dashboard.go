@@ -56,7 +56,7 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 			}{first, second}
 		},
 	}
-	for _, name := range []string{"login", "overview", "explore", "error"} {
+	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "error"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -85,6 +85,11 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	g.Get("/", d.signedIn(d.overviewHandler))
 	g.Get("/explore", d.signedIn(d.exploreHandler))
 	g.Get("/export/:table", d.signedIn(d.exportHandler))
+	g.Get("/comments", d.signedIn(d.commentsHandler))
+	g.Post("/comments/:comment/replies", d.signedIn(d.replyHandler))
+	// The holder's reply link: no sign-in, the capability is the credential.
+	r.Get("/r/:caps", metrics.Label("reply_link"), replyLinkHeaders, d.limitLinks, d.replyLinkHandler)
+	r.Post("/r/:caps", metrics.Label("reply_link"), replyLinkHeaders, d.limitLinks, d.answerHandler)
 }
 
 // pageHeaders keep pages out of shared caches and forbid everything they
@@ -173,7 +178,7 @@ func (d *Dashboard) errorPage(c *fiber.Ctx, err error) error {
 		d.log.Error("dashboard page failed", "path", c.Path(), "err", err)
 		appErr = schemas.Errorf(http.StatusInternalServerError, "internal", "Something went wrong on our side; please try again in a minute.")
 	}
-	title := map[int]string{400: "That request did not work", 403: "Not available to your role", 404: "Not found", 409: "Not available yet", 429: "Too many attempts", 503: "Please try again shortly"}[appErr.Status]
+	title := map[int]string{400: "That request did not work", 403: "Not available to your role", 404: "Not found", 422: "That did not work", 409: "Not available yet", 429: "Too many attempts", 503: "Please try again shortly"}[appErr.Status]
 	if title == "" {
 		title = "Something went wrong"
 	}
