@@ -48,6 +48,7 @@ var testSurvey = schemas.SurveyPublished{SurveyID: "pulse", Title: "Pulse", Ques
 	{ID: "moti-1", Text: "My work motivates me.", Dimension: schemas.Motivation, Optional: true},
 	{ID: "enps", Text: "Recommend us?", Dimension: schemas.ENPS},
 	{ID: "better", Text: "What would make work better?", Dimension: schemas.Comment},
+	{ID: "worse", Text: "What gets in the way?", Dimension: schemas.Comment},
 }}
 
 func validAnswers() map[string]int {
@@ -76,6 +77,7 @@ func mustEnv(t *testing.T) *env {
 	// generalise_test.go runs the generalisation of cohorts.
 	e.admin.KeepCohortsForTest(true)
 	e.server = ingest.NewServer(js, e.ledger, e.cat, 5, log, e.clock.Now)
+	e.server.ReplyBase = "https://results.acme.example"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

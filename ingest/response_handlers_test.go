@@ -23,6 +23,9 @@ func TestSubmitResponse(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("status %d: %s", status, body)
 	}
+	if string(body) != `{"status":"recorded"}` {
+		t.Errorf("202 body without comments %s, want no reply link", body)
+	}
 	evs := e.responses(t)
 	if len(evs) != 1 {
 		t.Fatalf("%d ResponseSubmitted events on the stream, want 1", len(evs))
@@ -46,6 +49,55 @@ func TestSubmitResponse(t *testing.T) {
 	}
 	if !r.Cohort.Equal(testCohort) || len(r.Answers) != 4 || r.WaveID != "w1" {
 		t.Errorf("unexpected payload %+v", r)
+	}
+}
+
+// TestSubmitResponseReplyLink: a response with comments gets one private
+// reply link in its 202 body, one capability per comment, under the
+// dashboard URL; each comment's event carries only its own capability's
+// hash, and no two share one.
+func TestSubmitResponseReplyLink(t *testing.T) {
+	e := mustEnv(t)
+	tok := e.invite(t, 1)[0]
+	status, body := e.post(t, "application/json", []byte(`{"token":"`+tok+`","answers":{"trust-1":4,"auto-1":5,"enps":9},"comments":{"better":"same words","worse":"same words"}}`))
+	if status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	var r ingest.SubmitResult
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	rest, ok := strings.CutPrefix(r.ReplyLink, "https://results.acme.example/r/")
+	if !ok {
+		t.Fatalf("reply link %q is not under the dashboard URL", r.ReplyLink)
+	}
+	caps, err := schemas.ParseReplyLink(rest)
+	if err != nil || len(caps) != 2 {
+		t.Fatalf("reply link holds %d capabilities (%v), want one per comment", len(caps), err)
+	}
+	comments := e.stored(t, schemas.CommentSubmittedType)
+	if len(comments) != 2 {
+		t.Fatalf("%d comments stored, want 2", len(comments))
+	}
+	hashes := map[string]bool{}
+	for _, raw := range comments {
+		env, err := schemas.DecodeEnvelope(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := schemas.DecodePayload[schemas.CommentSubmitted](env, schemas.CommentSubmittedType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes[c.ReplyHash] = true
+		for _, cp := range caps {
+			if strings.Contains(string(raw), cp) {
+				t.Error("a comment's event carries a capability")
+			}
+		}
+	}
+	if !hashes[schemas.ReplyHash(caps[0])] || !hashes[schemas.ReplyHash(caps[1])] || len(hashes) != 2 {
+		t.Errorf("comment hashes %v, want the two capabilities' hashes, distinct", hashes)
 	}
 }
 

@@ -55,7 +55,7 @@ func TestSurveyPage(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("GET survey: %d", status)
 	}
-	scaled := len(testSurvey.Questions) - 1 // and one comment question
+	scaled := len(testSurvey.Questions) - 2 // and two comment questions
 	if got := strings.Count(html, "<fieldset"); got != scaled {
 		t.Errorf("%d fieldsets, want one per scale question (%d)", got, scaled)
 	}
@@ -116,11 +116,30 @@ func TestSurveyPage(t *testing.T) {
 
 	withComment := validForm()
 	withComment.Set("c.better", "  More quiet\r\nrooms\x07 ")
-	status, _, hdr = e.page(t, http.MethodPost, "/s/"+tok, withComment)
-	if status != http.StatusSeeOther || hdr.Get("Location") != "/s/thanks" {
-		t.Fatalf("valid form: %d to %q", status, hdr.Get("Location"))
+	// A response with a comment is answered with the thanks page itself,
+	// which shows the private reply link once: no redirect, no cookie, not
+	// to be cached.
+	status, html, hdr = e.page(t, http.MethodPost, "/s/"+tok, withComment)
+	if status != http.StatusOK || hdr.Get("Location") != "" || hdr.Get("Set-Cookie") != "" || !strings.Contains(html, "Thank you") {
+		t.Fatalf("valid form with a comment: %d to %q (cookie %q)", status, hdr.Get("Location"), hdr.Get("Set-Cookie"))
 	}
-	if status, html, _ = e.page(t, http.MethodGet, "/s/thanks", nil); status != http.StatusOK || !strings.Contains(html, "Thank you") {
+	if hdr.Get("Cache-Control") != "no-store" || hdr.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("thanks page with a reply link: Cache-Control %q, Referrer-Policy %q", hdr.Get("Cache-Control"), hdr.Get("Referrer-Policy"))
+	}
+	m := regexp.MustCompile(`id="reply-link" type="text" readonly value="https://results\.acme\.example/r/([A-Za-z0-9_-]+)"`).FindStringSubmatch(html)
+	if m == nil {
+		t.Fatalf("the thanks page shows no reply link under the dashboard URL:\n%s", html)
+	}
+	replyCaps, err := schemas.ParseReplyLink(m[1])
+	if err != nil || len(replyCaps) != 1 {
+		t.Fatalf("reply link %q: %v", m[1], err)
+	}
+	for _, note := range []string{"We never email it", "cannot show it again", "Replies can come only after the survey closes", "If you answer back, your answer is shown"} {
+		if !strings.Contains(html, note) {
+			t.Errorf("the thanks page does not say %q", note)
+		}
+	}
+	if status, html, _ = e.page(t, http.MethodGet, "/s/thanks", nil); status != http.StatusOK || !strings.Contains(html, "Thank you") || strings.Contains(html, "reply-link") {
 		t.Fatalf("thanks page: %d", status)
 	}
 	// A retried POST, and a later visit, see "already answered".
@@ -141,6 +160,13 @@ func TestSurveyPage(t *testing.T) {
 	comments := e.stored(t, schemas.CommentSubmittedType)
 	if len(comments) != 1 || !strings.Contains(string(comments[0]), `"question_id":"better","text":"More quiet\nrooms"`) {
 		t.Errorf("comment not published on its own, trimmed and cleaned: %q", comments)
+	}
+	// The comment carries the capability's hash, never the capability.
+	if len(comments) == 1 && (!strings.Contains(string(comments[0]), `"reply_hash":"`+schemas.ReplyHash(replyCaps[0])+`"`) || strings.Contains(string(comments[0]), replyCaps[0])) {
+		t.Errorf("the comment does not carry its reply hash alone: %s", comments[0])
+	}
+	if strings.Contains(string(published[0]), replyCaps[0]) || strings.Contains(string(published[0]), schemas.ReplyHash(replyCaps[0])) {
+		t.Error("the response carries the reply capability or its hash")
 	}
 }
 
