@@ -10,10 +10,15 @@ import (
 )
 
 // randomRoster draws n people from a small organisation, so that small and
-// unique cohorts are common.
+// unique cohorts are common. Half the rosters have a reporting tree
+// (randomLines).
 func randomRoster(r *rand.Rand, n int) []schemas.Cohort {
 	bands := []string{"<1y", "1-2y", "2-5y", "5y+"}
 	depts, teams, locs := 1+r.IntN(4), 1+r.IntN(4), 1+r.IntN(3)
+	var lines [][]string
+	if r.IntN(2) == 0 {
+		lines = randomLines(r, n)
+	}
 	out := make([]schemas.Cohort, n)
 	for i := range out {
 		d := r.IntN(depts)
@@ -23,8 +28,45 @@ func randomRoster(r *rand.Rand, n int) []schemas.Cohort {
 			Location:   fmt.Sprintf("l%d", r.IntN(locs)),
 			TenureBand: bands[r.IntN(len(bands))],
 		}
+		if lines != nil {
+			out[i] = out[i].WithLine(lines[i])
+		}
 	}
 	return out
+}
+
+// randomLines draws a random reporting forest over n people and returns
+// each one's line of managers' person ids, top first: person i reports to
+// one of the people before them (often one of the first few, so that
+// managers have several reports), or to nobody; no line is longer than
+// schemas.MaxManagerDepth.
+func randomLines(r *rand.Rand, n int) [][]string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", r.Uint32(), r.Uint64()&0xffffffffffff)
+	}
+	lines := make([][]string, n)
+	for i := 1; i < n; i++ {
+		if r.IntN(6) == 0 {
+			continue // a root
+		}
+		m := r.IntN(min(i, 1+r.IntN(8)))
+		if len(lines[m]) == schemas.MaxManagerDepth {
+			continue
+		}
+		lines[i] = append(slices.Clone(lines[m]), ids[m])
+	}
+	return lines
+}
+
+// isLineCut reports whether stored's line is what generalisation may make
+// of own's: a prefix of own's line (its top), with the direct manager
+// kept only while the whole line is.
+func isLineCut(own, stored schemas.Cohort) bool {
+	if len(stored.Managers) > len(own.Managers) || !slices.Equal(stored.Managers, own.Managers[:len(stored.Managers)]) {
+		return false
+	}
+	return stored.Manager == "" || (stored.Manager == own.Manager && len(stored.Managers) == len(own.Managers))
 }
 
 // generalises reports whether stored is what some level of the ladder
@@ -38,15 +80,18 @@ func generalises(own, stored schemas.Cohort) bool {
 	return false
 }
 
-// TestGeneraliseProperty: for random rosters invited in one to three
-// rounds (those held back retried with the next), every stored cohort is
+// TestGeneraliseProperty: for random rosters, half of them with random
+// reporting trees, invited in one to three rounds (those held back retried
+// with the next), every stored cohort, its reporting line included, is
 // shared by at least k invitees, counted plainly over what was stored;
-// every stored cohort is a generalisation of the person's own; a first
-// round of k or more people places everyone.
+// every stored cohort is a generalisation of the person's own, its line a
+// prefix-cut of the person's own line; a first round of k or more people
+// places everyone.
 func TestGeneraliseProperty(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(11, seed))
+	withLine, withManager := 0, 0
 	for trial := range 3000 {
 		k := schemas.MinThreshold + r.IntN(8)
 		people := randomRoster(r, r.IntN(70))
@@ -67,7 +112,7 @@ func TestGeneraliseProperty(t *testing.T) {
 					waiting = append(waiting, c)
 					continue
 				}
-				if !generalises(c, stored[i]) {
+				if !generalises(c, stored[i]) || !isLineCut(c, stored[i]) || !stored[i].ValidLine() {
 					t.Fatalf("trial %d: %+v stored as %+v, not a generalisation of it", trial, c, stored[i])
 				}
 				existing[stored[i].Key()]++
@@ -81,6 +126,56 @@ func TestGeneraliseProperty(t *testing.T) {
 		}
 		if len(people) >= k && rounds == 1 && placedAll != len(people) {
 			t.Fatalf("trial %d: placed %d of %d", trial, placedAll, len(people))
+		}
+		for c := range existing {
+			if c.Managers != "" {
+				withLine++
+			}
+			if c.Manager != "" {
+				withManager++
+			}
+		}
+	}
+	if withLine == 0 || withManager == 0 {
+		t.Fatalf("no stored cohort kept a line (%d) or a direct manager (%d): the trees test nothing", withLine, withManager)
+	}
+}
+
+// TestGeneraliseManagerGroups: a team of five under one manager keeps its
+// line and direct manager; two teams of two and three under two managers
+// of one head lose their direct managers, then the line's last step, and
+// are stored together as the head's reports (all reports, not direct),
+// with tenure and location generalised, as the ladder goes.
+func TestGeneraliseManagerGroups(t *testing.T) {
+	const ceo, head, m1, m2, m3 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002",
+		"00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004", "00000000-0000-4000-8000-000000000005"
+	base := schemas.Cohort{Department: "Eng", Team: "core", Location: "Berlin", TenureBand: "2-5y"}
+	var people []schemas.Cohort
+	for range 5 {
+		people = append(people, base.WithLine([]string{ceo, head, m1}))
+	}
+	for range 2 {
+		people = append(people, base.WithLine([]string{ceo, head, m2}))
+	}
+	for range 3 {
+		people = append(people, base.WithLine([]string{ceo, head, m3}))
+	}
+	stored, ok := generalise(map[schemas.CohortKey]int{}, people, 5)
+	if slices.Contains(ok, false) {
+		t.Fatalf("held back: %v", ok)
+	}
+	for i := range 5 {
+		if !stored[i].Equal(people[i]) {
+			t.Fatalf("a direct report of m1 stored as %+v", stored[i])
+		}
+	}
+	// The levels before the line's keep what they generalised: tenure
+	// and location go first.
+	want := base
+	want.Managers, want.TenureBand, want.Location = []string{ceo, head}, schemas.AnyTenure, schemas.OtherLocations
+	for i := 5; i < len(people); i++ {
+		if !stored[i].Equal(want) {
+			t.Fatalf("person %d (%+v) stored as %+v, want %+v", i, people[i], stored[i], want)
 		}
 	}
 }

@@ -57,8 +57,10 @@ type Invited struct {
 
 // InviteRoster issues one single-use link per person of the audience for an
 // open wave and queues an email with it. The invitation ledger keeps only
-// the link's hash and the person's stored cohort — their own, generalised
-// until at least the wave's threshold of invitees share it (generalise);
+// the link's hash and the person's stored cohort — their own, with their
+// reporting line (the person ids of their managers, top first, and their
+// direct manager), generalised until at least the wave's threshold of
+// invitees share it (generalise);
 // the invitee bucket keeps which response slot is whose until the wave is
 // sealed (for reminders); the email, with the link, waits in the outbox
 // until it is sent. People invited before are skipped.
@@ -105,7 +107,10 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 		if err != nil {
 			return Invited{}, fmt.Errorf("roster entry with a bad start date: %w", err)
 		}
-		own[i] = schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
+		// The reporting line as the people bucket has it now, by person
+		// ids, top first; it counts the person for their managers' groups.
+		own[i] = schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}.
+			WithLine(reportingLine(people, id))
 	}
 	stored, placed, err := a.placeCohorts(ctx, w, own)
 	if err != nil {
