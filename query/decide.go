@@ -30,16 +30,27 @@ type servedSet struct {
 }
 
 // waveTypes is a released wave's response types for the guard, with each
-// type's attributes (by GroupColumns name) for matching predicates.
+// type's attributes for matching predicates.
 type waveTypes struct {
 	guard.Wave
-	attrs []map[string]string
+	attrs []respType
 }
 
-const sqlWaveTypes = `SELECT department, team, location, tenure_band, uniqExact(response_id)
+// respType is one response type's stored cohort: its attributes by
+// GroupColumns name (manager included) and its reporting line.
+type respType struct {
+	values map[string]string
+	line   []string
+}
+
+// A type is the whole stored cohort, reporting line included: two
+// respondents with different lines are told apart by manager filters, so
+// they must be different types, or an atom could be split by a served set
+// without the guard seeing it.
+const sqlWaveTypes = `SELECT department, team, location, tenure_band, managers, manager, uniqExact(response_id)
 FROM answers WHERE org = ? AND wave_id = ? AND seq < ?
-GROUP BY department, team, location, tenure_band
-ORDER BY department, team, location, tenure_band`
+GROUP BY department, team, location, tenure_band, managers, manager
+ORDER BY department, team, location, tenure_band, managers, manager`
 
 // typeSep joins a type's attribute values into its key; cohort values
 // never hold control characters (sliceRequest and the roster refuse them).
@@ -58,14 +69,18 @@ func (s *Server) waveTypesOf(ctx context.Context, org string, w WaveInfo) (waveT
 	defer rows.Close()
 	t := waveTypes{Wave: guard.Wave{ID: w.ID, K: w.threshold(s.guard.K)}}
 	for rows.Next() {
-		var dept, team, loc, tenure string
+		var dept, team, loc, tenure, manager string
+		var line []string
 		var n uint64
-		if err := rows.Scan(&dept, &team, &loc, &tenure, &n); err != nil {
+		if err := rows.Scan(&dept, &team, &loc, &tenure, &line, &manager, &n); err != nil {
 			return waveTypes{}, err
 		}
-		t.Types = append(t.Types, strings.Join([]string{dept, team, loc, tenure}, typeSep))
+		t.Types = append(t.Types, typeKey(dept, team, loc, tenure, line, manager))
 		t.N = append(t.N, int(n))
-		t.attrs = append(t.attrs, map[string]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure})
+		t.attrs = append(t.attrs, respType{
+			values: map[string]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure, "manager": manager},
+			line:   line,
+		})
 	}
 	if err := rows.Err(); err != nil {
 		return waveTypes{}, err
@@ -74,10 +89,28 @@ func (s *Server) waveTypesOf(ctx context.Context, org string, w WaveInfo) (waveT
 	return t, nil
 }
 
-// matches reports whether a type's attributes satisfy a predicate.
-func matches(attrs map[string]string, pred []Clause) bool {
+// typeKey is a response type's key in the guard's record. A type without
+// a reporting line keeps the key it had before lines were stored, so that
+// records written then stay aligned with the types they name.
+func typeKey(dept, team, loc, tenure string, line []string, manager string) string {
+	parts := []string{dept, team, loc, tenure}
+	if len(line) > 0 || manager != "" {
+		// Person ids are UUIDs: no comma, no typeSep.
+		parts = append(parts, strings.Join(line, ","), manager)
+	}
+	return strings.Join(parts, typeSep)
+}
+
+// matches reports whether a type satisfies a predicate.
+func matches(t respType, pred []Clause) bool {
 	for _, cl := range pred {
-		if !slices.Contains(cl.Values, attrs[cl.Attr]) {
+		if cl.Attr == ReportsTo {
+			if !slices.ContainsFunc(cl.Values, func(v string) bool { return slices.Contains(t.line, v) }) {
+				return false
+			}
+			continue
+		}
+		if !slices.Contains(cl.Values, t.values[cl.Attr]) {
 			return false
 		}
 	}

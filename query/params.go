@@ -22,15 +22,15 @@ import (
 // parameters named in extra (group_by among them where the endpoint
 // groups). The filter holds at most one clause per attribute, sorted by
 // attribute, each with one value of 1 to schemas.MaxAttrLen bytes and no
-// control character; group_by is empty or a key of GroupColumns and is not
-// also filtered by.
+// control character (a person id for manager and reports_to); group_by is
+// empty or a key of GroupColumns and is not also filtered by.
 func parseSlice(args *fasthttp.Args, p *Principal, extra ...string) (filter []Clause, groupBy string, err error) {
 	if err := checkParams(args, sliceParams(extra...)...); err != nil {
 		return nil, "", err
 	}
 	groupBy = string(args.Peek("group_by"))
 	if _, ok := GroupColumns[groupBy]; groupBy != "" && !ok {
-		return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band")
+		return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_group_by", "group_by must be one of department, team, location, tenure_band, manager")
 	}
 	if err := mayGroupBy(p, groupBy); err != nil {
 		return nil, "", err
@@ -48,6 +48,8 @@ func parseSlice(args *fasthttp.Args, p *Principal, extra ...string) (filter []Cl
 			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "filter %s: want 1 to %d printable characters", attr, schemas.MaxAttrLen)
 		case attr == groupBy:
 			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "cannot filter and group by %s at once", attr)
+		case (attr == "manager" || attr == ReportsTo) && !schemas.ValidPersonID(v):
+			return nil, "", schemas.Errorf(http.StatusBadRequest, "invalid_filter", "filter %s: want a person id (a lower-case UUID, as GET /v1/orgs/{org}/managers lists them)", attr)
 		}
 		if err := mayGroupBy(p, attr); err != nil {
 			return nil, "", err

@@ -31,6 +31,9 @@ var paramSeeds = []string{
 	"location=Berlin&group_by=department", "question=better&department=%00", "team=eng-1&group_by=team",
 	"tenure_band=", "waves=,", "waves=w0", "waves=w1,w0&department=Sales&location=Berlin", "waves=w1,nope",
 	"waves=w1,w1", "waves=w1&from=2020-01-01&to=2020-01-02", "department=" + strings.Repeat("%C3%A9", 60),
+	"manager=0f8fad5b-d9cb-469f-a165-70867728950e", "reports_to=0f8fad5b-d9cb-469f-a165-70867728950e&group_by=manager",
+	"manager=0F8FAD5B-D9CB-469F-A165-70867728950E", "reports_to=alice", "group_by=manager&manager=0f8fad5b-d9cb-469f-a165-70867728950e",
+	"group_by=reports_to",
 }
 
 // sliceEndpoints are the parameters besides filters that each endpoint
@@ -84,8 +87,10 @@ func FuzzParseSlice(f *testing.F) {
 		for i, c := range filter {
 			v := c.Values[0]
 			switch {
-			case GroupColumns[c.Attr] == "" || len(c.Values) != 1:
+			case (GroupColumns[c.Attr] == "" && c.Attr != ReportsTo) || len(c.Values) != 1:
 				t.Fatalf("%q: clause %+v", raw, c)
+			case (c.Attr == "manager" || c.Attr == ReportsTo) && !schemas.ValidPersonID(v):
+				t.Fatalf("%q: %s=%q is not a person id", raw, c.Attr, v)
 			case i > 0 && filter[i-1].Attr >= c.Attr:
 				t.Fatalf("%q: clauses not sorted or repeated: %+v", raw, filter)
 			case v == "" || len(v) > schemas.MaxAttrLen || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' }):
@@ -223,5 +228,41 @@ func TestParamRefusalsAreProblems(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Fatal("no seed refused")
+	}
+}
+
+// TestParseManagerFilters: manager and reports_to take one person id each
+// (canonical lower-case UUIDs) for analysts, group_by takes manager, and
+// neither is open to leaders or a group_by of reports_to.
+func TestParseManagerFilters(t *testing.T) {
+	const id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	analyst := &Principal{Org: "acme", Role: schemas.RoleAnalyst}
+	leader := &Principal{Org: "acme", Role: schemas.RoleLeader}
+	filter, groupBy, err := parseSlice(argsOf("reports_to="+id+"&team=eng&group_by=manager"), analyst, "group_by")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Clause{{Attr: ReportsTo, Values: []string{id}}, {Attr: "team", Values: []string{"eng"}}}
+	if groupBy != "manager" || !slices.EqualFunc(filter, want, func(a, b Clause) bool { return a.Attr == b.Attr && slices.Equal(a.Values, b.Values) }) {
+		t.Fatalf("got %+v group_by %q, want %+v group_by manager", filter, groupBy, want)
+	}
+	for _, tc := range []struct {
+		raw  string
+		p    *Principal
+		code int
+	}{
+		{"manager=" + strings.ToUpper(id), analyst, http.StatusBadRequest},
+		{"reports_to=alice", analyst, http.StatusBadRequest},
+		{"group_by=reports_to", analyst, http.StatusBadRequest},
+		{"manager=" + id + "&group_by=manager", analyst, http.StatusBadRequest},
+		{"manager=" + id, leader, http.StatusForbidden},
+		{"reports_to=" + id, leader, http.StatusForbidden},
+		{"group_by=manager", leader, http.StatusForbidden},
+	} {
+		_, _, err := parseSlice(argsOf(tc.raw), tc.p, "group_by")
+		var e *schemas.Error
+		if !errors.As(err, &e) || e.Status != tc.code {
+			t.Errorf("%s as %s: %v, want %d", tc.raw, tc.p.Role, err, tc.code)
+		}
 	}
 }

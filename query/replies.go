@@ -42,7 +42,7 @@ const (
 const (
 	sqlThreads = `SELECT comment_id, entry_id, kind, text, role, day FROM comment_thread
 WHERE org = ? AND comment_id IN ? ORDER BY comment_id, seq`
-	sqlCommentByID = `SELECT wave_id, survey_id, question_id, text, department, team, location, tenure_band, seq
+	sqlCommentByID = `SELECT wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, seq
 FROM comments WHERE org = ? AND comment_id = ? LIMIT 1`
 	sqlCommentsByReplyHash = `SELECT org, wave_id, survey_id, question_id, comment_id, text, seq
 FROM comments WHERE reply_hash IN ? ORDER BY org, wave_id, question_id, comment_id`
@@ -84,21 +84,25 @@ func (s *Store) fillThreads(ctx context.Context, org string, items []CommentItem
 // storedComment is one row of comments, found by its handle.
 type storedComment struct {
 	waveID, surveyID, questionID, text string
-	cohort                             map[string]string
+	cohort                             respType
 	seq                                uint64
 }
 
 func (s *Store) commentByID(ctx context.Context, org, id string) (storedComment, bool, error) {
 	var c storedComment
-	var dept, team, loc, tenure string
-	err := s.ch.QueryRow(ctx, sqlCommentByID, org, id).Scan(&c.waveID, &c.surveyID, &c.questionID, &c.text, &dept, &team, &loc, &tenure, &c.seq)
+	var dept, team, loc, tenure, manager string
+	var line []string
+	err := s.ch.QueryRow(ctx, sqlCommentByID, org, id).Scan(&c.waveID, &c.surveyID, &c.questionID, &c.text, &dept, &team, &loc, &tenure, &line, &manager, &c.seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
 	}
 	if err != nil {
 		return c, false, fmt.Errorf("query: comment: %w", err)
 	}
-	c.cohort = map[string]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure}
+	c.cohort = respType{
+		values: map[string]string{"department": dept, "team": team, "location": loc, "tenure_band": tenure, "manager": manager},
+		line:   line,
+	}
 	return c, true, nil
 }
 

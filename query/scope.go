@@ -27,6 +27,7 @@ type Scope struct {
 }
 
 // Clause selects responses whose attribute (a key of GroupColumns) is one
+// of Values, or, with Attr ReportsTo, whose stored reporting line holds one
 // of Values.
 type Clause struct {
 	Attr   string
@@ -66,11 +67,16 @@ func (sc Scope) where() (string, []any) {
 
 // predicateSQL is the SQL conjunction of clauses ("" for none) over
 // columns named prefix+column, and its arguments. Only GroupColumns names
-// reach SQL; values are bound.
+// (and the line's column, for ReportsTo) reach SQL; values are bound.
 func predicateSQL(clauses []Clause, prefix string) (string, []any) {
 	var parts []string
 	var args []any
 	for _, c := range clauses {
+		if c.Attr == ReportsTo {
+			parts = append(parts, "hasAny("+prefix+"managers, ?)")
+			args = append(args, slices.Clone(c.Values))
+			continue
+		}
 		parts = append(parts, prefix+GroupColumns[c.Attr]+" IN ?")
 		args = append(args, groupSet(c.Values))
 	}
@@ -123,11 +129,14 @@ func onlyParams(c *fiber.Ctx, allowed ...string) error {
 // extra.
 func sliceParams(extra ...string) []string { return append(sortedAttrs(), extra...) }
 
+// sortedAttrs are the filter attributes, sorted: GroupColumns' and
+// ReportsTo.
 func sortedAttrs() []string {
-	out := make([]string, 0, len(GroupColumns))
+	out := make([]string, 0, len(GroupColumns)+1)
 	for a := range GroupColumns {
 		out = append(out, a)
 	}
+	out = append(out, ReportsTo)
 	slices.Sort(out)
 	return out
 }

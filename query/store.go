@@ -42,13 +42,22 @@ type WaveInfo struct {
 func (w WaveInfo) Closed() bool { return w.CloseSeq > 0 }
 
 // GroupColumns are the attributes a result may be grouped by, mapped to
-// their columns. Only these names ever reach SQL.
+// their columns. Only these names ever reach SQL. manager is the direct
+// manager's person id of the stored cohort: a group of manager = M is M's
+// direct reports (their answers count for M's group, never for their own
+// as managers); the group "" holds whoever has no direct manager stored
+// (none in the roster, or generalised away).
 var GroupColumns = map[string]string{
 	"department":  "department",
 	"team":        "team",
 	"location":    "location",
 	"tenure_band": "tenure_band",
+	"manager":     "manager",
 }
+
+// ReportsTo is the filter (not a group: its sets overlap) of everyone a
+// person manages at any depth: the stored reporting line holds them.
+const ReportsTo = "reports_to"
 
 // The SQL this package issues. Statements() lists them for the
 // compatibility test against current ClickHouse. In the templates, %[1]s is
@@ -112,7 +121,13 @@ func Statements() []schemas.Statement {
 		{Name: "response types", SQL: sqlWaveTypes, Args: []any{org, wave, uint64(100)}},
 		{Name: "organisations", SQL: sqlOrgs},
 	}
-	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band") {
+	line := Scope{Waves: exampleScope.Waves, K: exampleScope.K, Filter: []Clause{
+		{Attr: "manager", Values: []string{"7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01"}},
+		{Attr: ReportsTo, Values: []string{"7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01"}},
+	}}
+	lineWhere, lineArgs := line.where()
+	out = append(out, schemas.Statement{Name: "respondents of a reporting line", SQL: fmt.Sprintf(sqlGroupRespondents, "manager", lineWhere), Args: append([]any{org}, lineArgs...)})
+	for _, g := range append([]string{"''"}, "department", "team", "location", "tenure_band", "manager") {
 		out = append(out,
 			scoped("respondents by "+g, sqlGroupRespondents, g),
 			scoped("dimensions by "+g, sqlDimensionCells, g),

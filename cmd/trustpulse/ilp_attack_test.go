@@ -500,14 +500,7 @@ func (a *ilpAttack) targets() (victims, groups []*ilpTarget) {
 			a.typeTargets[ty] = groups[n]
 		}
 	}
-	values := [4][]string{}
-	for _, c := range a.o.people {
-		for i := range ilpAttrs {
-			if !slices.Contains(values[i], c[i]) {
-				values[i] = append(values[i], c[i])
-			}
-		}
-	}
+	values := ilpValues(a.o.people)
 	for _, r := range a.reqs {
 		for _, w := range m.waves {
 			if !strings.Contains(r.path, "/waves/"+w+"/") && strings.Contains(r.path, "/waves/") {

@@ -57,17 +57,7 @@ func ilpQuery(f ilpFilter, groupBy int, extra url.Values) string {
 // and their neighbours, with and without group-bys, over single waves and
 // pooled periods, participation, trends and driver impact.
 func ilpBattery(rng *rand.Rand, o *ilpOrg, n, analysts, replicas int) []ilpRequest {
-	values := [4][]string{}
-	for _, c := range o.people {
-		for a := range ilpAttrs {
-			if !slices.Contains(values[a], c[a]) {
-				values[a] = append(values[a], c[a])
-			}
-		}
-	}
-	for a := range values {
-		slices.Sort(values[a])
-	}
+	values := ilpValues(o.people)
 	waves := o.waveIDs()
 	filter := func() ilpFilter {
 		var f ilpFilter
@@ -75,8 +65,12 @@ func ilpBattery(rng *rand.Rand, o *ilpOrg, n, analysts, replicas int) []ilpReque
 			return f
 		}
 		v := o.people[o.victims[rng.IntN(len(o.victims))]]
-		for _, a := range rng.Perm(4)[:1+rng.IntN(3)] {
+		for _, a := range rng.Perm(len(ilpAttrs))[:1+rng.IntN(3)] {
 			f[a] = v[a]
+			if a == ilpLineAttr { // someone on the victim's line
+				line := v.line()
+				f[a] = line[rng.IntN(len(line))]
+			}
 			if rng.IntN(3) == 0 { // a neighbour
 				f[a] = values[a][rng.IntN(len(values[a]))]
 			}
@@ -88,7 +82,7 @@ func ilpBattery(rng *rand.Rand, o *ilpOrg, n, analysts, replicas int) []ilpReque
 			return -1
 		}
 		var free []int
-		for a := range ilpAttrs {
+		for a := range ilpGroupable {
 			if f[a] == "" {
 				free = append(free, a)
 			}
@@ -97,7 +91,7 @@ func ilpBattery(rng *rand.Rand, o *ilpOrg, n, analysts, replicas int) []ilpReque
 	}
 	var out []ilpRequest
 	for _, w := range waves {
-		for a := range ilpAttrs {
+		for a := range ilpGroupable {
 			out = append(out, ilpRequest{kind: "scores", path: "/v1/orgs/acme/waves/" + w + "/scores" + ilpQuery(ilpFilter{}, a, nil), groupBy: a})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -23,25 +24,94 @@ import (
 // The organisations TestIntegerProgramAttack plays against: random people
 // plus planted victims with rare or unique cohorts.
 
-// ilpAttrs are the cohort attributes, in the order of ilpCohort.
-var ilpAttrs = [4]string{"department", "team", "location", "tenure_band"}
+// ilpAttrs are the cohort attributes, in the order of ilpCohort, as the
+// API names their filters: the four of the roster's columns, the direct
+// manager (a person id) and the reporting line (reports_to filters by a
+// person on it; it is no group).
+var ilpAttrs = [6]string{"department", "team", "location", "tenure_band", "manager", "reports_to"}
 
-// ilpCohort is department, team, location and tenure band.
-type ilpCohort [4]string
+// ilpLineAttr is the index of the reporting line; ilpGroupable the number
+// of attributes (the first ones) a result may be grouped by.
+const (
+	ilpManagerAttr = 4
+	ilpLineAttr    = 5
+	ilpGroupable   = 5
+)
 
-func (c ilpCohort) schema() schemas.Cohort {
-	return schemas.Cohort{Department: c[0], Team: c[1], Location: c[2], TenureBand: c[3]}
+// ilpCohort is department, team, location, tenure band, direct manager and
+// reporting line (person ids joined by commas, top first; the manager is
+// its last).
+type ilpCohort [6]string
+
+func (c ilpCohort) line() []string {
+	if c[ilpLineAttr] == "" {
+		return nil
+	}
+	return strings.Split(c[ilpLineAttr], ",")
 }
 
-func (c ilpCohort) String() string { return fmt.Sprintf("%s/%s/%s/%s", c[0], c[1], c[2], c[3]) }
+func (c ilpCohort) schema() schemas.Cohort {
+	return schemas.Cohort{Department: c[0], Team: c[1], Location: c[2], TenureBand: c[3]}.WithLine(c.line())
+}
 
-// ilpFilter is attribute values a response must have ("" for any).
-type ilpFilter [4]string
+func (c ilpCohort) String() string {
+	return fmt.Sprintf("%s/%s/%s/%s/%s", c[0], c[1], c[2], c[3], ilpManagerName(c[ilpManagerAttr]))
+}
+
+// The organisation's reporting tree: one top, a head per department, a
+// lead per team (ilpLead), as person ids.
+var (
+	ilpTop   = ilpPersonID(0)
+	ilpHeads = map[string]string{"Eng": ilpPersonID(1), "Sales": ilpPersonID(2), "Ops": ilpPersonID(3), "Legal": ilpPersonID(4)}
+	ilpTeams = []string{"Eng-a", "Eng-b", "Eng-solo", "Sales-a", "Sales-b", "Ops-a", "Ops-b", "Legal-solo", "Legal-core"}
+)
+
+func ilpPersonID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
+
+// ilpLead is the person id of the lead of a team.
+func ilpLead(team string) string {
+	return ilpPersonID(1000 + int(crc32.ChecksumIEEE([]byte(team))%100000))
+}
+
+// ilpManagerName names a manager's person id for the logs ("" if none).
+func ilpManagerName(id string) string {
+	if id == ilpTop {
+		return "top"
+	}
+	for d, h := range ilpHeads {
+		if h == id {
+			return "head of " + d
+		}
+	}
+	for _, team := range ilpTeams {
+		if ilpLead(team) == id {
+			return "lead of " + team
+		}
+	}
+	return id
+}
+
+// ilpC is a cohort under its team's lead (viaLead) or directly under its
+// department's head.
+func ilpC(dept, team, loc, tenure string, viaLead bool) ilpCohort {
+	line := []string{ilpTop, ilpHeads[dept]}
+	if viaLead {
+		line = append(line, ilpLead(team))
+	}
+	return ilpCohort{dept, team, loc, tenure, line[len(line)-1], strings.Join(line, ",")}
+}
+
+// ilpFilter is attribute values a response must have ("" for any); the
+// reporting line's is a person on it.
+type ilpFilter [6]string
 
 func (f ilpFilter) String() string {
 	var out []string
 	for i, v := range f {
 		if v != "" {
+			if i >= ilpManagerAttr {
+				v = ilpManagerName(v)
+			}
 			out = append(out, ilpAttrs[i]+"="+v)
 		}
 	}
@@ -53,11 +123,43 @@ func (f ilpFilter) String() string {
 
 func (f ilpFilter) matches(c ilpCohort) bool {
 	for i, v := range f {
-		if v != "" && c[i] != v {
+		switch {
+		case v == "":
+		case i == ilpLineAttr:
+			if !slices.Contains(c.line(), v) {
+				return false
+			}
+		case c[i] != v:
 			return false
 		}
 	}
 	return true
+}
+
+// ilpValues lists, per attribute, the values people have (for the line:
+// the people on their lines), sorted.
+func ilpValues(people []ilpCohort) [6][]string {
+	var values [6][]string
+	add := func(a int, v string) {
+		if !slices.Contains(values[a], v) {
+			values[a] = append(values[a], v)
+		}
+	}
+	for _, c := range people {
+		for a := range ilpAttrs {
+			if a == ilpLineAttr {
+				for _, m := range c.line() {
+					add(a, m)
+				}
+				continue
+			}
+			add(a, c[a])
+		}
+	}
+	for a := range values {
+		slices.Sort(values[a])
+	}
+	return values
 }
 
 // ilpSurvey is small, so the integer program stays small: four required
@@ -82,29 +184,35 @@ type ilpVictimSpec struct {
 }
 
 var ilpVictimPool = []ilpVictimSpec{
-	{name: "the only 0-1y person in Lisbon", cohort: ilpCohort{"Eng", "Eng-a", "Lisbon", "0-1y"}, alone: [][]int{{2, 3}}},
-	{name: "alone in team Eng-solo", cohort: ilpCohort{"Eng", "Eng-solo", "Berlin", "2-5y"}, alone: [][]int{{1}}},
-	{name: "the only remote worker", cohort: ilpCohort{"Sales", "Sales-a", "Remote", "1-2y"}, alone: [][]int{{2}}},
-	{name: "the only 10y+ person", cohort: ilpCohort{"Ops", "Ops-b", "Lisbon", "10y+"}, alone: [][]int{{3}}},
-	{name: "Legal minus its core team", cohort: ilpCohort{"Legal", "Legal-solo", "Berlin", "1-2y"}, alone: [][]int{{1}},
+	{name: "the only 0-1y person in Lisbon", cohort: ilpC("Eng", "Eng-a", "Lisbon", "0-1y", true), alone: [][]int{{2, 3}}},
+	{name: "alone in team Eng-solo", cohort: ilpC("Eng", "Eng-solo", "Berlin", "2-5y", true), alone: [][]int{{1}, {4}}},
+	{name: "the only remote worker", cohort: ilpC("Sales", "Sales-a", "Remote", "1-2y", true), alone: [][]int{{2}}},
+	{name: "the only 10y+ person", cohort: ilpC("Ops", "Ops-b", "Lisbon", "10y+", true), alone: [][]int{{3}}},
+	{name: "Legal minus its core team", cohort: ilpC("Legal", "Legal-solo", "Berlin", "1-2y", true), alone: [][]int{{1}, {4}},
 		extra: func(rng *rand.Rand) []ilpCohort {
 			var out []ilpCohort
 			for range 6 + rng.IntN(4) {
-				out = append(out, ilpCohort{"Legal", "Legal-core", ilpPick(rng, "Berlin", "Lisbon"), ilpPick(rng, "1-2y", "2-5y")})
+				out = append(out, ilpC("Legal", "Legal-core", ilpPick(rng, "Berlin", "Lisbon"), ilpPick(rng, "1-2y", "2-5y"), true))
 			}
 			return out
 		}},
-	{name: "the only Ops-a person in Lisbon", cohort: ilpCohort{"Ops", "Ops-a", "Lisbon", "2-5y"}, alone: [][]int{{1, 2}}},
-	{name: "the only 5y+ person of Sales-b", cohort: ilpCohort{"Sales", "Sales-b", "Berlin", "5y+"}, alone: [][]int{{1, 3}}},
-	{name: "a unique cohort", alone: [][]int{{0, 1, 2, 3}}}, // cohort drawn per organisation
+	{name: "the only Ops-a person in Lisbon", cohort: ilpC("Ops", "Ops-a", "Lisbon", "2-5y", true), alone: [][]int{{1, 2}}},
+	{name: "the only 5y+ person of Sales-b", cohort: ilpC("Sales", "Sales-b", "Berlin", "5y+", true), alone: [][]int{{1, 3}}},
+	{name: "a unique cohort", alone: [][]int{{0, 1, 2, 3, 4}}}, // cohort drawn per organisation
+	// Planted through the reporting tree: in a common cohort, but alone
+	// in their direct-reports group (the rest of their team has its lead).
+	{name: "the only direct report of the head of Sales", cohort: ilpC("Sales", "Sales-a", "Berlin", "2-5y", false), alone: [][]int{{4}}},
+	{name: "the one Ops-b person led from Eng-a", cohort: ilpCohort{"Ops", "Ops-b", "Berlin", "1-2y", ilpLead("Eng-a"),
+		strings.Join([]string{ilpTop, ilpHeads["Eng"], ilpLead("Eng-a")}, ",")}, alone: [][]int{{0, 4}, {1, 4}}},
 }
 
 func ilpPick(rng *rand.Rand, opts ...string) string { return opts[rng.IntN(len(opts))] }
 
-// ilpRandomPerson is one of the ordinary people.
+// ilpRandomPerson is one of the ordinary people: under their team's lead,
+// or (one in eight) directly under their department's head.
 func ilpRandomPerson(rng *rand.Rand) ilpCohort {
 	dept := ilpPick(rng, "Eng", "Sales", "Ops")
-	return ilpCohort{dept, dept + "-" + ilpPick(rng, "a", "b"), ilpPick(rng, "Berlin", "Berlin", "Lisbon"), ilpPick(rng, "0-1y", "1-2y", "2-5y", "5y+")}
+	return ilpC(dept, dept+"-"+ilpPick(rng, "a", "b"), ilpPick(rng, "Berlin", "Berlin", "Lisbon"), ilpPick(rng, "0-1y", "1-2y", "2-5y", "5y+"), rng.IntN(8) != 0)
 }
 
 type ilpOrg struct {

@@ -32,19 +32,14 @@ func TestIntegerProgramAttackerSpareAPartition(t *testing.T) {
 		attr   int
 	}
 	var cands []cand
-	for attr := range ilpAttrs {
+	values := ilpValues(o.people)
+	for attr := range ilpGroupable {
 		cands = append(cands, cand{attr: attr})
 		for other := range ilpAttrs {
 			if other == attr {
 				continue
 			}
-			var values []string
-			for _, c := range o.people {
-				if !slices.Contains(values, c[other]) {
-					values = append(values, c[other])
-				}
-			}
-			for _, v := range values {
+			for _, v := range values[other] {
 				var f ilpFilter
 				f[other] = v
 				cands = append(cands, cand{f, attr})
