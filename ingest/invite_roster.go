@@ -37,6 +37,21 @@ func TenureBand(start, now time.Time) string {
 	return "5y+"
 }
 
+// OwnCohort is the own cohort of the roster's person id (an employee id,
+// a key of people as Admin.People returns them) at now, before
+// generalisation: their department, team, location, tenure band, and
+// reporting line as the roster has it now (their managers' person ids, top
+// first), which counts them for their managers' groups.
+func OwnCohort(people map[string]schemas.Person, id string, now time.Time) (schemas.Cohort, error) {
+	p := people[id]
+	start, err := time.Parse(schemas.DateLayout, p.StartDate)
+	if err != nil {
+		return schemas.Cohort{}, fmt.Errorf("roster entry with a bad start date: %w", err)
+	}
+	return schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}.
+		WithLine(reportingLine(people, id)), nil
+}
+
 // ErrAudienceTooSmall is InviteRoster's error when nobody of the audience
 // could be invited: too few people for the wave's threshold.
 var ErrAudienceTooSmall = errors.New("invite: the audience is too small")
@@ -102,15 +117,9 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 	now := a.now()
 	own := make([]schemas.Cohort, len(ids))
 	for i, id := range ids {
-		p := people[id]
-		start, err := time.Parse(schemas.DateLayout, p.StartDate)
-		if err != nil {
-			return Invited{}, fmt.Errorf("roster entry with a bad start date: %w", err)
+		if own[i], err = OwnCohort(people, id, now); err != nil {
+			return Invited{}, err
 		}
-		// The reporting line as the people bucket has it now, by person
-		// ids, top first; it counts the person for their managers' groups.
-		own[i] = schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}.
-			WithLine(reportingLine(people, id))
 	}
 	stored, placed, err := a.placeCohorts(ctx, w, own)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/trustpulse/trustpulse/deploy/examples"
 	"github.com/trustpulse/trustpulse/deploy/mailsink"
 	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -91,11 +92,16 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	links, err := seedDemo(ctx, m, stdout, analyst)
+	seeded, err := seedDemo(ctx, m, stdout, analyst)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	printDemo(stdout, m, links, analyst, leader)
+	people, err := m.Admin.People(ctx, demoOrg)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	printDemo(stdout, m, seeded, analyst, leader)
+	printDemoManagers(stdout, m, seeded, people, analyst)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping trustpulse demo")
 	return nil
@@ -113,78 +119,128 @@ var (
 )
 
 // demoEmployees makes the demo roster: names, addresses at demo.example,
-// departments, teams, locations and start dates up to nine years back.
+// departments, teams, locations, start dates up to nine years back, and a
+// reporting tree: a CEO (demoCEO, in People Ops); per department a head
+// reporting to the CEO; per team a manager reporting to the head (the
+// head manages their own team's manager too); everyone else reporting to
+// their team's manager.
 func demoEmployees(rng *rand.Rand, now time.Time) []employee {
 	var out []employee
+	add := func(bias float64, dept, team, manager string) string {
+		n := len(out) + 1
+		first, last := demoFirst[rng.IntN(len(demoFirst))], demoLast[rng.IntN(len(demoLast))]
+		out = append(out, employee{bias: bias + rng.NormFloat64()*0.3, row: ingest.RosterRow{
+			EmployeeID: fmt.Sprintf("E%04d", n),
+			Email:      fmt.Sprintf("person%04d@demo.example", n),
+			Name:       first + " " + last,
+			Department: dept,
+			Team:       team,
+			Location:   demoLocations[rng.IntN(len(demoLocations))],
+			ManagerID:  manager,
+			StartDate:  now.AddDate(0, 0, -30-rng.IntN(9*365)).Format(schemas.DateLayout),
+		}})
+		return out[n-1].row.EmployeeID
+	}
+	ceo := add(0.4, "People", "People Ops", "")
 	for _, d := range demoDepartments {
+		var head string
+		leads := map[string]string{}
 		for i := range d.size {
-			n := len(out) + 1
-			first, last := demoFirst[rng.IntN(len(demoFirst))], demoLast[rng.IntN(len(demoLast))]
-			out = append(out, employee{bias: d.bias + rng.NormFloat64()*0.3, row: ingest.RosterRow{
-				EmployeeID: fmt.Sprintf("E%04d", n),
-				Email:      fmt.Sprintf("person%04d@demo.example", n),
-				Name:       first + " " + last,
-				Department: d.name,
-				Team:       d.teams[i%len(d.teams)],
-				Location:   demoLocations[rng.IntN(len(demoLocations))],
-				StartDate:  now.AddDate(0, 0, -30-rng.IntN(9*365)).Format(schemas.DateLayout),
-			}})
+			team := d.teams[i%len(d.teams)]
+			switch {
+			case i == 0:
+				head = add(d.bias, d.name, team, ceo)
+			case leads[team] == "":
+				leads[team] = add(d.bias, d.name, team, head)
+			default:
+				add(d.bias, d.name, team, leads[team])
+			}
 		}
 	}
 	return out
 }
 
+// demoCEO, demoHead and demoLead are the employee ids of the CEO, the head
+// of Engineering and the manager of its Platform team (demoEmployees).
+const (
+	demoCEO  = "E0001"
+	demoHead = "E0002"
+	demoLead = "E0005"
+)
+
 // seedDemo creates the demo organisation unless it exists: the survey, three
 // past waves with responses submitted through the real HTTP ingest path,
 // and an open wave whose links it returns.
-func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]string, error) {
+func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) (seeded demoSeeded, err error) {
 	if _, ok := m.Catalog.Survey(demoOrg, demoSurvey); ok {
 		fmt.Fprintln(stdout, "demo organisation already seeded; serving it (links below may have been used already)")
-		return emailedLinks(ctx, m, 6)
+		seeded.links, err = emailedLinks(ctx, m, 6)
+		return seeded, err
 	}
 	survey, err := ingest.ParseSurveyFile("leadership-pulse.yaml", examples.LeadershipPulse)
 	if err != nil {
-		return nil, err
+		return seeded, err
 	}
 	if err := m.Admin.PublishSurvey(ctx, demoOrg, survey); err != nil {
-		return nil, err
+		return seeded, err
 	}
 	now := time.Now().UTC()
 	rng := rand.New(rand.NewPCG(demoSeed, demoSeed))
 	people := demoEmployees(rng, now)
 	rows := make([]ingest.RosterRow, len(people))
-	cohorts := make([]schemas.Cohort, len(people))
 	for i, p := range people {
 		rows[i] = p.row
-		start, _ := time.Parse(schemas.DateLayout, p.row.StartDate)
-		cohorts[i] = schemas.Cohort{Department: p.row.Department, Team: p.row.Team, Location: p.row.Location, TenureBand: ingest.TenureBand(start, now)}
 	}
 	if _, err := m.Admin.ImportRoster(ctx, demoOrg, rows, nil); err != nil {
-		return nil, err
+		return seeded, err
 	}
-	fmt.Fprintf(stdout, "imported a roster of %d people\n", len(rows))
+	fmt.Fprintf(stdout, "imported a roster of %d people (a CEO, %d department heads, team managers)\n", len(rows), len(demoDepartments))
+	// The past waves' invitations carry each person's own cohort with their
+	// reporting line, as `trustpulse invite` would store it.
+	onRoster, err := m.Admin.People(ctx, demoOrg)
+	if err != nil {
+		return seeded, err
+	}
+	cohorts := make([]schemas.Cohort, len(people))
+	for i, p := range people {
+		if cohorts[i], err = ingest.OwnCohort(onRoster, p.row.EmployeeID, now); err != nil {
+			return seeded, err
+		}
+	}
 	for _, w := range demoWaves {
 		if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: w.id, SurveyID: demoSurvey,
 			OpensAt: now.AddDate(0, 0, -7*w.weeksAgo), ClosesAt: now.Add(time.Hour)}); err != nil {
-			return nil, err
+			return seeded, err
 		}
 		tokens, err := m.Admin.IssueInvitations(ctx, demoOrg, w.id, cohorts)
 		if err != nil {
-			return nil, err
+			return seeded, err
 		}
 		var bodies [][]byte
 		for i, p := range people {
 			if rng.Float64() >= w.responded {
 				continue
 			}
-			body, _ := json.Marshal(map[string]any{"token": tokens[i], "answers": demoAnswers(rng, survey, p.bias+w.trend), "comments": demoComments(rng, survey)})
+			comments := demoComments(rng, survey)
+			if w.id == demoReplyWave && seeded.replyLink == "" {
+				// One comment asks to hear back; its writer keeps the reply
+				// link the thanks page shows (seeded below: a reply and an
+				// answer back).
+				comments = map[string]string{"comment-better": demoHearBack}
+				answers := demoAnswers(rng, survey, p.bias+w.trend)
+				if seeded.replyLink, err = submitForReplyLink(ctx, m.IngestURL, tokens[i], answers, comments); err != nil {
+					return seeded, err
+				}
+				continue
+			}
+			body, _ := json.Marshal(map[string]any{"token": tokens[i], "answers": demoAnswers(rng, survey, p.bias+w.trend), "comments": comments})
 			bodies = append(bodies, body)
 		}
 		if err := submitAll(ctx, m.IngestURL, bodies); err != nil {
-			return nil, err
+			return seeded, err
 		}
 		if err := m.Admin.CloseWave(ctx, demoOrg, w.id); err != nil {
-			return nil, err
+			return seeded, err
 		}
 		fmt.Fprintf(stdout, "seeded wave %s: %d invited, %d responses submitted over HTTP\n", w.id, len(tokens), len(bodies))
 	}
@@ -196,23 +252,97 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) ([]s
 		}
 	}
 	if _, err := m.Admin.ImportRoster(ctx, demoOrg, staying, nil); err != nil {
-		return nil, err
+		return seeded, err
 	}
 	fmt.Fprintf(stdout, "re-imported the roster: %d people left\n", len(rows)-len(staying))
 	if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: demoOpenWave, SurveyID: demoSurvey,
 		OpensAt: now, ClosesAt: now.AddDate(0, 0, 14)}); err != nil {
-		return nil, err
+		return seeded, err
 	}
 	invited, err := m.Admin.InviteRoster(ctx, demoOrg, demoOpenWave, ingest.Audience{})
 	if err != nil {
-		return nil, err
+		return seeded, err
 	}
 	fmt.Fprintf(stdout, "opened wave %s and emailed %d invitations to the development mail sink (%s)\n", demoOpenWave, invited.Invited, m.MailSink.Dir)
 	printInvited(stdout, invited)
 	if err := waitReleased(ctx, m.QueryURL, token, demoWaves[len(demoWaves)-1].id); err != nil {
-		return nil, err
+		return seeded, err
 	}
-	return emailedLinks(ctx, m, 6)
+	if err := answerDemoComment(ctx, m, seeded.replyLink); err != nil {
+		return seeded, err
+	}
+	fmt.Fprintln(stdout, "people ops replied to a comment of wave "+demoReplyWave+", and its writer answered back through their reply link")
+	seeded.links, err = emailedLinks(ctx, m, 6)
+	return seeded, err
+}
+
+// demoSeeded is what seeding leaves to print: survey links of the open
+// wave, and the reply link of the one comment with a reply (first run only:
+// it is stored nowhere).
+type demoSeeded struct {
+	links     []string
+	replyLink string
+}
+
+// The comment whose writer hears back, in which wave.
+const (
+	demoReplyWave = "2026-10"
+	demoHearBack  = "How will these results change anything? I would like to hear back."
+)
+
+// submitForReplyLink posts one response with comments and returns the
+// reply link of its 202 body.
+func submitForReplyLink(ctx context.Context, ingestURL, token string, answers map[string]int, comments map[string]string) (string, error) {
+	body, _ := json.Marshal(map[string]any{"token": token, "answers": answers, "comments": comments})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingestURL+"/v1/responses", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("submit: %w", err)
+	}
+	defer resp.Body.Close()
+	var res ingest.SubmitResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || resp.StatusCode != http.StatusAccepted || res.ReplyLink == "" {
+		return "", fmt.Errorf("submit with a comment: %s, reply link %q, %v", resp.Status, res.ReplyLink, err)
+	}
+	return res.ReplyLink, nil
+}
+
+// answerDemoComment has people ops (a token of its own) reply to the
+// comment of link, as the comments page does, and the link's holder
+// answer back, as the reply page does; it waits until both are projected.
+func answerDemoComment(ctx context.Context, m *Main, link string) error {
+	caps, err := schemas.ParseReplyLink(link[strings.LastIndex(link, "/")+1:])
+	if err != nil {
+		return fmt.Errorf("reply link %q: %w", link, err)
+	}
+	held, err := m.Query.HeldComments(ctx, caps)
+	if err != nil || len(held) != 1 {
+		return fmt.Errorf("the demo's comment with a reply link: %d found, %v", len(held), err)
+	}
+	_, tokenID, err := m.Admin.IssueToken(ctx, demoOrg, schemas.RoleAnalyst, "people ops (demo replies)")
+	if err != nil {
+		return err
+	}
+	p := &query.Principal{Org: demoOrg, TokenID: tokenID, Role: schemas.RoleAnalyst}
+	if _, err := m.Query.Reply(ctx, p, held[0].ID, "Thank you for asking. Each team picks up to three focus areas from these results and shares its plan; ours is on the team page.", nil); err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	if _, err := m.Query.Answer(ctx, caps, held[0].ID, "Thanks, that helps. Could the plan say when we check back?"); err != nil {
+		return fmt.Errorf("answer back: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		if held, err := m.Query.HeldComments(ctx, caps); err == nil && len(held) == 1 && len(held[0].Thread) == 2 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the demo's reply and answer were not projected: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // emailedLinks waits for n emails in the development sink and returns their
@@ -347,7 +477,8 @@ func waitReleased(ctx context.Context, queryURL, token, wave string) error {
 	}
 }
 
-func printDemo(w io.Writer, m *Main, links []string, analyst, leader string) {
+func printDemo(w io.Writer, m *Main, seeded demoSeeded, analyst, leader string) {
+	links := seeded.links
 	q, in := m.QueryURL, m.IngestURL
 	last := demoWaves[len(demoWaves)-1].id
 	fmt.Fprintf(w, `
@@ -433,6 +564,31 @@ close the wave as shown above to see them in the scores):
   curl -s -X POST %[1]s/v1/responses -H 'Content-Type: application/json' \
     -d '{"token":"%[2]s","answers":{"ei-pride":4,"ei-recommend":4,"ei-present":3,"ei-future":4,"ei-motivation":4,"autonomy":5,"manager-support":4,"transparency":4,"recognition":3,"enps":9},"comments":{"comment-better":"More time to think."}}'
 `, in, token)
+	}
+	fmt.Fprintln(w)
+}
+
+// printDemoManagers prints how to see the reporting tree's groups and the
+// answered comment.
+func printDemoManagers(w io.Writer, m *Main, seeded demoSeeded, people map[string]schemas.Person, analyst string) {
+	head, lead := people[demoHead], people[demoLead]
+	fmt.Fprintf(w, `Managers (the roster's tree: CEO %[4]s, heads of department, team managers):
+  A='Authorization: Bearer %[3]s'
+
+  # the Platform team's results: the direct reports of its manager, %[5]s (%[6]s)
+  curl -s -H "$A" '%[1]s/v1/orgs/demo/waves/%[2]s/scores?manager=%[7]s'
+
+  # the head of Engineering's whole organisation, %[8]s (%[9]s), by direct manager
+  curl -s -H "$A" '%[1]s/v1/orgs/demo/waves/%[2]s/scores?reports_to=%[10]s&group_by=manager'
+`, m.QueryURL, demoWaves[len(demoWaves)-1].id, analyst, people[demoCEO].Name,
+		lead.Name, lead.EmployeeID, lead.PersonID, head.Name, head.EmployeeID, head.PersonID)
+	if seeded.replyLink != "" {
+		fmt.Fprintf(w, `
+A comment of wave %s that people ops replied to and its writer answered back
+(the writer's private reply link, shown once on their thanks page; stored nowhere):
+  %s
+  (the thread, for analysts: %s/dashboard/comments)
+`, demoReplyWave, seeded.replyLink, m.QueryURL)
 	}
 	fmt.Fprintln(w)
 }
