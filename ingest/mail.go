@@ -171,8 +171,8 @@ func (p *Postman) Depth(ctx context.Context) (uint64, error) {
 func redact(err error, l schemas.Letter) string {
 	s := err.Error()
 	token := ""
-	if i := strings.LastIndex(l.Link, "/s/"); i >= 0 {
-		token = l.Link[i+len("/s/"):]
+	if i := strings.LastIndex(l.Link, "/"); i >= 0 {
+		token = l.Link[i+1:] // a survey link's /s/<token>, a sign-in link's /signin/<token>
 	}
 	for _, secret := range []string{l.Link, token, l.To} {
 		if secret != "" {
@@ -255,6 +255,24 @@ answered what.
 
 Thank you for taking part.
 `))
+	resultsText = texttemplate.Must(texttemplate.New("text").Parse(`Hello {{.Name}},
+
+your team's results of the latest pulse survey are ready: enough of the
+people in your team answered for them to be shown.
+
+Sign in to see them (the link works once, until {{.Closes}}):
+{{.Link}}
+
+You see your team's results as groups, never anyone's own answers.
+`))
+	resultsHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
+<html lang="en"><body style="font-family:system-ui,sans-serif;color:#1f2328;line-height:1.5;max-width:36rem">
+<p>Hello {{.Name}},</p>
+<p>your team's results of the latest pulse survey are ready: enough of the people in your team answered for them to be shown.</p>
+<p><a href="{{.Link}}" style="display:inline-block;background:#0b5cad;color:#fff;padding:.6rem 1.2rem;border-radius:.4rem;text-decoration:none;font-weight:600">See your team's results</a></p>
+<p>The link is yours alone and works once, until {{.Closes}}.</p>
+<p style="color:#57606a">You see your team's results as groups, never anyone's own answers.</p>
+</body></html>`))
 	letterHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!doctype html>
 <html lang="en"><body style="font-family:system-ui,sans-serif;color:#1f2328;line-height:1.5;max-width:36rem">
 <p>Hello {{.Name}},</p>
@@ -278,15 +296,19 @@ func compose(cfg SMTPConfig, l schemas.Letter) (*mail.Msg, error) {
 	if err := m.AddToFormat(l.Name, l.To); err != nil {
 		return nil, err
 	}
-	m.Subject("A one-minute pulse survey: how are trust and autonomy at work?")
+	subject, textT, htmlT := "A one-minute pulse survey: how are trust and autonomy at work?", letterText, letterHTML
+	if l.Kind == schemas.LetterResultsReady {
+		subject, textT, htmlT = "Your team's results are ready", resultsText, resultsHTML
+	}
+	m.Subject(subject)
 	m.SetDate()
 	m.SetMessageID()
 	data := map[string]string{"Name": l.Name, "Link": l.Link, "Closes": l.ClosesAt.UTC().Format("Monday 2 January 2006, 15:04 UTC")}
 	var text, html bytes.Buffer
-	if err := letterText.Execute(&text, data); err != nil {
+	if err := textT.Execute(&text, data); err != nil {
 		return nil, err
 	}
-	if err := letterHTML.Execute(&html, data); err != nil {
+	if err := htmlT.Execute(&html, data); err != nil {
 		return nil, err
 	}
 	m.SetBodyString(mail.TypeTextPlain, text.String())

@@ -23,6 +23,9 @@ type Principal struct {
 	Org     string
 	TokenID string
 	Role    schemas.Role
+	// PersonID is the roster person a manager acts as (empty for other
+	// roles).
+	PersonID string
 }
 
 const (

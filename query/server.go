@@ -37,6 +37,9 @@ type Server struct {
 	// publisher stores replies and answers on the event stream
 	// (SetPublisher); nil refuses them.
 	publisher Publisher
+	// signIns are managers' emailed sign-in links (SetSignIns); nil
+	// refuses them.
+	signIns *SignIns
 	// finish adds the not-found handler after every route.
 	finish sync.Once
 

@@ -120,6 +120,7 @@ func Statements() []schemas.Statement {
 		{Name: "comments", SQL: fmt.Sprintf(sqlComments, where), Args: append(append([]any{org, "c1"}, whereArgs...), uint64(MaxComments+1))},
 		{Name: "response types", SQL: sqlWaveTypes, Args: []any{org, wave, uint64(100)}},
 		{Name: "organisations", SQL: sqlOrgs},
+		{Name: "respondents per manager", SQL: sqlLineRespondents, Args: []any{org, wave, uint64(100)}},
 	}
 	line := Scope{Waves: exampleScope.Waves, K: exampleScope.K, Filter: []Clause{
 		{Attr: "manager", Values: []string{"7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01"}},

@@ -173,6 +173,7 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 		"survey drivers":                  "['q1','n1']\t['trust','enps']\t['support','']",
 		"response types":                  "Engineering\tPlatform\tBerlin\t1-2y\t['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01']\t7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01\t1",
 		"respondents of a reporting line": "7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01\t1",
+		"respondents per manager":         "7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01\t1",
 		"checkpoint":                      "95",
 		"survey":                          "['q1','n1']\t['Q','N']\t['trust','enps']\t['support','']",
 		"invited by ''":                   "\t1",

@@ -124,10 +124,13 @@ const (
 	RoleAdmin   Role = "admin"
 	RoleAnalyst Role = "analyst"
 	RoleLeader  Role = "leader"
+	RoleManager Role = "manager"
 )
 
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleAnalyst || r == RoleLeader }
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleAnalyst || r == RoleLeader || r == RoleManager
+}
 
 // TokenIssued records an organisation-scoped API token. Only the SHA-256 of
 // the token is kept; the token itself is shown once, to whoever issued it.

@@ -180,9 +180,11 @@ func MailFailureBucketConfig(replicas int) jetstream.KeyValueConfig {
 type Letter struct {
 	Org string `json:"org"`
 	// FromName is the organisation's sender name; empty uses the default.
-	FromName string    `json:"from_name,omitempty"`
-	WaveID   string    `json:"wave_id"`
-	Kind     string    `json:"kind"` // "invitation"
+	FromName string `json:"from_name,omitempty"`
+	WaveID   string `json:"wave_id"`
+	// Kind is "invitation", "reminder" or LetterResultsReady (a manager's
+	// sign-in link; ClosesAt is then when the link expires).
+	Kind     string    `json:"kind"`
 	To       string    `json:"to"`
 	Name     string    `json:"name"`
 	Link     string    `json:"link"`

@@ -45,6 +45,9 @@ type Main struct {
 	// MailSink is the development mail server, when no relay is configured.
 	MailSink  *mailsink.Sink
 	Projector *projector.Projector
+	// Notifier emails managers their sign-in links when a wave's results
+	// are released; it runs with the query service.
+	Notifier *query.Notifier
 	// ingest is the ingest HTTP service, closed after its server stops.
 	ingest *ingest.Server
 	// sealReads is the mixer's connection for reading held responses.
@@ -204,6 +207,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 		srv.SetPublisher(query.NewPublisher(m.Stack.JS))
+		srv.SetSignIns(query.NewSignIns(m.Stack.JS, time.Now))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
 		if len(key) == 0 {
 			key = make([]byte, 32)
@@ -220,6 +224,11 @@ func (m *Main) open(ctx context.Context) (err error) {
 		if cfg.DashboardURL == "" && m.ingest != nil {
 			m.ingest.ReplyBase = m.QueryURL // the port actually bound, also for :0
 		}
+		linkBase := cfg.dashboardURL()
+		if cfg.DashboardURL == "" {
+			linkBase = m.QueryURL
+		}
+		m.Notifier = query.NewNotifier(srv, m.Stack.JS, linkBase, log)
 	}
 	if cfg.runs("projector") {
 		pcfg := cfg.projectorConfig()
@@ -317,10 +326,16 @@ func (m *Main) Start() {
 		}()
 	}
 	if m.Query != nil {
-		m.wg.Add(1)
+		m.wg.Add(2)
 		go func() {
 			defer m.wg.Done()
 			m.Query.Warm(ctx)
+		}()
+		go func() {
+			defer m.wg.Done()
+			if err := m.Notifier.Run(ctx); err != nil {
+				m.Log.Error("notifier stopped", "err", err)
+			}
 		}()
 	}
 	if m.Mixer != nil {

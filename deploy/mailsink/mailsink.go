@@ -83,6 +83,11 @@ var linkPattern = regexp.MustCompile(`https?://[^\s"<>]+/s/[A-Za-z0-9_-]{43}`)
 // Link returns the first survey link in a message.
 func Link(message []byte) string { return string(linkPattern.Find(message)) }
 
+var signInPattern = regexp.MustCompile(`https?://[^\s"<>]+/dashboard/signin/[A-Za-z0-9_-]{43}`)
+
+// SignInLink returns the first manager's sign-in link in a message.
+func SignInLink(message []byte) string { return string(signInPattern.Find(message)) }
+
 func (s *Sink) store(from string, to []string, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -81,6 +81,8 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	})
 	g.Get("/login", d.loginPageHandler)
 	g.Post("/login", d.loginHandler)
+	// A manager's emailed single-use link: the link is the credential.
+	g.Get("/signin/:token", d.limitSignIns, d.signInLinkHandler)
 	g.Post("/logout", d.signedIn(d.logoutHandler))
 	g.Get("/", d.signedIn(d.overviewHandler))
 	g.Get("/explore", d.signedIn(d.exploreHandler))
@@ -141,7 +143,7 @@ func (d *Dashboard) signedIn(h func(*fiber.Ctx, viewer) error) fiber.Handler {
 			clearCookie(c, sessionCookie)
 			return c.Redirect("/dashboard/login?revoked=1", http.StatusSeeOther)
 		}
-		return h(c, viewer{s: s, p: &query.Principal{Org: s.Org, TokenID: s.TokenID, Role: s.Role}})
+		return h(c, viewer{s: s, p: &query.Principal{Org: s.Org, TokenID: s.TokenID, Role: s.Role, PersonID: s.PersonID}})
 	}
 }
 
@@ -178,7 +180,7 @@ func (d *Dashboard) errorPage(c *fiber.Ctx, err error) error {
 		d.log.Error("dashboard page failed", "path", c.Path(), "err", err)
 		appErr = schemas.Errorf(http.StatusInternalServerError, "internal", "Something went wrong on our side; please try again in a minute.")
 	}
-	title := map[int]string{400: "That request did not work", 403: "Not available to your role", 404: "Not found", 422: "That did not work", 409: "Not available yet", 429: "Too many attempts", 503: "Please try again shortly"}[appErr.Status]
+	title := map[int]string{400: "That request did not work", 403: "Not available to your role", 404: "Not found", 410: "This link no longer works", 422: "That did not work", 409: "Not available yet", 429: "Too many attempts", 503: "Please try again shortly"}[appErr.Status]
 	if title == "" {
 		title = "Something went wrong"
 	}

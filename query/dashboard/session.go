@@ -24,13 +24,15 @@ const (
 
 // session is a signed-in person: the organisation, the id (never the
 // secret) of the API token they signed in with, its role, when the session
-// ends, and a random id the CSRF token is bound to.
+// ends, a random id the CSRF token is bound to, and for a manager the
+// roster person they are.
 type session struct {
-	Org     string
-	TokenID string
-	Role    schemas.Role
-	Expires time.Time
-	ID      string
+	Org      string
+	TokenID  string
+	Role     schemas.Role
+	Expires  time.Time
+	ID       string
+	PersonID string
 }
 
 // sign returns a MAC of msg under the dashboard's key.
@@ -55,7 +57,7 @@ func randomID() string {
 // encode serialises a session as payload.mac; ids and roles hold no '|'.
 func (d *Dashboard) encode(s session) string {
 	payload := base64.RawURLEncoding.EncodeToString([]byte(strings.Join([]string{
-		s.Org, s.TokenID, string(s.Role), strconv.FormatInt(s.Expires.Unix(), 10), s.ID}, "|")))
+		s.Org, s.TokenID, string(s.Role), strconv.FormatInt(s.Expires.Unix(), 10), s.ID, s.PersonID}, "|")))
 	return payload + "." + d.sign("session|"+payload)
 }
 
@@ -71,14 +73,17 @@ func (d *Dashboard) decode(v string) (session, bool) {
 		return session{}, false
 	}
 	f := strings.Split(string(raw), "|")
-	if len(f) != 5 {
+	if len(f) == 5 { // a session signed before sessions carried a person
+		f = append(f, "")
+	}
+	if len(f) != 6 {
 		return session{}, false
 	}
 	exp, err := strconv.ParseInt(f[3], 10, 64)
 	if err != nil {
 		return session{}, false
 	}
-	s := session{Org: f[0], TokenID: f[1], Role: schemas.Role(f[2]), Expires: time.Unix(exp, 0), ID: f[4]}
+	s := session{Org: f[0], TokenID: f[1], Role: schemas.Role(f[2]), Expires: time.Unix(exp, 0), ID: f[4], PersonID: f[5]}
 	return s, d.now().Before(s.Expires)
 }
 

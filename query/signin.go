@@ -1,0 +1,146 @@
+package query
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// SignIns are managers' single-use sign-in links, in the sign-in bucket:
+// the token's SHA-256 only, never the token, with the manager it signs in.
+type SignIns struct {
+	js  jetstream.JetStream
+	now func() time.Time
+}
+
+// NewSignIns returns the sign-in links stored in JetStream's sign-in
+// bucket (deploy.EnsureStreams creates it).
+func NewSignIns(js jetstream.JetStream, now func() time.Time) *SignIns {
+	return &SignIns{js: js, now: now}
+}
+
+// The refusals of Redeem; each is a *schemas.Error with its page's message.
+var (
+	ErrSignInUnknown = schemas.Errorf(http.StatusNotFound, "signin_unknown",
+		"This sign-in link does not exist. Check that you opened the whole link from your email.")
+	ErrSignInUsed = schemas.Errorf(http.StatusGone, "signin_used",
+		"This sign-in link was used already: each link works once. Ask an admin of your organisation for a manager token to sign in again.")
+	ErrSignInExpired = schemas.Errorf(http.StatusGone, "signin_expired",
+		"This sign-in link has expired. Ask an admin of your organisation for a manager token to sign in.")
+)
+
+func (s *SignIns) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := s.js.KeyValue(ctx, schemas.SignInBucket)
+	if err != nil {
+		return nil, fmt.Errorf("query: sign-in bucket: %w", err)
+	}
+	return kv, nil
+}
+
+// Mint stores a new sign-in link for a manager and returns its token (32
+// random bytes, base64url): the only copy, for the email.
+func (s *SignIns) Mint(ctx context.Context, org, wave, personID string) (token string, expires time.Time, err error) {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", time.Time{}, err
+	}
+	token = base64.RawURLEncoding.EncodeToString(b)
+	expires = s.now().Add(schemas.SignInLifetime).UTC().Truncate(time.Second)
+	val, _ := json.Marshal(schemas.SignIn{Org: org, WaveID: wave, PersonID: personID, ExpiresAt: expires})
+	if _, err := kv.Create(ctx, schemas.SignInTokenKey(signInHash(token)), val); err != nil {
+		return "", time.Time{}, fmt.Errorf("query: store sign-in link: %w", err)
+	}
+	return token, expires, nil
+}
+
+// Redeem uses a sign-in link, once: it marks the link used with a
+// compare-and-set on its revision, so that of two concurrent uses one
+// wins. It returns ErrSignInUnknown for a malformed or unknown token,
+// ErrSignInUsed for a used one and ErrSignInExpired for an expired one;
+// other errors are NATS's, wrapped.
+func (s *SignIns) Redeem(ctx context.Context, token string) (schemas.SignIn, error) {
+	if !wellFormedSignIn(token) {
+		return schemas.SignIn{}, ErrSignInUnknown
+	}
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return schemas.SignIn{}, err
+	}
+	key := schemas.SignInTokenKey(signInHash(token))
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return schemas.SignIn{}, ErrSignInUnknown
+	}
+	if err != nil {
+		return schemas.SignIn{}, fmt.Errorf("query: sign-in link: %w", err)
+	}
+	var si schemas.SignIn
+	if err := json.Unmarshal(e.Value(), &si); err != nil {
+		return schemas.SignIn{}, fmt.Errorf("query: sign-in link: %w", err)
+	}
+	now := s.now().UTC()
+	switch {
+	case si.UsedAt != nil:
+		return schemas.SignIn{}, ErrSignInUsed
+	case !now.Before(si.ExpiresAt):
+		return schemas.SignIn{}, ErrSignInExpired
+	}
+	si.UsedAt = &now
+	val, _ := json.Marshal(si)
+	if _, err := kv.Update(ctx, key, val, e.Revision()); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return schemas.SignIn{}, ErrSignInUsed // another request used it first
+		}
+		return schemas.SignIn{}, fmt.Errorf("query: redeem sign-in link: %w", err)
+	}
+	return si, nil
+}
+
+// signInHash is the hex SHA-256 of a token, its key in the bucket.
+func signInHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// wellFormedSignIn checks a token's shape before any look-up.
+func wellFormedSignIn(token string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil && len(b) == 32 && len(token) == 43
+}
+
+// SignInSessionID is the token id a signed-in manager's dashboard session
+// carries: not an API token's, so never revoked by token revocation, and
+// derived from the link so that the session can be traced to it in logs
+// without the link.
+func SignInSessionID(token string) string { return "signin-" + signInHash(token)[:16] }
+
+// SetSignIns gives the service the managers' sign-in links; without them
+// every link is refused with 503.
+func (s *Server) SetSignIns(si *SignIns) { s.signIns = si }
+
+// RedeemSignIn uses a manager's sign-in link once (SignIns.Redeem).
+func (s *Server) RedeemSignIn(ctx context.Context, token string) (schemas.SignIn, error) {
+	if s.signIns == nil {
+		return schemas.SignIn{}, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "Sign-in links cannot be checked right now; please try again in a minute.")
+	}
+	si, err := s.signIns.Redeem(ctx, token)
+	if err != nil && !errors.Is(err, ErrSignInUnknown) && !errors.Is(err, ErrSignInUsed) && !errors.Is(err, ErrSignInExpired) {
+		s.log.Error("sign-in link check failed", "err", err)
+	}
+	return si, err
+}
