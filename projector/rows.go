@@ -25,7 +25,7 @@ var insertSQL = map[string]string{
 	"wave_seals":            "INSERT INTO wave_seals (org, wave_id, seq, proj_part)",
 	"invitations":           "INSERT INTO invitations (org, wave_id, department, team, location, tenure_band, managers, manager, seq, proj_part)",
 	"roster_events":         "INSERT INTO roster_events (org, person_id, kind, department, team, location, start_date, left_on, manager_person_id, seq, proj_part)",
-	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, seq, proj_part)",
+	"api_tokens":            "INSERT INTO api_tokens (org, token_id, hash, role, name, person_id, seq, proj_part)",
 	"api_token_revocations": "INSERT INTO api_token_revocations (org, token_id, seq, proj_part)",
 	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, managers, manager, response_date, seq, proj_part)",
 	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, comment_id, reply_hash, seq, proj_part)",
@@ -141,7 +141,7 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 			if err != nil {
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
-			add("api_tokens", seq, e.OrgID, tk.TokenID, tk.Hash, string(tk.Role), tk.Name, seq)
+			add("api_tokens", seq, e.OrgID, tk.TokenID, tk.Hash, string(tk.Role), tk.Name, tk.PersonID, seq)
 		case schemas.TokenRevokedType:
 			tk, err := schemas.DecodePayload[schemas.TokenRevoked](e, e.Type)
 			if err != nil {

@@ -26,10 +26,14 @@ type Principal struct {
 	// PersonID is the roster person a manager acts as (empty for other
 	// roles).
 	PersonID string
+	// Reach holds, for a manager, the person ids of PersonID and everyone
+	// below them in the roster's tree, as the server read it for this
+	// request (Server.WithReach); a manager may filter by these only.
+	Reach map[string]bool
 }
 
 const (
-	sqlTokenByHash  = `SELECT org, token_id, role FROM api_tokens WHERE hash = ? LIMIT 1`
+	sqlTokenByHash  = `SELECT org, token_id, role, person_id FROM api_tokens WHERE hash = ? LIMIT 1`
 	sqlTokenRevoked = `SELECT count() FROM api_token_revocations WHERE token_id = ?`
 )
 
@@ -60,7 +64,7 @@ func (s *Store) principal(ctx context.Context, cache *tokenCache, token string) 
 	cache.mu.Unlock()
 	var p Principal
 	var role string
-	err := s.ch.QueryRow(ctx, sqlTokenByHash, hash).Scan(&p.Org, &p.TokenID, &role)
+	err := s.ch.QueryRow(ctx, sqlTokenByHash, hash).Scan(&p.Org, &p.TokenID, &role, &p.PersonID)
 	var found *Principal
 	if err == nil {
 		var revoked uint64
@@ -119,6 +123,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if p.Org != c.Params("org") {
 		return schemas.Errorf(http.StatusForbidden, "forbidden", "this token does not give access to that organisation")
 	}
+	if p, err = s.WithReach(ctx, p); err != nil {
+		return err
+	}
 	c.Locals("principal", p)
 	return c.Next()
 }
@@ -152,6 +159,13 @@ func principalOf(c *fiber.Ctx) *Principal {
 func MayGroupBy(p *Principal, attr string) error { return mayGroupBy(p, attr) }
 
 func mayGroupBy(p *Principal, attr string) error {
+	if p.Role == schemas.RoleManager {
+		// Their own team only; mayManagerSlice checks whom it names.
+		if attr == "" || attr == "manager" || attr == ReportsTo {
+			return nil
+		}
+		return schemas.Errorf(http.StatusForbidden, "forbidden", "a manager sees the organisation overall and their own team (manager= or reports_to=), not results by %s", attr)
+	}
 	if attr == "" || attr == "department" || p.Role == schemas.RoleAnalyst || p.Role == schemas.RoleAdmin {
 		return nil
 	}

@@ -64,6 +64,9 @@ func (s *Server) commentsHandler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := mayManagerComments(principalOf(c), filter); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
 	res, err := s.Comments(ctx, c.Params("org"), c.Params("wave"), c.Query("question"), filter)

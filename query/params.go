@@ -56,6 +56,9 @@ func parseSlice(args *fasthttp.Args, p *Principal, extra ...string) (filter []Cl
 		}
 		filter = append(filter, Clause{Attr: attr, Values: []string{v}})
 	}
+	if err := mayManagerSlice(p, filter, groupBy); err != nil {
+		return nil, "", err
+	}
 	return filter, groupBy, nil
 }
 

@@ -45,7 +45,10 @@ var sliceEndpoints = [][]string{
 	{"question"}, // comments
 }
 
-var fuzzRoles = []schemas.Role{schemas.RoleAnalyst, schemas.RoleLeader, schemas.RoleAdmin}
+var fuzzRoles = []schemas.Role{schemas.RoleAnalyst, schemas.RoleLeader, schemas.RoleAdmin, schemas.RoleManager}
+
+// fuzzReach is the fuzzed manager's reach: the person id of paramSeeds.
+var fuzzReach = map[string]bool{"0f8fad5b-d9cb-469f-a165-70867728950e": true}
 
 func argsOf(raw string) *fasthttp.Args {
 	var a fasthttp.Args
@@ -75,7 +78,7 @@ func FuzzParseSlice(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string, endpoint, role uint8) {
 		extra := sliceEndpoints[int(endpoint)%len(sliceEndpoints)]
-		p := &Principal{Org: "acme", Role: fuzzRoles[int(role)%len(fuzzRoles)]}
+		p := &Principal{Org: "acme", Role: fuzzRoles[int(role)%len(fuzzRoles)], Reach: fuzzReach}
 		filter, groupBy, err := parseSlice(argsOf(raw), p, extra...)
 		if err != nil {
 			mustRefuseAs4xx(t, raw, err)
@@ -103,6 +106,10 @@ func FuzzParseSlice(f *testing.F) {
 		}
 		if p.Role == schemas.RoleLeader && groupBy != "" && groupBy != "department" {
 			t.Fatalf("%q: a leader groups by %s", raw, groupBy)
+		}
+		if p.Role == schemas.RoleManager && (groupBy != "" || len(filter) > 1 ||
+			len(filter) == 1 && (filter[0].Attr != "manager" && filter[0].Attr != ReportsTo || !p.Reach[filter[0].Values[0]])) {
+			t.Fatalf("%q: a manager gets filter %+v group_by %q", raw, filter, groupBy)
 		}
 		var again fasthttp.Args
 		for _, c := range filter {

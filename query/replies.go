@@ -127,16 +127,16 @@ func (s *Server) publish(ctx context.Context, env schemas.Envelope) error {
 }
 
 // mayReply says whether p may reply to comments at all: people-ops
-// (analysts and admins). The responsible manager plugs in here when the
-// manager role is merged (schemas.RoleManager, Principal.PersonID): a
-// manager may reply to the comments of lists their role may see
-// (reports_to=<self or below>), which Reply's guard check then decides as
-// for anyone. Leaders read comments but do not reply.
+// (analysts and admins) and managers, whose lists are their own team's
+// (mayManagerComments); Reply's guard check then decides as for anyone.
+// Leaders read comments but do not reply.
 func mayReply(p *Principal) error {
-	if p != nil && (p.Role == schemas.RoleAnalyst || p.Role == schemas.RoleAdmin) {
+	if p != nil && (p.Role == schemas.RoleAnalyst || p.Role == schemas.RoleAdmin || p.Role == schemas.RoleManager) {
+		// A manager replies only from their own team's lists: the filter
+		// came through parseSlice, which limits theirs to their reach.
 		return nil
 	}
-	return schemas.Errorf(http.StatusForbidden, "forbidden", "only people-ops (analysts and admins) reply to comments")
+	return schemas.Errorf(http.StatusForbidden, "forbidden", "only people-ops (analysts and admins) and managers, for their own team's comments, reply to comments")
 }
 
 var errCommentNotFound = schemas.Errorf(http.StatusNotFound, "comment_not_found", "no comment with that id in the results you may see")
@@ -149,6 +149,9 @@ var errCommentNotFound = schemas.Errorf(http.StatusNotFound, "comment_not_found"
 // cannot store it. Nothing is published unless it returns nil.
 func (s *Server) Reply(ctx context.Context, p *Principal, commentID, text string, filter []Clause) (ThreadEntry, error) {
 	if err := mayReply(p); err != nil {
+		return ThreadEntry{}, err
+	}
+	if err := mayManagerComments(p, filter); err != nil {
 		return ThreadEntry{}, err
 	}
 	text, err := replyText(text)

@@ -40,6 +40,8 @@ type Server struct {
 	// signIns are managers' emailed sign-in links (SetSignIns); nil
 	// refuses them.
 	signIns *SignIns
+	// directory reads the roster's people, for managers (SetDirectory).
+	directory *Directory
 	// finish adds the not-found handler after every route.
 	finish sync.Once
 
@@ -143,6 +145,7 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/live", s.liveHandler)
 	org.Get("/trends", s.trendsHandler)
 	org.Get("/retention", s.retentionHandler)
+	org.Get("/managers", s.managersHandler)
 }
 
 // Waves returns an organisation's waves, open and closed, by id.

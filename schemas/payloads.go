@@ -139,6 +139,10 @@ type TokenIssued struct {
 	Role    Role   `json:"role"`
 	Name    string `json:"name"`
 	Hash    string `json:"hash"` // hex SHA-256 of the token
+	// PersonID binds a manager's token to the roster person (a random
+	// person id) whose subtree its results are limited to; empty for the
+	// other roles.
+	PersonID string `json:"person_id,omitempty"`
 }
 
 // TokenRevoked withdraws a token.

@@ -296,11 +296,12 @@ func orgSetCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func tokenIssueCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var org, role, name string
+	var org, role, name, employee string
 	cfg, log, err := parse("token issue", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&org, "org", "", "organisation id")
-		fs.StringVar(&role, "role", "analyst", "leader, analyst or admin")
+		fs.StringVar(&role, "role", "analyst", "leader, analyst, admin or manager")
 		fs.StringVar(&name, "name", "", "what the token is for, e.g. \"people analytics notebook\"")
+		fs.StringVar(&employee, "employee", "", "with --role manager: the roster's employee_id of the manager the token acts for")
 	})
 	if err != nil {
 		return err
@@ -308,12 +309,25 @@ func tokenIssueCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := required("org", org); err != nil {
 		return err
 	}
-	var token, id string
+	switch {
+	case role == string(schemas.RoleManager) && employee == "":
+		return usageError{errors.New("--role manager needs --employee ID (the roster's employee_id of the manager)")}
+	case role != string(schemas.RoleManager) && employee != "":
+		return usageError{errors.New("--employee binds a manager's token; use it with --role manager")}
+	}
+	var token, id, who string
 	if err := withAdmin(ctx, cfg, log, func(a *ingest.Admin) (err error) {
+		if employee != "" {
+			token, id, who, err = a.IssueManagerToken(ctx, org, employee, name)
+			return err
+		}
 		token, id, err = a.IssueToken(ctx, org, schemas.Role(role), name)
 		return err
 	}); err != nil {
 		return err
+	}
+	if who != "" {
+		fmt.Fprintf(stdout, "# manager token for %s (%s): their team's results and the organisation overall\n", who, employee)
 	}
 	fmt.Fprintf(stdout, "# %s token %s for %s; it is shown only now. Revoke: trustpulse token revoke --org %s --id %s\n%s\n", role, id, org, org, id, token)
 	return nil

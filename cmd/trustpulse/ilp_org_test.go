@@ -469,6 +469,7 @@ func secondQueryURL(t *testing.T, m *Main, weaken bool) string {
 	t.Helper()
 	srv := query.NewServer(query.NewStore(m.Stack.CH), m.Config.Threshold, schemas.ProjectorConsumer, testenv.Logger(t))
 	srv.SetLive(query.NewLiveCounts(m.Stack.JS))
+	srv.SetDirectory(query.NewDirectory(m.Stack.JS))
 	// The replicas share the guard's record, as every --target query does.
 	srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 	if weaken {

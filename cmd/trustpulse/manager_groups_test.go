@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/mail"
 	"os"
 	"slices"
@@ -51,20 +52,23 @@ func managerRoster() (rows string, managerOf map[string]string) {
 	return b.String(), managerOf
 }
 
-// TestManagerGroups checks the manager filters and groups against the
-// truth computed from the roster alone: direct reports (manager=), all
-// reports at any depth (reports_to=), a lead's own answer counting for
-// their head's groups and never for their own, and group_by=manager
-// splitting a subtree into its direct-report groups. The roster is
-// imported and invited the way an organisation does it (CSV, emails), so
-// the reporting lines come from the roster's tree through generalisation.
-func TestManagerGroups(t *testing.T) {
+// managerOrg is managerRoster imported, invited by email, answered by
+// everyone and released.
+type managerOrg struct {
+	m         *Main
+	ids       []string          // employee ids, sorted
+	managerOf map[string]string // employee id -> their manager's
+	trustA    map[string]int    // employee id -> their answer to trust-a
+	personOf  map[string]string // employee id -> person id
+}
+
+func newManagerOrg(t *testing.T) managerOrg {
+	t.Helper()
 	m := mustMain(t, nil)
 	ctx := context.Background()
 	openWave(t, m)
 	rows, managerOf := managerRoster()
 	links := inviteByEmail(t, m, rows, len(managerOf))
-
 	// Each person's survey link, by their employee id (the mail's To).
 	linkOf := map[string]string{}
 	files, err := m.MailSink.Messages()
@@ -104,8 +108,19 @@ func TestManagerGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitScores(t, m, "")
+	return managerOrg{m: m, ids: ids, managerOf: managerOf, trustA: trustA, personOf: personIDs(t, m)}
+}
 
-	personOf := personIDs(t, m)
+// TestManagerGroups checks the manager filters and groups against the
+// truth computed from the roster alone: direct reports (manager=), all
+// reports at any depth (reports_to=), a lead's own answer counting for
+// their head's groups and never for their own, and group_by=manager
+// splitting a subtree into its direct-report groups. The roster is
+// imported and invited the way an organisation does it (CSV, emails), so
+// the reporting lines come from the roster's tree through generalisation.
+func TestManagerGroups(t *testing.T) {
+	o := newManagerOrg(t)
+	m, ids, managerOf, trustA, personOf := o.m, o.ids, o.managerOf, o.trustA, o.personOf
 	below := func(root string, direct bool) []string {
 		var out []string
 		for _, id := range ids {
@@ -236,4 +251,153 @@ func personIDs(t *testing.T, m *Main) map[string]string {
 		out[p.EmployeeID] = p.PersonID
 	}
 	return out
+}
+
+// TestManagerScopes: a manager's token (bound to one person of the roster)
+// gets the organisation overall and their own subtree, by manager= or
+// reports_to= for themself or anyone below them, and a 403 with a reason
+// for everything else: another subtree, someone above, a finer slice, a
+// group_by, two filters, the organisation-wide comment list. The managers
+// list shows a manager their own subtree's managers. Issuing a manager's
+// token needs a current employee of the roster.
+func TestManagerScopes(t *testing.T) {
+	o := newManagerOrg(t)
+	m, id := o.m, o.personOf
+	ctx := context.Background()
+	managerToken := func(employee string) string {
+		t.Helper()
+		token, _, who, err := m.Admin.IssueManagerToken(ctx, "acme", employee, "scopes test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if who != employee { // managerRoster names people by their id
+			t.Fatalf("token issued for %q, want %q", who, employee)
+		}
+		waitTokenUsable(t, m, "acme", token)
+		return token
+	}
+	lead, head := managerToken("lead-1"), managerToken("head-eng")
+	scores := m.QueryURL + "/v1/orgs/acme/waves/w1/scores"
+	for _, tc := range []struct {
+		who, token, query string
+		status           int
+		respondents      int // when 200: the served count, -1 for suppressed
+	}{
+		{"lead-1", lead, "", 200, len(o.ids)},
+		{"lead-1", lead, "?manager=" + id["lead-1"], 200, 5},
+		{"lead-1", lead, "?reports_to=" + id["lead-1"], 200, 5},
+		{"lead-1", lead, "?manager=" + id["lead-2"], 403, 0},
+		{"lead-1", lead, "?reports_to=" + id["head-eng"], 403, 0},
+		{"lead-1", lead, "?manager=" + id["head-eng"], 403, 0},
+		{"lead-1", lead, "?department=Eng", 403, 0},
+		{"lead-1", lead, "?team=eng-1", 403, 0},
+		{"lead-1", lead, "?group_by=department", 403, 0},
+		{"lead-1", lead, "?reports_to=" + id["lead-1"] + "&group_by=manager", 403, 0},
+		{"lead-1", lead, "?reports_to=" + id["lead-1"] + "&manager=" + id["lead-1"], 403, 0},
+		{"lead-1", lead, "?reports_to=" + id["eng-1-1"], 200, -1}, // in reach, manages nobody
+		{"lead-1", lead, "?reports_to=not-a-person", 400, 0},
+		{"head-eng", head, "?reports_to=" + id["head-eng"], 200, 30},
+		{"head-eng", head, "?manager=" + id["head-eng"], 200, 5},
+		{"head-eng", head, "?manager=" + id["lead-3"], 200, 5},
+		{"head-eng", head, "?reports_to=" + id["lead-sales"], 403, 0},
+		{"head-eng", head, "?manager=" + id["ceo"], 403, 0},
+	} {
+		status, body := getAs(t, tc.token, scores+tc.query)
+		if status != tc.status {
+			t.Errorf("%s %s: %d %.200s, want %d", tc.who, tc.query, status, body, tc.status)
+			continue
+		}
+		if status != 200 {
+			var p struct {
+				Code, Detail string
+			}
+			if err := json.Unmarshal([]byte(body), &p); err != nil || p.Code == "" || p.Detail == "" {
+				t.Errorf("%s %s: %d with body %s, want a problem with a code and a reason", tc.who, tc.query, status, body)
+			}
+			continue
+		}
+		var r result
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tc.respondents < 0 && r.Respondents.N != nil:
+			t.Errorf("%s %s: %d respondents served, want suppressed", tc.who, tc.query, *r.Respondents.N)
+		case tc.respondents >= 0 && (r.Respondents.N == nil || *r.Respondents.N != tc.respondents):
+			t.Errorf("%s %s: respondents %+v, want %d", tc.who, tc.query, r.Respondents, tc.respondents)
+		}
+	}
+
+	// The other endpoints that take filters apply the same rule.
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1/orgs/acme/waves/w1/participation?reports_to=" + id["lead-1"], 200},
+		{"/v1/orgs/acme/waves/w1/participation?reports_to=" + id["lead-2"], 403},
+		{"/v1/orgs/acme/trends?manager=" + id["lead-1"], 200},
+		{"/v1/orgs/acme/trends?location=Berlin", 403},
+		{"/v1/orgs/acme/scores?waves=w1&manager=" + id["lead-2"], 403},
+		{"/v1/orgs/acme/waves/w1/comments?question=better", 403},
+		{"/v1/orgs/acme/waves/w1/comments?question=better&manager=" + id["lead-2"], 403},
+		{"/v1/orgs/acme/retention?group_by=team", 403},
+	} {
+		if status, body := getAs(t, lead, m.QueryURL+tc.path); status != tc.status {
+			t.Errorf("lead-1 %s: %d %.200s, want %d", tc.path, status, body, tc.status)
+		}
+	}
+	if status, body, _ := postAs(t, lead, m.QueryURL+"/v1/orgs/acme/comments/"+"0f8fad5b-d9cb-469f-a165-70867728950e"+"/replies", "application/json", `{"text":"hi"}`); status != http.StatusForbidden {
+		t.Errorf("a manager's reply from the organisation-wide list: %d %s, want 403", status, body)
+	}
+
+	// The managers list: all of them for an analyst, the subtree's for a
+	// manager, none for a leader.
+	managers := func(token string) []string {
+		t.Helper()
+		status, body := getAs(t, token, m.QueryURL+"/v1/orgs/acme/managers")
+		if status != 200 {
+			t.Fatalf("managers: %d %s", status, body)
+		}
+		var r struct {
+			Managers []struct {
+				EmployeeID    string `json:"employee_id"`
+				PersonID      string `json:"person_id"`
+				DirectReports int    `json:"direct_reports"`
+			} `json:"managers"`
+		}
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mg := range r.Managers {
+			if mg.PersonID != id[mg.EmployeeID] {
+				t.Errorf("manager %s listed with person id %s, want %s", mg.EmployeeID, mg.PersonID, id[mg.EmployeeID])
+			}
+			out = append(out, fmt.Sprintf("%s:%d", mg.EmployeeID, mg.DirectReports))
+		}
+		return out
+	}
+	analyst, _ := testTokens.Load(m)
+	want := []string{"ceo:2", "head-eng:5", "head-sales:1", "lead-1:5", "lead-2:5", "lead-3:5", "lead-4:5", "lead-5:5", "lead-sales:5"}
+	if got := managers(analyst.(string)); !slices.Equal(got, want) {
+		t.Errorf("managers for an analyst: %v, want %v", got, want)
+	}
+	if got := managers(head); !slices.Equal(got, []string{"head-eng:5", "lead-1:5", "lead-2:5", "lead-3:5", "lead-4:5", "lead-5:5"}) {
+		t.Errorf("managers for head-eng: %v", got)
+	}
+	if got := managers(lead); !slices.Equal(got, []string{"lead-1:5"}) {
+		t.Errorf("managers for lead-1: %v", got)
+	}
+	leader := authorize(t, m, schemas.RoleLeader)
+	if status, _ := getAs(t, leader, m.QueryURL+"/v1/orgs/acme/managers"); status != http.StatusForbidden {
+		t.Errorf("managers for a leader: %d, want 403", status)
+	}
+
+	// A manager's token needs a current employee; the other roles take none.
+	if _, _, err := m.Admin.IssueToken(ctx, "acme", schemas.RoleManager, "x"); err == nil {
+		t.Error("a manager's token issued without an employee")
+	}
+	if _, _, _, err := m.Admin.IssueManagerToken(ctx, "acme", "nobody", "x"); err == nil || !strings.Contains(err.Error(), "not on the roster") {
+		t.Errorf("a manager's token for an unknown employee: %v", err)
+	}
 }

@@ -205,6 +205,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		m.Query = srv
 		srv.SetPartitions(cfg.ProjectorPartitions)
 		srv.SetLive(query.NewLiveCounts(m.Stack.JS))
+		srv.SetDirectory(query.NewDirectory(m.Stack.JS))
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 		srv.SetPublisher(query.NewPublisher(m.Stack.JS))
 		srv.SetSignIns(query.NewSignIns(m.Stack.JS, time.Now))

@@ -143,7 +143,11 @@ func (d *Dashboard) signedIn(h func(*fiber.Ctx, viewer) error) fiber.Handler {
 			clearCookie(c, sessionCookie)
 			return c.Redirect("/dashboard/login?revoked=1", http.StatusSeeOther)
 		}
-		return h(c, viewer{s: s, p: &query.Principal{Org: s.Org, TokenID: s.TokenID, Role: s.Role, PersonID: s.PersonID}})
+		p, err := d.q.WithReach(ctx, &query.Principal{Org: s.Org, TokenID: s.TokenID, Role: s.Role, PersonID: s.PersonID})
+		if err != nil {
+			return d.errorPage(c, err)
+		}
+		return h(c, viewer{s: s, p: p})
 	}
 }
 
