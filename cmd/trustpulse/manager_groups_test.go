@@ -280,8 +280,8 @@ func TestManagerScopes(t *testing.T) {
 	scores := m.QueryURL + "/v1/orgs/acme/waves/w1/scores"
 	for _, tc := range []struct {
 		who, token, query string
-		status           int
-		respondents      int // when 200: the served count, -1 for suppressed
+		status            int
+		respondents       int // when 200: the served count, -1 for suppressed
 	}{
 		{"lead-1", lead, "", 200, len(o.ids)},
 		{"lead-1", lead, "?manager=" + id["lead-1"], 200, 5},
