@@ -150,6 +150,29 @@ func mayManagerSlice(p *Principal, filter []Clause, groupBy string) error {
 	return nil
 }
 
+// MayFilter applies the manager role's rule to a filter a page builds
+// (the API's go through parseSlice): nil for other roles.
+func MayFilter(p *Principal, filter []Clause) error { return mayManagerSlice(p, filter, "") }
+
+// TeamFilter is a manager's own team: everyone below them.
+func TeamFilter(p *Principal) []Clause {
+	return []Clause{{Attr: ReportsTo, Values: []string{p.PersonID}}}
+}
+
+// Person returns the roster's person of a person id (ok false if there is
+// none, or no roster is reachable from here).
+func (s *Server) Person(ctx context.Context, org, personID string) (schemas.Person, bool, error) {
+	if s.directory == nil {
+		return schemas.Person{}, false, nil
+	}
+	people, err := s.directory.People(ctx, org)
+	if err != nil {
+		return schemas.Person{}, false, err
+	}
+	p, ok := people[personID]
+	return p, ok, nil
+}
+
 // mayManagerComments refuses a manager the organisation-wide comment
 // lists: a manager reads (and replies to) their own team's comments only,
 // a list filtered to their reach (parseSlice has checked whom it names).

@@ -107,6 +107,16 @@ func (r commentsRequest) values() url.Values {
 	return v
 }
 
+// listFilter is the filter of the comment list a viewer reads: a
+// manager's own team's (they choose no filter here), the form's for
+// everyone else.
+func listFilter(v viewer, form []query.Clause) []query.Clause {
+	if v.p.Role == schemas.RoleManager {
+		return query.TeamFilter(v.p)
+	}
+	return form
+}
+
 // commentsHandler renders the page, with status 200 unless the request is
 // refused.
 func (d *Dashboard) commentsHandler(c *fiber.Ctx, v viewer) error {
@@ -152,7 +162,7 @@ func (d *Dashboard) commentsHandler(c *fiber.Ctx, v viewer) error {
 			break
 		}
 		view.Question = r.question
-		res, err := d.q.Comments(ctx, v.s.Org, w.ID, r.question, r.filter)
+		res, err := d.q.Comments(ctx, v.s.Org, w.ID, r.question, listFilter(v, r.filter))
 		if err != nil {
 			status, view.Problem = problemOf(err)
 			if status >= 500 {
@@ -194,7 +204,7 @@ func (d *Dashboard) replyHandler(c *fiber.Ctx, v viewer) error {
 		err = schemas.Errorf(http.StatusBadRequest, "invalid_parameter", "the reply form lost its comment list; open the comments again")
 	}
 	if err == nil {
-		_, err = d.q.Reply(ctx, v.p, c.Params("comment"), string(args.Peek("text")), r.filter)
+		_, err = d.q.Reply(ctx, v.p, c.Params("comment"), string(args.Peek("text")), listFilter(v, r.filter))
 	}
 	if err != nil {
 		status, problem := problemOf(err)

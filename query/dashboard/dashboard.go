@@ -56,7 +56,7 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 			}{first, second}
 		},
 	}
-	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "error"} {
+	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "error", "team"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -85,6 +85,7 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	g.Get("/signin/:token", d.limitSignIns, d.signInLinkHandler)
 	g.Post("/logout", d.signedIn(d.logoutHandler))
 	g.Get("/", d.signedIn(d.overviewHandler))
+	g.Get("/team", d.signedIn(d.teamHandler))
 	g.Get("/explore", d.signedIn(d.exploreHandler))
 	g.Get("/export/:table", d.signedIn(d.exportHandler))
 	g.Get("/comments", d.signedIn(d.commentsHandler))

@@ -94,6 +94,9 @@ type retentionRow struct {
 }
 
 func (d *Dashboard) overviewHandler(c *fiber.Ctx, v viewer) error {
+	if v.p.Role == schemas.RoleManager { // their team and the organisation overall
+		return c.Redirect("/dashboard/team", http.StatusSeeOther)
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 30*time.Second)
 	defer cancel()
 	view, err := d.overview(ctx, v)
