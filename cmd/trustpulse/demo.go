@@ -355,15 +355,18 @@ func emailedLinks(ctx context.Context, m *Main, n int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(files) >= n {
-			var links []string
-			for _, f := range files[:n] {
-				raw, err := os.ReadFile(f)
-				if err != nil {
-					return nil, err
-				}
-				links = append(links, mailsink.Link(raw))
+		// Managers' "results are ready" emails carry no survey link.
+		var links []string
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
 			}
+			if l := mailsink.Link(raw); l != "" && len(links) < n {
+				links = append(links, l)
+			}
+		}
+		if len(links) >= n {
 			return links, nil
 		}
 		select {
