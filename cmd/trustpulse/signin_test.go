@@ -15,6 +15,7 @@ import (
 
 	"github.com/trustpulse/trustpulse/deploy/mailsink"
 	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -256,5 +257,73 @@ func TestSignInNotifierCrash(t *testing.T) {
 	}
 	if r := fetch(t, emails["alice@acme.example"][0]); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the emailed link after the restart: %d, want 303", r.StatusCode)
+	}
+}
+
+// TestSignInGuardSuppressed: a subtree of at least k respondents that the
+// guard suppresses gets no email. The head's subtree (a lead, another
+// direct report and the lead's five engineers) is served first, as the
+// larger; the lead's five would then leave the head's other two as the
+// difference, so the guard refuses it, and the lead is not emailed though
+// five answered below them. Cohorts are planted with their lines.
+func TestSignInGuardSuppressed(t *testing.T) {
+	m := mustMain(t, nil)
+	ctx := context.Background()
+	openWave(t, m)
+	var b strings.Builder
+	add := func(id, dept, manager string) {
+		fmt.Fprintf(&b, "%s,%s@acme.example,%s,%s,%s-team,Berlin,%s,2023-03-01\n", id, id, id, dept, dept, manager)
+	}
+	add("hd", "Eng", "")
+	add("ld", "Eng", "hd")
+	add("xx", "Eng", "hd")
+	for i := 1; i <= 5; i++ {
+		add(fmt.Sprintf("eng-%d", i), "Eng", "ld")
+		add(fmt.Sprintf("ops-%d", i), "Ops", "")
+	}
+	rows, err := ingest.ParseRoster(strings.NewReader(strings.Join(ingest.RosterColumns, ",")+"\n"+b.String()), time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	person := personIDs(t, m)
+	hd, ld := person["hd"], person["ld"]
+	var cohorts []schemas.Cohort
+	plant := func(n int, dept string, line ...string) {
+		for range n {
+			c := schemas.Cohort{Department: dept, Team: dept + "-team", Location: "Berlin", TenureBand: "1-2y", Managers: line}
+			if len(line) > 0 {
+				c.Manager = line[len(line)-1]
+			}
+			cohorts = append(cohorts, c)
+		}
+	}
+	plant(1, "Eng")         // hd
+	plant(2, "Eng", hd)     // ld, xx
+	plant(5, "Eng", hd, ld) // the engineers
+	plant(5, "Ops")
+	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		submit(t, m, tok, map[string]int{"trust-a": 4, "trust-b": 3, "auto": 2, "moti": 4, "enps": 7})
+	}
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	emails := resultsEmails(t, m)
+	if len(emails) != 1 || len(emails["hd@acme.example"]) != 1 {
+		t.Fatalf("results emails %v, want exactly one, to the head", emails)
+	}
+	// The guard keeps to what the notifier asked: the head's subtree is
+	// served, the lead's (five respondents) is not.
+	if r := waitScores(t, m, "?reports_to="+hd); r.Respondents.N == nil || *r.Respondents.N != 7 {
+		t.Errorf("the head's subtree: %+v, want 7 served", r.Respondents)
+	}
+	if r := waitScores(t, m, "?reports_to="+ld); r.Respondents.N != nil {
+		t.Errorf("the lead's subtree served (%d) next to the head's: a difference of 2", *r.Respondents.N)
 	}
 }
