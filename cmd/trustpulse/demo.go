@@ -645,9 +645,9 @@ func printDemoSignIn(ctx context.Context, w io.Writer, m *Main, people map[strin
 	if err != nil || link == "" {
 		return err
 	}
-	fmt.Fprintf(w, `The sign-in link emailed to %s, head of Engineering, when the last wave's results
-were released ("your team's results are ready"; it works once, for 7 days, and
-opens their team's page as a manager):
+	fmt.Fprintf(w, `The latest sign-in link emailed to %s, head of Engineering, as the past waves'
+results were released ("your team's results are ready"; it works once, for 7
+days, and opens their team's page as a manager):
   %s
 
 `, head.Name, link)
