@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,9 +42,20 @@ type Notifier struct {
 	// it is delivered again (it must stay well inside the outbox's
 	// duplicate window, schemas.DedupWindow).
 	AckWait time.Duration
-	// Hook, when set, runs after each step of one manager's email; an
-	// error stops the wave there without an ack, as a crash would.
-	Hook func(org, wave, personID string, step NotifyStep) error
+	// hook, when set (SetHook), runs after each step of one manager's
+	// email; an error stops the notifier there, the event unacked, as a
+	// crash would.
+	hookMu sync.Mutex
+	hook   func(org, wave, personID string, step NotifyStep) error
+}
+
+// SetHook sets the hook that runs after each step of one manager's email
+// (tests crash the notifier with it); an error it returns stops Run there
+// without acking the wave's WaveSealed.
+func (n *Notifier) SetHook(h func(org, wave, personID string, step NotifyStep) error) {
+	n.hookMu.Lock()
+	defer n.hookMu.Unlock()
+	n.hook = h
 }
 
 // NotifyStep names a step of one manager's email, in order.
@@ -100,7 +112,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 			continue
 		}
 		for m := range msgs.Messages() {
-			n.handle(ctx, m)
+			if !n.handle(ctx, m) {
+				return errStopped
+			}
 		}
 	}
 	return nil
@@ -111,7 +125,8 @@ var errStopped = errors.New("notifier: stopped by hook")
 
 // handle emails one sealed wave's managers and decides, in this one place,
 // whether the event is acked (done, or nothing to do) or delivered again.
-func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) {
+// It returns false when the hook stopped the notifier.
+func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) bool {
 	env, err := schemas.DecodeEnvelope(m.Data())
 	var sealed schemas.WaveSealed
 	if err == nil {
@@ -120,11 +135,11 @@ func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) {
 	if err != nil {
 		n.log.Error("notifier skips an unreadable WaveSealed", "err", err)
 		_ = m.Term()
-		return
+		return true
 	}
 	if n.now().Sub(env.Time) > schemas.SignInLifetime {
 		_ = m.Ack() // sealed long ago (a store older than the notifier): no news
-		return
+		return true
 	}
 	md, _ := m.Metadata()
 	sent, err := n.NotifyWave(ctx, env.OrgID, sealed.WaveID)
@@ -133,8 +148,10 @@ func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) {
 	case err == nil:
 		n.log.Info("managers told their results are ready", "org", env.OrgID, "wave", sealed.WaveID, "emails", sent)
 		_ = m.Ack()
-	case errors.Is(err, errStopped) || ctx.Err() != nil:
-		// As a crash: no ack, delivered again after AckWait.
+	case errors.Is(err, errStopped):
+		return false // as a crash: no ack, delivered again after AckWait
+	case ctx.Err() != nil:
+		// Shutting down: no ack, delivered again after AckWait.
 	case errors.As(err, &appErr) && (appErr.Code == "results_pending" || appErr.Code == "wave_not_found"):
 		_ = m.NakWithDelay(time.Second) // the projector has not caught up with the seal yet
 	default:
@@ -142,6 +159,7 @@ func (n *Notifier) handle(ctx context.Context, m jetstream.Msg) {
 		n.log.Error("could not tell managers their results are ready; will retry", "org", env.OrgID, "wave", sealed.WaveID, "retry_in", delay, "err", err)
 		_ = m.NakWithDelay(delay)
 	}
+	return true
 }
 
 // NotifyWave emails every manager of org whose subtree's result in a
@@ -261,10 +279,13 @@ func (n *Notifier) notify(ctx context.Context, org, wave string, p schemas.Perso
 }
 
 func (n *Notifier) step(org, wave, personID string, s NotifyStep) error {
-	if n.Hook == nil {
+	n.hookMu.Lock()
+	h := n.hook
+	n.hookMu.Unlock()
+	if h == nil {
 		return nil
 	}
-	if err := n.Hook(org, wave, personID, s); err != nil {
+	if err := h(org, wave, personID, s); err != nil {
 		return fmt.Errorf("%w: %w", errStopped, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/mail"
 	"os"
 	"strings"
 	"sync"
@@ -102,6 +103,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	printDemo(stdout, m, seeded, analyst, leader)
 	printDemoManagers(stdout, m, seeded, people, analyst)
+	if err := printDemoSignIn(ctx, stdout, m, people); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping trustpulse demo")
 	return nil
@@ -355,15 +359,18 @@ func emailedLinks(ctx context.Context, m *Main, n int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(files) >= n {
-			var links []string
-			for _, f := range files[:n] {
-				raw, err := os.ReadFile(f)
-				if err != nil {
-					return nil, err
-				}
-				links = append(links, mailsink.Link(raw))
+		// Managers' "results are ready" emails carry no survey link.
+		var links []string
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
 			}
+			if l := mailsink.Link(raw); l != "" && len(links) < n {
+				links = append(links, l)
+			}
+		}
+		if len(links) >= n {
 			return links, nil
 		}
 		select {
@@ -591,4 +598,58 @@ A comment of wave %s that people ops replied to and its writer answered back
 `, demoReplyWave, seeded.replyLink, m.QueryURL)
 	}
 	fmt.Fprintln(w)
+}
+
+// demoSignInLink waits (up to 30s) for the latest "your team's results are
+// ready" email to a manager in the development sink and returns its
+// sign-in link, or "" when none came.
+func demoSignInLink(ctx context.Context, m *Main, email string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		files, err := m.MailSink.Messages()
+		if err != nil {
+			return "", err
+		}
+		link := ""
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				return "", err
+			}
+			msg, err := mail.ReadMessage(bytes.NewReader(raw))
+			if err != nil {
+				continue
+			}
+			if to, err := mail.ParseAddress(msg.Header.Get("To")); err == nil && to.Address == email {
+				if l := mailsink.SignInLink(raw); l != "" {
+					link = l
+				}
+			}
+		}
+		if link != "" {
+			return link, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// printDemoSignIn prints the head of Engineering's emailed sign-in link.
+func printDemoSignIn(ctx context.Context, w io.Writer, m *Main, people map[string]schemas.Person) error {
+	head := people[demoHead]
+	link, err := demoSignInLink(ctx, m, head.Email)
+	if err != nil || link == "" {
+		return err
+	}
+	fmt.Fprintf(w, `The latest sign-in link emailed to %s, head of Engineering, as the past waves'
+results were released ("your team's results are ready"; it works once, for 7
+days, and opens their team's page as a manager):
+  %s
+
+`, head.Name, link)
+	return nil
 }

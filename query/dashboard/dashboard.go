@@ -238,7 +238,7 @@ func (d *Dashboard) loginHandler(c *fiber.Ctx) error {
 	if p == nil {
 		return again(http.StatusUnauthorized, "That token is not valid: check that you pasted all of it (it starts with tp_), or ask an admin of your organisation for a new one.")
 	}
-	s := session{Org: p.Org, TokenID: p.TokenID, Role: p.Role, Expires: d.now().Add(SessionTTL), ID: randomID()}
+	s := session{Org: p.Org, TokenID: p.TokenID, Role: p.Role, PersonID: p.PersonID, Expires: d.now().Add(SessionTTL), ID: randomID()}
 	setCookie(c, sessionCookie, d.encode(s), s.Expires, fiber.CookieSameSiteLaxMode)
 	clearCookie(c, loginCookie)
 	d.log.Info("signed in", "org", p.Org, "role", p.Role)

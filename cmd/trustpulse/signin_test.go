@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustpulse/trustpulse/deploy/mailsink"
+	"github.com/trustpulse/trustpulse/deploy/testenv"
+	"github.com/trustpulse/trustpulse/ingest"
+	"github.com/trustpulse/trustpulse/query"
+	"github.com/trustpulse/trustpulse/schemas"
+)
+
+// signInRoster has two managers: alice leads six engineers, enough for
+// her team's result to be served; bob leads three salespeople, too few.
+// The five small cohorts (alice, bob, bob's three) share the fully
+// generalised cohort, so alice's engineers keep their line.
+func signInRoster() string {
+	var b strings.Builder
+	add := func(id, dept, team, manager string) {
+		fmt.Fprintf(&b, "%s,%s@acme.example,%s,%s,%s,Berlin,%s,2023-03-01\n", id, id, id, dept, team, manager)
+	}
+	add("alice", "Eng", "eng-a", "")
+	add("bob", "Sales", "sales-b", "")
+	for i := 1; i <= 6; i++ {
+		add(fmt.Sprintf("a-%d", i), "Eng", "eng-a", "alice")
+	}
+	for i := 1; i <= 3; i++ {
+		add(fmt.Sprintf("b-%d", i), "Sales", "sales-b", "bob")
+	}
+	return b.String()
+}
+
+const signInPeople = 11
+
+// sealSignInWave invites the roster, everyone answers, and the wave is
+// closed (the mixer seals it).
+func sealSignInWave(t *testing.T, m *Main) {
+	t.Helper()
+	openWave(t, m)
+	links := inviteByEmail(t, m, signInRoster(), signInPeople)
+	for _, link := range links {
+		submit(t, m, link[strings.LastIndex(link, "/")+1:], map[string]int{"trust-a": 4, "trust-b": 3, "auto": 2, "moti": 4, "enps": 7})
+	}
+	if err := m.Admin.CloseWave(context.Background(), "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resultsEmails waits until the notifier has acked every WaveSealed and
+// the outbox is empty (every queued email sent), then returns the
+// "results are ready" emails in the sink: recipient → sign-in links.
+func resultsEmails(t *testing.T, m *Main) map[string][]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		done, err := notifierDone(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		depth, err := m.Postman.Depth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done && depth == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the notifier never finished (done %v, outbox %d)", done, depth)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	files, err := m.MailSink.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Header.Get("Subject") != "Your team's results are ready" {
+			continue
+		}
+		to, err := mail.ParseAddress(msg.Header.Get("To"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		link := mailsink.SignInLink(raw)
+		if link == "" {
+			t.Fatalf("a results email without a sign-in link:\n%s", raw)
+		}
+		out[to.Address] = append(out[to.Address], link)
+	}
+	return out
+}
+
+// notifierDone reports whether the notifier's consumer has been delivered
+// the wave's WaveSealed and has acked it.
+func notifierDone(ctx context.Context, m *Main) (bool, error) {
+	c, err := m.Stack.JS.Consumer(ctx, schemas.EventStream, schemas.NotifierConsumer)
+	if err != nil {
+		return false, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.Delivered.Consumer > 0 && info.NumPending == 0 && info.NumAckPending == 0, nil
+}
+
+// noRedirects is a client that shows redirects instead of following them.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func fetch(t *testing.T, url string, cookies ...*http.Cookie) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestSignInLink: a sealed wave emails exactly the manager whose team's
+// result is served (alice) and not the one whose team is below the
+// threshold (bob); her link signs her in once, as a manager, and is 410
+// after; an unknown or malformed link is 404.
+func TestSignInLink(t *testing.T) {
+	m := mustMain(t, nil)
+	sealSignInWave(t, m)
+	emails := resultsEmails(t, m)
+	if len(emails) != 1 || len(emails["alice@acme.example"]) != 1 {
+		t.Fatalf("results emails %v, want exactly one, to alice", emails)
+	}
+	link := emails["alice@acme.example"][0]
+	if !strings.HasPrefix(link, m.QueryURL+"/dashboard/signin/") {
+		t.Fatalf("link %s, want one under %s/dashboard/signin/", link, m.QueryURL)
+	}
+
+	resp := fetch(t, link)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard/team" {
+		t.Fatalf("first use: %d to %q, want 303 to /dashboard/team", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "tp_session" && c.Value != "" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("first use set no session cookie")
+	}
+	// The session is a signed-in one: the dashboard does not send it to
+	// the sign-in page, as it does without it.
+	if r := fetch(t, m.QueryURL+"/dashboard/"); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("without a session: %d, want 303 to the sign-in", r.StatusCode)
+	}
+	if r := fetch(t, m.QueryURL+"/dashboard/", session); r.StatusCode == http.StatusSeeOther {
+		t.Fatalf("with the link's session: sent to %s", r.Header.Get("Location"))
+	}
+
+	if r := fetch(t, link); r.StatusCode != http.StatusGone {
+		t.Fatalf("second use: %d, want 410", r.StatusCode)
+	}
+	unknown := m.QueryURL + "/dashboard/signin/" + strings.Repeat("A", 43)
+	for _, u := range []string{unknown, m.QueryURL + "/dashboard/signin/short", m.QueryURL + "/dashboard/signin/" + strings.Repeat("%21", 43)} {
+		if r := fetch(t, u); r.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", u, r.StatusCode)
+		}
+	}
+}
+
+// TestSignInNotifierCrash kills the notifier after alice's email is in the
+// outbox and before the marker and the ack, and runs a new one: the
+// WaveSealed is delivered again and the email is queued again under the
+// same message id, so alice still gets one email, whose link works.
+func TestSignInNotifierCrash(t *testing.T) {
+	m := mustMain(t, nil)
+	var once sync.Once
+	killed := make(chan struct{})
+	m.Notifier.SetHook(func(org, wave, person string, step query.NotifyStep) error {
+		if step != query.NotifyQueued {
+			return nil
+		}
+		var kill bool
+		once.Do(func() { kill = true; close(killed) })
+		if kill {
+			return errors.New("killed after the outbox publish")
+		}
+		return nil
+	})
+	sealSignInWave(t, m)
+	select {
+	case <-killed:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the notifier never queued an email")
+	}
+
+	// The restarted notifier, as a new process would run it.
+	restarted := query.NewNotifier(m.Query, m.Stack.JS, m.QueryURL, testenv.Logger(t))
+	restarted.AckWait = time.Second
+	var mu sync.Mutex
+	var steps []query.NotifyStep
+	restarted.SetHook(func(org, wave, person string, step query.NotifyStep) error {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, step)
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = restarted.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	emails := resultsEmails(t, m)
+	mu.Lock()
+	redone := strings.Join(func() []string {
+		var s []string
+		for _, st := range steps {
+			s = append(s, string(st))
+		}
+		return s
+	}(), ",")
+	mu.Unlock()
+	if redone != "minted,queued,marked" {
+		t.Fatalf("the restarted notifier did %q, want alice's email queued again", redone)
+	}
+	if len(emails) != 1 || len(emails["alice@acme.example"]) != 1 {
+		t.Fatalf("results emails %v after a crash and restart, want exactly one, to alice", emails)
+	}
+	if r := fetch(t, emails["alice@acme.example"][0]); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the emailed link after the restart: %d, want 303", r.StatusCode)
+	}
+}
+
+// TestSignInGuardSuppressed: a subtree of at least k respondents that the
+// guard suppresses gets no email. The head's subtree (a lead, another
+// direct report and the lead's five engineers) is served first, as the
+// larger; the lead's five would then leave the head's other two as the
+// difference, so the guard refuses it, and the lead is not emailed though
+// five answered below them. Cohorts are planted with their lines.
+func TestSignInGuardSuppressed(t *testing.T) {
+	m := mustMain(t, nil)
+	ctx := context.Background()
+	openWave(t, m)
+	var b strings.Builder
+	add := func(id, dept, manager string) {
+		fmt.Fprintf(&b, "%s,%s@acme.example,%s,%s,%s-team,Berlin,%s,2023-03-01\n", id, id, id, dept, dept, manager)
+	}
+	add("hd", "Eng", "")
+	add("ld", "Eng", "hd")
+	add("xx", "Eng", "hd")
+	for i := 1; i <= 5; i++ {
+		add(fmt.Sprintf("eng-%d", i), "Eng", "ld")
+		add(fmt.Sprintf("ops-%d", i), "Ops", "")
+	}
+	rows, err := ingest.ParseRoster(strings.NewReader(strings.Join(ingest.RosterColumns, ",")+"\n"+b.String()), time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	person := personIDs(t, m)
+	hd, ld := person["hd"], person["ld"]
+	var cohorts []schemas.Cohort
+	plant := func(n int, dept string, line ...string) {
+		for range n {
+			c := schemas.Cohort{Department: dept, Team: dept + "-team", Location: "Berlin", TenureBand: "1-2y", Managers: line}
+			if len(line) > 0 {
+				c.Manager = line[len(line)-1]
+			}
+			cohorts = append(cohorts, c)
+		}
+	}
+	plant(1, "Eng")         // hd
+	plant(2, "Eng", hd)     // ld, xx
+	plant(5, "Eng", hd, ld) // the engineers
+	plant(5, "Ops")
+	tokens, err := m.Admin.IssueInvitations(ctx, "acme", "w1", cohorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		submit(t, m, tok, map[string]int{"trust-a": 4, "trust-b": 3, "auto": 2, "moti": 4, "enps": 7})
+	}
+	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	emails := resultsEmails(t, m)
+	if len(emails) != 1 || len(emails["hd@acme.example"]) != 1 {
+		t.Fatalf("results emails %v, want exactly one, to the head", emails)
+	}
+	// The guard keeps to what the notifier asked: the head's subtree is
+	// served, the lead's (five respondents) is not.
+	if r := waitScores(t, m, "?reports_to="+hd); r.Respondents.N == nil || *r.Respondents.N != 7 {
+		t.Errorf("the head's subtree: %+v, want 7 served", r.Respondents)
+	}
+	if r := waitScores(t, m, "?reports_to="+ld); r.Respondents.N != nil {
+		t.Errorf("the lead's subtree served (%d) next to the head's: a difference of 2", *r.Respondents.N)
+	}
+}
