@@ -82,6 +82,10 @@ func (s *Server) completePlanHandler(c *fiber.Ctx) error {
 
 // listPlansHandler lists a team's plans: ?manager=<person id>, required.
 func (s *Server) listPlansHandler(c *fiber.Ctx) error {
+	// The role first: a role without plans learns nothing of the request.
+	if err := mayPlan(principalOf(c), c.Query("manager")); err != nil {
+		return err
+	}
 	if err := onlyParams(c, "manager"); err != nil {
 		return err
 	}
