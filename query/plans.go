@@ -380,3 +380,11 @@ func (s *Server) TeamPlans(ctx context.Context, p *Principal, manager string) (P
 	}
 	return out, nil
 }
+
+// WaveDrivers returns the drivers of a released wave's survey, in name
+// order: the focus drivers a plan of that wave may pick. Errors as
+// ReleasedWave's.
+func (s *Server) WaveDrivers(ctx context.Context, org, waveID string) ([]string, error) {
+	_, ds, err := s.waveDrivers(ctx, org, waveID)
+	return ds, err
+}
