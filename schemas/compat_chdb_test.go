@@ -171,6 +171,7 @@ func TestCurrentClickHouseCompat(t *testing.T) {
 		"token":                           "acme\tt1\tanalyst",
 		"token revoked":                   "1",
 		"token name":                      "laptop",
+		"plan share":                      "1\t1",
 		"retention":                       "Engineering\t1\t0",
 		"survey drivers":                  "['q1','n1']\t['trust','enps']\t['support','']",
 		"response types":                  "Engineering\tPlatform\tBerlin\t1-2y\t['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01']\t7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01\t1",

@@ -67,6 +67,27 @@ func TestTeamSeesPlan(t *testing.T) {
 		t.Fatalf("create the plan: %d %s", status, body)
 	}
 
+	// Leadership's macro view: one team (boss's), with a plan for w1 once
+	// the roster and the plan are projected.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		share, err := m.Query.PlanShare(ctx, "acme", "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if share.Teams > 1 || share.WithPlans > share.Teams {
+			t.Fatalf("plan share %+v, want 1 team", share)
+		}
+		if share.Teams == 1 && share.WithPlans == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plan never counted: %+v", share)
+		}
+	}
+	if share, err := m.Query.PlanShare(ctx, "acme", "w2"); err != nil || share.Teams != 1 || share.WithPlans != 0 {
+		t.Fatalf("plan share of w2 %+v %v, want 1 team without a plan", share, err)
+	}
+
 	// w2 is invited from the roster.
 	now := time.Now().UTC()
 	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w2", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
