@@ -57,7 +57,8 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 		},
 	}
 	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "plans", "error"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/"+name+".html")
+		// Every page may include the plan panel (web/planpanel.html).
+		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/planpanel.html", "web/"+name+".html")
 		if err != nil {
 			return nil, err
 		}

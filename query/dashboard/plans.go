@@ -18,8 +18,8 @@ import (
 // after wave with how the focus drivers moved, a form to plan for a
 // released wave, and, for an open plan, forms to update and complete it.
 // The panel is its own page (/dashboard/plans?manager=<person id>) and the
-// template "plans" (web/plans.html), which a team page can include with a
-// planPanel.
+// template "plans" (web/planpanel.html, parsed with every page), which a
+// team page can include with a planPanel (Dashboard.planPanel builds one).
 
 // planPanel is what the "plans" template shows.
 type planPanel struct {
