@@ -149,7 +149,7 @@ func (d *Dashboard) overview(ctx context.Context, v viewer) (overviewView, error
 	if share.Teams > 0 {
 		view.Tiles = append(view.Tiles, tileView{Key: "plans", Label: "Teams with an action plan",
 			Value:  fmt.Sprintf("%d of %d", share.WithPlans, share.Teams),
-			Detail: fmt.Sprintf("%s of the teams planned from %s's results", fmtPercent(float64(share.WithPlans)/float64(share.Teams)), latest.ID)})
+			Detail: fmt.Sprintf("%s of the teams have a plan from %s's results or one still open", fmtPercent(float64(share.WithPlans)/float64(share.Teams)), latest.ID)})
 	}
 	view.Trend, view.ENPSTrend = trendCharts(waves, trends)
 	view.Heatmap = heatmap("Scores by department, wave "+latest.ID, "Department", scores)
