@@ -30,7 +30,7 @@ var insertSQL = map[string]string{
 	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, managers, manager, response_date, seq, proj_part)",
 	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, comment_id, reply_hash, seq, proj_part)",
 	"comment_thread":        "INSERT INTO comment_thread (org, wave_id, comment_id, entry_id, kind, text, token_id, role, person_id, day, seq, proj_part)",
-	"action_plans":          "INSERT INTO action_plans (org, plan_id, wave_id, manager, kind, focus_drivers, commitments, token_id, role, author_name, at, seq, proj_part)",
+	"action_plans":          "INSERT INTO action_plans (org, plan_id, wave_id, manager, kind, focus_drivers, commitments, token_id, role, author_name, author_person, at, seq, proj_part)",
 	"projected_events":      "INSERT INTO projected_events (event_id, seq, proj_part)",
 }
 
@@ -217,21 +217,21 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("action_plans", seq, e.OrgID, a.PlanID, a.WaveID, a.Manager, "planned", strs(a.FocusDrivers), strs(a.Commitments),
-				a.Author.TokenID, string(a.Author.Role), a.Author.Name, e.Time.UTC().Truncate(time.Second), seq)
+				a.Author.TokenID, string(a.Author.Role), a.Author.Name, a.Author.PersonID, e.Time.UTC().Truncate(time.Second), seq)
 		case schemas.ActionUpdatedType:
 			a, err := schemas.DecodePayload[schemas.ActionUpdated](e, e.Type)
 			if err != nil {
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("action_plans", seq, e.OrgID, a.PlanID, a.WaveID, a.Manager, "updated", strs(a.FocusDrivers), strs(a.Commitments),
-				a.Author.TokenID, string(a.Author.Role), a.Author.Name, e.Time.UTC().Truncate(time.Second), seq)
+				a.Author.TokenID, string(a.Author.Role), a.Author.Name, a.Author.PersonID, e.Time.UTC().Truncate(time.Second), seq)
 		case schemas.ActionCompletedType:
 			a, err := schemas.DecodePayload[schemas.ActionCompleted](e, e.Type)
 			if err != nil {
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("action_plans", seq, e.OrgID, a.PlanID, a.WaveID, a.Manager, "completed", []string{}, []string{},
-				a.Author.TokenID, string(a.Author.Role), a.Author.Name, e.Time.UTC().Truncate(time.Second), seq)
+				a.Author.TokenID, string(a.Author.Role), a.Author.Name, a.Author.PersonID, e.Time.UTC().Truncate(time.Second), seq)
 		default:
 			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)
 		}

@@ -80,7 +80,7 @@ func (s *Server) waveDrivers(ctx context.Context, org, waveID string) (WaveInfo,
 
 // author names p for a plan event, with its token's name.
 func (s *Server) author(ctx context.Context, p *Principal) (schemas.PlanAuthor, error) {
-	a := schemas.PlanAuthor{TokenID: p.TokenID, Role: p.Role}
+	a := schemas.PlanAuthor{TokenID: p.TokenID, Role: p.Role, PersonID: p.PersonID}
 	err := s.store.ch.QueryRow(ctx, sqlTokenName, p.Org, p.TokenID).Scan(&a.Name)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("query: token name: %w", err)

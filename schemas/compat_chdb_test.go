@@ -36,7 +36,7 @@ var sampleRows = map[string]string{
 	"answers":               `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', ['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01'], '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', '2026-11-02', 4, 0), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', ['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01'], '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', '2026-11-02', 4, 0)`,
 	"projected_events":      `('e1', 4, 0)`,
 	"comments":              `('acme', 'w1', 's1', 'c1', 'More focus time', 'Engineering', 'Platform', 'Berlin', '1-2y', ['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01'], '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', '7d1c0c8e-1f7e-4a51-9d0e-2b1f0c3d4e5f', 'ab12', 4, 0)`,
-	"action_plans":          `('acme', 'p1', 'w1', '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', 'planned', ['support'], ['Weekly one-to-ones'], 't1', 'analyst', 'people ops', '2026-11-09 10:00:00', 9, 0)`,
+	"action_plans":          `('acme', 'p1', 'w1', '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', 'planned', ['support'], ['Weekly one-to-ones'], 't1', 'analyst', 'people ops', '', '2026-11-09 10:00:00', 9, 0)`,
 	"comment_thread":        `('acme', 'w1', '7d1c0c8e-1f7e-4a51-9d0e-2b1f0c3d4e5f', 'r1', 'reply', 'Thank you', 't1', 'analyst', '', '2026-11-03', 8, 0)`,
 	"projector_checkpoint":  `('projector-clickhouse', 95, '2026-11-02 00:00:00')`,
 	"served_cells":          `('acme', 'w1', 'dim:trust', 'department', 'Engineering', 7, '2026-11-02 00:00:00')`,

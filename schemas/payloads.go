@@ -459,8 +459,11 @@ func (c Cohort) Validate() error {
 type PlanAuthor struct {
 	TokenID string `json:"token_id"`
 	Role    Role   `json:"role"`
-	// Name is the token's name, as issued.
+	// Name is the token's name, as issued (empty for a manager signed in
+	// through an emailed link, who has no token).
 	Name string `json:"name"`
+	// PersonID is the author's person id when they act as a manager.
+	PersonID string `json:"person_id,omitempty"`
 }
 
 // ActionPlanned creates a team's plan for a wave.

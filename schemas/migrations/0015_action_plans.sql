@@ -2,7 +2,8 @@
 -- ActionUpdated ('updated') and ActionCompleted ('completed', with the
 -- plan's drivers and commitments empty). A team is a manager's direct
 -- reports, named by the manager's person id. Plans are not anonymous: each
--- row names its author's token, role and token name. at is the event's
+-- row names its author's token, role and token name, and a manager's
+-- person id. at is the event's
 -- time, to the second. Written once per event by the projector's
 -- high-water marks (seq, proj_part), like every table. The current plan
 -- of each team and wave is the latest row of its plan_id (argMax by seq).
@@ -17,6 +18,7 @@ CREATE TABLE IF NOT EXISTS action_plans (
     token_id      String,
     role          String,
     author_name   String,
+    author_person String,
     at            DateTime,
     seq           UInt64,
     proj_part     UInt16
