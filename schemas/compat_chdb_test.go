@@ -30,7 +30,7 @@ var sampleRows = map[string]string{
 	"wave_thresholds":       `('acme', 'w1', 7, 2, 0)`,
 	"wave_seals":            `('acme', 'w1', 92, 0)`,
 	"roster_events":         `('acme', 'p1', 'EmployeeJoined', 'Engineering', 'Platform', 'Berlin', '2024-03-01', '1970-01-01', '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', 5, 0)`,
-	"api_tokens":            `('acme', 't1', 'abc123', 'analyst', 'laptop', 6, 0)`,
+	"api_tokens":            `('acme', 't1', 'abc123', 'analyst', 'laptop', '', 6, 0)`,
 	"api_token_revocations": `('acme', 't0', 7, 0)`,
 	"invitations":           `('acme', 'w1', 'Engineering', 'Platform', 'Berlin', '1-2y', ['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01'], '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', 3, 0)`,
 	"answers":               `('acme', 'w1', 's1', 'q1', 'trust', 4, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', ['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01'], '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', '2026-11-02', 4, 0), ('acme', 'w1', 's1', 'n1', 'enps', 9, '5b0b8f3c-50a5-4f3a-9b53-8a0e0f6a5a11', 'Engineering', 'Platform', 'Berlin', '1-2y', ['7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01'], '7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01', '2026-11-02', 4, 0)`,
