@@ -79,6 +79,7 @@ test-fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(READER_FUZZTIME) ./query || exit 1; \
 	done
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExplore$$' -fuzztime $(READER_FUZZTIME) ./query/dashboard
+	$(GO) test -run '^$$' -fuzz '^FuzzCleanPlan$$' -fuzztime $(READER_FUZZTIME) ./schemas
 
 test-compat: chdb
 	CHDB_LIB_PATH=$(CHDB_DIR)/libchdb.so $(GO) test -count=1 -tags chdb -run '^TestCurrentClickHouseCompat$$' -v ./schemas

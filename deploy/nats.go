@@ -60,7 +60,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, replicas, partit
 			return fmt.Errorf("deploy: stream %s: the NATS server does not support atomic batch publish (needs nats-server 2.12 or later)", sc.Name)
 		}
 	}
-	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.InviteeBucketConfig(replicas), schemas.MailFailureBucketConfig(replicas), schemas.LockBucketConfig(replicas), schemas.LiveBucketConfig(replicas), schemas.GuardBucketConfig(replicas), schemas.SignInBucketConfig(replicas)} {
+	for _, kv := range []jetstream.KeyValueConfig{schemas.InvitationBucketConfig(replicas), schemas.PeopleBucketConfig(replicas), schemas.InviteeBucketConfig(replicas), schemas.MailFailureBucketConfig(replicas), schemas.LockBucketConfig(replicas), schemas.LiveBucketConfig(replicas), schemas.GuardBucketConfig(replicas), schemas.SignInBucketConfig(replicas), schemas.PlanBucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("deploy: bucket %s: %w", kv.Bucket, err)
 		}

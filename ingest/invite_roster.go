@@ -125,13 +125,18 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 	if err != nil {
 		return Invited{}, err
 	}
+	plans := &teamPlans{js: a.js, org: org, found: map[string]*schemas.LetterPlan{}}
 	for i, id := range ids {
 		if !placed[i] {
 			res.HeldBack++
 			continue
 		}
 		p, cohort := people[id], stored[i]
-		tok, slot, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt})
+		plan, err := plans.of(ctx, p.ManagerPersonID)
+		if err != nil {
+			return res, err
+		}
+		tok, slot, err := a.ledger.Issue(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt, PlanTeam: p.ManagerPersonID})
 		if err != nil {
 			return res, err
 		}
@@ -143,7 +148,7 @@ func (a *Admin) InviteRoster(ctx context.Context, org, waveID string, aud Audien
 			return res, err
 		}
 		if err := enqueue(ctx, a.js, schemas.Letter{Org: org, FromName: a.catalog.Org(org).SenderName, WaveID: waveID, Kind: "invitation", To: p.Email, Name: p.Name,
-			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt}); err != nil {
+			Link: a.PublicURL + "/s/" + tok, ClosesAt: w.ClosesAt, Plan: plan}); err != nil {
 			return res, err
 		}
 		res.Invited++
@@ -232,7 +237,7 @@ func (a *Admin) Remind(ctx context.Context, org, waveID string) (int, error) {
 			start, _ := time.Parse(schemas.DateLayout, p.StartDate)
 			cohort = schemas.Cohort{Department: p.Department, Team: p.Team, Location: p.Location, TenureBand: TenureBand(start, now)}
 		}
-		tok, err := a.ledger.IssueForSlot(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt, Slot: entry.Slot})
+		tok, err := a.ledger.IssueForSlot(ctx, schemas.Invitation{Org: org, WaveID: waveID, Cohort: cohort, ExpiresAt: w.ClosesAt, Slot: entry.Slot, PlanTeam: p.ManagerPersonID})
 		if err != nil {
 			return reminded, err
 		}

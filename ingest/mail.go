@@ -252,7 +252,11 @@ Your answers are anonymous: they are stored with your department, team,
 location and tenure band, never with your name, email or this link, and
 results are only shown for groups large enough that no one can tell who
 answered what.
-
+{{with .Plan}}
+Your team's action plan (from the results of {{.WaveID}}):
+Focus: {{range $i, $d := .FocusDrivers}}{{if $i}}, {{end}}{{$d}}{{end}}
+{{range .Commitments}}- {{.}}
+{{end}}{{end}}
 Thank you for taking part.
 `))
 	resultsText = texttemplate.Must(texttemplate.New("text").Parse(`Hello {{.Name}},
@@ -280,6 +284,9 @@ You see your team's results as groups, never anyone's own answers.
 <p><a href="{{.Link}}" style="display:inline-block;background:#0b5cad;color:#fff;padding:.6rem 1.2rem;border-radius:.4rem;text-decoration:none;font-weight:600">Answer the survey</a></p>
 <p>The link is yours alone and works once, until {{.Closes}}.</p>
 <p style="color:#57606a">Your answers are anonymous: they are stored with your department, team, location and tenure band, never with your name, email or this link, and results are only shown for groups large enough that no one can tell who answered what.</p>
+{{with .Plan}}<h2 style="font-size:1.1rem">Your team's action plan</h2>
+<p>From the results of {{.WaveID}}, your team focuses on {{range $i, $d := .FocusDrivers}}{{if $i}}, {{end}}<strong>{{$d}}</strong>{{end}} and commits to:</p>
+<ul>{{range .Commitments}}<li>{{.}}</li>{{end}}</ul>{{end}}
 </body></html>`))
 )
 
@@ -303,7 +310,7 @@ func compose(cfg SMTPConfig, l schemas.Letter) (*mail.Msg, error) {
 	m.Subject(subject)
 	m.SetDate()
 	m.SetMessageID()
-	data := map[string]string{"Name": l.Name, "Link": l.Link, "Closes": l.ClosesAt.UTC().Format("Monday 2 January 2006, 15:04 UTC")}
+	data := map[string]any{"Name": l.Name, "Link": l.Link, "Closes": l.ClosesAt.UTC().Format("Monday 2 January 2006, 15:04 UTC"), "Plan": l.Plan}
 	var text, html bytes.Buffer
 	if err := textT.Execute(&text, data); err != nil {
 		return nil, err

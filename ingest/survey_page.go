@@ -2,12 +2,14 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -25,9 +27,9 @@ import (
 var webFiles embed.FS
 
 var (
-	surveyPage  = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/survey.html"))
+	surveyPage  = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/survey.html", "web/plan.html"))
 	messagePage = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/message.html"))
-	thanksPage  = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/thanks.html"))
+	thanksPage  = template.Must(template.ParseFS(webFiles, "web/layout.html", "web/thanks.html", "web/plan.html"))
 	surveyCSS   = mustRead("web/survey.css")
 )
 
@@ -70,6 +72,8 @@ type surveyView struct {
 	Problem          string
 	Errors           bool
 	Questions        []questionView
+	// Plan is the open action plan of the invitee's team, if any.
+	Plan *schemas.Plan
 }
 
 type messageView struct {
@@ -82,6 +86,8 @@ type thanksView struct {
 	Title     string
 	ReplyLink string
 	Comments  int
+	// Plan is the open action plan of the respondent's team, if any.
+	Plan *schemas.Plan
 }
 
 // fieldName is the form field of a question: "a." for a value, "c." for a
@@ -214,12 +220,14 @@ func (s *Server) thresholdOf(w Wave) int {
 // surveyFormHandler shows the survey of a link.
 func (s *Server) surveyFormHandler(c *fiber.Ctx) error {
 	token := c.Params("token")
-	_, wave, survey, err := s.invitationFor(c.UserContext(), token, s.now())
+	claim, wave, survey, err := s.invitationFor(c.UserContext(), token, s.now())
 	if err != nil {
 		status, v := messageFor(err)
 		return s.render(c, status, messagePage, v)
 	}
-	return s.render(c, http.StatusOK, surveyPage, buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), nil, nil, nil))
+	v := buildSurveyView(survey, "/s/"+token, s.thresholdOf(wave), nil, nil, nil)
+	v.Plan = s.planOf(c.UserContext(), claim)
+	return s.render(c, http.StatusOK, surveyPage, v)
 }
 
 // submitSurveyFormHandler records a posted survey form.
@@ -228,18 +236,29 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	given, comments, badValues := parseAnswerForm(c)
 	var err error
 	var caps []string
+	// The team's plan, read before the link is used up; shown on the
+	// thanks page.
+	var plan *schemas.Plan
+	if claim, _, _, lerr := s.invitationFor(c.UserContext(), token, s.now()); lerr == nil {
+		plan = s.planOf(c.UserContext(), claim)
+	}
 	if len(badValues) > 0 {
 		err = &schemas.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_answers", Fields: badValues}
 	} else {
 		caps, err = s.record(c.UserContext(), token, given, comments)
 	}
 	s.Metrics.Submission(err)
-	if err == nil && len(caps) > 0 {
+	if err == nil && (len(caps) > 0 || plan != nil) {
 		// The reply link is shown here, in the answer to the post, and
 		// nowhere else: no redirect (it would have to carry the link in a
 		// URL of ingest's or a cookie); pageHeaders sent no-store and
-		// no-referrer.
-		return s.render(c, http.StatusOK, thanksPage, thanksView{Title: "Thank you", ReplyLink: s.replyLink(caps), Comments: len(caps)})
+		// no-referrer. The team's plan too: a redirect would have to name
+		// the team in its URL.
+		v := thanksView{Title: "Thank you", Comments: len(caps), Plan: plan}
+		if len(caps) > 0 {
+			v.ReplyLink = s.replyLink(caps)
+		}
+		return s.render(c, http.StatusOK, thanksPage, v)
 	}
 	if err == nil {
 		return c.Redirect("/s/thanks", http.StatusSeeOther)
@@ -264,6 +283,22 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	}
 	status, v := messageFor(err)
 	return s.render(c, status, messagePage, v)
+}
+
+// planOf is the open plan of a link's team, or nil (none, or the plan
+// bucket unreadable: the page is shown without it, and the error logged).
+func (s *Server) planOf(ctx context.Context, claim *Claim) *schemas.Plan {
+	if claim == nil || claim.Invitation.PlanTeam == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	p, err := teamPlan(ctx, s.js, claim.Invitation.Org, claim.Invitation.PlanTeam)
+	if err != nil {
+		s.log.Warn("team plan not read", "org", claim.Invitation.Org, "err", err)
+		return nil
+	}
+	return p
 }
 
 func (s *Server) thanksHandler(c *fiber.Ctx) error {

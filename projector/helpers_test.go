@@ -31,6 +31,7 @@ type truth struct {
 	sum       map[string]int  // sum of values per question
 	invited   int             // InvitationIssued events
 	comments  int             // CommentSubmitted events
+	plans     int             // ActionPlanned, ActionUpdated and ActionCompleted events
 }
 
 func newTruth() *truth {
@@ -118,10 +119,32 @@ func (p *publisher) responses(n int) {
 			})
 			p.truth.comments++
 		}
+		if p.rng.IntN(4) == 0 {
+			p.plan()
+		}
 		for _, a := range answers {
 			p.truth.count[a.QuestionID]++
 			p.truth.sum[a.QuestionID] += a.Value
 		}
+	}
+}
+
+// plan publishes an action plan's events: planned, sometimes updated,
+// sometimes completed.
+func (p *publisher) plan() {
+	id, mgr := fmt.Sprintf("%s-p%d-%d", p.org, len(p.sent), p.rng.Uint64()), "7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01"
+	author := schemas.PlanAuthor{TokenID: "t1", Role: schemas.RoleAnalyst, Name: "people ops"}
+	p.event(schemas.ActionPlannedType, schemas.ActionPlanned{PlanID: id, WaveID: "w1", Manager: mgr,
+		FocusDrivers: []string{"support"}, Commitments: []string{"Weekly one-to-ones"}, Author: author})
+	p.truth.plans++
+	if p.rng.IntN(2) == 0 {
+		p.event(schemas.ActionUpdatedType, schemas.ActionUpdated{PlanID: id, WaveID: "w1", Manager: mgr,
+			FocusDrivers: []string{"support", "growth"}, Commitments: []string{"Weekly one-to-ones", "A growth plan each"}, Author: author})
+		p.truth.plans++
+	}
+	if p.rng.IntN(2) == 0 {
+		p.event(schemas.ActionCompletedType, schemas.ActionCompleted{PlanID: id, WaveID: "w1", Manager: mgr, Author: author})
+		p.truth.plans++
 	}
 }
 
@@ -190,6 +213,13 @@ func checkTables(t *testing.T, ch driver.Conn, tr *truth) {
 	}
 	if joined != 0 {
 		t.Errorf("%d comments share a seq with answers", joined)
+	}
+	var plans, planEvents uint64
+	if err := ch.QueryRow(ctx, "SELECT count(), uniqExact(plan_id, kind) FROM action_plans").Scan(&plans, &planEvents); err != nil {
+		t.Fatal(err)
+	}
+	if int(plans) != tr.plans || plans != planEvents {
+		t.Errorf("action_plans holds %d rows (%d distinct plan events), want %d", plans, planEvents, tr.plans)
 	}
 	var distinct uint64
 	if err := ch.QueryRow(ctx, "SELECT uniqExact(event_id) FROM projected_events").Scan(&distinct); err != nil {

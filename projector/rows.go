@@ -13,7 +13,7 @@ import (
 // rowTables are the tables a batch writes, in the order it writes them.
 // projected_events comes last: an event id is recorded only once every row
 // of its event is in.
-var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "comments", "comment_thread", "projected_events"}
+var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "comments", "comment_thread", "action_plans", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse
 // 18.16 refuses a batch insert without one.
@@ -30,6 +30,7 @@ var insertSQL = map[string]string{
 	"answers":               "INSERT INTO answers (org, wave_id, survey_id, question_id, dimension, value, response_id, department, team, location, tenure_band, managers, manager, response_date, seq, proj_part)",
 	"comments":              "INSERT INTO comments (org, wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, comment_id, reply_hash, seq, proj_part)",
 	"comment_thread":        "INSERT INTO comment_thread (org, wave_id, comment_id, entry_id, kind, text, token_id, role, person_id, day, seq, proj_part)",
+	"action_plans":          "INSERT INTO action_plans (org, plan_id, wave_id, manager, kind, focus_drivers, commitments, token_id, role, author_name, author_person, at, seq, proj_part)",
 	"projected_events":      "INSERT INTO projected_events (event_id, seq, proj_part)",
 }
 
@@ -210,6 +211,27 @@ func buildRows(evs []delivered, partOf func(org string) uint16) (map[string][]ro
 				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
 			}
 			add("comment_thread", seq, e.OrgID, a.WaveID, a.CommentID, a.AnswerID, "answer", a.Text, "", "", "", dayOf(e.Time), seq)
+		case schemas.ActionPlannedType:
+			a, err := schemas.DecodePayload[schemas.ActionPlanned](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("action_plans", seq, e.OrgID, a.PlanID, a.WaveID, a.Manager, "planned", strs(a.FocusDrivers), strs(a.Commitments),
+				a.Author.TokenID, string(a.Author.Role), a.Author.Name, a.Author.PersonID, e.Time.UTC().Truncate(time.Second), seq)
+		case schemas.ActionUpdatedType:
+			a, err := schemas.DecodePayload[schemas.ActionUpdated](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("action_plans", seq, e.OrgID, a.PlanID, a.WaveID, a.Manager, "updated", strs(a.FocusDrivers), strs(a.Commitments),
+				a.Author.TokenID, string(a.Author.Role), a.Author.Name, a.Author.PersonID, e.Time.UTC().Truncate(time.Second), seq)
+		case schemas.ActionCompletedType:
+			a, err := schemas.DecodePayload[schemas.ActionCompleted](e, e.Type)
+			if err != nil {
+				return nil, fmt.Errorf("projector: stream_seq %d: %w", seq, err)
+			}
+			add("action_plans", seq, e.OrgID, a.PlanID, a.WaveID, a.Manager, "completed", []string{}, []string{},
+				a.Author.TokenID, string(a.Author.Role), a.Author.Name, a.Author.PersonID, e.Time.UTC().Truncate(time.Second), seq)
 		default:
 			return nil, fmt.Errorf("projector: stream_seq %d: no projection for %s: %w", seq, e.Type, schemas.ErrUnknownEvent)
 		}
@@ -224,6 +246,14 @@ func line(c schemas.Cohort) []string {
 		return []string{}
 	}
 	return c.Managers
+}
+
+// strs is a string list as an Array(String) value: never nil.
+func strs(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }
 
 // dayOf is an event's day, the finest time a thread row keeps.

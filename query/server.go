@@ -42,6 +42,8 @@ type Server struct {
 	signIns *SignIns
 	// directory reads the roster's people, for managers (SetDirectory).
 	directory *Directory
+	// plans keeps the current action plans (SetPlans); nil refuses them.
+	plans PlanStore
 	// finish adds the not-found handler after every route.
 	finish sync.Once
 
@@ -142,6 +144,10 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/drivers", s.driversHandler)
 	org.Get("/waves/:wave/comments", s.commentsHandler)
 	org.Post("/comments/:comment/replies", s.replyHandler)
+	org.Get("/plans", s.listPlansHandler)
+	org.Post("/plans", s.createPlanHandler)
+	org.Put("/plans/:plan", s.updatePlanHandler)
+	org.Post("/plans/:plan/complete", s.completePlanHandler)
 	org.Get("/waves/:wave/live", s.liveHandler)
 	org.Get("/trends", s.trendsHandler)
 	org.Get("/retention", s.retentionHandler)

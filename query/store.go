@@ -121,6 +121,8 @@ func Statements() []schemas.Statement {
 		{Name: "response types", SQL: sqlWaveTypes, Args: []any{org, wave, uint64(100)}},
 		{Name: "organisations", SQL: sqlOrgs},
 		{Name: "respondents per manager", SQL: sqlLineRespondents, Args: []any{org, wave, uint64(100)}},
+		{Name: "token name", SQL: sqlTokenName, Args: []any{org, "t1"}},
+		{Name: "plan share", SQL: sqlPlanShare, Args: []any{org, wave, org}},
 	}
 	line := Scope{Waves: exampleScope.Waves, K: exampleScope.K, Filter: []Clause{
 		{Attr: "manager", Values: []string{"7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01"}},

@@ -32,6 +32,9 @@ const (
 	TokenRevokedType      EventType = "TokenRevoked"
 	CommentRepliedType    EventType = "CommentReplied"
 	CommentAnsweredType   EventType = "CommentAnswered"
+	ActionPlannedType     EventType = "ActionPlanned"
+	ActionUpdatedType     EventType = "ActionUpdated"
+	ActionCompletedType   EventType = "ActionCompleted"
 )
 
 // Envelope wraps every event on the stream. Payload is the type's JSON
@@ -75,6 +78,9 @@ var registry = map[EventType]eventSpec{
 	TokenRevokedType:      {current: 1},
 	CommentRepliedType:    {current: 1},
 	CommentAnsweredType:   {current: 1},
+	ActionPlannedType:     {current: 1},
+	ActionUpdatedType:     {current: 1},
+	ActionCompletedType:   {current: 1},
 }
 
 // ErrUnknownEvent is returned (wrapped) for an event whose type or version

@@ -221,4 +221,4 @@ func AddedColumn(stmt string) (table, column string, ok bool) {
 
 // ProjectionTables lists the tables a replay empties before projecting the
 // stream again from its start.
-var ProjectionTables = []string{"answers", "comments", "comment_thread", "surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "projected_events", "projector_checkpoint"}
+var ProjectionTables = []string{"answers", "comments", "comment_thread", "action_plans", "surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "projected_events", "projector_checkpoint"}

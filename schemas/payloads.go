@@ -452,3 +452,45 @@ func (c Cohort) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Action plans (schemas/plans.go): not anonymous, each names its author.
+
+// PlanAuthor names who wrote a plan event: plans are not anonymous.
+type PlanAuthor struct {
+	TokenID string `json:"token_id"`
+	Role    Role   `json:"role"`
+	// Name is the token's name, as issued (empty for a manager signed in
+	// through an emailed link, who has no token).
+	Name string `json:"name"`
+	// PersonID is the author's person id when they act as a manager.
+	PersonID string `json:"person_id,omitempty"`
+}
+
+// ActionPlanned creates a team's plan for a wave.
+type ActionPlanned struct {
+	PlanID string `json:"plan_id"`
+	WaveID string `json:"wave_id"`
+	// Manager is the team's manager's person id.
+	Manager      string     `json:"manager"`
+	FocusDrivers []string   `json:"focus_drivers"`
+	Commitments  []string   `json:"commitments"`
+	Author       PlanAuthor `json:"author"`
+}
+
+// ActionUpdated replaces an open plan's focus drivers and commitments.
+type ActionUpdated struct {
+	PlanID       string     `json:"plan_id"`
+	WaveID       string     `json:"wave_id"`
+	Manager      string     `json:"manager"`
+	FocusDrivers []string   `json:"focus_drivers"`
+	Commitments  []string   `json:"commitments"`
+	Author       PlanAuthor `json:"author"`
+}
+
+// ActionCompleted closes a plan: its commitments are done.
+type ActionCompleted struct {
+	PlanID  string     `json:"plan_id"`
+	WaveID  string     `json:"wave_id"`
+	Manager string     `json:"manager"`
+	Author  PlanAuthor `json:"author"`
+}

@@ -189,6 +189,16 @@ type Letter struct {
 	Name     string    `json:"name"`
 	Link     string    `json:"link"`
 	ClosesAt time.Time `json:"closes_at"`
+	// Plan is the open action plan of the invitee's team (their direct
+	// manager's, from the people bucket), if any.
+	Plan *LetterPlan `json:"plan,omitempty"`
+}
+
+// LetterPlan is a team's open action plan as an email shows it.
+type LetterPlan struct {
+	WaveID       string   `json:"wave_id"`
+	FocusDrivers []string `json:"focus_drivers"`
+	Commitments  []string `json:"commitments"`
 }
 
 // MailFailure is a permanently failed email, as admins see it.
@@ -256,6 +266,12 @@ type Invitation struct {
 	Cohort    Cohort    `json:"cohort"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Slot      string    `json:"slot"`
+	// PlanTeam is the invitee's direct manager's person id as the people
+	// bucket had it when the link was issued, so that the survey and
+	// thanks pages can show their team's open action plan. It lives in the
+	// wave's ledger only (deleted at the seal) and never goes into a
+	// response: responses carry the stored cohort alone.
+	PlanTeam string `json:"plan_team,omitempty"`
 }
 
 // SlotKey is the ledger key of a response slot.

@@ -109,6 +109,7 @@ func TestDashboard(t *testing.T) {
 		checkContains(t, b, "#tile-"+d.Dimension+" .detail", "mean "+pageFixed(*d.Mean, 2)+" of 5")
 	}
 	checkText(t, b, "#tile-participation .value", pagePercent(float64(*s.Respondents.N)/float64(s.Invited)))
+	checkContains(t, b, "#tile-plans .value", "1 of ") // the demo's one plan, still open
 	rows, err := chromedp.Run(b, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("table.heatmap tbody tr")].map(r => [...r.children].map(c => c.innerText.trim()))`))
 	if err != nil {
 		t.Fatal(err)

@@ -259,6 +259,14 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) (see
 		return seeded, err
 	}
 	fmt.Fprintf(stdout, "re-imported the roster: %d people left\n", len(rows)-len(staying))
+	// The past waves are released before the open wave is invited, so that
+	// the Platform team's plan is in its invitations.
+	if err := waitReleased(ctx, m.QueryURL, token, demoWaves[len(demoWaves)-1].id); err != nil {
+		return seeded, err
+	}
+	if err := planDemo(ctx, m, stdout); err != nil {
+		return seeded, err
+	}
 	if err := m.Admin.OpenWave(ctx, demoOrg, schemas.WaveOpened{WaveID: demoOpenWave, SurveyID: demoSurvey,
 		OpensAt: now, ClosesAt: now.AddDate(0, 0, 14)}); err != nil {
 		return seeded, err
@@ -269,9 +277,6 @@ func seedDemo(ctx context.Context, m *Main, stdout io.Writer, token string) (see
 	}
 	fmt.Fprintf(stdout, "opened wave %s and emailed %d invitations to the development mail sink (%s)\n", demoOpenWave, invited.Invited, m.MailSink.Dir)
 	printInvited(stdout, invited)
-	if err := waitReleased(ctx, m.QueryURL, token, demoWaves[len(demoWaves)-1].id); err != nil {
-		return seeded, err
-	}
 	if err := answerDemoComment(ctx, m, seeded.replyLink); err != nil {
 		return seeded, err
 	}
@@ -310,6 +315,46 @@ func submitForReplyLink(ctx context.Context, ingestURL, token string, answers ma
 		return "", fmt.Errorf("submit with a comment: %s, reply link %q, %v", resp.Status, res.ReplyLink, err)
 	}
 	return res.ReplyLink, nil
+}
+
+// planDemo has people ops write the Platform team's action plan from the
+// results of the wave before the last (two of its drivers, two
+// commitments), so that the plan page shows how they moved in the last.
+func planDemo(ctx context.Context, m *Main, stdout io.Writer) error {
+	people, err := m.Admin.People(ctx, demoOrg)
+	if err != nil {
+		return err
+	}
+	_, tokenID, err := m.Admin.IssueToken(ctx, demoOrg, schemas.RoleAnalyst, "people ops (demo plan)")
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for active := false; !active; { // the plan names its author's token
+		if active, err = m.Query.TokenActive(wctx, tokenID); err != nil {
+			return err
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("the demo plan's token was not projected: %w", wctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	wave := demoWaves[len(demoWaves)-2].id
+	drivers, err := m.Query.WaveDrivers(ctx, demoOrg, wave)
+	if err != nil {
+		return err
+	}
+	p := &query.Principal{Org: demoOrg, TokenID: tokenID, Role: schemas.RoleAnalyst}
+	_, err = m.Query.CreatePlan(ctx, p, query.PlanInput{WaveID: wave, Manager: people[demoLead].PersonID,
+		FocusDrivers: drivers[:min(2, len(drivers))],
+		Commitments:  []string{"A 30-minute one-to-one every fortnight", "Say in the team meeting why priorities changed"}})
+	if err != nil {
+		return fmt.Errorf("demo plan: %w", err)
+	}
+	fmt.Fprintf(stdout, "people ops wrote the Platform team's action plan from wave %s\n", wave)
+	return nil
 }
 
 // answerDemoComment has people ops (a token of its own) reply to the
@@ -587,6 +632,10 @@ func printDemoManagers(w io.Writer, m *Main, seeded demoSeeded, people map[strin
 
   # the head of Engineering's whole organisation, %[8]s (%[9]s), by direct manager
   curl -s -H "$A" '%[1]s/v1/orgs/demo/waves/%[2]s/scores?reports_to=%[10]s&group_by=manager'
+
+  # the Platform team's action plan and how its focus drivers moved (also at
+  # %[1]s/dashboard/plans?manager=%[7]s)
+  curl -s -H "$A" '%[1]s/v1/orgs/demo/plans?manager=%[7]s'
 `, m.QueryURL, demoWaves[len(demoWaves)-1].id, analyst, people[demoCEO].Name,
 		lead.Name, lead.EmployeeID, lead.PersonID, head.Name, head.EmployeeID, head.PersonID)
 	if seeded.replyLink != "" {

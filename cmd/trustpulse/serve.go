@@ -209,6 +209,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 		srv.SetPublisher(query.NewPublisher(m.Stack.JS))
 		srv.SetSignIns(query.NewSignIns(m.Stack.JS, time.Now))
+		srv.SetPlans(query.NewPlanStore(m.Stack.JS))
 		key, _ := hex.DecodeString(cfg.SessionKey) // checked by Validate
 		if len(key) == 0 {
 			key = make([]byte, 32)

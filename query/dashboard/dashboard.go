@@ -56,8 +56,9 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 			}{first, second}
 		},
 	}
-	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "error", "team"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/"+name+".html")
+	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "plans", "team", "error"} {
+		// Every page may include the plan panel (web/planpanel.html).
+		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/planpanel.html", "web/"+name+".html")
 		if err != nil {
 			return nil, err
 		}
@@ -90,6 +91,10 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	g.Get("/export/:table", d.signedIn(d.exportHandler))
 	g.Get("/comments", d.signedIn(d.commentsHandler))
 	g.Post("/comments/:comment/replies", d.signedIn(d.replyHandler))
+	g.Get("/plans", d.signedIn(d.plansHandler))
+	g.Post("/plans", d.signedIn(d.createPlanHandler))
+	g.Post("/plans/:plan", d.signedIn(d.updatePlanHandler))
+	g.Post("/plans/:plan/complete", d.signedIn(d.completePlanHandler))
 	// The holder's reply link: no sign-in, the capability is the credential.
 	r.Get("/r/:caps", metrics.Label("reply_link"), replyLinkHeaders, d.limitLinks, d.replyLinkHandler)
 	r.Post("/r/:caps", metrics.Label("reply_link"), replyLinkHeaders, d.limitLinks, d.answerHandler)

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -144,6 +145,15 @@ func (d *Dashboard) overview(ctx context.Context, v viewer) (overviewView, error
 		prevRate = p.Overall.Rate
 	}
 	view.Tiles = tiles(trends, scores, prevRate)
+	share, err := d.q.PlanShare(ctx, org, latest.ID)
+	if err != nil {
+		return view, err
+	}
+	if share.Teams > 0 {
+		view.Tiles = append(view.Tiles, tileView{Key: "plans", Label: "Teams with an action plan",
+			Value:  fmt.Sprintf("%d of %d", share.WithPlans, share.Teams),
+			Detail: fmt.Sprintf("%s of the teams have a plan from %s's results or one still open", fmtPercent(float64(share.WithPlans)/float64(share.Teams)), latest.ID)})
+	}
 	view.Trend, view.ENPSTrend = trendCharts(waves, trends)
 	view.Heatmap = heatmap("Scores by department, wave "+latest.ID, "Department", scores)
 	if view.Drivers, err = d.drivers(ctx, org, latest); err != nil {
