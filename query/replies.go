@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
 
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
-// Replies to comments. People-ops (and, once the manager role exists, the
-// responsible manager) reply to a comment they may see; the holder of the
+// Replies to comments. People-ops and the responsible manager reply to a comment they may see; the holder of the
 // comment's reply link reads the thread and may answer back. A reply is
 // allowed only on a comment of a list the guard serves to the replier (the
 // same decision as the list), and the thread is shown wherever the comment
@@ -176,9 +176,9 @@ func (s *Server) Reply(ctx context.Context, p *Principal, commentID, text string
 		}
 		return ThreadEntry{}, err
 	}
-	if c.seq >= w.SealSeq || !matches(c.cohort, sc.Filter) {
-		return ThreadEntry{}, errCommentNotFound
-	}
+	// The list's decision first, whichever of its wave's comments is
+	// named: answering "not in the list" for a suppressed list would tell
+	// which comments a hidden group wrote.
 	allowed, _, err := s.commentsAllowed(ctx, p.Org, sc)
 	if err != nil {
 		return ThreadEntry{}, err
@@ -186,6 +186,9 @@ func (s *Server) Reply(ctx context.Context, p *Principal, commentID, text string
 	if !allowed {
 		return ThreadEntry{}, schemas.Errorf(http.StatusForbidden, "comments_suppressed",
 			"this comment list is not shown to you (too few respondents, or it would narrow another list), so its comments cannot be replied to")
+	}
+	if c.seq >= w.SealSeq || !matches(c.cohort, sc.Filter) {
+		return ThreadEntry{}, errCommentNotFound
 	}
 	now := time.Now().UTC()
 	e := ThreadEntry{ID: uuid.NewString(), Kind: KindReply, Text: text, Role: string(p.Role), Date: now.Format(schemas.DateLayout)}
@@ -227,12 +230,16 @@ type HeldComment struct {
 // with their threads, in a fixed order: those of released waves only (a
 // comment is in no store of ClickHouse before its wave is released). None
 // means an unknown link or a wave not yet released, which cannot be told
-// apart. It records nothing: no one learns that the link was opened.
+// apart. It records nothing of its own; the look-up runs with ClickHouse's
+// query log off (log_queries=0), but a ClickHouse server logging at debug
+// level or finer still writes the query's text, hashes included, to its
+// server log (docs/anonymity.md, section 11).
 func (s *Server) HeldComments(ctx context.Context, caps []string) ([]HeldComment, error) {
 	hashes := make([]string, len(caps))
 	for i, c := range caps {
 		hashes[i] = schemas.ReplyHash(c)
 	}
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"log_queries": 0}))
 	rows, err := s.store.ch.Query(ctx, sqlCommentsByReplyHash, groupSet(hashes))
 	if err != nil {
 		return nil, fmt.Errorf("query: comments of a reply link: %w", err)
