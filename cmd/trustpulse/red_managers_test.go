@@ -266,7 +266,6 @@ func TestRedReplyLinkGuessingIsFree(t *testing.T) {
 	}
 }
 
-
 // mailedLinks maps each invitee's employee id (the mail's To, before
 // @acme.example) to the survey token of their invitation mail.
 func mailedLinks(t *testing.T, m *Main) map[string]string {

@@ -146,7 +146,9 @@ func (d *Dashboard) team(ctx context.Context, v viewer, manager string, filter [
 			shown = append(shown, s)
 		}
 	}
-	slices.SortFunc(shown, func(a, b query.Score) int { return cmp.Or(cmp.Compare(*b.Favorable, *a.Favorable), cmp.Compare(a.Key, b.Key)) })
+	slices.SortFunc(shown, func(a, b query.Score) int {
+		return cmp.Or(cmp.Compare(*b.Favorable, *a.Favorable), cmp.Compare(a.Key, b.Key))
+	})
 	row := func(s query.Score) teamDriver {
 		return teamDriver{Driver: s.Key, Favorable: fmtPercent(*s.Favorable), Mean: fmtFixed(*s.Mean, 2)}
 	}
