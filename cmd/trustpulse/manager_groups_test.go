@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trustpulse/trustpulse/deploy/mailsink"
+	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -399,5 +400,23 @@ func TestManagerScopes(t *testing.T) {
 	}
 	if _, _, _, err := m.Admin.IssueManagerToken(ctx, "acme", "nobody", "x"); err == nil || !strings.Contains(err.Error(), "not on the roster") {
 		t.Errorf("a manager's token for an unknown employee: %v", err)
+	}
+	// Re-imported without the advisor, who has left.
+	all, _ := managerRoster()
+	var kept []string
+	for _, line := range strings.Split(strings.TrimSpace(all), "\n") {
+		if !strings.HasPrefix(line, "advisor,") {
+			kept = append(kept, line)
+		}
+	}
+	rows, err := ingest.ParseRoster(strings.NewReader(strings.Join(ingest.RosterColumns, ",")+"\n"+strings.Join(kept, "\n")+"\n"), time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admin.ImportRoster(ctx, "acme", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := m.Admin.IssueManagerToken(ctx, "acme", "advisor", "x"); err == nil || !strings.Contains(err.Error(), "left") {
+		t.Errorf("a manager's token for a leaver: %v", err)
 	}
 }
