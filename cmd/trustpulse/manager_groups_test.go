@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
-	"net/mail"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/trustpulse/trustpulse/deploy/mailsink"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -70,30 +66,10 @@ func newManagerOrg(t *testing.T) managerOrg {
 	openWave(t, m)
 	rows, managerOf := managerRoster()
 	links := inviteByEmail(t, m, rows, len(managerOf))
-	// Each person's survey link, by their employee id (the mail's To).
-	linkOf := map[string]string{}
-	files, err := m.MailSink.Messages()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		to, err := mail.ParseAddress(msg.Header.Get("To"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := strings.TrimSuffix(to.Address, "@acme.example")
-		linkOf[id] = mailsink.Link(raw)
-	}
-	if len(linkOf) != len(managerOf) || len(links) != len(managerOf) {
-		t.Fatalf("%d links for %d people", len(linkOf), len(managerOf))
+	// Each person's survey token, by their employee id (the mail's To).
+	tokenOf := mailedLinks(t, m)
+	if len(tokenOf) != len(managerOf) || len(links) != len(managerOf) {
+		t.Fatalf("%d links for %d people", len(tokenOf), len(managerOf))
 	}
 
 	// Everyone answers; trust-a differs from person to person, the rest is
@@ -102,8 +78,7 @@ func newManagerOrg(t *testing.T) managerOrg {
 	trustA := map[string]int{}
 	for i, id := range ids {
 		trustA[id] = 1 + (i*7)%5
-		link := linkOf[id]
-		submit(t, m, link[strings.LastIndex(link, "/")+1:], map[string]int{"trust-a": trustA[id], "trust-b": 3, "auto": 2, "moti": 4, "enps": 7})
+		submit(t, m, tokenOf[id], map[string]int{"trust-a": trustA[id], "trust-b": 3, "auto": 2, "moti": 4, "enps": 7})
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
 		t.Fatal(err)
