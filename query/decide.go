@@ -121,6 +121,34 @@ func matches(t respType, pred []Clause) bool {
 // serves. One decision per organisation at a time across every replica
 // that shares the record (guard.Run).
 func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (map[string]bool, error) {
+	req, waves, err := s.guardRequest(ctx, org, sets)
+	if err != nil {
+		return nil, err
+	}
+	return s.runGuard(ctx, org, sets, req, waves)
+}
+
+// wouldServe decides sets, in order, against the organisation's record as
+// decideSets would, but writes nothing: it reports which would be served
+// if asked now, and leaves the record to what is actually served.
+func (s *Server) wouldServe(ctx context.Context, org string, sets []servedSet) (map[string]bool, error) {
+	req, waves, err := s.guardRequest(ctx, org, sets)
+	if err != nil {
+		return nil, err
+	}
+	if s.records == nil {
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the anonymity guard's record is not reachable")
+	}
+	rec, _, err := s.records.Load(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("query: guard record: %w", err)
+	}
+	return guard.Decide(req, rec, waves).Served, nil
+}
+
+// guardRequest turns sets into the guard's cells, reading the response
+// types of their waves.
+func (s *Server) guardRequest(ctx context.Context, org string, sets []servedSet) (guard.Request, map[string]guard.Wave, error) {
 	waves := map[string]guard.Wave{}
 	types := map[string]waveTypes{}
 	req := guard.Request{CommentK: schemas.CommentThreshold}
@@ -131,7 +159,7 @@ func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (
 			if !ok {
 				var err error
 				if t, err = s.waveTypesOf(ctx, org, w); err != nil {
-					return nil, err
+					return guard.Request{}, nil, err
 				}
 				types[w.ID], waves[w.ID] = t, t.Wave
 			}
@@ -145,6 +173,12 @@ func (s *Server) decideSets(ctx context.Context, org string, sets []servedSet) (
 		}
 		req.Cells = append(req.Cells, c)
 	}
+	return req, waves, nil
+}
+
+// runGuard decides a request against the shared record and writes it back
+// (guard.Run).
+func (s *Server) runGuard(ctx context.Context, org string, sets []servedSet, req guard.Request, waves map[string]guard.Wave) (map[string]bool, error) {
 	if s.records == nil && !s.weakened {
 		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the anonymity guard's record is not reachable; results cannot be served")
 	}

@@ -196,13 +196,23 @@ func (n *Notifier) NotifyWave(ctx context.Context, org, wave string) (int, error
 		}
 		return strings.Compare(a, b)
 	})
+	// One decision of the guard over every candidate subtree, largest
+	// first, against the record as it is, and written nowhere: the emails
+	// are consistent with each other and with everything served so far,
+	// and they take nothing from what can still be served to others.
+	sets := make([]servedSet, len(ids))
+	for i, id := range ids {
+		sets[i] = servedSet{ref: id, waves: []WaveInfo{w}, pred: []Clause{{Attr: ReportsTo, Values: []string{id}}}}
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+	served, err := n.q.wouldServe(dctx, org, sets)
+	dcancel()
+	if err != nil {
+		return 0, err
+	}
 	sent := 0
 	for _, id := range ids {
-		served, err := n.served(ctx, org, w, id)
-		if err != nil {
-			return sent, err
-		}
-		if !served {
+		if !served[id] {
 			continue
 		}
 		queued, err := n.notify(ctx, org, wave, managers[id])
@@ -214,20 +224,6 @@ func (n *Notifier) NotifyWave(ctx context.Context, org, wave string) (int, error
 		}
 	}
 	return sent, nil
-}
-
-// served asks the guard for a manager's subtree in a wave the way the
-// query API does (reports_to = the manager), so that the guard records
-// the result as served and the manager's dashboard will show it.
-func (n *Notifier) served(ctx context.Context, org string, w WaveInfo, personID string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	sc := NewScope([]WaveInfo{w}, []Clause{{Attr: ReportsTo, Values: []string{personID}}}, n.q.guard.K)
-	res, err := n.q.Scores(ctx, org, sc, "")
-	if err != nil {
-		return false, err
-	}
-	return res.Respondents.N != nil, nil
 }
 
 // notify queues one manager's email for a wave unless the marker says it

@@ -179,8 +179,8 @@ func TestSignInLink(t *testing.T) {
 	if r := fetch(t, m.QueryURL+"/dashboard/"); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("without a session: %d, want 303 to the sign-in", r.StatusCode)
 	}
-	if r := fetch(t, m.QueryURL+"/dashboard/", session); r.StatusCode == http.StatusSeeOther {
-		t.Fatalf("with the link's session: sent to %s", r.Header.Get("Location"))
+	if r := fetch(t, m.QueryURL+"/dashboard/team", session); r.StatusCode != http.StatusOK {
+		t.Fatalf("the team page with the link's session: %d (to %s), want 200", r.StatusCode, r.Header.Get("Location"))
 	}
 
 	if r := fetch(t, link); r.StatusCode != http.StatusGone {
@@ -318,8 +318,9 @@ func TestSignInGuardSuppressed(t *testing.T) {
 	if len(emails) != 1 || len(emails["hd@acme.example"]) != 1 {
 		t.Fatalf("results emails %v, want exactly one, to the head", emails)
 	}
-	// The guard keeps to what the notifier asked: the head's subtree is
-	// served, the lead's (five respondents) is not.
+	// The notifier recorded nothing; asked in the same order, the guard
+	// decides the same: the head's subtree is served, the lead's (five
+	// respondents) is not.
 	if r := waitScores(t, m, "?reports_to="+hd); r.Respondents.N == nil || *r.Respondents.N != 7 {
 		t.Errorf("the head's subtree: %+v, want 7 served", r.Respondents)
 	}
