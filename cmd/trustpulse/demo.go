@@ -561,7 +561,7 @@ Try:
   # scores of the latest closed wave, per dimension and question (a leader's view)
   curl -s -H "$L" %[2]s/v1/orgs/demo/waves/%[5]s/scores
 
-  # the same by department: Legal (4 people) is suppressed, with no numbers
+  # the same by department: Legal's 4 people are stored under "other departments" (fewer than k share their own)
   curl -s -H "$A" '%[2]s/v1/orgs/demo/waves/%[5]s/scores?group_by=department'
 
   # trends across waves (a leader may see them too)
