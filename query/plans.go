@@ -88,6 +88,20 @@ func (s *Server) author(ctx context.Context, p *Principal) (schemas.PlanAuthor, 
 	return a, nil
 }
 
+// planContent cleans a plan's focus drivers (drivers of wave's survey) and
+// commitments (schemas.CleanPlan) and names its author, p.
+func (s *Server) planContent(ctx context.Context, p *Principal, wave string, in PlanInput) (focus, commitments []string, a schemas.PlanAuthor, err error) {
+	_, drivers, err := s.waveDrivers(ctx, p.Org, wave)
+	if err != nil {
+		return nil, nil, a, err
+	}
+	if focus, commitments, err = schemas.CleanPlan(in.FocusDrivers, in.Commitments, drivers); err != nil {
+		return nil, nil, a, err
+	}
+	a, err = s.author(ctx, p)
+	return focus, commitments, a, err
+}
+
 // CreatePlan records a team's plan for a released wave. 400 for a
 // malformed manager id, 403 when p may not plan for the team, 404/409/503
 // for a wave that is not released, 422 for focus drivers or commitments
@@ -104,15 +118,7 @@ func (s *Server) CreatePlan(ctx context.Context, p *Principal, in PlanInput) (sc
 	if s.plans == nil {
 		return schemas.Plan{}, errPlansUnavailable
 	}
-	_, drivers, err := s.waveDrivers(ctx, p.Org, in.WaveID)
-	if err != nil {
-		return schemas.Plan{}, err
-	}
-	focus, commitments, err := schemas.CleanPlan(in.FocusDrivers, in.Commitments, drivers)
-	if err != nil {
-		return schemas.Plan{}, err
-	}
-	a, err := s.author(ctx, p)
+	focus, commitments, a, err := s.planContent(ctx, p, in.WaveID, in)
 	if err != nil {
 		return schemas.Plan{}, err
 	}
@@ -180,15 +186,7 @@ func (s *Server) UpdatePlan(ctx context.Context, p *Principal, planID string, in
 	if (in.WaveID != "" && in.WaveID != sp.WaveID) || (in.Manager != "" && in.Manager != sp.Manager) {
 		return schemas.Plan{}, schemas.Errorf(http.StatusUnprocessableEntity, "invalid_plan", "a plan's wave and team cannot change")
 	}
-	_, drivers, err := s.waveDrivers(ctx, p.Org, sp.WaveID)
-	if err != nil {
-		return schemas.Plan{}, err
-	}
-	focus, commitments, err := schemas.CleanPlan(in.FocusDrivers, in.Commitments, drivers)
-	if err != nil {
-		return schemas.Plan{}, err
-	}
-	a, err := s.author(ctx, p)
+	focus, commitments, a, err := s.planContent(ctx, p, sp.WaveID, in)
 	if err != nil {
 		return schemas.Plan{}, err
 	}
