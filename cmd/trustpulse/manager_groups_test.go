@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"net/mail"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -394,4 +397,37 @@ func TestManagerScopes(t *testing.T) {
 	if _, _, _, err := m.Admin.IssueManagerToken(ctx, "acme", "advisor", "x"); err == nil || !strings.Contains(err.Error(), "left") {
 		t.Errorf("a manager's token for a leaver: %v", err)
 	}
+}
+
+// sunkMail is one email in the development mail sink.
+type sunkMail struct {
+	to, subject string
+	raw         []byte
+}
+
+// sinkMails reads every email in m's mail sink, with its recipient's
+// address and its subject.
+func sinkMails(t *testing.T, m *Main) []sunkMail {
+	t.Helper()
+	files, err := m.MailSink.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sunkMail
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err := mail.ParseAddress(msg.Header.Get("To"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sunkMail{to: to.Address, subject: msg.Header.Get("Subject"), raw: raw})
+	}
+	return out
 }

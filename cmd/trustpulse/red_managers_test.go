@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -270,26 +268,10 @@ func TestRedReplyLinkGuessingIsFree(t *testing.T) {
 // @acme.example) to the survey token of their invitation mail.
 func mailedLinks(t *testing.T, m *Main) map[string]string {
 	t.Helper()
-	files, err := m.MailSink.Messages()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		to, err := mail.ParseAddress(msg.Header.Get("To"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		link := mailsink.Link(raw)
-		out[strings.TrimSuffix(to.Address, "@acme.example")] = link[strings.LastIndex(link, "/")+1:]
+	for _, ml := range sinkMails(t, m) {
+		link := mailsink.Link(ml.raw)
+		out[strings.TrimSuffix(ml.to, "@acme.example")] = link[strings.LastIndex(link, "/")+1:]
 	}
 	return out
 }

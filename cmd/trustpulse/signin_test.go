@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/mail"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -81,32 +78,16 @@ func resultsEmails(t *testing.T, m *Main) map[string][]string {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	files, err := m.MailSink.Messages()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string][]string{}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg.Header.Get("Subject") != "Your team's results are ready" {
+	for _, ml := range sinkMails(t, m) {
+		if ml.subject != "Your team's results are ready" {
 			continue
 		}
-		to, err := mail.ParseAddress(msg.Header.Get("To"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		link := mailsink.SignInLink(raw)
+		link := mailsink.SignInLink(ml.raw)
 		if link == "" {
-			t.Fatalf("a results email without a sign-in link:\n%s", raw)
+			t.Fatalf("a results email without a sign-in link:\n%s", ml.raw)
 		}
-		out[to.Address] = append(out[to.Address], link)
+		out[ml.to] = append(out[ml.to], link)
 	}
 	return out
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/mail"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -101,25 +98,10 @@ func TestTeamSeesPlan(t *testing.T) {
 	if _, err := emailedLinks(ctx, m, 11); err != nil {
 		t.Fatal(err)
 	}
-	files, err := m.MailSink.Messages()
-	if err != nil {
-		t.Fatal(err)
-	}
 	linkOf := map[string]string{}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		to, err := mail.ParseAddress(msg.Header.Get("To"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := strings.TrimSuffix(to.Address, "@acme.example")
+	for _, ml := range sinkMails(t, m) {
+		raw := ml.raw
+		id := strings.TrimSuffix(ml.to, "@acme.example")
 		linkOf[id] = mailsink.Link(raw)
 		hasPlan := strings.Contains(string(raw), "Your team's action plan") && strings.Contains(string(raw), commitment)
 		if want := strings.HasPrefix(id, "report-"); hasPlan != want {
