@@ -30,8 +30,10 @@ import (
 // the outbox and the ack is redelivered the event (after AckWait, within
 // the outbox's duplicate window) and queues nothing twice.
 type Notifier struct {
-	q       *Server
-	js      jetstream.JetStream
+	q  *Server
+	js jetstream.JetStream
+	// people reads the roster (the people bucket).
+	people  *Directory
 	signins *SignIns
 	log     *slog.Logger
 	now     func() time.Time
@@ -72,7 +74,7 @@ const (
 
 // NewNotifier returns a notifier over the query service q.
 func NewNotifier(q *Server, js jetstream.JetStream, linkBase string, log *slog.Logger) *Notifier {
-	return &Notifier{q: q, js: js, signins: NewSignIns(js, time.Now), log: log.With("component", "notifier"), now: time.Now,
+	return &Notifier{q: q, js: js, people: NewDirectory(js), signins: NewSignIns(js, time.Now), log: log.With("component", "notifier"), now: time.Now,
 		LinkBase: strings.TrimSuffix(linkBase, "/"), AckWait: time.Minute}
 }
 
@@ -292,41 +294,20 @@ func (n *Notifier) step(org, wave, personID string, s NotifyStep) error {
 func (n *Notifier) managers(ctx context.Context, org string) (map[string]schemas.Person, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	kv, err := n.js.KeyValue(ctx, schemas.PeopleBucket)
+	people, err := n.people.People(ctx, org)
 	if err != nil {
-		return nil, fmt.Errorf("notifier: people: %w", err)
+		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	w, err := kv.WatchFiltered(ctx, []string{org + ".>"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("notifier: people: %w", err)
-	}
-	defer w.Stop()
-	people := map[string]schemas.Person{}
-	reportedTo := map[string]bool{}
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil {
-				out := map[string]schemas.Person{}
-				for id := range reportedTo {
-					if p, ok := people[id]; ok && p.LeftOn == "" && p.Email != "" {
-						out[id] = p
-					}
-				}
-				return out, nil
-			}
-			var p schemas.Person
-			if err := json.Unmarshal(e.Value(), &p); err != nil || p.PersonID == "" {
-				continue
-			}
-			people[p.PersonID] = p
-			if p.ManagerPersonID != "" && p.LeftOn == "" {
-				reportedTo[p.ManagerPersonID] = true
-			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("notifier: people: %w", ctx.Err())
+	out := map[string]schemas.Person{}
+	for _, p := range people {
+		if p.LeftOn != "" || p.ManagerPersonID == "" {
+			continue
+		}
+		if m, ok := people[p.ManagerPersonID]; ok && m.LeftOn == "" && m.Email != "" {
+			out[m.PersonID] = m
 		}
 	}
+	return out, nil
 }
 
 // sleep waits d or until ctx ends.
