@@ -16,6 +16,9 @@ import (
 type PlanStore interface {
 	// Team returns a team's plans, one per wave, in no order.
 	Team(ctx context.Context, org, manager string) ([]StoredPlan, error)
+	// Wave returns the plans made from a wave's results, one per team, in
+	// no order.
+	Wave(ctx context.Context, org, waveID string) ([]StoredPlan, error)
 	// ByID finds a plan by its id; ok is false for none.
 	ByID(ctx context.Context, org, planID string) (p StoredPlan, ok bool, err error)
 	// Create stores a team's first plan of a wave; ErrPlanExists when the
@@ -80,6 +83,10 @@ func (k *kvPlans) read(ctx context.Context, filter string) ([]StoredPlan, error)
 
 func (k *kvPlans) Team(ctx context.Context, org, manager string) ([]StoredPlan, error) {
 	return k.read(ctx, schemas.PlanKeyFilter(org, manager))
+}
+
+func (k *kvPlans) Wave(ctx context.Context, org, waveID string) ([]StoredPlan, error) {
+	return k.read(ctx, org+".*."+waveID)
 }
 
 // ByID reads the organisation's plans: a team has one per wave, so an

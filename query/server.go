@@ -142,6 +142,7 @@ func (s *Server) routes() {
 	org.Get("/waves/:wave/scores", s.waveScoresHandler)
 	org.Get("/waves/:wave/participation", s.participationHandler)
 	org.Get("/waves/:wave/drivers", s.driversHandler)
+	org.Get("/waves/:wave/plan-impact", s.planImpactHandler)
 	org.Get("/waves/:wave/comments", s.commentsHandler)
 	org.Post("/comments/:comment/replies", s.replyHandler)
 	org.Get("/plans", s.listPlansHandler)

@@ -35,6 +35,7 @@ type overviewView struct {
 	Trend, ENPSTrend     chartView
 	Heatmap              heatmapView
 	Drivers              driversView
+	Plans                planImpactView
 	Retention            retentionView
 }
 
@@ -165,6 +166,10 @@ func (d *Dashboard) overview(ctx context.Context, v viewer) (overviewView, error
 		return view, err
 	}
 	view.Retention = retentionBeside(ret, scores)
+	// Last: its sets (groups of teams) are decided after the departments'.
+	if view.Plans, err = d.planImpact(ctx, v.p, waves); err != nil {
+		return view, err
+	}
 	return view, nil
 }
 
