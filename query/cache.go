@@ -119,7 +119,11 @@ func scopeKey(org string, sc Scope, groupBy string) string {
 	// Values are quoted: a cohort value may hold '|' or '=', and two
 	// scopes must never share a key.
 	for _, c := range sc.Filter {
-		b.WriteString("|" + c.Attr + "=" + strconv.Quote(strings.Join(c.Values, typeSep)))
+		op := "="
+		if c.Not {
+			op = "!="
+		}
+		b.WriteString("|" + c.Attr + op + strconv.Quote(strings.Join(c.Values, typeSep)))
 	}
 	b.WriteString("|by=" + groupBy)
 	return b.String()

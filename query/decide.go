@@ -104,13 +104,13 @@ func typeKey(dept, team, loc, tenure string, line []string, manager string) stri
 // matches reports whether a type satisfies a predicate.
 func matches(t respType, pred []Clause) bool {
 	for _, cl := range pred {
+		var in bool
 		if cl.Attr == ReportsTo {
-			if !slices.ContainsFunc(cl.Values, func(v string) bool { return slices.Contains(t.line, v) }) {
-				return false
-			}
-			continue
+			in = slices.ContainsFunc(cl.Values, func(v string) bool { return slices.Contains(t.line, v) })
+		} else {
+			in = slices.Contains(cl.Values, t.values[cl.Attr])
 		}
-		if !slices.Contains(cl.Values, t.values[cl.Attr]) {
+		if in == cl.Not {
 			return false
 		}
 	}

@@ -17,23 +17,33 @@ import (
 // The leadership overview's macro view of action plans, beside the share
 // of teams with a plan (plan_share.go): how the focus drivers of the plans
 // made from a wave's results moved by the next released wave, in the
-// teams whose plan focused on them against the teams without a plan.
+// teams whose plan focused on them against the rest of the organisation.
 //
 // A team is a manager's direct reports, as a plan's (TeamPlans scores a
 // plan's drivers on manager=<its manager>). For each focus driver the two
 // groups are sets of respondents in each of the two waves:
 //
-//	with the plan:    manager IN (the managers whose plan picked the driver)
-//	without a plan:   manager IN (every other manager stored in either wave)
+//	with the plan:  manager IN (the managers whose plan picked the driver)
+//	the rest:       NOT manager IN (the same managers)
 //
-// Respondents whose stored cohort holds no direct manager (generalised
-// away, or nobody's report) are in neither group. A leader sees no group
-// of fewer than LeaderMinTeams teams: their role stops at departments
+// The rest is everyone else: the teams without a plan, those whose plan
+// is on other drivers, and those in no team (whose stored cohort holds no
+// direct manager: team managers and heads, generalised away, or nobody's
+// report). It is the complement on purpose: a wave's total is known, so
+// the complement adds no boundary to the guard's partition beyond the
+// driver's teams; the teams without a plan alone would leave out the
+// managers (a department less its planned and unplanned teams is its few
+// managers, a group the guard must refuse), and every planned team under
+// k would split off with them.
+//
+// Every one of these sets goes through the guard with the rest of the
+// organisation's record, like any filter (docs/anonymity.md section 13):
+// a set it does not serve is a null score with its reason, never a
+// number. A leader sees no driver picked by fewer than LeaderMinTeams
+// teams, in either group (the rest and the organisation overall would
+// give the teams' result away): their role stops at departments
 // (parseSlice), and one team's or two teams' result is not the macro view
-// it is for; people-ops see every group. Every one of these sets
-// goes through the guard with the rest of the organisation's record, like
-// any filter (docs/anonymity.md section 13): a set it does not serve is a
-// null score with its reason, never a number.
+// it is for; people-ops see every group.
 
 // ImpactCell is one group's score of a driver (its mean on the 1–5 scale,
 // as a plan's DriverMove) in the plans' wave and in the next one, and the
@@ -43,17 +53,19 @@ type ImpactCell struct {
 	Reason string   `json:"reason,omitempty"`
 	Next   *float64 `json:"next"`
 	// NextReason says why Next is null: no_next_wave,
-	// not_enough_responses, not_asked, no_teams or too_few_teams.
+	// not_enough_responses, not_asked or too_few_teams.
 	NextReason string   `json:"next_reason,omitempty"`
 	Change     *float64 `json:"change,omitempty"`
 }
 
 // FocusImpact is one focus driver: how many teams' plans picked it, and
-// its scores in those teams and in the teams without a plan.
+// its scores in those teams and in the rest of the organisation.
 type FocusImpact struct {
-	Driver      string     `json:"driver"`
-	Teams       int        `json:"teams"`
-	WithPlan    ImpactCell `json:"with_plan"`
+	Driver   string     `json:"driver"`
+	Teams    int        `json:"teams"`
+	WithPlan ImpactCell `json:"with_plan"`
+	// WithoutPlan is the rest of the organisation: everyone not in the
+	// teams of WithPlan.
 	WithoutPlan ImpactCell `json:"without_plan"`
 }
 
@@ -71,15 +83,9 @@ type PlanImpact struct {
 	Drivers []FocusImpact `json:"drivers"`
 }
 
-// Reasons of a null score, beside those of plans.go.
-const (
-	// ReasonNoTeams says a group has no team at all: every team stored in
-	// the waves has a plan.
-	ReasonNoTeams = "no_teams"
-	// ReasonTooFewTeams says a leader is not shown a group of fewer than
-	// LeaderMinTeams teams.
-	ReasonTooFewTeams = "too_few_teams"
-)
+// ReasonTooFewTeams says a leader is not shown a group of fewer than
+// LeaderMinTeams teams.
+const ReasonTooFewTeams = "too_few_teams"
 
 // LeaderMinTeams is the fewest teams a group of the plan impact holds for
 // a leader to see it.
@@ -116,7 +122,7 @@ func (s *Server) planImpactHandler(c *fiber.Ctx) error {
 
 // PlanImpact compares, for the plans made from a released wave's results,
 // how their focus drivers moved by the next released wave in the teams
-// that picked them and in the teams without a plan, in one decision of the
+// that picked them and in the rest of the organisation, in one decision of the
 // guard. Errors as ReleasedWave's; 403 for a manager (mayPlanImpact); 503
 // when plans cannot be read.
 func (s *Server) PlanImpact(ctx context.Context, p *Principal, waveID string) (PlanImpact, error) {
@@ -163,11 +169,6 @@ func (s *Server) PlanImpact(ctx context.Context, p *Principal, waveID string) (P
 		res.NextWaveID = next.ID
 		waves = append(waves, next)
 	}
-	without, err := s.teamsWithout(ctx, org, waves, planned)
-	if err != nil {
-		return PlanImpact{}, err
-	}
-
 	drivers := make([]string, 0, len(pickedBy))
 	for d := range pickedBy {
 		drivers = append(drivers, d)
@@ -176,43 +177,37 @@ func (s *Server) PlanImpact(ctx context.Context, p *Principal, waveID string) (P
 		return cmp.Or(cmp.Compare(len(pickedBy[b]), len(pickedBy[a])), cmp.Compare(a, b))
 	})
 
-	// The scopes, in the order the guard should keep them: the teams
-	// without a plan first (one set per wave, shared by every driver),
-	// then each driver's teams, the most picked first.
+	// The scopes, in the order the guard should keep them: each driver's
+	// teams and the rest, the most picked first.
 	var scopes []Scope
-	at := map[string]int{}      // group|wave -> index in scopes
-	tooFew := map[string]bool{} // groups a leader is not shown
-	add := func(group string, managers []string) {
-		if len(managers) == 0 {
-			return
-		}
-		if len(managers) < minTeams {
-			tooFew[group] = true
-			return
-		}
-		for _, w := range waves {
-			at[group+"|"+w.ID] = len(scopes)
-			scopes = append(scopes, NewScope([]WaveInfo{w}, []Clause{{Attr: "manager", Values: managers}}, s.guard.K))
-		}
-	}
-	add("", without)
+	at := map[string]int{}      // group|driver|wave -> index in scopes
+	tooFew := map[string]bool{} // drivers a leader is not shown
 	for _, d := range drivers {
 		ms := slices.Clone(pickedBy[d])
 		slices.Sort(ms)
-		add("driver|"+d, ms)
+		if len(ms) < minTeams {
+			tooFew[d] = true
+			continue
+		}
+		for _, g := range []struct {
+			name string
+			not  bool
+		}{{"with", false}, {"rest", true}} {
+			for _, w := range waves {
+				at[g.name+"|"+d+"|"+w.ID] = len(scopes)
+				scopes = append(scopes, NewScope([]WaveInfo{w}, []Clause{{Attr: "manager", Values: ms, Not: g.not}}, s.guard.K))
+			}
+		}
 	}
 	results, err := s.ScoresBatch(ctx, org, scopes, "")
 	if err != nil {
 		return PlanImpact{}, err
 	}
 	score := func(group, driver string, w WaveInfo) (*float64, string) {
-		i, ok := at[group+"|"+w.ID]
-		switch {
-		case tooFew[group]:
+		if tooFew[driver] {
 			return nil, ReasonTooFewTeams
-		case !ok:
-			return nil, ReasonNoTeams
 		}
+		i := at[group+"|"+driver+"|"+w.ID]
 		for _, sc := range results[i].Drivers {
 			if sc.Key == driver {
 				if sc.Suppressed || sc.Mean == nil {
@@ -238,7 +233,7 @@ func (s *Server) PlanImpact(ctx context.Context, p *Principal, waveID string) (P
 	}
 	for _, d := range drivers {
 		res.Drivers = append(res.Drivers, FocusImpact{Driver: d, Teams: len(pickedBy[d]),
-			WithPlan: cell("driver|"+d, d), WithoutPlan: cell("", d)})
+			WithPlan: cell("with", d), WithoutPlan: cell("rest", d)})
 	}
 	return res, nil
 }
@@ -262,28 +257,6 @@ func (s *Server) nextReleased(ctx context.Context, org string, w WaveInfo) (Wave
 		}
 	}
 	return WaveInfo{}, false, nil
-}
-
-// teamsWithout lists the direct managers stored with the waves' responses
-// that have no plan, sorted: the teams without a plan. It is read from
-// the guard's response types, never served.
-func (s *Server) teamsWithout(ctx context.Context, org string, waves []WaveInfo, planned map[string]bool) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, w := range waves {
-		t, err := s.waveTypesOf(ctx, org, w)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range t.attrs {
-			if m := a.values["manager"]; m != "" && !planned[m] && !seen[m] {
-				seen[m] = true
-				out = append(out, m)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // FileName names the result's CSV download.

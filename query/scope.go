@@ -28,10 +28,12 @@ type Scope struct {
 
 // Clause selects responses whose attribute (a key of GroupColumns) is one
 // of Values, or, with Attr ReportsTo, whose stored reporting line holds one
-// of Values.
+// of Values; with Not, the responses it would not select. Requests never
+// carry Not (parseSlice): only results built here do (PlanImpact).
 type Clause struct {
 	Attr   string
 	Values []string
+	Not    bool
 }
 
 // WaveIDs returns the ids of the scope's waves, sorted.
@@ -72,13 +74,18 @@ func predicateSQL(clauses []Clause, prefix string) (string, []any) {
 	var parts []string
 	var args []any
 	for _, c := range clauses {
+		var part string
 		if c.Attr == ReportsTo {
-			parts = append(parts, "hasAny("+prefix+"managers, ?)")
+			part = "hasAny(" + prefix + "managers, ?)"
 			args = append(args, slices.Clone(c.Values))
-			continue
+		} else {
+			part = prefix + GroupColumns[c.Attr] + " IN ?"
+			args = append(args, groupSet(c.Values))
 		}
-		parts = append(parts, prefix+GroupColumns[c.Attr]+" IN ?")
-		args = append(args, groupSet(c.Values))
+		if c.Not {
+			part = "NOT (" + part + ")"
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, " AND "), args
 }
@@ -221,7 +228,11 @@ func (s *Server) periodWaves(ctx context.Context, c *fiber.Ctx, org string) ([]W
 func (sc Scope) String() string {
 	s := strings.Join(sc.WaveIDs(), "+")
 	for _, c := range sc.Filter {
-		s += fmt.Sprintf("_%s-%s", c.Attr, strings.Join(c.Values, "-"))
+		not := ""
+		if c.Not {
+			not = "not-"
+		}
+		s += fmt.Sprintf("_%s%s-%s", not, c.Attr, strings.Join(c.Values, "-"))
 	}
 	return s
 }

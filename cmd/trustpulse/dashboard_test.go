@@ -109,7 +109,50 @@ func TestDashboard(t *testing.T) {
 		checkContains(t, b, "#tile-"+d.Dimension+" .detail", "mean "+pageFixed(*d.Mean, 2)+" of 5")
 	}
 	checkText(t, b, "#tile-participation .value", pagePercent(float64(*s.Respondents.N)/float64(s.Invited)))
-	checkContains(t, b, "#tile-plans .value", "1 of ") // the demo's one plan, still open
+	checkContains(t, b, "#tile-plans .value", fmt.Sprintf("%d of ", 1+demoPlanTeams)) // the demo's plans, still open
+	// The plans' comparison is the API's, as a leader sees it: the first
+	// focus driver picked by 1+demoPlanTeams teams, the Platform team's
+	// second driver withheld from a leader (one team). Each group shows
+	// what the guard serves it (the overview decides it after the
+	// department heatmap), checked cell by cell.
+	var impact planImpactJSON
+	if status, body := getAs(t, leader, m.QueryURL+"/v1/orgs/demo/waves/"+demoWaves[len(demoWaves)-2].id+"/plan-impact"); status != http.StatusOK || json.Unmarshal([]byte(body), &impact) != nil || len(impact.Drivers) != 2 {
+		t.Fatalf("plan impact: %d %s", status, body)
+	}
+	if impact.Drivers[0].Teams != 1+demoPlanTeams || impact.Drivers[1].WithPlan.Reason != "too_few_teams" {
+		t.Fatalf("plan impact for a leader: %+v", impact)
+	}
+	impactRows, err := chromedp.Run(b, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("#plan-impact tbody tr")].map(r => [...r.children].map(c => c.innerText.trim()))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	move := func(c impactCellJSON) string {
+		switch {
+		case c.Reason == "too_few_teams":
+			return "fewer than 3 teams"
+		case c.Change == nil:
+			return "not enough responses"
+		}
+		return pageFixed(*c.Score, 2) + " → " + pageFixed(*c.Next, 2) + " (" + pageSigned(*c.Change, 2) + ")"
+	}
+	served := 0
+	for _, d := range impact.Drivers {
+		row := findRow(impactRows, d.Driver)
+		if row == nil || len(row) != 4 || row[2] != move(d.WithPlan) || row[3] != move(d.WithoutPlan) {
+			t.Errorf("the overview's plan row for %s: %v, want %q and %q", d.Driver, row, move(d.WithPlan), move(d.WithoutPlan))
+		}
+		for _, c := range []impactCellJSON{d.WithPlan, d.WithoutPlan} {
+			if c.Change != nil {
+				served++
+			}
+		}
+	}
+	t.Logf("plan impact on the demo's overview: %d of 4 groups served (%v)", served, impactRows)
+	// The demo's plans leave a team unplanned in each department, so the
+	// guard serves the first driver's comparison beside the heatmap.
+	if first := impact.Drivers[0]; first.WithPlan.Change == nil || first.WithoutPlan.Change == nil {
+		t.Errorf("the overview serves no comparison for %s, picked by %d teams: %+v", first.Driver, first.Teams, first)
+	}
 	rows, err := chromedp.Run(b, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("table.heatmap tbody tr")].map(r => [...r.children].map(c => c.innerText.trim()))`))
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -317,9 +318,12 @@ func submitForReplyLink(ctx context.Context, ingestURL, token string, answers ma
 	return res.ReplyLink, nil
 }
 
-// planDemo has people ops write the Platform team's action plan from the
-// results of the wave before the last (two of its drivers, two
-// commitments), so that the plan page shows how they moved in the last.
+// planDemo has people ops write action plans from the results of the wave
+// before the last, so that the plan page shows how their focus drivers
+// moved in the last, and the overview compares the teams with a plan
+// against the teams without: the Platform team's (two drivers, two
+// commitments) and those of demoPlanTeams more teams (planTeams), each on
+// the survey's first driver.
 func planDemo(ctx context.Context, m *Main, stdout io.Writer) error {
 	people, err := m.Admin.People(ctx, demoOrg)
 	if err != nil {
@@ -353,8 +357,59 @@ func planDemo(ctx context.Context, m *Main, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo plan: %w", err)
 	}
-	fmt.Fprintf(stdout, "people ops wrote the Platform team's action plan from wave %s\n", wave)
+	others := planTeams(people, demoLead, demoPlanTeams)
+	for _, lead := range others {
+		if _, err := m.Query.CreatePlan(ctx, p, query.PlanInput{WaveID: wave, Manager: people[lead].PersonID,
+			FocusDrivers: drivers[:1], Commitments: []string{"Talk the results through as a team and agree one change"}}); err != nil {
+			return fmt.Errorf("demo plan of %s: %w", lead, err)
+		}
+	}
+	fmt.Fprintf(stdout, "people ops wrote action plans from wave %s for the Platform team and %d more teams\n", wave, len(others))
 	return nil
+}
+
+// demoPlanTeams is how many teams besides Platform have a plan in the
+// demo: with Platform, enough for a leader to see the teams that picked
+// the first driver (query.LeaderMinTeams).
+const demoPlanTeams = 3
+
+// planTeams picks, by employee id, n team managers (who report to a
+// department head and manage someone) other than first's, at most one per
+// department in the order of demoDepartments, never every team of a
+// department: a department less its teams with a plan is then its other
+// teams and managers, not its few managers alone, which the guard would
+// have to refuse beside the department heatmap.
+func planTeams(people map[string]schemas.Person, first string, n int) []string {
+	manages := map[string]bool{}
+	for _, p := range people {
+		manages[p.ManagerID] = true
+	}
+	byDept := map[string][]string{}
+	for id, p := range people {
+		if manages[id] && p.LeftOn == "" && p.ManagerID != "" && people[p.ManagerID].ManagerID == demoCEO {
+			byDept[p.Department] = append(byDept[p.Department], id)
+		}
+	}
+	var out []string
+	for _, d := range demoDepartments {
+		leads := byDept[d.name]
+		slices.Sort(leads)
+		planned := 0
+		if slices.Contains(leads, first) {
+			planned++
+		}
+		for _, id := range leads {
+			if len(out) == n || planned+1 >= len(leads) {
+				break
+			}
+			if id != first {
+				out = append(out, id)
+				planned++
+				break
+			}
+		}
+	}
+	return out
 }
 
 // answerDemoComment has people ops (a token of its own) reply to the
@@ -636,8 +691,13 @@ func printDemoManagers(w io.Writer, m *Main, seeded demoSeeded, people map[strin
   # the Platform team's action plan and how its focus drivers moved (also at
   # %[1]s/dashboard/plans?manager=%[7]s)
   curl -s -H "$A" '%[1]s/v1/orgs/demo/plans?manager=%[7]s'
+
+  # did the plans help? the focus drivers of wave %[11]s's plans, teams with a
+  # plan against teams without (a leader sees groups of three teams or more;
+  # also on the overview)
+  curl -s -H "$A" '%[1]s/v1/orgs/demo/waves/%[11]s/plan-impact'
 `, m.QueryURL, demoWaves[len(demoWaves)-1].id, analyst, people[demoCEO].Name,
-		lead.Name, lead.EmployeeID, lead.PersonID, head.Name, head.EmployeeID, head.PersonID)
+		lead.Name, lead.EmployeeID, lead.PersonID, head.Name, head.EmployeeID, head.PersonID, demoWaves[len(demoWaves)-2].id)
 	if seeded.replyLink != "" {
 		fmt.Fprintf(w, `
 A comment of wave %s that people ops replied to and its writer answered back

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,12 +62,16 @@ func impactAnswer(team string, i, wave int, question string) int {
 // question (e2eSurvey; "stay" is optional and never answered here).
 var impactQuestionOf = map[string]string{"manager": "trust-a", "autonomy": "auto", "meaning": "moti"}
 
-// expectedMean is the mean of a driver over the teams named, in a wave,
-// from the planted answers alone: the truth the API must serve.
+// expectedMean is the mean of a driver over the teams named ("Rest" for
+// the people with no manager), in a wave, from the planted answers alone:
+// the truth the API must serve.
 func expectedMean(driver string, wave int, teams ...string) float64 {
 	sum, n := 0, 0
+	if slices.Contains(teams, "Rest") {
+		sum, n = 5*impactRest, impactRest
+	}
 	for _, tm := range impactTeams {
-		if !strings.Contains(strings.Join(teams, ","), tm.name) {
+		if !slices.Contains(teams, tm.name) {
 			continue
 		}
 		size := tm.size
@@ -207,30 +212,38 @@ func TestPlanImpact(t *testing.T) {
 		}
 	}
 	want := []struct {
-		driver string
-		teams  int
-		with   string // the teams that picked it
-	}{{"manager", 2, "A,B"}, {"autonomy", 1, "A"}, {"meaning", 1, "D"}}
+		driver     string
+		teams      int
+		with, rest []string // the teams that picked it, and everyone else
+	}{
+		{"manager", 2, []string{"A", "B"}, []string{"C", "D", "Rest"}},
+		{"autonomy", 1, []string{"A"}, []string{"B", "C", "D", "Rest"}},
+		{"meaning", 1, []string{"D"}, []string{"A", "B", "C", "Rest"}},
+	}
 	for i, w := range want {
 		d := res.Drivers[i]
 		if d.Driver != w.driver || d.Teams != w.teams {
 			t.Fatalf("driver %d: %s with %d teams, want %s with %d (%s)", i, d.Driver, d.Teams, w.driver, w.teams, body)
 		}
-		approx(w.driver+" with a plan, w1", d.WithPlan.Score, expectedMean(w.driver, 1, w.with))
-		approx(w.driver+" without a plan, w1", d.WithoutPlan.Score, expectedMean(w.driver, 1, "C"))
-		approx(w.driver+" without a plan, w2", d.WithoutPlan.Next, expectedMean(w.driver, 2, "C"))
-		approx(w.driver+" without a plan, change", d.WithoutPlan.Change, expectedMean(w.driver, 2, "C")-expectedMean(w.driver, 1, "C"))
-		if w.driver == "meaning" { // D: 3 respondents in w2
-			if d.WithPlan.Next != nil || d.WithPlan.Change != nil || d.WithPlan.NextReason != "not_enough_responses" {
-				t.Errorf("meaning in D's team in w2 (3 respondents) is served: %+v", d.WithPlan)
+		approx(w.driver+" with a plan, w1", d.WithPlan.Score, expectedMean(w.driver, 1, w.with...))
+		approx(w.driver+" elsewhere, w1", d.WithoutPlan.Score, expectedMean(w.driver, 1, w.rest...))
+		if w.driver == "meaning" {
+			// D has 3 respondents in w2: not served, and neither is the
+			// rest of the organisation, which with the organisation
+			// overall would be D.
+			if d.WithPlan.Next != nil || d.WithPlan.Change != nil || d.WithPlan.NextReason != "not_enough_responses" ||
+				d.WithoutPlan.Next != nil || d.WithoutPlan.Change != nil || d.WithoutPlan.NextReason != "not_enough_responses" {
+				t.Errorf("meaning in w2 is served for D's team (3 respondents) or its complement: %+v %+v", d.WithPlan, d.WithoutPlan)
 			}
 			continue
 		}
-		approx(w.driver+" with a plan, w2", d.WithPlan.Next, expectedMean(w.driver, 2, w.with))
-		approx(w.driver+" with a plan, change", d.WithPlan.Change, expectedMean(w.driver, 2, w.with)-expectedMean(w.driver, 1, w.with))
+		approx(w.driver+" with a plan, w2", d.WithPlan.Next, expectedMean(w.driver, 2, w.with...))
+		approx(w.driver+" with a plan, change", d.WithPlan.Change, expectedMean(w.driver, 2, w.with...)-expectedMean(w.driver, 1, w.with...))
+		approx(w.driver+" elsewhere, w2", d.WithoutPlan.Next, expectedMean(w.driver, 2, w.rest...))
+		approx(w.driver+" elsewhere, change", d.WithoutPlan.Change, expectedMean(w.driver, 2, w.rest...)-expectedMean(w.driver, 1, w.rest...))
 	}
 	// The planted effect is visible: the planned teams' "manager" rose by
-	// two points, the unplanned team's stayed.
+	// two points.
 	if c := res.Drivers[0].WithPlan.Change; c == nil || *c < 1.5 {
 		t.Errorf("manager in the planned teams moved %v, planted +2", ptrText(c))
 	}
@@ -249,9 +262,14 @@ func TestPlanImpact(t *testing.T) {
 		}
 	}
 
-	// The guard recorded these sets: the head's whole subtree in w2 (A, B,
-	// C and D) less C and less A and B (all served above) would be D's
-	// three respondents, so it is refused now.
+	// The guard recorded these sets: with A and B (served above as the
+	// teams on "manager") and then C, the head's whole subtree in w2 (A, B,
+	// C and D) would be D's three respondents, so it is refused. Without
+	// the plan impact's sets it would be served: A, B and D together are
+	// fourteen.
+	if status, body := getAs(t, analyst, m.QueryURL+"/v1/orgs/acme/waves/w2/scores?manager="+impactTeams[2].manager); status != http.StatusOK || !strings.Contains(body, `"respondents":{"n":6}`) {
+		t.Fatalf("team C in w2: %d %s", status, body)
+	}
 	status, body = getAs(t, analyst, m.QueryURL+"/v1/orgs/acme/waves/w2/scores?reports_to="+impactHead)
 	var sub struct {
 		Respondents struct {
@@ -314,7 +332,7 @@ func TestPlanImpact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgrRow := fmt.Sprintf("%.2f → %.2f (+%.2f)", expectedMean("manager", 1, "A,B"), expectedMean("manager", 2, "A,B"), expectedMean("manager", 2, "A,B")-expectedMean("manager", 1, "A,B"))
+	mgrRow := fmt.Sprintf("%.2f → %.2f (+%.2f)", expectedMean("manager", 1, "A", "B"), expectedMean("manager", 2, "A", "B"), expectedMean("manager", 2, "A", "B")-expectedMean("manager", 1, "A", "B"))
 	for _, w := range []string{"manager", "2 teams", mgrRow, "autonomy", "meaning", "not enough responses"} {
 		if !strings.Contains(text, w) {
 			t.Errorf("the overview's plan table lacks %q: %s", w, text)

@@ -8,7 +8,7 @@ import (
 )
 
 // planImpactView is the overview's comparison of teams with an action plan
-// and teams without one (query.PlanImpact): for the plans made from the
+// and the rest of the organisation (query.PlanImpact): for the plans made from the
 // wave before the latest, how each focus driver moved by the latest wave.
 type planImpactView struct {
 	// Wave is the wave the plans were made from, Next the latest.
@@ -18,7 +18,7 @@ type planImpactView struct {
 }
 
 // planImpactRow is one focus driver: the teams that picked it and the
-// teams without a plan, each "mean → mean (change)".
+// rest of the organisation, each "mean → mean (change)".
 type planImpactRow struct {
 	Driver, Teams string
 	With, Without cellText
@@ -59,8 +59,6 @@ func impactText(c query.ImpactCell) cellText {
 		switch r {
 		case query.ReasonNotAsked:
 			return cellText{Text: "not asked in both waves"}
-		case query.ReasonNoTeams:
-			return cellText{Text: "every team has a plan"}
 		case query.ReasonTooFewTeams:
 			return cellText{Text: fmt.Sprintf("fewer than %d teams", query.LeaderMinTeams)}
 		}
