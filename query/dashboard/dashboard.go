@@ -56,7 +56,7 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 			}{first, second}
 		},
 	}
-	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "plans", "team", "error"} {
+	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "plans", "team", "signin", "error"} {
 		// Every page may include the plan panel (web/planpanel.html).
 		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/planpanel.html", "web/"+name+".html")
 		if err != nil {
@@ -82,8 +82,10 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	})
 	g.Get("/login", d.loginPageHandler)
 	g.Post("/login", d.loginHandler)
-	// A manager's emailed single-use link: the link is the credential.
-	g.Get("/signin/:token", d.limitSignIns, d.signInLinkHandler)
+	// A manager's emailed single-use link: the link is the credential,
+	// opening it uses nothing, the page's button does (signin.go).
+	g.Get("/signin/:token", signInHeaders, d.limitSignIns, d.signInPageHandler)
+	g.Post("/signin/:token", signInHeaders, d.limitSignIns, d.signInLinkHandler)
 	g.Post("/logout", d.signedIn(d.logoutHandler))
 	g.Get("/", d.signedIn(d.overviewHandler))
 	g.Get("/team", d.signedIn(d.teamHandler))
