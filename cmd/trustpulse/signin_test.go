@@ -446,3 +446,79 @@ func TestSignInGuardSuppressed(t *testing.T) {
 		t.Errorf("the lead's subtree served (%d) next to the head's: a difference of 2", *r.Respondents.N)
 	}
 }
+
+// TestSignInLinkRateLimit: links that do not exist spend the client's
+// failure budget whether they are opened or posted to; past it, the real
+// link is refused to that client for both methods (a 429 page) and is not
+// used, so another client still signs in with it.
+func TestSignInLinkRateLimit(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FailureRate, cfg.FailureBurst, cfg.TrustedProxyHeader = 0.01, 5, "X-Forwarded-For"
+	m, err := Open(context.Background(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	t.Cleanup(func() { _ = m.Close() })
+	token, _, err := query.NewSignIns(m.Stack.JS, time.Now).Mint(context.Background(), "acme", "w1", "7f1c2a9e-0b3d-4c55-9a61-2d8e4f6b1c01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, unknown := "/signin/"+token, "/signin/"+strings.Repeat("A", 43)
+	from := func(client string, extra ...string) map[string]string {
+		h := map[string]string{"X-Forwarded-For": client}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return h
+	}
+	limited := func(resp *http.Response, page, what string) {
+		t.Helper()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(page, "sign-in links that do not exist") || !strings.Contains(page, "Please wait "+resp.Header.Get("Retry-After")+" seconds") || sessionCookie(resp) != nil {
+			t.Fatalf("%s: %d Retry-After %q, want the 429 page and no session:\n%s", what, resp.StatusCode, resp.Header.Get("Retry-After"), page)
+		}
+	}
+	// open GETs the real link from a client and returns its form's token.
+	open := func(d *dashClient, client string) string {
+		t.Helper()
+		resp, page := d.do(http.MethodGet, link, nil, from(client))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("open the link from %s: %d %s", client, resp.StatusCode, page)
+		}
+		return csrfOf(t, page)
+	}
+
+	// Opened unknown links spend the budget.
+	d1 := newDashClient(t, m)
+	csrf := open(d1, "10.0.0.1")
+	for i := range 5 {
+		if resp, _ := d1.do(http.MethodGet, unknown, nil, from("10.0.0.1")); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("unknown link %d: %d, want 404", i+1, resp.StatusCode)
+		}
+	}
+	resp, page := d1.do(http.MethodGet, unknown, nil, from("10.0.0.1"))
+	limited(resp, page, "an unknown link past the budget")
+	resp, page = d1.do(http.MethodGet, link, nil, from("10.0.0.1"))
+	limited(resp, page, "the real link opened past the budget")
+	resp, page = d1.do(http.MethodPost, link, url.Values{"csrf": {csrf}}, from("10.0.0.1", "Sec-Fetch-Site", "same-origin"))
+	limited(resp, page, "the real link posted past the budget")
+
+	// Posted unknown links spend it too.
+	d2 := newDashClient(t, m)
+	csrf = open(d2, "10.0.0.2")
+	for i := range 5 {
+		if resp, _ := d2.do(http.MethodPost, unknown, url.Values{"csrf": {csrf}}, from("10.0.0.2", "Sec-Fetch-Site", "same-origin")); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("posted unknown link %d: %d, want 404", i+1, resp.StatusCode)
+		}
+	}
+	resp, page = d2.do(http.MethodPost, link, url.Values{"csrf": {csrf}}, from("10.0.0.2", "Sec-Fetch-Site", "same-origin"))
+	limited(resp, page, "the real link posted after posted unknown links")
+
+	// The link was not used by the refused requests.
+	d3 := newDashClient(t, m)
+	csrf = open(d3, "10.0.0.3")
+	resp, page = d3.do(http.MethodPost, link, url.Values{"csrf": {csrf}}, from("10.0.0.3", "Sec-Fetch-Site", "same-origin"))
+	if resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil {
+		t.Fatalf("another client signs in with the link: %d %s", resp.StatusCode, page)
+	}
+}

@@ -118,11 +118,17 @@ func pageHeaders(c *fiber.Ctx) error {
 // client past it gets, for every dashboard request until the budget
 // refills, 429 with Retry-After and a page saying when to try again.
 func (d *Dashboard) limitFailures(c *fiber.Ctx) error {
-	err := d.q.Limiter.Failures(c, httpproblem.Unauthorized)
+	return d.limited(c, d.q.Limiter.Failures(c, httpproblem.Unauthorized))
+}
+
+// limited turns the limiter's refusal into the page that says when to
+// try again. The budget is one per client for wrong tokens and for
+// sign-in links that do not exist, so the page names both.
+func (d *Dashboard) limited(c *fiber.Ctx, err error) error {
 	var e *schemas.Error
 	if errors.As(err, &e) && e.Code == "rate_limited" {
 		return d.errorPage(c, schemas.Errorf(http.StatusTooManyRequests, "rate_limited",
-			"Too many sign-ins with a token that is not valid came from your network. Please wait %s seconds, then sign in again.", c.GetRespHeader(fiber.HeaderRetryAfter)))
+			"Too many sign-ins that did not work (tokens that are not valid, or sign-in links that do not exist) came from your network. Please wait %s seconds, then try again.", c.GetRespHeader(fiber.HeaderRetryAfter)))
 	}
 	return err
 }

@@ -95,11 +95,5 @@ func (d *Dashboard) signInError(c *fiber.Ctx, err error) error {
 // limitSignIns spends the client's failure budget on every sign-in link
 // that finds nothing (404), as the survey and reply links do.
 func (d *Dashboard) limitSignIns(c *fiber.Ctx) error {
-	err := d.q.Limiter.Failures(c, httpproblem.NotFound)
-	var e *schemas.Error
-	if errors.As(err, &e) && e.Code == "rate_limited" {
-		return d.errorPage(c, schemas.Errorf(http.StatusTooManyRequests, "rate_limited",
-			"Too many sign-in links that do not exist were opened from your network. Please wait %s seconds, then open the link again.", c.GetRespHeader(fiber.HeaderRetryAfter)))
-	}
-	return err
+	return d.limited(c, d.q.Limiter.Failures(c, httpproblem.NotFound))
 }
