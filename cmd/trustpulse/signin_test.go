@@ -243,8 +243,8 @@ func TestSignInLink(t *testing.T) {
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 			t.Errorf("the page's CSP %q", csp)
 		}
-		if rp := resp.Header.Get("Referrer-Policy"); rp != "no-referrer" {
-			t.Errorf("the page's Referrer-Policy %q, want no-referrer", rp)
+		if rp := resp.Header.Get("Referrer-Policy"); rp != "same-origin" {
+			t.Errorf("the page's Referrer-Policy %q, want same-origin (the address goes to no other site)", rp)
 		}
 	}
 

@@ -84,8 +84,8 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	g.Post("/login", d.loginHandler)
 	// A manager's emailed single-use link: the link is the credential,
 	// opening it uses nothing, the page's button does (signin.go).
-	g.Get("/signin/:token", signInHeaders, d.limitSignIns, d.signInPageHandler)
-	g.Post("/signin/:token", signInHeaders, d.limitSignIns, d.signInLinkHandler)
+	g.Get("/signin/:token", d.limitSignIns, d.signInPageHandler)
+	g.Post("/signin/:token", d.limitSignIns, d.signInLinkHandler)
 	g.Post("/logout", d.signedIn(d.logoutHandler))
 	g.Get("/", d.signedIn(d.overviewHandler))
 	g.Get("/team", d.signedIn(d.teamHandler))

@@ -18,7 +18,11 @@ import (
 // fetch every link of a mail before its reader does, so opening the link
 // uses nothing: the GET checks it and shows a page with one button, and
 // only the button's POST, from that page, spends the link and signs in.
-// No log line carries the path, which holds the link.
+// No log line carries the path, which holds the link. The page keeps the
+// dashboard's Referrer-Policy (same-origin): with no-referrer, browsers
+// that send no Sec-Fetch-Site would post the form with "Origin: null",
+// which sameOrigin refuses; same-origin sends the address to trustpulse
+// alone, which has it anyway.
 
 // signInCookie binds the page's form to the browser that opened it, as
 // loginCookie binds the sign-in form.
@@ -28,13 +32,6 @@ const signInCookie = "tp_signin"
 type signInView struct {
 	CSRF, Expires string
 	Nav           *navView
-}
-
-// signInHeaders add to pageHeaders: the page's address is the credential,
-// so it goes into no referrer, not even the dashboard's own.
-func signInHeaders(c *fiber.Ctx) error {
-	c.Set("Referrer-Policy", "no-referrer")
-	return c.Next()
 }
 
 // signInPageHandler checks the link without using it and asks the manager
