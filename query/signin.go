@@ -68,47 +68,65 @@ func (s *SignIns) Mint(ctx context.Context, org, wave, personID string) (token s
 	return token, expires, nil
 }
 
+// Check looks a sign-in link up without using it: what a mail scanner's
+// or a preview's GET may do as often as it likes. It returns the same
+// refusals as Redeem (ErrSignInUnknown, ErrSignInUsed, ErrSignInExpired)
+// and nil for a link that would sign in now.
+func (s *SignIns) Check(ctx context.Context, token string) (schemas.SignIn, error) {
+	_, _, si, err := s.lookup(ctx, token)
+	return si, err
+}
+
 // Redeem uses a sign-in link, once: it marks the link used with a
 // compare-and-set on its revision, so that of two concurrent uses one
 // wins. It returns ErrSignInUnknown for a malformed or unknown token,
 // ErrSignInUsed for a used one and ErrSignInExpired for an expired one;
 // other errors are NATS's, wrapped.
 func (s *SignIns) Redeem(ctx context.Context, token string) (schemas.SignIn, error) {
-	if !wellFormedSignIn(token) {
-		return schemas.SignIn{}, ErrSignInUnknown
-	}
-	kv, err := s.bucket(ctx)
+	kv, e, si, err := s.lookup(ctx, token)
 	if err != nil {
 		return schemas.SignIn{}, err
 	}
-	key := schemas.SignInTokenKey(signInHash(token))
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return schemas.SignIn{}, ErrSignInUnknown
-	}
-	if err != nil {
-		return schemas.SignIn{}, fmt.Errorf("query: sign-in link: %w", err)
-	}
-	var si schemas.SignIn
-	if err := json.Unmarshal(e.Value(), &si); err != nil {
-		return schemas.SignIn{}, fmt.Errorf("query: sign-in link: %w", err)
-	}
 	now := s.now().UTC()
-	switch {
-	case si.UsedAt != nil:
-		return schemas.SignIn{}, ErrSignInUsed
-	case !now.Before(si.ExpiresAt):
-		return schemas.SignIn{}, ErrSignInExpired
-	}
 	si.UsedAt = &now
 	val, _ := json.Marshal(si)
-	if _, err := kv.Update(ctx, key, val, e.Revision()); err != nil {
+	if _, err := kv.Update(ctx, e.Key(), val, e.Revision()); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return schemas.SignIn{}, ErrSignInUsed // another request used it first
 		}
 		return schemas.SignIn{}, fmt.Errorf("query: redeem sign-in link: %w", err)
 	}
 	return si, nil
+}
+
+// lookup finds a link that may sign in now, with its bucket entry (for
+// the compare-and-set), or the refusal of Check and Redeem.
+func (s *SignIns) lookup(ctx context.Context, token string) (jetstream.KeyValue, jetstream.KeyValueEntry, schemas.SignIn, error) {
+	if !wellFormedSignIn(token) {
+		return nil, nil, schemas.SignIn{}, ErrSignInUnknown
+	}
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return nil, nil, schemas.SignIn{}, err
+	}
+	e, err := kv.Get(ctx, schemas.SignInTokenKey(signInHash(token)))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil, schemas.SignIn{}, ErrSignInUnknown
+	}
+	if err != nil {
+		return nil, nil, schemas.SignIn{}, fmt.Errorf("query: sign-in link: %w", err)
+	}
+	var si schemas.SignIn
+	if err := json.Unmarshal(e.Value(), &si); err != nil {
+		return nil, nil, schemas.SignIn{}, fmt.Errorf("query: sign-in link: %w", err)
+	}
+	switch {
+	case si.UsedAt != nil:
+		return nil, nil, schemas.SignIn{}, ErrSignInUsed
+	case !s.now().UTC().Before(si.ExpiresAt):
+		return nil, nil, schemas.SignIn{}, ErrSignInExpired
+	}
+	return kv, e, si, nil
 }
 
 // signInHash is the hex SHA-256 of a token, its key in the bucket.
@@ -133,12 +151,24 @@ func SignInSessionID(token string) string { return "signin-" + signInHash(token)
 // every link is refused with 503.
 func (s *Server) SetSignIns(si *SignIns) { s.signIns = si }
 
+// CheckSignIn looks a manager's sign-in link up without using it
+// (SignIns.Check).
+func (s *Server) CheckSignIn(ctx context.Context, token string) (schemas.SignIn, error) {
+	return s.withSignIns(func(si *SignIns) (schemas.SignIn, error) { return si.Check(ctx, token) })
+}
+
 // RedeemSignIn uses a manager's sign-in link once (SignIns.Redeem).
 func (s *Server) RedeemSignIn(ctx context.Context, token string) (schemas.SignIn, error) {
+	return s.withSignIns(func(si *SignIns) (schemas.SignIn, error) { return si.Redeem(ctx, token) })
+}
+
+// withSignIns runs a look-up of the sign-in links and logs its failures
+// other than the refusals (never the token).
+func (s *Server) withSignIns(f func(*SignIns) (schemas.SignIn, error)) (schemas.SignIn, error) {
 	if s.signIns == nil {
 		return schemas.SignIn{}, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "Sign-in links cannot be checked right now; please try again in a minute.")
 	}
-	si, err := s.signIns.Redeem(ctx, token)
+	si, err := f(s.signIns)
 	if err != nil && !errors.Is(err, ErrSignInUnknown) && !errors.Is(err, ErrSignInUsed) && !errors.Is(err, ErrSignInExpired) {
 		s.log.Error("sign-in link check failed", "err", err)
 	}

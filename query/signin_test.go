@@ -50,12 +50,22 @@ func TestSignIns(t *testing.T) {
 				t.Fatalf("the token itself is stored under %s", k)
 			}
 		}
+		// Checks, as a mail scanner's GETs make them, use nothing.
+		for i := range 3 {
+			si, err := s.Check(ctx, token)
+			if err != nil || si.Org != "acme" || si.WaveID != "w1" || si.PersonID != testPerson || si.UsedAt != nil {
+				t.Fatalf("check %d: %+v %v", i, si, err)
+			}
+		}
 		si, err := s.Redeem(ctx, token)
 		if err != nil || si.Org != "acme" || si.WaveID != "w1" || si.PersonID != testPerson {
 			t.Fatalf("redeem: %+v %v", si, err)
 		}
 		if _, err := s.Redeem(ctx, token); !errors.Is(err, ErrSignInUsed) {
 			t.Fatalf("second use: %v, want ErrSignInUsed", err)
+		}
+		if _, err := s.Check(ctx, token); !errors.Is(err, ErrSignInUsed) {
+			t.Fatalf("check after use: %v, want ErrSignInUsed", err)
 		}
 	})
 
@@ -93,6 +103,9 @@ func TestSignIns(t *testing.T) {
 		mu.Lock()
 		now = now.Add(schemas.SignInLifetime)
 		mu.Unlock()
+		if _, err := s.Check(ctx, token); !errors.Is(err, ErrSignInExpired) {
+			t.Fatalf("check of an expired link: %v, want ErrSignInExpired", err)
+		}
 		if _, err := s.Redeem(ctx, token); !errors.Is(err, ErrSignInExpired) {
 			t.Fatalf("expired link: %v, want ErrSignInExpired", err)
 		}
@@ -100,6 +113,9 @@ func TestSignIns(t *testing.T) {
 
 	t.Run("ErrSignInUnknown", func(t *testing.T) {
 		for _, token := range []string{"", "short", strings.Repeat("A", 43), strings.Repeat("!", 43), strings.Repeat("A", 44)} {
+			if _, err := s.Check(ctx, token); !errors.Is(err, ErrSignInUnknown) {
+				t.Errorf("check %q: %v, want ErrSignInUnknown", token, err)
+			}
 			if _, err := s.Redeem(ctx, token); !errors.Is(err, ErrSignInUnknown) {
 				t.Errorf("%q: %v, want ErrSignInUnknown", token, err)
 			}

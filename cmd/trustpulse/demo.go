@@ -755,8 +755,9 @@ func printDemoSignIn(ctx context.Context, w io.Writer, m *Main, people map[strin
 		return err
 	}
 	fmt.Fprintf(w, `The latest sign-in link emailed to %s, head of Engineering, as the past waves'
-results were released ("your team's results are ready"; it works once, for 7
-days, and opens their team's page as a manager):
+results were released ("your team's results are ready"). Opening it uses
+nothing (a mail scanner's visit cannot spend it): its page has one Sign in
+button, which works once, for 7 days, and opens their team's page as a manager:
   %s
 
 `, head.Name, link)

@@ -50,10 +50,15 @@ func TestPlansAsManager(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if status, body := do(http.MethodGet, "/dashboard/signin/"+link, nil); status != http.StatusSeeOther {
+	status, page := do(http.MethodGet, "/dashboard/signin/"+link, nil)
+	signInForm := planCSRF.FindStringSubmatch(page)
+	if status != http.StatusOK || signInForm == nil {
+		t.Fatalf("open the link: %d %s", status, page)
+	}
+	if status, body := do(http.MethodPost, "/dashboard/signin/"+link, url.Values{"csrf": {signInForm[1]}}); status != http.StatusSeeOther {
 		t.Fatalf("sign in with the link: %d %s", status, body)
 	}
-	status, page := do(http.MethodGet, "/dashboard/plans", nil)
+	status, page = do(http.MethodGet, "/dashboard/plans", nil)
 	if status != http.StatusOK || !strings.Contains(page, `name="manager" value="`+planTeam+`"`) || !strings.Contains(page, "Focus drivers of wave") {
 		t.Fatalf("the manager's own panel: %d %s", status, page)
 	}

@@ -10,11 +10,13 @@ import (
 )
 
 // TestTeamPage: the head of engineering opens the "your team's results are
-// ready" email's link in real headless Chromium, lands on their team page,
-// and sees what the API serves for reports_to=<them>: each dimension's
+// ready" email's link in real headless Chromium, signs in, lands on their
+// team page, and sees what the API serves for reports_to=<them>: each dimension's
 // favourable share and mean beside the organisation's, and participation;
 // the page is usable with the keyboard (the plans link is reached by Tab)
-// and passes axe-core. The link works once: a second visit is a 410 page.
+// and passes axe-core. Opening the link shows a page with one button
+// (axe-core, a phone's width), pressed with the keyboard; the link works
+// once: a second visit is a 410 page.
 func TestTeamPage(t *testing.T) {
 	o := newManagerOrg(t)
 	m := o.m
@@ -26,6 +28,29 @@ func TestTeamPage(t *testing.T) {
 	b := browser(t)
 	if err := chromedp.Do(b, chromedp.Navigate(links[0])); err != nil {
 		t.Fatal(err)
+	}
+	// Opening the link shows its page, which uses nothing; the button,
+	// pressed with the keyboard, signs in.
+	waitPath(t, b, strings.TrimPrefix(links[0], m.QueryURL))
+	checkText(t, b, "h1", "Sign in to your team's results")
+	checkAccessibility(t, b, "sign-in link page")
+	shots(t, b, t.TempDir(), "signin")
+	pressed := false
+	for range 10 {
+		if err := chromedp.Do(b, chromedp.KeyEvent(kb.Tab)); err != nil {
+			t.Fatal(err)
+		}
+		focused, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.activeElement.tagName + " " + document.activeElement.innerText.trim()`))
+		if focused == "BUTTON Sign in" {
+			if err := chromedp.Do(b, chromedp.KeyEvent(kb.Enter)); err != nil {
+				t.Fatal(err)
+			}
+			pressed = true
+			break
+		}
+	}
+	if !pressed {
+		t.Fatal("Tab never reached the Sign in button")
 	}
 	waitPath(t, b, "/dashboard/team")
 

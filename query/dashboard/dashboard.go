@@ -56,7 +56,7 @@ func New(q *query.Server, key []byte, log *slog.Logger) (*Dashboard, error) {
 			}{first, second}
 		},
 	}
-	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "plans", "team", "error"} {
+	for _, name := range []string{"login", "overview", "explore", "comments", "replylink", "plans", "team", "signin", "error"} {
 		// Every page may include the plan panel (web/planpanel.html).
 		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/layout.html", "web/planpanel.html", "web/"+name+".html")
 		if err != nil {
@@ -82,8 +82,10 @@ func (d *Dashboard) Routes(r fiber.Router) {
 	})
 	g.Get("/login", d.loginPageHandler)
 	g.Post("/login", d.loginHandler)
-	// A manager's emailed single-use link: the link is the credential.
-	g.Get("/signin/:token", d.limitSignIns, d.signInLinkHandler)
+	// A manager's emailed single-use link: the link is the credential,
+	// opening it uses nothing, the page's button does (signin.go).
+	g.Get("/signin/:token", d.limitSignIns, d.signInPageHandler)
+	g.Post("/signin/:token", d.limitSignIns, d.signInLinkHandler)
 	g.Post("/logout", d.signedIn(d.logoutHandler))
 	g.Get("/", d.signedIn(d.overviewHandler))
 	g.Get("/team", d.signedIn(d.teamHandler))
@@ -116,11 +118,17 @@ func pageHeaders(c *fiber.Ctx) error {
 // client past it gets, for every dashboard request until the budget
 // refills, 429 with Retry-After and a page saying when to try again.
 func (d *Dashboard) limitFailures(c *fiber.Ctx) error {
-	err := d.q.Limiter.Failures(c, httpproblem.Unauthorized)
+	return d.limited(c, d.q.Limiter.Failures(c, httpproblem.Unauthorized))
+}
+
+// limited turns the limiter's refusal into the page that says when to
+// try again. The budget is one per client for wrong tokens and for
+// sign-in links that do not exist, so the page names both.
+func (d *Dashboard) limited(c *fiber.Ctx, err error) error {
 	var e *schemas.Error
 	if errors.As(err, &e) && e.Code == "rate_limited" {
 		return d.errorPage(c, schemas.Errorf(http.StatusTooManyRequests, "rate_limited",
-			"Too many sign-ins with a token that is not valid came from your network. Please wait %s seconds, then sign in again.", c.GetRespHeader(fiber.HeaderRetryAfter)))
+			"Too many sign-ins that did not work (tokens that are not valid, or sign-in links that do not exist) came from your network. Please wait %s seconds, then try again.", c.GetRespHeader(fiber.HeaderRetryAfter)))
 	}
 	return err
 }
