@@ -207,15 +207,27 @@ func (s *Server) managersHandler(c *fiber.Ctx) error {
 	if err := onlyParams(c); err != nil {
 		return err
 	}
-	if s.directory == nil {
-		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the roster is not reachable from this query service")
-	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 	defer cancel()
+	out, err := s.Managers(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"org": p.Org, "managers": out})
+}
+
+// Managers lists the roster's managers p may name, sorted by employee id:
+// every one for analysts and admins, those in their reach for a manager
+// (p with its Reach, from WithReach). Returns 503 when the roster cannot
+// be read.
+func (s *Server) Managers(ctx context.Context, p *Principal) ([]Manager, error) {
+	if s.directory == nil {
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the roster is not reachable from this query service")
+	}
 	people, err := s.directory.People(ctx, p.Org)
 	if err != nil {
 		s.log.Error("roster unavailable", "org", p.Org, "err", err)
-		return schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the roster cannot be read now; try again shortly")
+		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the roster cannot be read now; try again shortly")
 	}
 	reports := map[string]int{}
 	for _, q := range people {
@@ -232,5 +244,5 @@ func (s *Server) managersHandler(c *fiber.Ctx) error {
 		out = append(out, Manager{PersonID: id, EmployeeID: m.EmployeeID, Name: m.Name, ManagerPersonID: m.ManagerPersonID, DirectReports: n})
 	}
 	slices.SortFunc(out, func(a, b Manager) int { return strings.Compare(a.EmployeeID, b.EmployeeID) })
-	return c.JSON(fiber.Map{"org": p.Org, "managers": out})
+	return out, nil
 }

@@ -154,6 +154,9 @@ func (s *Server) Reply(ctx context.Context, p *Principal, commentID, text string
 	if err := mayManagerComments(p, filter); err != nil {
 		return ThreadEntry{}, err
 	}
+	if err := MayFilter(p, filter); err != nil { // whatever built the filter
+		return ThreadEntry{}, err
+	}
 	text, err := replyText(text)
 	if err != nil {
 		return ThreadEntry{}, err

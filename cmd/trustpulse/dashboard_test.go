@@ -300,6 +300,13 @@ func waitRelease(t *testing.T, m *Main, token, wave string) {
 // typed into its field, Enter sends the form.
 func signIn(t *testing.T, b context.Context, base, token string) {
 	t.Helper()
+	signInTo(t, b, base, token, "/dashboard")
+}
+
+// signInTo signs in as signIn does and waits for the page the role lands
+// on (a manager's is /dashboard/team).
+func signInTo(t *testing.T, b context.Context, base, token, landing string) {
+	t.Helper()
 	if err := chromedp.Do(b, chromedp.Navigate(base+"/login")); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +316,7 @@ func signIn(t *testing.T, b context.Context, base, token string) {
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		path, err := chromedp.Run(b, chromedp.Evaluate[string](`document.readyState === "complete" ? location.pathname : ""`))
-		if err == nil && path == "/dashboard" {
+		if err == nil && path == landing {
 			return
 		}
 		if problem, _ := chromedp.Run(b, chromedp.Evaluate[string](`(document.querySelector(".problem") || {}).innerText || ""`)); problem != "" {

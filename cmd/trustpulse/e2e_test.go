@@ -223,14 +223,17 @@ func runWave(t *testing.T, m *Main, rng *rand.Rand) []sent {
 }
 
 // openWave publishes e2eSurvey for acme and opens wave w1 for an hour.
-func openWave(t *testing.T, m *Main) time.Time {
+func openWave(t *testing.T, m *Main) time.Time { return openWaveOf(t, m, e2eSurvey) }
+
+// openWaveOf publishes survey for acme and opens wave w1 of it for an hour.
+func openWaveOf(t *testing.T, m *Main, survey schemas.SurveyPublished) time.Time {
 	t.Helper()
 	ctx := context.Background()
-	if err := m.Admin.PublishSurvey(ctx, "acme", e2eSurvey); err != nil {
+	if err := m.Admin.PublishSurvey(ctx, "acme", survey); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: "pulse", OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
+	if err := m.Admin.OpenWave(ctx, "acme", schemas.WaveOpened{WaveID: "w1", SurveyID: survey.SurveyID, OpensAt: now.Add(-time.Minute), ClosesAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	return now

@@ -60,13 +60,21 @@ type managerOrg struct {
 	managerOf map[string]string // employee id -> their manager's
 	trustA    map[string]int    // employee id -> their answer to trust-a
 	personOf  map[string]string // employee id -> person id
+	// replyLink is, by employee id, the private reply link shown to those
+	// who left a comment (newManagerOrgWith).
+	replyLink map[string]string
 }
 
-func newManagerOrg(t *testing.T) managerOrg {
+func newManagerOrg(t *testing.T) managerOrg { return newManagerOrgWith(t, e2eSurvey, nil) }
+
+// newManagerOrgWith is newManagerOrg on survey (with e2eSurvey's scale
+// questions), in which the people of comments (employee id -> words) also
+// answer its comment question "better".
+func newManagerOrgWith(t *testing.T, survey schemas.SurveyPublished, comments map[string]string) managerOrg {
 	t.Helper()
 	m := mustMain(t, nil)
 	ctx := context.Background()
-	openWave(t, m)
+	openWaveOf(t, m, survey)
 	rows, managerOf := managerRoster()
 	links := inviteByEmail(t, m, rows, len(managerOf))
 	// Each person's survey token, by their employee id (the mail's To).
@@ -78,16 +86,21 @@ func newManagerOrg(t *testing.T) managerOrg {
 	// Everyone answers; trust-a differs from person to person, the rest is
 	// constant, so every mean below pins the set it was computed on.
 	ids := sortedKeys(managerOf)
-	trustA := map[string]int{}
+	trustA, replyLink := map[string]int{}, map[string]string{}
 	for i, id := range ids {
 		trustA[id] = 1 + (i*7)%5
-		submit(t, m, tokenOf[id], map[string]int{"trust-a": trustA[id], "trust-b": 3, "auto": 2, "moti": 4, "enps": 7})
+		answers := map[string]int{"trust-a": trustA[id], "trust-b": 3, "auto": 2, "moti": 4, "enps": 7}
+		if words, ok := comments[id]; ok {
+			replyLink[id] = submitComment(t, m, tokenOf[id], answers, "better", words)
+			continue
+		}
+		submit(t, m, tokenOf[id], answers)
 	}
 	if err := m.Admin.CloseWave(ctx, "acme", "w1"); err != nil {
 		t.Fatal(err)
 	}
 	waitScores(t, m, "")
-	return managerOrg{m: m, ids: ids, managerOf: managerOf, trustA: trustA, personOf: personIDs(t, m)}
+	return managerOrg{m: m, ids: ids, managerOf: managerOf, trustA: trustA, personOf: personIDs(t, m), replyLink: replyLink}
 }
 
 // TestManagerGroups checks the manager filters and groups against the

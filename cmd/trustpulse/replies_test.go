@@ -50,7 +50,14 @@ func openReplyWave(t *testing.T, m *Main, sales, ops int) []string {
 // link of the 202 body.
 func submitForLink(t *testing.T, m *Main, token, comment string) string {
 	t.Helper()
-	status, body := postJSON(t, m.IngestURL+"/v1/responses", map[string]any{"token": token, "answers": map[string]int{"trust-a": 3}, "comments": map[string]string{"better": comment}})
+	return submitComment(t, m, token, map[string]int{"trust-a": 3}, "better", comment)
+}
+
+// submitComment posts a response of answers with words for the comment
+// question and returns the reply link of the 202 body.
+func submitComment(t *testing.T, m *Main, token string, answers map[string]int, question, words string) string {
+	t.Helper()
+	status, body := postJSON(t, m.IngestURL+"/v1/responses", map[string]any{"token": token, "answers": answers, "comments": map[string]string{question: words}})
 	if status != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", status, body)
 	}

@@ -107,11 +107,12 @@ func (r commentsRequest) values() url.Values {
 	return v
 }
 
-// listFilter is the filter of the comment list a viewer reads: a
-// manager's own team's (they choose no filter here), the form's for
-// everyone else.
+// listFilter is the filter of the comment list a viewer reads: the
+// form's (for a manager, a team in their reach: parseExplore has checked
+// it), or, for a manager who chose none, their own team's; a manager
+// never reads the organisation-wide list.
 func listFilter(v viewer, form []query.Clause) []query.Clause {
-	if v.p.Role == schemas.RoleManager {
+	if v.p.Role == schemas.RoleManager && len(form) == 0 {
 		return query.TeamFilter(v.p)
 	}
 	return form
@@ -133,7 +134,15 @@ func (d *Dashboard) commentsHandler(c *fiber.Ctx, v viewer) error {
 	}
 	view := commentsView{Nav: d.nav(v, "comments"), MayReply: query.MayReply(v.p), CSRF: d.csrfFor(v.s), Sent: string(args.Peek("sent")) != ""}
 	r, perr := parseComments(args, v, released)
+	r.filter = listFilter(v, r.filter)
 	view.Form = exploreForm(v, released, values, r.exploreRequest)
+	if v.p.Role == schemas.RoleManager {
+		choices, err := d.reachChoices(ctx, v)
+		if err != nil {
+			return d.errorPage(c, err)
+		}
+		view.Form.Scope = scopeSelect(choices, r.filter, false)
+	}
 	status := http.StatusOK
 	switch {
 	case perr != nil:
@@ -162,7 +171,7 @@ func (d *Dashboard) commentsHandler(c *fiber.Ctx, v viewer) error {
 			break
 		}
 		view.Question = r.question
-		res, err := d.q.Comments(ctx, v.s.Org, w.ID, r.question, listFilter(v, r.filter))
+		res, err := d.q.Comments(ctx, v.s.Org, w.ID, r.question, r.filter)
 		if err != nil {
 			status, view.Problem = problemOf(err)
 			if status >= 500 {

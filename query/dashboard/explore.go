@@ -32,6 +32,9 @@ type formView struct {
 	Waves   []option
 	Filters []filterSelect
 	GroupBy []option
+	// Scope is a manager's one select (reach.go) in place of Filters and
+	// GroupBy; nil for the other roles.
+	Scope []option
 }
 
 type option struct {
@@ -76,6 +79,8 @@ type exploreRequest struct {
 	waves   []query.WaveInfo
 	filter  []query.Clause
 	groupBy string
+	// label names a manager's filter (scopeLabel), "" for the others'.
+	label string
 }
 
 func (r exploreRequest) query() url.Values {
@@ -84,6 +89,10 @@ func (r exploreRequest) query() url.Values {
 		v.Add("wave", w.ID)
 	}
 	for _, c := range r.filter {
+		if c.Attr == "manager" || c.Attr == query.ReportsTo {
+			v.Set(scopeParam, scopeValue(c))
+			continue
+		}
 		v.Set(c.Attr, c.Values[0])
 	}
 	if r.groupBy != "" {
@@ -96,7 +105,8 @@ var attrs = []string{"department", "team", "location", "tenure_band"}
 
 // parseExplore reads the form's query arguments: released waves (the
 // latest by default), attribute filters and a group-by, each allowed to
-// the viewer's role. Every refusal is a *schemas.Error with a 4xx status.
+// the viewer's role, or, for a manager, their one choice of scope
+// (reach.go). Every refusal is a *schemas.Error with a 4xx status.
 func parseExplore(args *fasthttp.Args, v viewer, released []query.WaveInfo) (exploreRequest, error) {
 	var r exploreRequest
 	var bad error
@@ -119,6 +129,12 @@ func parseExplore(args *fasthttp.Args, v viewer, released []query.WaveInfo) (exp
 				return
 			}
 			r.groupBy = value
+		case key == scopeParam && v.p.Role == schemas.RoleManager:
+			if len(r.filter) > 0 {
+				bad = schemas.Errorf(http.StatusBadRequest, "invalid_filter", "choose one team")
+				return
+			}
+			r.filter, bad = parseScope(value)
 		case slices.Contains(attrs, key):
 			if value == "" {
 				return // "any"
@@ -151,7 +167,10 @@ func parseExplore(args *fasthttp.Args, v viewer, released []query.WaveInfo) (exp
 			return r, err
 		}
 	}
-	return r, query.MayGroupBy(v.p, r.groupBy)
+	if err := query.MayGroupBy(v.p, r.groupBy); err != nil {
+		return r, err
+	}
+	return r, query.MayFilter(v.p, r.filter)
 }
 
 func truncate(s string) string {
@@ -175,6 +194,14 @@ func (d *Dashboard) exploreHandler(c *fiber.Ctx, v viewer) error {
 	view := exploreView{Nav: d.nav(v, "explore")}
 	r, perr := parseExplore(c.Context().QueryArgs(), v, released)
 	view.Form = exploreForm(v, released, values, r)
+	if v.p.Role == schemas.RoleManager {
+		choices, err := d.reachChoices(ctx, v)
+		if err != nil {
+			return d.errorPage(c, err)
+		}
+		view.Form.Scope, view.Form.GroupBy = scopeSelect(choices, r.filter, true), nil
+		r.label = scopeLabel(choices, r.filter)
+	}
 	status := http.StatusOK
 	switch {
 	case perr != nil:
@@ -249,7 +276,11 @@ func (d *Dashboard) explore(ctx context.Context, v viewer, r exploreRequest) (*e
 	if len(ids) > 1 {
 		res.Summary = "Waves " + strings.Join(ids, ", ") + " together"
 	}
-	if len(r.filter) > 0 {
+	whole := "All in " + filterLabel(s.Filter)
+	if r.label != "" {
+		whole = r.label
+		res.Summary += ", " + strings.ToLower(r.label[:1]) + r.label[1:]
+	} else if len(r.filter) > 0 {
 		res.Summary += ", " + filterLabel(s.Filter)
 	}
 	groupLabel := "Group"
@@ -257,7 +288,7 @@ func (d *Dashboard) explore(ctx context.Context, v viewer, r exploreRequest) (*e
 		res.Summary += ", by " + attrLabels[r.groupBy]
 		groupLabel = strings.ToUpper(attrLabels[r.groupBy][:1]) + attrLabels[r.groupBy][1:]
 	}
-	res.Heatmap = heatmap(res.Summary, groupLabel, s)
+	res.Heatmap = heatmap(res.Summary, groupLabel, whole, s)
 	for _, sc := range s.Dimensions {
 		res.Distributions = append(res.Distributions, distribution(dimensionLabels[sc.Dimension], sc))
 	}
@@ -349,6 +380,9 @@ func (d *Dashboard) exportHandler(c *fiber.Ctx, v viewer) error {
 		}
 		name, write = res.FileName(), func() error { return res.WriteCSV(w) }
 	case "retention":
+		if err := query.MayGroupBy(v.p, "department"); err != nil { // it is by department
+			return d.errorPage(c, err)
+		}
 		now := d.now().UTC()
 		res, err := d.q.Retention(ctx, org, "department", now.AddDate(-1, 0, 0).Truncate(24*time.Hour), now.AddDate(0, 0, 1).Truncate(24*time.Hour))
 		if err != nil {

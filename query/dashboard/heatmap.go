@@ -30,8 +30,8 @@ type heatCell struct {
 }
 
 // heatmap lays out a result: the organisation overall first, the filtered
-// whole next when the result is filtered, then its groups.
-func heatmap(caption, groupLabel string, s query.Scores) heatmapView {
+// whole next (labelled whole) when the result is filtered, then its groups.
+func heatmap(caption, groupLabel, whole string, s query.Scores) heatmapView {
 	view := heatmapView{Caption: caption, GroupLabel: groupLabel}
 	var dims []string
 	for _, d := range s.Dimensions {
@@ -50,7 +50,7 @@ func heatmap(caption, groupLabel string, s query.Scores) heatmapView {
 	if len(s.Filter) > 0 {
 		view.Rows = append(view.Rows, row("Organisation", true, query.Count{Suppressed: true}, s.Overall))
 		view.Rows[0].Respondents = cellText{} // the overall's count is not part of this result
-		view.Rows = append(view.Rows, row("All in "+filterLabel(s.Filter), true, s.Respondents, s.Dimensions))
+		view.Rows = append(view.Rows, row(whole, true, s.Respondents, s.Dimensions))
 	} else {
 		view.Rows = append(view.Rows, row("Organisation", true, s.Respondents, s.Dimensions))
 	}

@@ -156,7 +156,7 @@ func (d *Dashboard) overview(ctx context.Context, v viewer) (overviewView, error
 			Detail: fmt.Sprintf("%s of the teams have a plan from %s's results or one still open", fmtPercent(float64(share.WithPlans)/float64(share.Teams)), latest.ID)})
 	}
 	view.Trend, view.ENPSTrend = trendCharts(waves, trends)
-	view.Heatmap = heatmap("Scores by department, wave "+latest.ID, "Department", scores)
+	view.Heatmap = heatmap("Scores by department, wave "+latest.ID, "Department", "", scores)
 	if view.Drivers, err = d.drivers(ctx, org, latest); err != nil {
 		return view, err
 	}
