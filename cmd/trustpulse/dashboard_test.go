@@ -286,8 +286,15 @@ func dimensionName(d string) string {
 // waitRelease waits until a closed wave's results are released.
 func waitRelease(t *testing.T, m *Main, token, wave string) {
 	t.Helper()
+	waitReleaseOf(t, m, demoOrg, token, wave)
+}
+
+// waitReleaseOf waits until a wave of org is released (its participation
+// is served to token).
+func waitReleaseOf(t *testing.T, m *Main, org, token, wave string) {
+	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if status, _ := getAs(t, token, m.QueryURL+"/v1/orgs/demo/waves/"+wave+"/participation"); status == http.StatusOK {
+		if status, _ := getAs(t, token, m.QueryURL+"/v1/orgs/"+org+"/waves/"+wave+"/participation"); status == http.StatusOK {
 			return
 		}
 		if time.Now().After(deadline) {

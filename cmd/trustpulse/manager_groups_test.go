@@ -256,19 +256,7 @@ func TestManagerScopes(t *testing.T) {
 	o := newManagerOrg(t)
 	m, id := o.m, o.personOf
 	ctx := context.Background()
-	managerToken := func(employee string) string {
-		t.Helper()
-		token, _, who, err := m.Admin.IssueManagerToken(ctx, "acme", employee, "scopes test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if who != employee { // managerRoster names people by their id
-			t.Fatalf("token issued for %q, want %q", who, employee)
-		}
-		waitTokenUsable(t, m, "acme", token)
-		return token
-	}
-	lead, head := managerToken("lead-1"), managerToken("head-eng")
+	lead, head := managerTokenOf(t, m, "lead-1"), managerTokenOf(t, m, "head-eng")
 	scores := m.QueryURL + "/v1/orgs/acme/waves/w1/scores"
 	for _, tc := range []struct {
 		who, token, query string

@@ -133,14 +133,7 @@ func openImpactWaves(t *testing.T, m *Main, analyst string) {
 		}
 	}
 	for _, wave := range []string{"w1", "w2"} {
-		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			if status, _ := getAs(t, analyst, m.QueryURL+"/v1/orgs/acme/waves/"+wave+"/participation"); status == http.StatusOK {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never released", wave)
-			}
-		}
+		waitReleaseOf(t, m, "acme", analyst, wave)
 	}
 }
 
@@ -298,15 +291,11 @@ func TestPlanImpact(t *testing.T) {
 
 	// Refusals.
 	ctx := context.Background()
-	if _, err := m.Admin.ImportRoster(ctx, "acme", []ingest.RosterRow{{Line: 2, EmployeeID: "lead-a", Email: "lead-a@acme.example", Name: "Lead A",
+	if _, err := m.Admin.ImportRoster(ctx, "acme", []ingest.RosterRow{{Line: 2, EmployeeID: "lead-a", Email: "lead-a@acme.example", Name: "lead-a",
 		Department: "Eng", Team: "A", Location: "Berlin", StartDate: "2023-03-01"}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	mgr, _, _, err := m.Admin.IssueManagerToken(ctx, "acme", "lead-a", "plan impact test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitTokenUsable(t, m, "acme", mgr)
+	mgr := managerTokenOf(t, m, "lead-a")
 	for name, tc := range map[string]struct {
 		token, url string
 		status     int

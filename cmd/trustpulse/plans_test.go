@@ -65,14 +65,7 @@ func openPlanWaves(t *testing.T, m *Main, analyst string) {
 		}
 	}
 	for _, wave := range []string{"w1", "w2"} {
-		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			if status, _ := getAs(t, analyst, m.QueryURL+"/v1/orgs/acme/waves/"+wave+"/participation"); status == http.StatusOK {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never released", wave)
-			}
-		}
+		waitReleaseOf(t, m, "acme", analyst, wave)
 	}
 }
 
