@@ -50,13 +50,13 @@ func ilpManagers(people []ilpCohort) []string {
 	return out
 }
 
-// ilpPlanScript is what the analysts do with plans, in order: for up to
-// two victims' teams, the victim's team plus one other on one driver and
-// that other team alone on the other (every earlier plan moved to it
-// first), reading the plan impact after each; then plans for every team
-// but a victim's, read, and two plans' focus rewritten at random, read.
-// Each read carries the plans as they stand then (the attacker wrote them
-// all).
+// ilpPlanScript is what the analysts do with plans, in order: the two
+// largest teams (by the roster) but the victims' on one driver each, read
+// as a start; for up to two victims' teams, the victim's team plus one
+// other of at least k people on one driver and that other team alone on
+// the other (every earlier plan moved to it first), read after each; then
+// plans for every team but a victim's (on random drivers), read. Each read carries the plans as they stand
+// then (the attacker wrote them all).
 func ilpPlanScript(rng *rand.Rand, o *ilpOrg) []ilpRequest {
 	managers := ilpManagers(o.people)
 	state := map[string][]string{}
@@ -85,6 +85,29 @@ func ilpPlanScript(rng *rand.Rand, o *ilpOrg) []ilpRequest {
 		}
 	}
 	rng.Shuffle(len(victimTeams), func(i, j int) { victimTeams[i], victimTeams[j] = victimTeams[j], victimTeams[i] })
+	size := map[string]int{}
+	for _, c := range o.people {
+		size[c[ilpManagerAttr]]++
+	}
+	var large []string // teams of at least k people, the largest first
+	for _, m := range managers {
+		if size[m] >= threshold {
+			large = append(large, m)
+		}
+	}
+	slices.SortStableFunc(large, func(a, b string) int { return size[b] - size[a] })
+	var start []string
+	for _, m := range large {
+		if !slices.Contains(victimTeams, m) && len(start) < 2 {
+			start = append(start, m)
+		}
+	}
+	for i, m := range start {
+		write(m, ilpPlanDrivers[i])
+	}
+	if len(start) > 0 {
+		read()
+	}
 	for _, mv := range victimTeams[:min(2, len(victimTeams))] {
 		d := rng.IntN(2)
 		on, other := ilpPlanDrivers[d], ilpPlanDrivers[1-d]
@@ -93,10 +116,11 @@ func ilpPlanScript(rng *rand.Rand, o *ilpOrg) []ilpRequest {
 				write(m, other)
 			}
 		}
-		u := mv
-		for u == mv {
-			u = managers[rng.IntN(len(managers))]
+		others := slices.DeleteFunc(slices.Clone(large), func(m string) bool { return m == mv })
+		if len(others) == 0 {
+			others = slices.DeleteFunc(slices.Clone(managers), func(m string) bool { return m == mv })
 		}
+		u := others[rng.IntN(len(others))]
 		write(mv, on)
 		write(u, on, other)
 		read()
@@ -124,11 +148,6 @@ func ilpPlanScript(rng *rand.Rand, o *ilpOrg) []ilpRequest {
 		}
 		read()
 	}
-	planned := slices.Sorted(maps.Keys(state))
-	for range 2 {
-		write(planned[rng.IntN(len(planned))], randomFocus()...)
-	}
-	read()
 	return out
 }
 
@@ -140,7 +159,7 @@ func ilpInterleave(rng *rand.Rand, battery, script []ilpRequest, analysts, repli
 	}
 	at := make([]int, len(script))
 	for i := range at {
-		at[i] = rng.IntN(len(battery) + 1)
+		at[i] = rng.IntN(len(battery)/2 + 1)
 	}
 	slices.Sort(at)
 	var out []ilpRequest
@@ -328,58 +347,78 @@ func (m *ilpModel) addMean(req int, what string, set []bool, qs []int, mean floa
 
 // TestIntegerProgramAttackCatchesWeakenedGuardThroughPlans shows that the
 // attacker learns from the plan impact: with the guard weakened on both
-// replicas, an analyst plans for team Eng-solo (one person, the victim)
-// and team Eng-a on both drivers and reads the plan impact, whose means
-// over the two teams, against Eng-a's own scores (manager=), pin the
-// victim's answers. Without the plan-impact read the same requests pin
-// none of them. (Eng-a stands for the largest team but the victim's, which
-// is what it is in fact: a team below k has no scores.)
+// replicas, the analysts plan for team Eng-solo (one person, the victim)
+// and the largest other team on both drivers and read the plan impact,
+// whose means over the two teams, against the large team's own scores
+// (manager=), pin answers of the victim that the same requests without
+// the plan-impact read do not.
 func TestIntegerProgramAttackCatchesWeakenedGuardThroughPlans(t *testing.T) {
 	ilpNeedCBC(t)
 	rng := rand.New(rand.NewPCG(7, 0x11f))
 	o := newILPOrg(rng, []ilpVictimSpec{ilpVictimPool[1]}, 45, 2)
 	a := newILPAttack(t, o, true, 2)
+	a.send(ilpPlanLeak(t, o))
+	res := a.solve()
+	for _, f := range res.leaks {
+		t.Logf("found, as it should: %s", f)
+	}
+	a.checkPlanImpactPins(res, ilpVictimPool[1].cohort)
+}
+
+// ilpPlanLeak is what TestIntegerProgramAttackCatchesWeakenedGuardThroughPlans asks
+// to leak through plans: plans for team Eng-solo (one person, a victim) and
+// the largest other team, both on both drivers, the plan impact, and the
+// large team's own scores (manager=) in both waves. The plan impact's
+// means over the two teams, against the large team's, give the victim's
+// answers away.
+func ilpPlanLeak(t *testing.T, o *ilpOrg) []ilpRequest {
+	t.Helper()
 	size := map[string]int{}
 	for _, c := range o.people {
 		size[c[ilpManagerAttr]]++
 	}
-	engA := ""
+	solo, large := ilpLead("Eng-solo"), ""
 	for _, mgr := range ilpManagers(o.people) {
-		if mgr != ilpLead("Eng-solo") && size[mgr] > size[engA] {
-			engA = mgr
+		if mgr != solo && size[mgr] > size[large] {
+			large = mgr
 		}
 	}
-	t.Logf("the victim's team planned with %s's (%d people)", ilpManagerName(engA), size[engA])
-	a.send([]ilpRequest{
-		{kind: "plan", plan: &ilpPlanWrite{manager: ilpLead("Eng-solo"), focus: ilpPlanDrivers}, analyst: 0, replica: 0},
-		{kind: "plan", plan: &ilpPlanWrite{manager: engA, focus: ilpPlanDrivers}, analyst: 1, replica: 1},
-		{kind: "plan-impact", path: "/v1/orgs/acme/waves/w1/plan-impact", groupBy: -1, analyst: 0, replica: 1,
-			plans: map[string][]string{ilpLead("Eng-solo"): ilpPlanDrivers, engA: ilpPlanDrivers}},
-		{kind: "scores", path: "/v1/orgs/acme/waves/w1/scores?manager=" + engA, filter: ilpFilter{ilpManagerAttr: engA}, groupBy: -1, analyst: 1, replica: 0},
-		{kind: "scores", path: "/v1/orgs/acme/waves/w2/scores?manager=" + engA, filter: ilpFilter{ilpManagerAttr: engA}, groupBy: -1, analyst: 0, replica: 1},
-	})
+	t.Logf("plans for Eng-solo and %s (%d people)", ilpManagerName(large), size[large])
+	return []ilpRequest{
+		{kind: "plan", plan: &ilpPlanWrite{manager: solo, focus: ilpPlanDrivers}, analyst: 0, replica: 0},
+		{kind: "plan", plan: &ilpPlanWrite{manager: large, focus: ilpPlanDrivers}, analyst: 1, replica: 1},
+		{kind: "plan-impact", path: "/v1/orgs/acme/waves/" + ilpPlanWave + "/plan-impact", groupBy: -1, analyst: 0, replica: 1,
+			plans: map[string][]string{solo: ilpPlanDrivers, large: ilpPlanDrivers}},
+		{kind: "scores", path: "/v1/orgs/acme/waves/w1/scores?manager=" + large, filter: ilpFilter{ilpManagerAttr: large}, groupBy: -1, analyst: 1, replica: 0},
+		{kind: "scores", path: "/v1/orgs/acme/waves/w2/scores?manager=" + large, filter: ilpFilter{ilpManagerAttr: large}, groupBy: -1, analyst: 0, replica: 1},
+	}
+}
+
+// checkPlanImpactPins requires that answers of the victim of the given
+// cohort are pinned, and that none of them is without the plan-impact
+// reads (cbc finds a world of the other numbers where the victim gave
+// none of those answers).
+func (a *ilpAttack) checkPlanImpactPins(res ilpResult, victim ilpCohort) {
+	t := a.t
+	t.Helper()
 	if a.learner.util.planImpact == 0 {
 		t.Fatalf("the weakened guard served no plan-impact mean")
 	}
-	res := a.solve()
-	var victims []*ilpTarget
+	var pins []*ilpTarget
 	for _, g := range res.pinned {
-		if g.victim {
-			victims = append(victims, g)
+		if g.victim && a.model.types[g.ty].cohort == victim {
+			pins = append(pins, g)
 		}
 	}
-	if len(victims) == 0 {
-		t.Fatalf("with the guard weakened, the plan impact pinned no victim's answer: the attacker cannot see the leak it exists to find")
+	if len(pins) == 0 {
+		t.Fatalf("with the guard weakened, the plan impact pinned no answer of victim %s: the attacker cannot see the leak through plans", victim)
 	}
 	noImpact := func(req int) bool { return a.reqs[req].kind != "plan-impact" }
-	for _, g := range victims {
+	for _, g := range pins {
 		sol := a.solver.solve(a.model, "least "+g.what+" (without the plan impact)", g.terms, false, noImpact)
 		if sol.status != "optimal" || sol.obj >= 0.5 {
-			t.Errorf("%s is pinned without the plan impact too (cbc %s, %g): the test does not show the plan impact's part", g.what, sol.status, sol.obj)
+			t.Errorf("%s is pinned without the plan impact too (cbc %s, %g): the plan impact's part is not shown", g.what, sol.status, sol.obj)
 		}
 	}
-	for _, f := range res.leaks {
-		t.Logf("found, as it should: %s", f)
-	}
-	t.Logf("%d of the victim's answers pinned, none without the plan-impact read", len(victims))
+	t.Logf("%d answers of %s pinned through the plan impact, none without it", len(pins), victim)
 }
