@@ -112,6 +112,9 @@ type ilpModel struct {
 	// are).
 	aux    []ilpAux
 	blocks map[string][][]int // set -> question, value-lo -> variable
+	// counts are, per set whose respondents a served mean leaves unknown,
+	// one 0-1 unknown per possible count (ilpModel.countVars).
+	counts map[string]*ilpCountVars
 
 	rows   []*ilpRow
 	rowKey map[string]*ilpRow
@@ -244,6 +247,18 @@ func (m *ilpModel) fillAux(x []int64) {
 			s += t.c * x[t.v]
 		}
 		x[a.v] = s
+	}
+	for _, c := range m.counts {
+		n := int64(0)
+		for _, t := range c.r {
+			n += x[t.v]
+		}
+		for i, z := range c.z {
+			x[z] = 0
+			if n == int64(i) {
+				x[z] = 1
+			}
+		}
 	}
 }
 

@@ -55,8 +55,8 @@ func ilpManagers(people []ilpCohort) []string {
 // as a start; for up to two victims' teams, the victim's team plus one
 // other of at least k people on one driver and that other team alone on
 // the other (every earlier plan moved to it first), read after each; then
-// plans for every team but a victim's (on random drivers), read. Each read carries the plans as they stand
-// then (the attacker wrote them all).
+// plans for every team but a victim's (on random drivers), read. Each read
+// carries the plans as they stand then (the attacker wrote them all).
 func ilpPlanScript(rng *rand.Rand, o *ilpOrg) []ilpRequest {
 	managers := ilpManagers(o.people)
 	state := map[string][]string{}
@@ -152,7 +152,9 @@ func ilpPlanScript(rng *rand.Rand, o *ilpOrg) []ilpRequest {
 }
 
 // ilpInterleave puts the script's requests, in their order, at random
-// places among the battery's.
+// places in the first half of the battery, so that some plan-impact sets
+// come before most of the battery's (the guard refuses most of them once
+// the battery's sets are served).
 func ilpInterleave(rng *rand.Rand, battery, script []ilpRequest, analysts, replicas int) []ilpRequest {
 	for i := range script {
 		script[i].analyst, script[i].replica = rng.IntN(analysts), rng.IntN(replicas)
@@ -328,21 +330,71 @@ func (l *ilpLearner) planImpact(req int, r ilpRequest, p ilpPlanImpactJSON) {
 	}
 }
 
-// addMean models a served mean (2 decimals) of a set's answers to qs
-// whose respondents R are not served: with A = |qs|*R answers (every
-// question is required) and sum S, m-0.005 <= S/A <= m+0.005, that is
-// 200*S - (200m-1)*A >= 0 and 200*S - (200m+1)*A <= 0, both linear with
-// integer coefficients. A shown cell has at least k respondents (the rule
-// within one result, docs/anonymity.md section 3), so R >= k.
+// ilpCountVars are a set's respondents written as a choice: z[n] is 1 when
+// the set holds exactly n respondents, and exactly one z is 1.
+type ilpCountVars struct {
+	r []ilpTerm // sum of r_t over the set
+	z []int     // n = 0 .. invited
+}
+
+// countVars returns the count choice of a set, creating it on first use
+// with its structure (one z is 1; sum r = sum n*z[n]), which holds in
+// every world and so is no request's.
+func (m *ilpModel) countVars(set []bool) *ilpCountVars {
+	key := setKey(set)
+	if c := m.counts[key]; c != nil {
+		return c
+	}
+	if m.counts == nil {
+		m.counts = map[string]*ilpCountVars{}
+	}
+	c := &ilpCountVars{r: m.countTerms(set, 1)}
+	one := []ilpTerm{}
+	link := slices.Clone(c.r)
+	for n := range m.invitedIn(set) + 1 {
+		z := m.newVar(fmt.Sprintf("z%d_%d", len(m.counts), n), 1, true)
+		c.z = append(c.z, z)
+		one = append(one, ilpTerm{z, 1})
+		link = append(link, ilpTerm{z, -int64(n)})
+	}
+	m.add(one, ilpBound{req: -1, lo: 1, hi: 1, what: "structure: a set holds one number of respondents"})
+	m.add(link, ilpBound{req: -1, lo: 0, hi: 0, what: "structure: a set's respondents are the number chosen"})
+	m.counts[key] = c
+	return c
+}
+
+// addMean models a served mean (2 decimals, c/100) of a set's answers to
+// qs whose respondents n are not served. With n*|qs| answers (every
+// question is required) their sum S lies in [lo(n), hi(n)] =
+// [ceil(n|qs|(2c-1)/200), floor(n|qs|(2c+1)/200)], which is empty for
+// many n; and a shown cell has at least k respondents (the rule within
+// one result, docs/anonymity.md section 3). Written over the set's count
+// choice (countVars), so that the linear relaxation knows which n are
+// possible: z[n] = 0 for every impossible n, and
+// sum lo(n) z[n] <= S <= sum hi(n) z[n].
 func (m *ilpModel) addMean(req int, what string, set []bool, qs []int, mean float64) {
 	m.cells = append(m.cells, ilpCell{req: req, what: what, set: set, n: -1})
 	q, c := int64(len(qs)), int64(math.Round(mean*100))
-	sum := m.answerTerms(set, qs, func(v int) int64 { return 200 * int64(v) })
-	m.add(append(slices.Clone(sum), m.countTerms(set, -(2*c-1)*q)...),
-		ilpBound{req: req, lo: 0, hi: ilpNoHi, what: fmt.Sprintf("%s: mean %.2f, from below", what, mean)})
-	m.add(append(slices.Clone(sum), m.countTerms(set, -(2*c+1)*q)...),
-		ilpBound{req: req, lo: ilpNoLo, hi: 0, what: fmt.Sprintf("%s: mean %.2f, from above", what, mean)})
-	m.add(m.countTerms(set, 1), ilpBound{req: req, lo: int64(m.k), hi: ilpNoHi, what: what + ": shown, so at least k respondents"})
+	cv := m.countVars(set)
+	var none, below, above []ilpTerm
+	sum := m.answerTerms(set, qs, func(v int) int64 { return int64(v) })
+	below, above = slices.Clone(sum), slices.Clone(sum)
+	for n, z := range cv.z {
+		a := int64(n) * q
+		lo := (a*(2*c-1) + 199) / 200 // ceil, a*(2c-1) >= 0
+		hi := a * (2*c + 1) / 200
+		if n < m.k || lo > hi {
+			none = append(none, ilpTerm{z, 1})
+			continue
+		}
+		below = append(below, ilpTerm{z, -lo})
+		above = append(above, ilpTerm{z, -hi})
+	}
+	if len(none) > 0 {
+		m.add(none, ilpBound{req: req, lo: 0, hi: 0, what: fmt.Sprintf("%s: mean %.2f, shown: no count below k or without a sum of that mean", what, mean)})
+	}
+	m.add(below, ilpBound{req: req, lo: 0, hi: ilpNoHi, what: fmt.Sprintf("%s: mean %.2f, from below", what, mean)})
+	m.add(above, ilpBound{req: req, lo: ilpNoLo, hi: 0, what: fmt.Sprintf("%s: mean %.2f, from above", what, mean)})
 }
 
 // TestIntegerProgramAttackCatchesWeakenedGuardThroughPlans shows that the
