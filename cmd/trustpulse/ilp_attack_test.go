@@ -23,7 +23,9 @@ import (
 // gives. The analysts send a random battery of requests through the public
 // API, spread over two query replicas: group-bys, filters aimed at the
 // victims' cohorts and their neighbours, single waves and pooled periods,
-// participation, trends and driver impact.
+// participation, trends and driver impact. They also write action plans
+// for teams around the victims and read the plan impact between them
+// (ilpPlanScript in ilp_plans_test.go).
 //
 // The attacker then builds, independently of package query, an integer
 // program whose unknowns are, per response type (wave and cohort), the

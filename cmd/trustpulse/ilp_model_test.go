@@ -34,6 +34,10 @@ import (
 //     share s of a value or of a range (favorable, neutral, unfavorable; 3
 //     decimals) bounds the count to [A(s-0.0005), A(s+0.0005)], eNPS (1
 //     decimal) bounds promoters minus detractors;
+//   - a plan-impact mean m of a driver over a set whose n is not served:
+//     for each n the set could hold, the sum of its answers lies in
+//     [n|Q|(m-0.005), n|Q|(m+0.005)], empty for many n, and n >= k
+//     (ilpModel.addMean, over a 0-1 choice of n);
 //   - vs_org d, the unrounded mean of a cell minus the organisation's over
 //     the same waves (both served with their n, so A and B are known):
 //     B*sum_cell - A*sum_org within A*B*(d±0.005), or for eNPS the same on
