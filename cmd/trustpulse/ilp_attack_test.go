@@ -23,7 +23,9 @@ import (
 // gives. The analysts send a random battery of requests through the public
 // API, spread over two query replicas: group-bys, filters aimed at the
 // victims' cohorts and their neighbours, single waves and pooled periods,
-// participation, trends and driver impact.
+// participation, trends and driver impact. They also write action plans
+// for teams around the victims and read the plan impact between them
+// (ilpPlanScript in ilp_plans_test.go).
 //
 // The attacker then builds, independently of package query, an integer
 // program whose unknowns are, per response type (wave and cohort), the
@@ -67,7 +69,8 @@ func TestIntegerProgramAttack(t *testing.T) {
 			rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
 			o := newILPOrg(rng, pool[:3+rng.IntN(4)], 38+rng.IntN(20), 2)
 			a := newILPAttack(t, o, false, 2+rng.IntN(2))
-			a.send(ilpBattery(rng, o, 40+rng.IntN(41), len(a.tokens), len(a.urls)))
+			battery := ilpBattery(rng, o, 40+rng.IntN(41), len(a.tokens), len(a.urls))
+			a.send(ilpInterleave(rng, battery, ilpPlanScript(rng, o), len(a.tokens), len(a.urls)))
 			res := a.solve()
 			for _, f := range res.leaks {
 				t.Errorf("seed %d: %s", seed, f)
@@ -119,6 +122,12 @@ type ilpAttack struct {
 	typeTargets map[int]*ilpTarget
 	// shrink: find a minimal set of requests behind a pin.
 	shrink bool
+	// planIDs are the plans the analysts wrote, by team; planWrites
+	// counts their writes.
+	planIDs    map[string]string
+	planWrites int
+	// solver is the last solve's.
+	solver *ilpSolver
 }
 
 // newILPAttack runs the organisation's waves on a fresh program with a
@@ -163,6 +172,10 @@ func (a *ilpAttack) send(battery []ilpRequest) {
 		a.record(req)
 	}
 	for _, req := range battery {
+		if req.kind == "plan" { // serves no number: not a request of the model's
+			a.writePlan(req)
+			continue
+		}
 		req.status, req.body = getAs(t, a.tokens[req.analyst], a.urls[req.replica]+req.path)
 		a.record(req)
 	}
@@ -222,6 +235,8 @@ func witness(targets []*ilpTarget, x []int64) int {
 type ilpResult struct {
 	leaks         []string
 	pinnedVictims int
+	// pinned are the pinned targets, victims first.
+	pinned []*ilpTarget
 }
 
 // solve plays the attacker on everything served.
@@ -236,6 +251,7 @@ func (a *ilpAttack) solve() ilpResult {
 	}
 	solveStart := time.Now()
 	s := newILPSolver(t, strings.ReplaceAll(t.Name(), "/", "_"))
+	a.solver = s
 	var res ilpResult
 	res.leaks = append(res.leaks, a.learner.small...)
 
@@ -411,6 +427,7 @@ func (a *ilpAttack) solve() ilpResult {
 	shrunk := false
 	detailed := 0
 	sort.SliceStable(pinned, func(i, j int) bool { return pinned[i].victim && !pinned[j].victim })
+	res.pinned = pinned
 	for _, g := range pinned {
 		if g.victim {
 			res.pinnedVictims++
@@ -447,9 +464,9 @@ func (a *ilpAttack) solve() ilpResult {
 		}
 	}
 	u := a.learner.util
-	t.Logf("%d requests (%d answered, %d refused as differencing) by %d analysts over %d replicas in %v; %d of %d cells served (%.0f%%); "+
+	t.Logf("%d requests (%d answered, %d refused as differencing) and %d plan writes by %d analysts over %d replicas in %v; %d of %d cells served (%.0f%%, %d plan-impact means); "+
 		"%d victims (%d answer targets), %d small groups; %d rows over %d unknowns; %d cbc solves (%v in cbc) in %v; %d pinned, %d undecided; total %v",
-		len(a.reqs), served, u.refused, len(a.tokens), len(a.urls), a.sent.Round(time.Millisecond), u.served, u.requested, 100*float64(u.served)/float64(max(1, u.requested)),
+		len(a.reqs), served, u.refused, a.planWrites, len(a.tokens), len(a.urls), a.sent.Round(time.Millisecond), u.served, u.requested, 100*float64(u.served)/float64(max(1, u.requested)), u.planImpact,
 		len(a.o.victims), len(victims), len(groups), len(m.rows), len(m.names), s.solves, s.spent.Round(time.Millisecond), time.Since(solveStart).Round(time.Millisecond),
 		len(pinned), undecided, time.Since(a.started).Round(time.Millisecond))
 	for _, v := range a.o.victims {
@@ -513,6 +530,14 @@ func (a *ilpAttack) targets() (victims, groups []*ilpTarget) {
 					f[r.groupBy] = v
 					addGroup(fmt.Sprintf("%s %v", w, f), m.set([]string{w}, f))
 				}
+			}
+		}
+	}
+	// The sets of the plan-impact reads.
+	for _, r := range a.reqs {
+		if r.kind == "plan-impact" {
+			for _, ps := range ilpPlanSets(m, r.plans, m.waves) {
+				addGroup(ps.what, ps.set)
 			}
 		}
 	}
@@ -691,7 +716,11 @@ func (a *ilpAttack) cellsOf(g *ilpTarget, reqs []int) string {
 			out += "\n      ..."
 			break
 		}
-		out += fmt.Sprintf("\n      %s (n=%d)", c.what, c.n)
+		n := fmt.Sprintf("n=%d", c.n)
+		if c.n < 0 {
+			n = "n not served"
+		}
+		out += fmt.Sprintf("\n      %s (%s)", c.what, n)
 	}
 	return out
 }

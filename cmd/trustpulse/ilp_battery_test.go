@@ -17,19 +17,27 @@ import (
 
 // ilpRequest is one request of the battery.
 type ilpRequest struct {
-	kind    string // scores, participation, trends, drivers
+	kind    string // scores, participation, trends, drivers, plan, plan-impact
 	path    string
 	filter  ilpFilter
 	groupBy int // index into ilpAttrs, -1 for none
 	analyst int
 	replica int
+	// plan is the plan a plan request writes; plans, for a plan-impact
+	// read, the plans as they stand when it is sent (team -> focus).
+	plan  *ilpPlanWrite
+	plans map[string][]string
 	// what came back
 	status int
 	body   string
 }
 
 func (r ilpRequest) String() string {
-	return fmt.Sprintf("analyst %d on replica %d: GET %s", r.analyst+1, r.replica+1, strings.ReplaceAll(r.path, "%2C", ","))
+	s := fmt.Sprintf("analyst %d on replica %d: GET %s", r.analyst+1, r.replica+1, strings.ReplaceAll(r.path, "%2C", ","))
+	if r.kind == "plan-impact" {
+		s += " (" + planSummary(r.plans) + ")"
+	}
+	return s
 }
 
 // ilpQuery builds the query string of a filter and group-by, plus extra.
@@ -207,8 +215,9 @@ type ilpDriversJSON struct {
 	} `json:"drivers"`
 }
 
-// ilpUtility counts cells asked for and cells served with numbers.
-type ilpUtility struct{ requested, served, refused int }
+// ilpUtility counts cells asked for and cells served with numbers (of
+// which planImpact were plan-impact means).
+type ilpUtility struct{ requested, served, refused, planImpact int }
 
 func (u *ilpUtility) cell(served bool) {
 	u.requested++
@@ -301,6 +310,12 @@ func (l *ilpLearner) learn(req int, r ilpRequest) {
 				l.m.addScore(req, what, l.m.set([]string{p.WaveID}, r.filter), qs, ilpServed{n: p.N, mean: p.Mean, fav: p.Favorable, enps: p.ENPS})
 			}
 		}
+	case "plan-impact":
+		var p ilpPlanImpactJSON
+		if err := json.Unmarshal([]byte(r.body), &p); err != nil {
+			t.Fatalf("%s: %v", r, err)
+		}
+		l.planImpact(req, r, p)
 	case "drivers":
 		var d ilpDriversJSON
 		if err := json.Unmarshal([]byte(r.body), &d); err != nil {

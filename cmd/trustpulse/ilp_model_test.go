@@ -34,6 +34,10 @@ import (
 //     share s of a value or of a range (favorable, neutral, unfavorable; 3
 //     decimals) bounds the count to [A(s-0.0005), A(s+0.0005)], eNPS (1
 //     decimal) bounds promoters minus detractors;
+//   - a plan-impact mean m of a driver over a set whose n is not served:
+//     for each n the set could hold, the sum of its answers lies in
+//     [n|Q|(m-0.005), n|Q|(m+0.005)], empty for many n, and n >= k
+//     (ilpModel.addMean, over a 0-1 choice of n);
 //   - vs_org d, the unrounded mean of a cell minus the organisation's over
 //     the same waves (both served with their n, so A and B are known):
 //     B*sum_cell - A*sum_org within A*B*(d±0.005), or for eNPS the same on
@@ -112,6 +116,9 @@ type ilpModel struct {
 	// are).
 	aux    []ilpAux
 	blocks map[string][][]int // set -> question, value-lo -> variable
+	// counts are, per set whose respondents a served mean leaves unknown,
+	// one 0-1 unknown per possible count (ilpModel.countVars).
+	counts map[string]*ilpCountVars
 
 	rows   []*ilpRow
 	rowKey map[string]*ilpRow
@@ -244,6 +251,18 @@ func (m *ilpModel) fillAux(x []int64) {
 			s += t.c * x[t.v]
 		}
 		x[a.v] = s
+	}
+	for _, c := range m.counts {
+		n := int64(0)
+		for _, t := range c.r {
+			n += x[t.v]
+		}
+		for i, z := range c.z {
+			x[z] = 0
+			if n == int64(i) {
+				x[z] = 1
+			}
+		}
 	}
 }
 

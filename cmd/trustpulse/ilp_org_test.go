@@ -472,6 +472,10 @@ func secondQueryURL(t *testing.T, m *Main, weaken bool) string {
 	srv.SetDirectory(query.NewDirectory(m.Stack.JS))
 	// The replicas share the guard's record, as every --target query does.
 	srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
+	// Plans are kept in the plan bucket and published as events, as serve
+	// does.
+	srv.SetPlans(query.NewPlanStore(m.Stack.JS))
+	srv.SetPublisher(query.NewPublisher(m.Stack.JS))
 	if weaken {
 		srv.WeakenGuardForTest()
 	}
