@@ -124,9 +124,12 @@ func (s *Server) WithReach(ctx context.Context, p *Principal) (*Principal, error
 		s.log.Error("roster unavailable for a manager's reach", "org", p.Org, "err", err)
 		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the roster cannot be read now, so a manager's team is not known; try again shortly")
 	}
-	if me, ok := people[p.PersonID]; ok && me.LeftOn == "" {
-		q.Reach = Reach(people, p.PersonID)
+	// A manager who has left, or is no longer on the roster, is refused
+	// everything: a token or a sign-in issued before does not outlive them.
+	if me, ok := people[p.PersonID]; !ok || me.LeftOn != "" {
+		return nil, schemas.Errorf(http.StatusForbidden, "forbidden", "this manager's access belongs to someone who is no longer on the roster")
 	}
+	q.Reach = Reach(people, p.PersonID)
 	return &q, nil
 }
 

@@ -40,7 +40,8 @@ import (
 // organisation's record, like any filter (docs/anonymity.md section 13):
 // a set it does not serve is a null score with its reason, never a
 // number. A leader sees no driver picked by fewer than LeaderMinTeams
-// teams, in either group (the rest and the organisation overall would
+// teams (teams stored with the waves' invitations: invitedTeams), in
+// either group (the rest and the organisation overall would
 // give the teams' result away): their role stops at departments
 // (parseSlice), and one team's or two teams' result is not the macro view
 // it is for; people-ops see every group.
@@ -185,9 +186,15 @@ func (s *Server) PlanImpact(ctx context.Context, p *Principal, waveID string) (P
 	for _, d := range drivers {
 		ms := slices.Clone(pickedBy[d])
 		slices.Sort(ms)
-		if len(ms) < minTeams {
-			tooFew[d] = true
-			continue
+		if minTeams > 1 {
+			n, err := s.invitedTeams(ctx, org, waves, ms)
+			if err != nil {
+				return PlanImpact{}, err
+			}
+			if n < minTeams {
+				tooFew[d] = true
+				continue
+			}
 		}
 		for _, g := range []struct {
 			name string
@@ -236,6 +243,30 @@ func (s *Server) PlanImpact(ctx context.Context, p *Principal, waveID string) (P
 			WithPlan: cell("with", d), WithoutPlan: cell("rest", d)})
 	}
 	return res, nil
+}
+
+// invitedTeams counts the teams of managers that are teams in every one
+// of waves: their manager is stored with some of the wave's invitations.
+// A plan for someone who leads nobody in the waves (an id made up, a team
+// whose manager generalisation dropped) counts for nothing. It reads
+// invitations, never responses, so what it decides says nothing of who
+// answered.
+func (s *Server) invitedTeams(ctx context.Context, org string, waves []WaveInfo, managers []string) (int, error) {
+	n := len(managers)
+	for _, w := range waves {
+		by, err := s.store.InvitedBy(ctx, org, NewScope([]WaveInfo{w}, []Clause{{Attr: "manager", Values: managers}}, s.guard.K), "manager")
+		if err != nil {
+			return 0, err
+		}
+		teams := 0
+		for m, k := range by {
+			if m != "" && k > 0 {
+				teams++
+			}
+		}
+		n = min(n, teams)
+	}
+	return n, nil
 }
 
 // nextReleased returns the released wave opening next after w, if any.

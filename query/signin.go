@@ -159,6 +159,15 @@ func (s *Server) CheckSignIn(ctx context.Context, token string) (schemas.SignIn,
 
 // RedeemSignIn uses a manager's sign-in link once (SignIns.Redeem).
 func (s *Server) RedeemSignIn(ctx context.Context, token string) (schemas.SignIn, error) {
+	// A manager who has left since the link was sent is refused, and the
+	// link is left as it is (WithReach refuses their session anyway).
+	si, err := s.CheckSignIn(ctx, token)
+	if err != nil {
+		return si, err
+	}
+	if _, err := s.WithReach(ctx, &Principal{Org: si.Org, Role: schemas.RoleManager, PersonID: si.PersonID}); err != nil {
+		return schemas.SignIn{}, err
+	}
 	return s.withSignIns(func(si *SignIns) (schemas.SignIn, error) { return si.Redeem(ctx, token) })
 }
 

@@ -19,7 +19,7 @@ import (
 // the plans' wave and the next released one, over
 //
 //	with the plan:    manager IN (the teams whose plan picked the driver)
-//	without a plan:   manager IN (every other direct manager)
+//	the rest:         NOT manager IN (the same teams): everyone else
 //
 // Those are sets of the attacker's choosing, like a filter's. The attacker
 // turns every mean served into constraints on them (ilpModel.addMean).
@@ -208,14 +208,14 @@ func (a *ilpAttack) writePlan(req ilpRequest) {
 type ilpPlanSet struct {
 	what   string
 	driver string
-	with   bool // the teams whose plan picked driver; else those without a plan
+	with   bool // the teams whose plan picked driver; else the rest of the organisation
 	wave   string
 	set    []bool
 }
 
 // ilpPlanSets lists the sets a plan-impact read of waves asks about, given
 // the plans as they stood (team -> focus drivers): per focus driver, its
-// teams and the teams without a plan, in each wave.
+// teams and the rest of the organisation, in each wave.
 func ilpPlanSets(m *ilpModel, plans map[string][]string, waves []string) []ilpPlanSet {
 	pickedBy := map[string][]string{}
 	for mgr, focus := range plans {
@@ -231,6 +231,15 @@ func ilpPlanSets(m *ilpModel, plans map[string][]string, waves []string) []ilpPl
 		}
 		return set
 	}
+	// The rest: every type of the wave outside the teams, those with no
+	// direct manager stored included.
+	rest := func(w string, teams []string) []bool {
+		set := make([]bool, len(m.types))
+		for i, ty := range m.types {
+			set[i] = ty.wave == w && !slices.Contains(teams, ty.cohort[ilpManagerAttr])
+		}
+		return set
+	}
 	var out []ilpPlanSet
 	for _, d := range slices.Sorted(maps.Keys(pickedBy)) {
 		teams := pickedBy[d]
@@ -243,8 +252,8 @@ func ilpPlanSets(m *ilpModel, plans map[string][]string, waves []string) []ilpPl
 			out = append(out,
 				ilpPlanSet{what: fmt.Sprintf("%s manager IN (%s) %s", w, strings.Join(names, ", "), d), driver: d, with: true, wave: w,
 					set: in(w, func(mgr string) bool { return slices.Contains(teams, mgr) })},
-				ilpPlanSet{what: fmt.Sprintf("%s teams without a plan %s", w, d), driver: d, wave: w,
-					set: in(w, func(mgr string) bool { return plans[mgr] == nil })})
+				ilpPlanSet{what: fmt.Sprintf("%s rest of the organisation %s", w, d), driver: d, wave: w,
+					set: rest(w, teams)})
 		}
 	}
 	return out
