@@ -124,12 +124,16 @@ func (s *Server) WithReach(ctx context.Context, p *Principal) (*Principal, error
 		s.log.Error("roster unavailable for a manager's reach", "org", p.Org, "err", err)
 		return nil, schemas.Errorf(http.StatusServiceUnavailable, "unavailable", "the roster cannot be read now, so a manager's team is not known; try again shortly")
 	}
-	// A manager who has left, or is no longer on the roster, is refused
-	// everything: a token or a sign-in issued before does not outlive them.
-	if me, ok := people[p.PersonID]; !ok || me.LeftOn != "" {
-		return nil, schemas.Errorf(http.StatusForbidden, "forbidden", "this manager's access belongs to someone who is no longer on the roster")
+	// A manager who has left is refused everything: a token or a sign-in
+	// issued before does not outlive them. A person the roster does not
+	// know reaches nobody.
+	me, ok := people[p.PersonID]
+	if ok && me.LeftOn != "" {
+		return nil, schemas.Errorf(http.StatusForbidden, "forbidden", "this manager's access belongs to someone who has left the organisation")
 	}
-	q.Reach = Reach(people, p.PersonID)
+	if ok {
+		q.Reach = Reach(people, p.PersonID)
+	}
 	return &q, nil
 }
 

@@ -1,14 +1,15 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
 
 	"github.com/trustpulse/trustpulse/schemas"
@@ -44,8 +45,6 @@ const (
 WHERE org = ? AND comment_id IN ? ORDER BY comment_id, seq`
 	sqlCommentByID = `SELECT wave_id, survey_id, question_id, text, department, team, location, tenure_band, managers, manager, seq
 FROM comments WHERE org = ? AND comment_id = ? LIMIT 1`
-	sqlCommentsByReplyHash = `SELECT org, wave_id, survey_id, question_id, comment_id, text, seq
-FROM comments WHERE reply_hash IN ? ORDER BY org, wave_id, question_id, comment_id`
 )
 
 // fillThreads reads the threads of items.
@@ -233,41 +232,27 @@ type HeldComment struct {
 // with their threads, in a fixed order: those of released waves only (a
 // comment is in no store of ClickHouse before its wave is released). None
 // means an unknown link or a wave not yet released, which cannot be told
-// apart. It records nothing of its own; the look-up runs with ClickHouse's
-// query log off (log_queries=0), but a ClickHouse server logging at debug
-// level or finer still writes the query's text, hashes included, to its
-// server log (docs/anonymity.md, section 11).
+// apart. It records nothing of its own, and no query it sends names a
+// hash or a comment (replyIndex): ClickHouse sees the comments of a wave
+// and the threads of an organisation read whole, with its query log off
+// (docs/anonymity.md, section 11).
 func (s *Server) HeldComments(ctx context.Context, caps []string) ([]HeldComment, error) {
 	hashes := make([]string, len(caps))
 	for i, c := range caps {
 		hashes[i] = schemas.ReplyHash(c)
 	}
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"log_queries": 0}))
-	rows, err := s.store.ch.Query(ctx, sqlCommentsByReplyHash, groupSet(hashes))
+	found, err := s.replies.lookup(ctx, s.store, hashes)
 	if err != nil {
-		return nil, fmt.Errorf("query: comments of a reply link: %w", err)
-	}
-	type found struct {
-		HeldComment
-		surveyID string
-		seq      uint64
-	}
-	var all []found
-	for rows.Next() {
-		var f found
-		if err := rows.Scan(&f.Org, &f.WaveID, &f.surveyID, &f.QuestionID, &f.ID, &f.Text, &f.seq); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		all = append(all, f)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	slices.SortFunc(found, func(a, b indexedComment) int {
+		return cmp.Or(cmp.Compare(a.org, b.org), cmp.Compare(a.waveID, b.waveID), cmp.Compare(a.questionID, b.questionID), cmp.Compare(a.id, b.id))
+	})
 	var out []HeldComment
-	for _, f := range all {
-		w, err := s.ReleasedWave(ctx, f.Org, f.WaveID)
+	texts := map[string]map[string]string{}          // org|wave -> comment id -> words
+	threads := map[string]map[string][]ThreadEntry{} // org -> comment id -> thread
+	for _, f := range found {
+		w, err := s.ReleasedWave(ctx, f.org, f.waveID)
 		var appErr *schemas.Error
 		if errors.As(err, &appErr) && appErr.Status < 500 || err == nil && f.seq >= w.SealSeq {
 			continue
@@ -275,17 +260,31 @@ func (s *Server) HeldComments(ctx context.Context, caps []string) ([]HeldComment
 		if err != nil {
 			return nil, err
 		}
-		qn, err := s.store.Questions(ctx, f.Org, []string{f.surveyID})
+		key := f.org + "|" + f.waveID
+		if texts[key] == nil {
+			if texts[key], err = s.store.waveCommentTexts(ctx, f.org, f.waveID); err != nil {
+				return nil, err
+			}
+		}
+		text, ok := texts[key][f.id]
+		if !ok { // removed since the index was read
+			continue
+		}
+		if threads[f.org] == nil {
+			if threads[f.org], err = s.store.orgThreads(ctx, f.org); err != nil {
+				return nil, err
+			}
+		}
+		qn, err := s.store.Questions(ctx, f.org, []string{f.surveyID})
 		if err != nil {
 			return nil, err
 		}
-		f.Question = qn.Text[f.QuestionID]
-		items := []CommentItem{{ID: f.ID}}
-		if err := s.store.fillThreads(ctx, f.Org, items); err != nil {
-			return nil, err
+		thread := threads[f.org][f.id]
+		if thread == nil {
+			thread = []ThreadEntry{}
 		}
-		f.Thread = items[0].Thread
-		out = append(out, f.HeldComment)
+		out = append(out, HeldComment{Org: f.org, WaveID: f.waveID, QuestionID: f.questionID, Question: qn.Text[f.questionID],
+			ID: f.id, Text: text, Thread: thread})
 	}
 	return out, nil
 }

@@ -44,6 +44,8 @@ type Server struct {
 	directory *Directory
 	// plans keeps the current action plans (SetPlans); nil refuses them.
 	plans PlanStore
+	// replies maps reply hashes to their comments (replyindex.go).
+	replies replyIndex
 	// finish adds the not-found handler after every route.
 	finish sync.Once
 

@@ -311,7 +311,7 @@ func (l *ilpLearner) learn(req int, r ilpRequest) {
 			}
 		}
 	case "plan-impact":
-		var p ilpPlanImpactJSON
+		var p planImpactJSON
 		if err := json.Unmarshal([]byte(r.body), &p); err != nil {
 			t.Fatalf("%s: %v", r, err)
 		}

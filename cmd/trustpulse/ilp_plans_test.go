@@ -275,28 +275,10 @@ func planSummary(plans map[string][]string) string {
 	return fmt.Sprintf("%d teams with a plan; %s", len(plans), strings.Join(out, "; "))
 }
 
-// JSON of the plan impact as served (query/plan_impact.go).
-type ilpImpactCellJSON struct {
-	Score *float64 `json:"score"`
-	Next  *float64 `json:"next"`
-}
-
-type ilpPlanImpactJSON struct {
-	WaveID         string `json:"wave_id"`
-	NextWaveID     string `json:"next_wave_id"`
-	TeamsWithPlans int    `json:"teams_with_plans"`
-	Drivers        []struct {
-		Driver      string            `json:"driver"`
-		Teams       int               `json:"teams"`
-		WithPlan    ilpImpactCellJSON `json:"with_plan"`
-		WithoutPlan ilpImpactCellJSON `json:"without_plan"`
-	} `json:"drivers"`
-}
-
 // planImpact records a plan-impact read: every mean served is a
 // constraint on its set (the sets follow from the plans the attacker
 // wrote; the counts of teams served must agree with them).
-func (l *ilpLearner) planImpact(req int, r ilpRequest, p ilpPlanImpactJSON) {
+func (l *ilpLearner) planImpact(req int, r ilpRequest, p planImpactJSON) {
 	waves := []string{p.WaveID}
 	if p.NextWaveID != "" {
 		waves = append(waves, p.NextWaveID)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
@@ -444,7 +445,7 @@ func playILPPlans(t *testing.T, a *ilpAttack, rng *mrand.Rand) int {
 	ask := func() {
 		t.Helper()
 		req := ilpRequest{kind: "plan-impact", path: "/v1/orgs/acme/waves/" + waves[0] + "/plan-impact", groupBy: -1,
-			analyst: rng.IntN(len(a.tokens)), replica: 0} // the second replica of newILPAttack has no plan store
+			analyst: rng.IntN(len(a.tokens)), replica: rng.IntN(len(a.urls)), plans: maps.Clone(focus)}
 		req.status, req.body = getAs(t, a.tokens[req.analyst], a.urls[req.replica]+req.path)
 		a.record(req)
 		impacts++

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trustpulse/trustpulse/deploy/localch"
 	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -79,6 +84,92 @@ func TestReplyLinksLeaveNoTrace(t *testing.T) {
 	for _, c := range slices.Concat(caps, hashes) {
 		if strings.Contains(logs.String(), c) {
 			t.Fatalf("the logs hold a capability or its hash")
+		}
+	}
+}
+
+// TestReplyLookupNamesNothing: a ClickHouse server logging at trace level
+// (a stock install's default) writes every query's text to its server log.
+// Opening a reply link of two capabilities, and answering back through it,
+// must leave in that log neither the link's hashes nor its comments' ids
+// (which would say that the two comments share a writer). The log is
+// shown to hold the holder's queries (the organisation's threads read
+// whole), so that finding nothing means something.
+func TestReplyLookupNamesNothing(t *testing.T) {
+	srv, err := localch.Start(context.Background(), t.TempDir(), localch.Options{LogLevel: "trace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	m := mustMainWith(t, nil, func(c *Config) { c.ClickHouseAddr, c.ClickHouseDatabase = srv.Addr, "traced" })
+	analyst := authorize(t, m, schemas.RoleAnalyst)
+	tokens := openReplyWave(t, m, 12, 0)
+	var caps []string
+	for i, tok := range tokens {
+		link := submitForLink(t, m, tok, fmt.Sprintf("traced words %d", i))
+		got, err := schemas.ParseReplyLink(link[strings.LastIndex(link, "/r/")+3:])
+		if err != nil || len(got) != 1 {
+			t.Fatalf("reply link %q: %v", link, err)
+		}
+		caps = append(caps, got[0])
+	}
+	if err := m.Admin.CloseWave(context.Background(), "acme", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	waitW1Released(t, m, analyst)
+
+	held := caps[3:5] // one writer's two comments, as one link
+	hashes := []string{schemas.ReplyHash(held[0]), schemas.ReplyHash(held[1])}
+	var ids []string
+	rows, err := m.Stack.CH.Query(context.Background(), "SELECT comment_id FROM comments WHERE reply_hash IN (?, ?)", hashes[0], hashes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if len(ids) != 2 {
+		t.Fatalf("the link's comments: %v", ids)
+	}
+
+	logFile := filepath.Join(srv.Dir, "log", "clickhouse-server.log")
+	before, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := m.QueryURL + "/r/" + strings.Join(held, ".")
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "traced words 3") || !strings.Contains(string(page), "traced words 4") {
+		t.Fatalf("the holder's page: %d %s", resp.StatusCode, page)
+	}
+	// The logger may write a moment after the query answers.
+	var after []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		all, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after = all[min(len(before), len(all)):]
+		if bytes.Contains(after, []byte("comment_thread")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server log at trace holds no query of the holder's visit (%d bytes after it); the scan proves nothing", len(after))
+		}
+	}
+	for _, mk := range slices.Concat(hashes, ids, held) {
+		if bytes.Contains(after, []byte(mk)) {
+			t.Errorf("ClickHouse's server log holds %q after the holder opened their link", mk)
 		}
 	}
 }

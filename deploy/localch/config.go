@@ -8,13 +8,17 @@ import (
 // configXML is a self-contained server config: loopback only, one default
 // user without password, everything under dir. It works on ClickHouse 18.16
 // (Debian's package) and on current releases. extra is inserted as more
-// top-level sections (a cluster node's, see Cluster).
-func configXML(dir string, tcpPort, httpPort int, extra string) string {
+// top-level sections (a cluster node's, see Cluster); level is the server
+// log's level ("" for information).
+func configXML(dir string, tcpPort, httpPort int, extra, level string) string {
 	p := func(sub string) string { return filepath.Join(dir, sub) + "/" }
+	if level == "" {
+		level = "information"
+	}
 	return fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
     <logger>
-        <level>information</level>
+        <level>%[9]s</level>
         <log>%[1]sclickhouse-server.log</log>
         <errorlog>%[1]sclickhouse-server.err.log</errorlog>
         <size>100M</size>
@@ -49,5 +53,5 @@ func configXML(dir string, tcpPort, httpPort int, extra string) string {
         </default>
     </quotas>
 %[8]s</yandex>
-`, p("log"), tcpPort, httpPort, p("data"), p("tmp"), p("user_files"), p("format_schemas"), extra)
+`, p("log"), tcpPort, httpPort, p("data"), p("tmp"), p("user_files"), p("format_schemas"), extra, level)
 }

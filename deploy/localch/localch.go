@@ -67,6 +67,9 @@ type Options struct {
 	Log *os.File
 	// Cluster, when set, makes the server a node of a replicated cluster.
 	Cluster *Cluster
+	// LogLevel is the server log's level (Dir/log); "" is information.
+	// Debug and finer write every query's text.
+	LogLevel string
 }
 
 // Start starts a server whose data lives in dir and waits until it answers
@@ -111,7 +114,7 @@ func Start(ctx context.Context, dir string, opt Options) (*Server, error) {
 	if err := clearStale(ctx, dir, cfg); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(cfg, []byte(configXML(dir, tcpPort, httpPort, extra)), 0o640); err != nil {
+	if err := os.WriteFile(cfg, []byte(configXML(dir, tcpPort, httpPort, extra, opt.LogLevel)), 0o640); err != nil {
 		return nil, fmt.Errorf("localch: write config: %w", err)
 	}
 	cmd := exec.Command(bin[0], append(bin[1:], "--config-file="+cfg)...)
