@@ -251,6 +251,7 @@ func (s *Server) HeldComments(ctx context.Context, caps []string) ([]HeldComment
 	var out []HeldComment
 	texts := map[string]map[string]string{}          // org|wave -> comment id -> words
 	threads := map[string]map[string][]ThreadEntry{} // org -> comment id -> thread
+	surveys := map[string]Questionnaire{}            // org|survey -> its questions
 	for _, f := range found {
 		w, err := s.ReleasedWave(ctx, f.org, f.waveID)
 		var appErr *schemas.Error
@@ -275,9 +276,15 @@ func (s *Server) HeldComments(ctx context.Context, caps []string) ([]HeldComment
 				return nil, err
 			}
 		}
-		qn, err := s.store.Questions(ctx, f.org, []string{f.surveyID})
-		if err != nil {
-			return nil, err
+		// Once per survey, not per comment: the number of queries must not
+		// tell how many comments the link holds.
+		qkey := f.org + "|" + f.surveyID
+		qn, ok := surveys[qkey]
+		if !ok {
+			if qn, err = s.store.Questions(ctx, f.org, []string{f.surveyID}); err != nil {
+				return nil, err
+			}
+			surveys[qkey] = qn
 		}
 		thread := threads[f.org][f.id]
 		if thread == nil {
