@@ -69,6 +69,9 @@ type Ledger struct {
 	mu    sync.Mutex
 	waves map[string]jetstream.KeyValue // by bucket name
 	held  map[string]bool               // held streams known to exist
+
+	// links keeps the Lookups of links not yet used (linkcache.go).
+	links *linkCache
 }
 
 // OpenLedger opens the ledger bucket (deploy.EnsureStreams creates it).
@@ -77,7 +80,8 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: invitation ledger: %w", err)
 	}
-	return &Ledger{js: js, index: kv, Replicas: 1, waves: map[string]jetstream.KeyValue{}, held: map[string]bool{}}, nil
+	return &Ledger{js: js, index: kv, Replicas: 1, waves: map[string]jetstream.KeyValue{}, held: map[string]bool{},
+		links: newLinkCache(defaultLinkCacheSize)}, nil
 }
 
 // waveBucket opens a wave's own bucket, creating it if create is set.
@@ -217,11 +221,15 @@ func (l *Ledger) SlotUsed(ctx context.Context, org, wave, slot string) (bool, er
 // Claim is an invitation looked up for use, not yet marked used.
 type Claim struct {
 	Invitation schemas.Invitation
+	hash       string // the link's ledger key
 	slotRev    uint64
 	slots      jetstream.KeyValue
 	// Legacy marks an invitation written before waves had their own
 	// buckets: its response is held on the shared pending stream.
 	Legacy bool
+	// cached says the claim came from the link cache, so its slot
+	// revision may be stale.
+	cached bool
 }
 
 // HeldSubject is the subject the claim's response is held on.
@@ -240,6 +248,23 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 		return nil, ErrTokenUnknown
 	}
 	hash := TokenHash(token)
+	if k, ok := l.links.get(hash, now); ok {
+		if !now.Before(k.inv.ExpiresAt) {
+			return nil, ErrTokenExpired
+		}
+		return &Claim{Invitation: k.inv, hash: hash, slotRev: k.slotRev, slots: k.slots, Legacy: k.legacy, cached: true}, nil
+	}
+	c, err := l.lookup(ctx, hash, now)
+	if err != nil {
+		return nil, err
+	}
+	l.links.put(hash, linkEntry{inv: c.Invitation, legacy: c.Legacy, slots: c.slots, slotRev: c.slotRev}, now)
+	return c, nil
+}
+
+// lookup is Lookup from the ledger itself: the link's index entry, its
+// invitation in the wave's bucket and its slot.
+func (l *Ledger) lookup(ctx context.Context, hash string, now time.Time) (*Claim, error) {
 	e, err := l.index.Get(ctx, hash)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrTokenUnknown
@@ -289,13 +314,43 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	case !now.Before(inv.ExpiresAt):
 		return nil, ErrTokenExpired
 	}
-	return &Claim{Invitation: inv, slotRev: se.Revision(), slots: slots, Legacy: legacy}, nil
+	return &Claim{Invitation: inv, hash: hash, slotRev: se.Revision(), slots: slots, Legacy: legacy}, nil
 }
 
 // MarkUsed marks the claimed slot used, provided nobody else did since
 // Lookup: of any number of concurrent submits of one slot's links, exactly
 // one gets past this. It returns ErrTokenUsed to the others.
+//
+// A claim from the link cache holds the slot's revision as it was read
+// then. When the compare-and-set finds another, the slot is read again:
+// used means ErrTokenUsed, unused (a failed publish released it since)
+// means one more compare-and-set against the revision just read. Any other
+// failure of a cached claim drops the link from the cache, so that the next
+// attempt reads the ledger afresh (after a seal: the link is unknown).
 func (l *Ledger) MarkUsed(ctx context.Context, c *Claim) error {
+	l.links.forget(c.hash)
+	err := l.casSlot(ctx, c)
+	if c.cached && errors.Is(err, ErrTokenUsed) {
+		c.cached = false
+		se, gerr := c.slots.Get(ctx, schemas.SlotKey(c.Invitation.Slot))
+		if gerr != nil {
+			return fmt.Errorf("ingest: read slot: %w", gerr)
+		}
+		var st schemas.Slot
+		if jerr := json.Unmarshal(se.Value(), &st); jerr != nil {
+			return fmt.Errorf("ingest: corrupt slot: %w", jerr)
+		}
+		if st.Used {
+			return ErrTokenUsed
+		}
+		c.slotRev = se.Revision()
+		err = l.casSlot(ctx, c)
+	}
+	return err
+}
+
+// casSlot marks c's slot used if it still has c's revision.
+func (l *Ledger) casSlot(ctx context.Context, c *Claim) error {
 	val, _ := json.Marshal(schemas.Slot{Used: true})
 	rev, err := c.slots.Update(ctx, schemas.SlotKey(c.Invitation.Slot), val, c.slotRev)
 	if isWrongRevision(err) {
@@ -316,6 +371,12 @@ func (l *Ledger) Release(ctx context.Context, c *Claim) error {
 		return fmt.Errorf("ingest: release invitation: %w", err)
 	}
 	return nil
+}
+
+// SweepLinks drops the kept links that expired at now or whose wave open
+// says no longer takes responses (a closed or sealed one).
+func (l *Ledger) SweepLinks(now time.Time, open func(org, wave string) bool) {
+	l.links.sweep(now, open)
 }
 
 // isWrongRevision reports a compare-and-set conflict; replicated (R>1)

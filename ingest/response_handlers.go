@@ -238,6 +238,7 @@ func (s *Server) invitationFor(ctx context.Context, token string, now time.Time)
 		return nil, Wave{}, schemas.SurveyPublished{}, schemas.Errorf(http.StatusNotFound, "wave_not_found", "the survey for this link is not available")
 	}
 	if !wave.AcceptsAt(now) {
+		s.ledger.links.forget(claim.hash)
 		return nil, Wave{}, schemas.SurveyPublished{}, tokenError(ErrTokenExpired)
 	}
 	survey, ok := s.catalog.Survey(inv.Org, wave.SurveyID)

@@ -45,7 +45,14 @@ type Server struct {
 	// --dashboard-url), which serves the private reply links shown after a
 	// submission with comments. Set it before serving.
 	ReplyBase string
+
+	// stopSweep ends the sweep of the ledger's link cache (sweepLinks).
+	stopSweep, sweepDone chan struct{}
 }
+
+// linkSweepEvery is how often the link cache drops the links of waves that
+// closed and the links that expired.
+var linkSweepEvery = 10 * time.Second
 
 // DefaultMaxInFlight is how many submissions one ingest process records at
 // once unless configured.
@@ -62,6 +69,12 @@ func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, thresho
 	s := &Server{js: js, ledger: ledger, catalog: catalog, threshold: threshold, log: log.With("component", "ingest"), now: now,
 		inflight: make(chan struct{}, DefaultMaxInFlight)}
 	s.live = newLiveCounter(js, catalog, s.log)
+	s.stopSweep, s.sweepDone = make(chan struct{}), make(chan struct{})
+	if ledger != nil {
+		go s.sweepLinks()
+	} else {
+		close(s.sweepDone)
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "trustpulse-ingest",
 		BodyLimit:             MaxBodyBytes,
@@ -79,7 +92,32 @@ func NewServer(js jetstream.JetStream, ledger *Ledger, catalog *Catalog, thresho
 
 // Close writes the live participation counts gathered so far. Call it
 // after the HTTP server has stopped.
-func (s *Server) Close() { s.live.close() }
+func (s *Server) Close() {
+	close(s.stopSweep)
+	<-s.sweepDone
+	s.live.close()
+}
+
+// sweepLinks drops, every linkSweepEvery until Close, the kept links of
+// waves the catalog no longer has open, so that the process forgets a
+// closed wave's links soon after its close, as its ledger does at the seal.
+func (s *Server) sweepLinks() {
+	defer close(s.sweepDone)
+	t := time.NewTicker(linkSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			now := s.now()
+			s.ledger.SweepLinks(now, func(org, wave string) bool {
+				w, ok := s.catalog.Wave(org, wave)
+				return ok && !w.Closed && now.Before(w.ClosesAt)
+			})
+		case <-s.stopSweep:
+			return
+		}
+	}
+}
 
 // routes is the ingest API, in one table.
 func (s *Server) routes() {
