@@ -247,4 +247,3 @@ func TestLinkCacheForgetsClosedWave(t *testing.T) {
 		t.Fatalf("%d responses stored, want 0", got)
 	}
 }
-
