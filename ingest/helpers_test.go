@@ -189,3 +189,27 @@ func (e *env) read(t *testing.T, streamName, subject string) [][]byte {
 	}
 	return out
 }
+
+// postAtOnce posts n submissions of one link all at once and counts their
+// statuses.
+func (e *env) postAtOnce(t *testing.T, tok string, n int) map[int]int {
+	t.Helper()
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[i], _ = e.post(t, "application/json", submitBody(tok, validAnswers()))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	return count
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -195,23 +194,7 @@ func TestLinkCacheConcurrentAfterPage(t *testing.T) {
 		t.Fatalf("GET survey: %d", status)
 	}
 	const n = 20
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[i], _ = e.post(t, "application/json", submitBody(tok, validAnswers()))
-		}()
-	}
-	close(start)
-	wg.Wait()
-	count := map[int]int{}
-	for _, s := range statuses {
-		count[s]++
-	}
+	count := e.postAtOnce(t, tok, n)
 	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
 		t.Fatalf("statuses %v, want one 202 and %d 409", count, n-1)
 	}

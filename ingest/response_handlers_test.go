@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -224,23 +223,7 @@ func TestSubmitResponseConcurrent(t *testing.T) {
 	e := mustEnv(t)
 	tok := e.invite(t, 1)[0]
 	const n = 20
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[i], _ = e.post(t, "application/json", submitBody(tok, validAnswers()))
-		}()
-	}
-	close(start)
-	wg.Wait()
-	count := map[int]int{}
-	for _, s := range statuses {
-		count[s]++
-	}
+	count := e.postAtOnce(t, tok, n)
 	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
 		t.Fatalf("statuses %v, want one 202 and %d 409", count, n-1)
 	}
