@@ -246,3 +246,29 @@ func (e *env) versions(ctx context.Context) (ch string) {
 	}
 	return v
 }
+
+// connections opens n NATS connections of their own to the harness's
+// server, each with its JetStream client, and the function that closes
+// them: the limit as `nats bench` measures it, a connection per client.
+func (e *env) connections(n int) ([]jetstream.JetStream, func(), error) {
+	var conns []*nats.Conn
+	closeAll := func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}
+	out := make([]jetstream.JetStream, n)
+	for i := range out {
+		nc, err := deploy.ConnectNATS(e.nats.URL(), fmt.Sprintf("trustbench-limit-%d", i))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		conns = append(conns, nc)
+		if out[i], err = jetstream.New(nc); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
+	return out, closeAll, nil
+}

@@ -63,7 +63,7 @@ func benchOverload(ctx context.Context, e *env, capacity float64, factors []floa
 	for _, f := range factors {
 		rate := overloadRate(capacity, f)
 		issued := time.Now()
-		bodies, err := submissions(ctx, e, s, staff, int(float64(rate)*d.Seconds()), rng)
+		_, bodies, err := submissions(ctx, e, s, staff, int(float64(rate)*d.Seconds()), rng)
 		if err != nil {
 			return nil, err
 		}
