@@ -64,6 +64,10 @@ type Config struct {
 	// MetricsAddr is where /metrics answers Prometheus; "" or "off" turns
 	// it off (metricsOn).
 	MetricsAddr string
+	// Pprof serves Go's CPU and heap profiles (net/http/pprof) under
+	// /debug/pprof/ on the metrics address, for operators and the
+	// benchmarks; off by default.
+	Pprof bool
 	// ReadyMaxLag is the most events the projection may lag behind the
 	// event stream while /readyz of a process running the projector says
 	// ready.
@@ -167,6 +171,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.QueryAddr, "query-addr", env("QUERY_ADDR", "127.0.0.1:8081"), "listen address of the query API (env TRUSTPULSE_QUERY_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("ADMIN_ADDR", "127.0.0.1:8082"), "listen address of the admin API (env TRUSTPULSE_ADMIN_ADDR)")
 	fs.StringVar(&c.HealthAddr, "health-addr", env("HEALTH_ADDR", "127.0.0.1:8083"), "listen address of /livez and /readyz of --target=projector (the other targets answer them on their APIs); in Kubernetes use :8083 so that the kubelet reaches it (env TRUSTPULSE_HEALTH_ADDR)")
+	fs.BoolVar(&c.Pprof, "pprof", env("PPROF", "") == "true", "also serve Go's runtime profiles (net/http/pprof: CPU, heap, goroutines) under /debug/pprof/ on --metrics-addr, which must be on; off by default; they show code paths and timings, never request contents, but keep the metrics address operator-only (env TRUSTPULSE_PPROF=true)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", "127.0.0.1:9464"), "listen address of Prometheus metrics at /metrics, apart from the public APIs; off (or empty) turns them off; in Kubernetes use :9464 so that Prometheus reaches it (env TRUSTPULSE_METRICS_ADDR)")
 	fs.IntVar(&c.ReadyMaxLag, "ready-max-lag", envInt("READY_MAX_LAG", 10000), "most events the projector may lag behind the event stream while /readyz of a process running it (the projector's, and the query API's with --target=all) answers ready; beyond it 503 projector_lagging. Readiness only: /livez stays 200, so a projector catching up after a restart is not killed (env TRUSTPULSE_READY_MAX_LAG)")
 	fs.StringVar(&c.SealKeyFile, "seal-key-file", env("SEAL_KEY_FILE", defaultSealKeyFile()), "file of the key that encrypts responses held while a wave is open (64 hex digits; created with mode 0600 if missing). Keep it off the NATS and ClickHouse hosts' backups: with the stores alone, held answers cannot be read (env TRUSTPULSE_SEAL_KEY_FILE)")
@@ -285,6 +290,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port, or off", c.MetricsAddr))
 		}
+	}
+	if c.Pprof && !c.metricsOn() {
+		errs = append(errs, errors.New("--pprof: the profiles are served on --metrics-addr, which is off"))
 	}
 	if c.DashboardURL != "" {
 		if u, err := url.Parse(c.DashboardURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

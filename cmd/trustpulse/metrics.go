@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	httppprof "net/http/pprof"
 	"runtime/debug"
 	"time"
 
@@ -33,9 +34,17 @@ func buildVersion() string {
 	return "devel"
 }
 
-// metricsServer answers GET /metrics on --metrics-addr, and nothing else.
-func metricsServer(m *metrics.Metrics) *http.Server {
+// metricsServer answers GET /metrics on --metrics-addr, and with pprof
+// (--pprof) Go's runtime profiles under /debug/pprof/; nothing else.
+func metricsServer(m *metrics.Metrics, pprof bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	if pprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+	}
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 }

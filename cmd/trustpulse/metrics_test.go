@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -433,5 +434,49 @@ func TestMetricsPerTarget(t *testing.T) {
 			}
 			promtoolCheck(t, s.text)
 		})
+	}
+}
+
+// TestPprof: Go's profiles are served on the metrics address with --pprof
+// only: off by default (404), and with it a CPU profile of a running
+// ingest process is a gzipped protobuf that pprof's own parser reads;
+// --pprof with the metrics off is refused.
+func TestPprof(t *testing.T) {
+	open := func(pprof bool) *Main {
+		cfg := testConfig(t)
+		cfg.Target, cfg.MetricsAddr, cfg.Pprof = "ingest", "127.0.0.1:0", pprof
+		m, err := Open(context.Background(), cfg, testenv.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Start()
+		t.Cleanup(func() {
+			if err := m.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+		return m
+	}
+	m := open(false)
+	if status, _ := getAs(t, "", m.MetricsURL+"/debug/pprof/"); status != http.StatusNotFound {
+		t.Fatalf("without --pprof, /debug/pprof/: %d, want 404", status)
+	}
+	m = open(true)
+	status, body := getAs(t, "", m.MetricsURL+"/debug/pprof/profile?seconds=1")
+	if status != http.StatusOK {
+		t.Fatalf("with --pprof, the CPU profile: %d %s", status, body)
+	}
+	prof, err := profile.ParseData([]byte(body))
+	if err != nil {
+		t.Fatalf("the CPU profile does not parse: %v", err)
+	}
+	if len(prof.SampleType) == 0 || prof.SampleType[len(prof.SampleType)-1].Type != "cpu" {
+		t.Fatalf("profile sample types %v, want cpu", prof.SampleType)
+	}
+
+	cfg := testConfig(t)
+	cfg.MetricsAddr, cfg.Pprof = "off", true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--pprof") {
+		t.Fatalf("--pprof with --metrics-addr off: %v, want an error naming --pprof", err)
 	}
 }

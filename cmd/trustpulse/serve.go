@@ -247,7 +247,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		}
 	}
 	if m.metricsLn != nil {
-		m.MetricsURL, m.metricsSrv = "http://"+m.metricsLn.Addr().String(), metricsServer(m.Metrics)
+		m.MetricsURL, m.metricsSrv = "http://"+m.metricsLn.Addr().String(), metricsServer(m.Metrics, cfg.Pprof)
 	}
 	return nil
 }
