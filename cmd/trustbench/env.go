@@ -48,12 +48,17 @@ type env struct {
 	bin    string
 	log    *slog.Logger
 	procs  map[string]*proc
+	// profileDir is the report's directory: CPU profiles are saved in its
+	// profiles/ folder.
+	profileDir string
 }
 
 // proc is a running part of the product.
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
+	// metricsAddr serves /metrics and, with --pprof, the CPU profiles.
+	metricsAddr string
 }
 
 func startEnv(ctx context.Context, dir, bin string, syncAlways bool, log *slog.Logger) (*env, error) {
@@ -138,7 +143,7 @@ func (e *env) startAs(ctx context.Context, name, target string, extra ...string)
 	}
 	args := []string{"serve", "--target", target, "--nats-url", e.nats.URL(), "--clickhouse-addr", e.chCfg.Addr,
 		"--clickhouse-database", e.chCfg.Database, "--data-dir", filepath.Join(e.dir, name), "--log-level", "warn",
-		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s", "--metrics-addr", "127.0.0.1:" + strconv.Itoa(metricsPort)}
+		"--ingest-addr", addr, "--query-addr", addr, "--seal-grace", "1s", "--metrics-addr", "127.0.0.1:" + strconv.Itoa(metricsPort), "--pprof"}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, e.bin, args...)
 	logFile, err := os.Create(filepath.Join(e.dir, name+".log"))
@@ -150,7 +155,7 @@ func (e *env) startAs(ctx context.Context, name, target string, extra ...string)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", target, err)
 	}
-	p := &proc{cmd: cmd, addr: addr}
+	p := &proc{cmd: cmd, addr: addr, metricsAddr: "127.0.0.1:" + strconv.Itoa(metricsPort)}
 	e.procs[name] = p
 	if target == "projector" {
 		return p, nil

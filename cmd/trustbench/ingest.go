@@ -34,6 +34,9 @@ type ingestResult struct {
 	ownRate, ownP50, ownP99      runs
 	// altRate is limitRate on a NATS server with the other fsync setting.
 	altRate runs
+	// profile is ingest's CPU profile during the first after-the-page
+	// run, taken at the highest concurrency only.
+	profile *savedProfile
 }
 
 // limit is the higher of the two raw limits (median): the one the goal is
@@ -125,9 +128,20 @@ func benchIngest(ctx context.Context, e *env, levels []int, perRun, rounds int) 
 			if _, _, err := load(c, tokens, openPage); err != nil {
 				return nil, err
 			}
+			var finish func() (savedProfile, error)
+			if round == 0 && c == levels[len(levels)-1] {
+				finish = e.profiling(ctx, ing, fmt.Sprintf("ingest-c%d", c), fmt.Sprintf("the first after-the-page run at concurrency %d", c), 2*time.Second)
+			}
 			rate, lat, err = load(c, bodies, submit)
 			if err != nil {
 				return nil, err
+			}
+			if finish != nil {
+				sp, err := finish()
+				if err != nil {
+					return nil, err
+				}
+				r.profile = &sp
 			}
 			r.pageRate, r.pageP50, r.pageP99 = append(r.pageRate, rate), append(r.pageP50, ms(lat.quantile(.5))), append(r.pageP99, ms(lat.quantile(.99)))
 

@@ -26,6 +26,9 @@ type loadStep struct {
 	// logged counts the query process's logged errors over the step, by
 	// what failed (the text after "err=" up to the first colon pair).
 	logged map[string]int
+	// profile is the query process's CPU profile over the step's first
+	// run, taken at the rate closest to 300/s only.
+	profile *savedProfile
 }
 
 // loadClient has room for every request in flight: an open-loop load
@@ -53,9 +56,20 @@ func benchOpenLoop(ctx context.Context, e *env, token, path string, rates []int,
 			}
 			from := fileSize(logPath)
 			self0, _ := cpuTime(os.Getpid())
+			var finish func() (savedProfile, error)
+			if round == 0 && i == profiledRate(rates) {
+				finish = e.profiling(ctx, q, "query-heatmap", fmt.Sprintf("the warm heatmap load's first run at %d requests/s", rate), d)
+			}
 			lat, errs, achieved, cpu, err := openLoop(ctx, q, token, path, rate, d)
 			if err != nil {
 				return nil, err
+			}
+			if finish != nil {
+				sp, err := finish()
+				if err != nil {
+					return nil, err
+				}
+				steps[i].profile = &sp
 			}
 			self1, _ := cpuTime(os.Getpid())
 			steps[i].selfMS = append(steps[i].selfMS, ms(self1-self0)/(float64(rate)*d.Seconds()))
@@ -231,4 +245,23 @@ func sustained(steps []loadStep, limit float64) int {
 		}
 	}
 	return best
+}
+
+// profiledRate is the index of the rate closest to the goal's 300
+// requests/s, the one the query's CPU profile is taken at.
+func profiledRate(rates []int) int {
+	best := 0
+	for i, r := range rates {
+		if abs(r-loadGoalRPS) < abs(rates[best]-loadGoalRPS) {
+			best = i
+		}
+	}
+	return best
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

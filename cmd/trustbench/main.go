@@ -94,6 +94,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	e.profileDir = filepath.Dir(cfg.out)
 	defer e.close()
 	rep := &report{cfg: cfg, sizes: sizes, machine: machine(), clickhouse: e.versions(ctx), loadBefore: load0}
 	if cfg.only == "guard" {

@@ -153,6 +153,11 @@ func (r *report) loadSection(p func(string, ...any)) {
 		p("The query process logged no errors during the load.")
 	}
 	p("")
+	for _, s := range r.load {
+		if s.profile != nil {
+			r.profileTable(p, *s.profile)
+		}
+	}
 }
 
 // guardNotes explain the new goals when missed.

@@ -55,6 +55,11 @@ func (r *report) ingestSection(p func(string, ...any)) {
 			x.pageRate.median()/limit, x.rate.median()/limit, x.altRate.format("", 0))
 	}
 	p("")
+	for _, x := range r.ingest {
+		if x.profile != nil {
+			r.profileTable(p, *x.profile)
+		}
+	}
 }
 
 // overloadPeak is the step with the highest peak RSS.
