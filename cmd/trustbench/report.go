@@ -160,7 +160,7 @@ func (r *report) goals(p func(string, ...any)) {
 	p("|---|---|---|")
 	r.ingestGoals(p)
 	drain, limit := r.drainRate(), r.insertLimit.median()
-	p("| projection at least 0.7x raw clickhouse-go batch inserts | %.2fx (%.0f against %.0f rows/s) | %s |", drain/limit, drain, limit, verdict(drain/limit >= 0.7))
+	p("| one projector at least 0.5x raw clickhouse-go batch inserts (issue 15; issue 6 asked 0.7x) | %.2fx (%.0f answer rows/s against %.0f rows/s) | 0.5x %s, 0.7x %s |", drain/limit, drain, limit, verdict(drain/limit >= 0.5), verdict(drain/limit >= 0.7))
 	f99 := ms(r.freshness.quantile(.99))
 	p("| submit-to-visible freshness p99 at most 2 s at half the ingest capacity | %.0f ms (publish to queryable) | %s |", f99, verdict(f99 <= 2000))
 	big := r.largest()
@@ -272,8 +272,8 @@ func (r *report) notes(p func(string, ...any)) {
 			p("- **Ingest below 0.5x the raw publish.** Posted after its survey page, a submission makes two durable writes where the limit makes one: the slot's compare-and-set (the single-use claim, a write to the wave's ledger stream) and the publish to the held stream, each fsynced before its acknowledgement under `--nats-sync always`, and the claim must be durable before the response is stored, so the two are in sequence; beside them an HTTP request, JSON decoding, validation and the response's encryption, all on the same two cores as the NATS server and the load generator. Claim and response cannot share one write: a message or batch holding both would pair the response with its slot in the stores. Posted cold it also makes the ledger's three reads. What would close more of the gap: answer HTTP with less per-request work (the CPU profile in section 1), and, on NATS hosts of their own, more concurrent clients, so that the server's fsyncs of the two streams overlap.")
 		}
 	}
-	if r.drainRate()/r.insertLimit.median() < 0.7 {
-		p("- **Projection below 0.7x raw inserts.** The projector does what the limit does not: decodes each event's JSON and upcasts it, checks event ids against the ledger of projected events, writes several tables per batch (answers, invitations, projected events, checkpoint) and acknowledges the batch. Larger batches, a columnar event encoding and skipping the event-id lookup for events past the high-water marks would close most of the gap.")
+	if ratio := r.drainRate() / r.insertLimit.median(); ratio < 0.7 {
+		p("- **Projection at %.2fx raw inserts.** The ratio counts only the answer rows the projector wrote against a limit that inserts answer rows alone, while the projector writes more for the same backlog (each wave's 105,000 invitation rows, the projected events' ids, checkpoints and marks); it decodes each event's JSON and upcasts it, checks event ids against the ledger of projected events, writes the tables of a batch one after another and acknowledges the batch. Not changed yet (issue 15, item 2): decoding once without upcasting events already at the current version; event-id look-ups only where a duplicate is possible, which needs an argument first, since the high-water marks track the rows landed per table, not which event ids exist, and a duplicate published later under another Nats-Msg-Id lands above every mark; a batch's tables inserted in parallel, which the crash tests (a fault after each table's insert, in order) would have to cover in every mix of tables landed and not; and a limit that inserts the same rows of every table.", ratio)
 	}
 	big := r.largest()
 	for _, q := range big.results {
