@@ -230,6 +230,8 @@ type Claim struct {
 	// cached says the claim came from the link cache, so its slot
 	// revision may be stale.
 	cached bool
+	// at is the time of the Lookup, on the caller's clock.
+	at time.Time
 }
 
 // HeldSubject is the subject the claim's response is held on.
@@ -252,7 +254,7 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 		if !now.Before(k.inv.ExpiresAt) {
 			return nil, ErrTokenExpired
 		}
-		return &Claim{Invitation: k.inv, hash: hash, slotRev: k.slotRev, slots: k.slots, Legacy: k.legacy, cached: true}, nil
+		return &Claim{Invitation: k.inv, hash: hash, slotRev: k.slotRev, slots: k.slots, Legacy: k.legacy, cached: true, at: now}, nil
 	}
 	c, err := l.lookup(ctx, hash, now)
 	if err != nil {
@@ -260,6 +262,40 @@ func (l *Ledger) Lookup(ctx context.Context, token string, now time.Time) (*Clai
 	}
 	l.links.put(hash, linkEntry{inv: c.Invitation, legacy: c.Legacy, slots: c.slots, slotRev: c.slotRev}, now)
 	return c, nil
+}
+
+// Open is Lookup for showing the survey page: a kept link has its slot read
+// again (one read), so that a slot used meanwhile, through another link of
+// it or on another ingest process, is ErrTokenUsed here too.
+func (l *Ledger) Open(ctx context.Context, token string, now time.Time) (*Claim, error) {
+	c, err := l.Lookup(ctx, token, now)
+	if err != nil || !c.cached {
+		return c, err
+	}
+	st, rev, err := readSlot(ctx, c.slots, c.Invitation.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if st.Used {
+		l.links.spend(slotOf(c.Invitation), now)
+		return nil, ErrTokenUsed
+	}
+	c.slotRev = rev
+	l.links.refresh(c.hash, rev)
+	return c, nil
+}
+
+// readSlot reads a response slot and its revision.
+func readSlot(ctx context.Context, slots jetstream.KeyValue, slot string) (schemas.Slot, uint64, error) {
+	se, err := slots.Get(ctx, schemas.SlotKey(slot))
+	if err != nil {
+		return schemas.Slot{}, 0, fmt.Errorf("ingest: read slot: %w", err)
+	}
+	var st schemas.Slot
+	if err := json.Unmarshal(se.Value(), &st); err != nil {
+		return schemas.Slot{}, 0, fmt.Errorf("ingest: corrupt slot: %w", err)
+	}
+	return st, se.Revision(), nil
 }
 
 // lookup is Lookup from the ledger itself: the link's index entry, its
@@ -314,7 +350,7 @@ func (l *Ledger) lookup(ctx context.Context, hash string, now time.Time) (*Claim
 	case !now.Before(inv.ExpiresAt):
 		return nil, ErrTokenExpired
 	}
-	return &Claim{Invitation: inv, hash: hash, slotRev: se.Revision(), slots: slots, Legacy: legacy}, nil
+	return &Claim{Invitation: inv, hash: hash, slotRev: se.Revision(), slots: slots, Legacy: legacy, at: now}, nil
 }
 
 // MarkUsed marks the claimed slot used, provided nobody else did since
@@ -332,19 +368,19 @@ func (l *Ledger) MarkUsed(ctx context.Context, c *Claim) error {
 	err := l.casSlot(ctx, c)
 	if c.cached && errors.Is(err, ErrTokenUsed) {
 		c.cached = false
-		se, gerr := c.slots.Get(ctx, schemas.SlotKey(c.Invitation.Slot))
-		if gerr != nil {
-			return fmt.Errorf("ingest: read slot: %w", gerr)
-		}
-		var st schemas.Slot
-		if jerr := json.Unmarshal(se.Value(), &st); jerr != nil {
-			return fmt.Errorf("ingest: corrupt slot: %w", jerr)
+		st, rev, rerr := readSlot(ctx, c.slots, c.Invitation.Slot)
+		if rerr != nil {
+			return rerr
 		}
 		if st.Used {
+			l.links.spend(slotOf(c.Invitation), c.at)
 			return ErrTokenUsed
 		}
-		c.slotRev = se.Revision()
+		c.slotRev = rev
 		err = l.casSlot(ctx, c)
+	}
+	if err == nil || errors.Is(err, ErrTokenUsed) {
+		l.links.spend(slotOf(c.Invitation), c.at)
 	}
 	return err
 }

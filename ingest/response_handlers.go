@@ -222,13 +222,20 @@ func (s *Server) replyLink(caps []string) string {
 
 // invitationFor looks up the usable invitation of a token and the wave and
 // survey it is for. Errors are *schemas.Error values ready to answer with.
-func (s *Server) invitationFor(ctx context.Context, token string, now time.Time) (*Claim, Wave, schemas.SurveyPublished, error) {
+//
+// page says the survey page is being shown: its slot is read even when the
+// link is kept (Ledger.Open).
+func (s *Server) invitationFor(ctx context.Context, token string, now time.Time, page bool) (*Claim, Wave, schemas.SurveyPublished, error) {
 	if !s.js.Conn().IsConnected() {
 		// Fail fast rather than queue behind a reconnect: nothing is
 		// recorded, and the client may retry.
 		return nil, Wave{}, schemas.SurveyPublished{}, errUnavailable
 	}
-	claim, err := s.ledger.Lookup(ctx, token, now)
+	lookup := s.ledger.Lookup
+	if page {
+		lookup = s.ledger.Open
+	}
+	claim, err := lookup(ctx, token, now)
 	if err != nil {
 		return nil, Wave{}, schemas.SurveyPublished{}, tokenError(err)
 	}
@@ -264,7 +271,7 @@ func (s *Server) record(ctx context.Context, token string, given map[string]int,
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := s.now()
-	claim, wave, survey, err := s.invitationFor(ctx, token, now)
+	claim, wave, survey, err := s.invitationFor(ctx, token, now, false)
 	if err != nil {
 		return nil, err
 	}

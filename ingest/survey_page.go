@@ -220,7 +220,7 @@ func (s *Server) thresholdOf(w Wave) int {
 // surveyFormHandler shows the survey of a link.
 func (s *Server) surveyFormHandler(c *fiber.Ctx) error {
 	token := c.Params("token")
-	claim, wave, survey, err := s.invitationFor(c.UserContext(), token, s.now())
+	claim, wave, survey, err := s.invitationFor(c.UserContext(), token, s.now(), true)
 	if err != nil {
 		status, v := messageFor(err)
 		return s.render(c, status, messagePage, v)
@@ -239,7 +239,7 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	// The team's plan, read before the link is used up; shown on the
 	// thanks page.
 	var plan *schemas.Plan
-	if claim, _, _, lerr := s.invitationFor(c.UserContext(), token, s.now()); lerr == nil {
+	if claim, _, _, lerr := s.invitationFor(c.UserContext(), token, s.now(), false); lerr == nil {
 		plan = s.planOf(c.UserContext(), claim)
 	}
 	if len(badValues) > 0 {
@@ -266,7 +266,7 @@ func (s *Server) submitSurveyFormHandler(c *fiber.Ctx) error {
 	var appErr *schemas.Error
 	if errors.As(err, &appErr) && (appErr.Code == "invalid_answers" || appErr.Code == "unavailable") {
 		// Show the form again with the answers given, so nothing is lost.
-		_, wave, survey, lerr := s.invitationFor(c.UserContext(), token, s.now())
+		_, wave, survey, lerr := s.invitationFor(c.UserContext(), token, s.now(), true)
 		if lerr != nil {
 			status, v := messageFor(lerr)
 			return s.render(c, status, messagePage, v)
