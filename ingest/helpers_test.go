@@ -213,3 +213,29 @@ func (e *env) postAtOnce(t *testing.T, tok string, n int) map[int]int {
 	}
 	return count
 }
+
+// slotLinks issues an invitation to w1 and a reminder's link for the same
+// response slot: two links of which one response may be recorded.
+func (e *env) slotLinks(t *testing.T) (first, reminder string) {
+	t.Helper()
+	ctx := context.Background()
+	inv := schemas.Invitation{Org: "acme", WaveID: "w1", Cohort: testCohort, ExpiresAt: e.opened.Add(24 * time.Hour)}
+	first, slot, err := e.ledger.Issue(ctx, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Slot = slot
+	if reminder, err = e.ledger.IssueForSlot(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	return first, reminder
+}
+
+// openPage opens a link's survey page, as an employee following the emailed
+// link does, and requires the form.
+func (e *env) openPage(t *testing.T, tok string) {
+	t.Helper()
+	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
+		t.Fatalf("GET /s/<link>: %d, want the survey (200)", status)
+	}
+}

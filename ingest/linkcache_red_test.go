@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustpulse/trustpulse/deploy/natsrv"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -21,20 +20,8 @@ import (
 // should no longer keep a link whose slot is used.
 func TestLinkCacheRedUsedSlotPage(t *testing.T) {
 	e := mustEnv(t)
-	ctx := context.Background()
-	inv := schemas.Invitation{Org: "acme", WaveID: "w1", Cohort: testCohort, ExpiresAt: e.opened.Add(24 * time.Hour)}
-	first, slot, err := e.ledger.Issue(ctx, inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv.Slot = slot
-	reminder, err := e.ledger.IssueForSlot(ctx, inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+first, nil); status != http.StatusOK {
-		t.Fatalf("GET first: %d", status)
-	}
+	first, reminder := e.slotLinks(t)
+	e.openPage(t, first)
 	if status, body := e.post(t, "application/json", submitBody(reminder, validAnswers())); status != http.StatusAccepted {
 		t.Fatalf("reminder: %d %s", status, body)
 	}
@@ -57,9 +44,7 @@ func TestLinkCacheRedOtherProcess(t *testing.T) {
 	e := mustEnv(t)
 	ctx := context.Background()
 	tok := e.invite(t, 1)[0]
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
-		t.Fatalf("GET: %d", status)
-	}
+	e.openPage(t, tok)
 	other, err := ingest.OpenLedger(ctx, e.js)
 	if err != nil {
 		t.Fatal(err)
@@ -189,9 +174,7 @@ func TestLinkCacheRedTimeLimits(t *testing.T) {
 	e := mustEnv(t)
 	ctx := context.Background()
 	tok := e.invite(t, 1)[0]
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
-		t.Fatalf("GET: %d", status)
-	}
+	e.openPage(t, tok)
 	waitKept(t, e, 1, "after the page")
 	e.clock.Set(e.opened.Add(29 * time.Minute))
 	time.Sleep(200 * time.Millisecond)
@@ -205,9 +188,7 @@ func TestLinkCacheRedTimeLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+short, nil); status != http.StatusOK {
-		t.Fatalf("GET short: %d", status)
-	}
+	e.openPage(t, short)
 	waitKept(t, e, 1, "after the short link's page")
 	e.clock.Set(e.opened.Add(6 * time.Minute))
 	waitKept(t, e, 0, "past the short link's expiry")
@@ -215,9 +196,7 @@ func TestLinkCacheRedTimeLimits(t *testing.T) {
 	// The wave's ClosesAt passes with no close event.
 	e.clock.Set(e.opened)
 	tok2 := e.invite(t, 1)[0]
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok2, nil); status != http.StatusOK {
-		t.Fatalf("GET 2: %d", status)
-	}
+	e.openPage(t, tok2)
 	waitKept(t, e, 1, "after page 2")
 	e.clock.Set(e.opened.Add(24*time.Hour + time.Second))
 	waitKept(t, e, 0, "past the wave's ClosesAt")
@@ -227,18 +206,8 @@ func TestLinkCacheRedTimeLimits(t *testing.T) {
 // then ten posts of each at once: one response in all.
 func TestLinkCacheRedTwoLinksAtOnce(t *testing.T) {
 	e := mustEnv(t)
-	ctx := context.Background()
 	for round := range 5 {
-		inv := schemas.Invitation{Org: "acme", WaveID: "w1", Cohort: testCohort, ExpiresAt: e.opened.Add(24 * time.Hour)}
-		first, slot, err := e.ledger.Issue(ctx, inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inv.Slot = slot
-		reminder, err := e.ledger.IssueForSlot(ctx, inv)
-		if err != nil {
-			t.Fatal(err)
-		}
+		first, reminder := e.slotLinks(t)
 		for _, tok := range []string{first, reminder} {
 			e.page(t, http.MethodGet, "/s/"+tok, nil)
 		}
@@ -270,44 +239,5 @@ func TestLinkCacheRedTwoLinksAtOnce(t *testing.T) {
 	}
 	if got := len(e.responses(t)); got != 5 {
 		t.Fatalf("%d responses, want 5", got)
-	}
-}
-
-// TestLinkCacheRedNATSRestart: page opened (kept), NATS restarted on its
-// store, then the post: one response, and the link spent.
-func TestLinkCacheRedNATSRestart(t *testing.T) {
-	e := mustEnv(t)
-	tok := e.invite(t, 1)[0]
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
-		t.Fatalf("GET: %d", status)
-	}
-	addr := e.srv.Addr().String()
-	store := e.srv.JetStreamConfig().StoreDir
-	e.srv.Stop()
-	if status, _ := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusServiceUnavailable {
-		t.Fatalf("NATS down: %d", status)
-	}
-	srv, err := natsrv.Start(natsrv.Options{StoreDir: store, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	e.srv = srv
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
-		if status == http.StatusAccepted {
-			break
-		}
-		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after restart: %d %s", status, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if status, _ := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusConflict {
-		t.Fatalf("second post: %d", status)
-	}
-	if got := len(e.responses(t)); got != 1 {
-		t.Fatalf("%d responses, want 1", got)
 	}
 }

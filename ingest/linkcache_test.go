@@ -135,20 +135,9 @@ func TestLinkCacheStaleSlot(t *testing.T) {
 	e := mustEnv(t)
 	ctx := context.Background()
 	pair := func() (string, string) {
-		inv := schemas.Invitation{Org: "acme", WaveID: "w1", Cohort: testCohort, ExpiresAt: e.opened.Add(24 * time.Hour)}
-		first, slot, err := e.ledger.Issue(ctx, inv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inv.Slot = slot
-		reminder, err := e.ledger.IssueForSlot(ctx, inv)
-		if err != nil {
-			t.Fatal(err)
-		}
+		first, reminder := e.slotLinks(t)
 		for _, tok := range []string{first, reminder} {
-			if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
-				t.Fatalf("GET survey: %d", status)
-			}
+			e.openPage(t, tok)
 		}
 		return first, reminder
 	}
@@ -185,33 +174,13 @@ func TestLinkCacheStaleSlot(t *testing.T) {
 	}
 }
 
-// TestLinkCacheConcurrentAfterPage: twenty posts of one link whose page was
-// opened, all at once: one records, the others are refused.
-func TestLinkCacheConcurrentAfterPage(t *testing.T) {
-	e := mustEnv(t)
-	tok := e.invite(t, 1)[0]
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
-		t.Fatalf("GET survey: %d", status)
-	}
-	const n = 20
-	count := e.postAtOnce(t, tok, n)
-	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
-		t.Fatalf("statuses %v, want one 202 and %d 409", count, n-1)
-	}
-	if got := len(e.responses(t)); got != 1 {
-		t.Fatalf("%d responses on the stream, want 1", got)
-	}
-}
-
 // TestLinkCacheForgetsClosedWave: the links of a wave that closed are
 // dropped from memory by the sweep, and a kept link of a closed wave
 // records nothing (410).
 func TestLinkCacheForgetsClosedWave(t *testing.T) {
 	e := mustEnv(t)
 	tok := e.invite(t, 1)[0]
-	if status, _, _ := e.page(t, http.MethodGet, "/s/"+tok, nil); status != http.StatusOK {
-		t.Fatalf("GET survey: %d", status)
-	}
+	e.openPage(t, tok)
 	if got := e.ledger.KeptLinksForTest(); got != 1 {
 		t.Fatalf("%d links kept after the page, want 1", got)
 	}

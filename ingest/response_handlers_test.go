@@ -218,53 +218,73 @@ func TestSubmitResponseExpired(t *testing.T) {
 }
 
 // TestSubmitResponseConcurrent submits one token from 20 goroutines at once:
-// exactly one response is recorded.
+// exactly one response is recorded, whether the link was posted cold or
+// its page was opened first (the claim from the link cache).
 func TestSubmitResponseConcurrent(t *testing.T) {
-	e := mustEnv(t)
-	tok := e.invite(t, 1)[0]
-	const n = 20
-	count := e.postAtOnce(t, tok, n)
-	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
-		t.Fatalf("statuses %v, want one 202 and %d 409", count, n-1)
-	}
-	if got := len(e.responses(t)); got != 1 {
-		t.Fatalf("%d responses on the stream, want 1", got)
+	for _, page := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cold", true: "after the page"}[page], func(t *testing.T) {
+			e := mustEnv(t)
+			tok := e.invite(t, 1)[0]
+			if page {
+				e.openPage(t, tok)
+			}
+			const n = 20
+			count := e.postAtOnce(t, tok, n)
+			if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
+				t.Fatalf("statuses %v, want one 202 and %d 409", count, n-1)
+			}
+			if got := len(e.responses(t)); got != 1 {
+				t.Fatalf("%d responses on the stream, want 1", got)
+			}
+		})
 	}
 }
 
 // TestSubmitResponseNATSDown stops the NATS server: ingest answers 503 and
-// records nothing; once NATS is back the same link records the response.
+// records nothing; once NATS is back the same link records the response,
+// once. Both with the link posted cold and with its page opened first (its
+// read kept in the link cache across the restart).
 func TestSubmitResponseNATSDown(t *testing.T) {
-	e := mustEnv(t)
-	tok := e.invite(t, 1)[0]
-	addr := e.srv.Addr().String()
-	store := e.srv.JetStreamConfig().StoreDir
-	e.srv.Stop()
+	for _, page := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cold", true: "after the page"}[page], func(t *testing.T) {
+			e := mustEnv(t)
+			tok := e.invite(t, 1)[0]
+			if page {
+				e.openPage(t, tok)
+			}
+			addr := e.srv.Addr().String()
+			store := e.srv.JetStreamConfig().StoreDir
+			e.srv.Stop()
 
-	status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
-	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"unavailable"`) {
-		t.Fatalf("with NATS down: %d %s", status, body)
-	}
+			status, body := e.post(t, "application/json", submitBody(tok, validAnswers()))
+			if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"unavailable"`) {
+				t.Fatalf("with NATS down: %d %s", status, body)
+			}
 
-	srv, err := natsrv.Start(natsrv.Options{StoreDir: store, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	e.srv = srv
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, body = e.post(t, "application/json", submitBody(tok, validAnswers()))
-		if status == http.StatusAccepted {
-			break
-		}
-		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after NATS restart: %d %s", status, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if got := len(e.responses(t)); got != 1 {
-		t.Fatalf("%d responses on the stream, want 1", got)
+			srv, err := natsrv.Start(natsrv.Options{StoreDir: store, Listen: addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Stop)
+			e.srv = srv
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				status, body = e.post(t, "application/json", submitBody(tok, validAnswers()))
+				if status == http.StatusAccepted {
+					break
+				}
+				if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+					t.Fatalf("after NATS restart: %d %s", status, body)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusConflict {
+				t.Fatalf("second post after the restart: %d %s, want 409", status, body)
+			}
+			if got := len(e.responses(t)); got != 1 {
+				t.Fatalf("%d responses on the stream, want 1", got)
+			}
+		})
 	}
 }
 
