@@ -202,18 +202,14 @@ func (l *Ledger) SlotUsed(ctx context.Context, org, wave, slot string) (bool, er
 	if err != nil {
 		return false, err
 	}
-	e, err := kv.Get(ctx, schemas.SlotKey(slot))
+	st, _, err := readSlot(ctx, kv, slot)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		// A slot of an invitation written before waves had their own
 		// buckets.
-		e, err = l.index.Get(ctx, schemas.SlotKey(slot))
+		st, _, err = readSlot(ctx, l.index, slot)
 	}
 	if err != nil {
-		return false, fmt.Errorf("ingest: read slot: %w", err)
-	}
-	var st schemas.Slot
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		return false, fmt.Errorf("ingest: corrupt slot: %w", err)
+		return false, err
 	}
 	return st.Used, nil
 }
@@ -336,13 +332,9 @@ func (l *Ledger) lookup(ctx context.Context, hash string, now time.Time) (*Claim
 	if err != nil {
 		return nil, err
 	}
-	se, err := slots.Get(ctx, schemas.SlotKey(inv.Slot))
+	st, rev, err := readSlot(ctx, slots, inv.Slot)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: read slot: %w", err)
-	}
-	var st schemas.Slot
-	if err := json.Unmarshal(se.Value(), &st); err != nil {
-		return nil, fmt.Errorf("ingest: corrupt slot: %w", err)
+		return nil, err
 	}
 	switch {
 	case st.Used:
@@ -350,7 +342,7 @@ func (l *Ledger) lookup(ctx context.Context, hash string, now time.Time) (*Claim
 	case !now.Before(inv.ExpiresAt):
 		return nil, ErrTokenExpired
 	}
-	return &Claim{Invitation: inv, hash: hash, slotRev: se.Revision(), slots: slots, Legacy: legacy, at: now}, nil
+	return &Claim{Invitation: inv, hash: hash, slotRev: rev, slots: slots, Legacy: legacy, at: now}, nil
 }
 
 // MarkUsed marks the claimed slot used, provided nobody else did since
