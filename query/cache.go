@@ -96,11 +96,16 @@ func (s *Server) wavesAndCheckpoint(ctx context.Context, org string) ([]WaveInfo
 			s.refreshMu.Unlock()
 		}()
 	}
-	waves, err := s.store.Waves(ctx, org)
+	// The checkpoint first: the projector lands an event's rows before the
+	// checkpoint that covers it, so every wave event at or below cp is in
+	// the tables read after it. Read the other way round, a close and seal
+	// landing between the two reads would be counted by the checkpoint but
+	// missing from the waves: a released wave served as still open.
+	cp, err := s.store.Checkpoint(ctx, s.checkpointConsumer(org))
 	if err != nil {
 		return nil, 0, err
 	}
-	cp, err := s.store.Checkpoint(ctx, s.checkpointConsumer(org))
+	waves, err := s.store.Waves(ctx, org)
 	if err != nil {
 		return nil, 0, err
 	}
