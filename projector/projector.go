@@ -157,9 +157,6 @@ type worker struct {
 	// organisation's events all lie in one partition, so its marks are the
 	// partition's too.
 	orgHWM map[string]map[string]uint64
-	// next is the batch being fetched and prepared while the one before
-	// it is written (project.go).
-	next *prefetch
 }
 
 // New returns a projector reading js into ch.
@@ -298,7 +295,6 @@ func (w *worker) run(ctx context.Context, untilCaughtUp bool) error {
 // partition's).
 func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool) error {
 	p := w.p
-	defer w.dropPrefetch()
 	var target uint64
 	ready := false
 	backoff := newBackoff()
@@ -339,7 +335,6 @@ func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool)
 				return err
 			}
 			w.log.Error("batch failed; will resume from checkpoint", "err", err, "checkpoint", w.checkpoint, "retry_in", backoff.peek())
-			w.dropPrefetch()
 			ready = false
 			backoff.wait(ctx)
 			continue
@@ -419,7 +414,7 @@ func (w *worker) init(ctx context.Context) error {
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       p.cfg.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 2 * p.cfg.BatchSize, // the batch written and the one prefetched
+		MaxAckPending: p.cfg.BatchSize,
 		Replicas:      p.cfg.Replicas,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   cp + 1,
@@ -433,7 +428,7 @@ func (w *worker) init(ctx context.Context) error {
 		info := cons.CachedInfo()
 		// Delivered.Stream is the last delivered message's sequence; with a
 		// filter it may be below the checkpoint only if nothing matched.
-		if info.NumAckPending > 0 || info.Delivered.Stream != cp || info.Config.FilterSubject != w.filter || info.Config.MaxAckPending != cfg.MaxAckPending {
+		if info.NumAckPending > 0 || info.Delivered.Stream != cp || info.Config.FilterSubject != w.filter {
 			w.log.Info("repositioning consumer at checkpoint", "checkpoint", cp,
 				"delivered", info.Delivered.Stream, "pending", info.NumAckPending)
 			if err = stream.DeleteConsumer(ctx, w.name); err == nil {
