@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/trustpulse/trustpulse/query"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -105,17 +103,7 @@ func respondents(t *testing.T, m *Main, token, url string) int {
 // as a second `--target query` process would be, and returns its URL.
 func secondQuery(t *testing.T, m *Main) string {
 	t.Helper()
-	srv := query.NewServer(query.NewStore(m.Stack.CH), m.Config.Threshold, schemas.ProjectorConsumer, m.Log)
-	srv.SetLive(query.NewLiveCounts(m.Stack.JS))
-	srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := srv.App()
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-	return "http://" + ln.Addr().String()
+	return servedBy(t, m, m.Stack.CH)
 }
 
 // Finding 1: D to one replica and D&L (one person fewer) to another at

@@ -127,11 +127,12 @@ AND seq <= (SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?)`, wave
 	}
 }
 
-// servedBy starts a query service over conn and m's NATS and returns its
-// URL.
+// servedBy starts a query service over conn and m's NATS, as a
+// `--target query` process would be, and returns its URL.
 func servedBy(t *testing.T, m *Main, conn driver.Conn) string {
 	t.Helper()
 	srv := query.NewServer(query.NewStore(conn), m.Config.Threshold, schemas.ProjectorConsumer, m.Log)
+	srv.SetLive(query.NewLiveCounts(m.Stack.JS))
 	srv.SetRecordStore(query.NewRecordStore(m.Stack.JS))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
