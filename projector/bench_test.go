@@ -27,6 +27,18 @@ func BenchmarkProjectResponses(b *testing.B) {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	var futures []jetstream.PubAckFuture
+	// flush waits for the publishes in flight and fails on any refused.
+	flush := func() {
+		<-js.PublishAsyncComplete()
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Fatal(err)
+			}
+		}
+		futures = futures[:0]
+	}
 	pub := func(t schemas.EventType, payload any) {
 		env, err := schemas.NewEnvelope(t, "acme", now, payload)
 		if err != nil {
@@ -52,11 +64,10 @@ func BenchmarkProjectResponses(b *testing.B) {
 		}
 		pub(schemas.ResponseSubmittedType, schemas.ResponseSubmitted{SurveyID: "s1", WaveID: "w1", Date: now.Format(schemas.DateLayout), Cohort: c, Answers: answers})
 		if len(futures) > 4096 {
-			<-js.PublishAsyncComplete()
-			futures = futures[:0]
+			flush()
 		}
 	}
-	<-js.PublishAsyncComplete()
+	flush()
 	b.ResetTimer()
 	p := projector.New(js, ch, projector.Config{}, quietLog())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
