@@ -36,84 +36,211 @@ type delivered struct {
 	env schemas.Envelope
 }
 
-// step fetches one batch and applies it. It returns how many messages the
-// batch held.
+// prepared is a fetched batch made ready to write: decoded, sorted, its
+// duplicates dropped and its rows built.
+type prepared struct {
+	msgs    int
+	last    jetstream.Msg // the highest sequence's message: its ack acks all
+	lastSeq uint64
+	// delivered is the consumer sequence of the last message fetched
+	// (the one before the batch if it is empty).
+	delivered uint64
+	evs       []delivered
+	rows    map[string][]row
+	took    time.Duration // fetch and preparation
+}
+
+// The batch after the one being written is fetched and prepared meanwhile
+// (prefetch), so that decoding and building rows in the projector overlap
+// ClickHouse's work on the inserts. Nothing of it is written before the
+// batch ahead of it is complete: the writes stay strictly in stream order,
+// one batch after the other, exactly as without it. What the overlap
+// changes, and why it stays exactly once:
+//
+//   - Sequences already done are skipped against the batch ahead's last
+//     sequence, which is the checkpoint once that batch is complete.
+//   - A duplicate of an event of the batch ahead is not yet in
+//     projected_events when the look-up runs; the batch ahead's ids and
+//     sequences are given to it, so it is dropped all the same. Events of
+//     every earlier batch are in projected_events: they were complete
+//     before the batch ahead started writing, and so before this look-up.
+//   - If the batch ahead fails, the prefetched batch is dropped unwritten,
+//     unacked: the worker starts again from the checkpoint (the consumer is
+//     repositioned there, since it has messages pending), as after any
+//     failure.
+//   - Both batches' messages are unacked for a while, so the consumer's
+//     MaxAckPending is twice the batch size.
+type prefetch struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	b      prepared
+	err    error
+}
+
+// step writes one batch: the one prefetched, or one fetched now. Before
+// writing it, it starts the prefetch of the next. It returns how many
+// messages the batch held.
 func (w *worker) step(ctx context.Context) (int, error) {
+	var b prepared
+	var err error
+	if f := w.next; f != nil {
+		w.next = nil
+		<-f.done
+		f.cancel()
+		b, err = f.b, f.err
+	} else {
+		b, err = w.fetchPrepared(ctx, w.checkpoint, w.delivered, nil)
+	}
+	if err != nil {
+		return b.msgs, err
+	}
+	w.delivered = b.delivered
+	if b.msgs == 0 {
+		return 0, nil
+	}
+	w.startPrefetch(ctx, b)
+	// A batch that cannot be written in this time is abandoned and redone.
+	wctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	if err := w.commit(wctx, b); err != nil {
+		w.dropPrefetch()
+		return b.msgs, err
+	}
+	return b.msgs, nil
+}
+
+// startPrefetch fetches and prepares the batch after b in the background.
+func (w *worker) startPrefetch(ctx context.Context, b prepared) {
+	ahead := make(map[string]uint64, len(b.evs))
+	for _, e := range b.evs {
+		ahead[e.env.ID.String()] = e.seq
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	f := &prefetch{done: make(chan struct{}), cancel: cancel}
+	floor := max(w.checkpoint, b.lastSeq)
+	go func() {
+		defer close(f.done)
+		f.b, f.err = w.fetchPrepared(ctx, floor, b.delivered, ahead)
+	}()
+	w.next = f
+}
+
+// dropPrefetch stops a prefetch and waits for it; its messages stay
+// unacked. The fetch itself is not cancelled but runs to its end (at most
+// BatchWait): a fetch cut short on the client may leave messages the
+// server delivered unread (see fetchPrepared).
+func (w *worker) dropPrefetch() {
+	if f := w.next; f != nil {
+		w.next = nil
+		f.cancel()
+		<-f.done
+	}
+}
+
+// fetchPrepared fetches one batch and prepares it: messages at or below
+// floor are skipped (already projected), after is the consumer sequence
+// of the last message fetched before, and ahead holds the ids and
+// sequences of the batch being written before it, not yet in
+// projected_events.
+//
+// The wait is the server's (FetchMaxWait): the server ends the request
+// and the client reads until it says so. A client-side deadline
+// (FetchContext) would stop reading while the server may still deliver;
+// what it delivered would be pending unread, the next batch's AckAll would
+// ack it, and it would be lost. ErrDeliveryGap catches any such loss.
+func (w *worker) fetchPrepared(ctx context.Context, floor, after uint64, ahead map[string]uint64) (prepared, error) {
+	start := time.Now()
 	batch, err := w.cons.Fetch(w.p.cfg.BatchSize, jetstream.FetchMaxWait(w.p.cfg.BatchWait))
 	if err != nil {
-		return 0, fmt.Errorf("projector: fetch: %w", err)
+		return prepared{}, fmt.Errorf("projector: fetch: %w", err)
 	}
 	var msgs []jetstream.Msg
 	for m := range batch.Messages() {
 		msgs = append(msgs, m)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-		return 0, fmt.Errorf("projector: fetch: %w", err)
+		return prepared{}, fmt.Errorf("projector: fetch: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return prepared{}, err
 	}
 	if len(msgs) == 0 {
-		return 0, nil
+		return prepared{delivered: after}, nil
 	}
-	// A batch that cannot be written in this time is abandoned and redone.
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	if err := w.apply(ctx, msgs); err != nil {
-		return len(msgs), err
-	}
-	return len(msgs), nil
+	b, err := w.prepare(ctx, msgs, floor, after, ahead)
+	b.took = time.Since(start)
+	return b, err
 }
 
-// apply writes one batch and then acks it. It is the one place that decides
-// to ack: only after every row and the checkpoint are written. On any error
-// nothing is acked and the caller resumes from the checkpoint.
-func (w *worker) apply(ctx context.Context, msgs []jetstream.Msg) error {
-	start := time.Now()
-	evs := make([]delivered, 0, len(msgs))
-	var last jetstream.Msg
-	var lastSeq uint64
+// ErrDeliveryGap reports a fetched message whose consumer sequence does
+// not follow the last one fetched: messages were delivered that this
+// worker never read (a fetch that ended on the client before the server,
+// another client on the consumer, a consumer leader that lost state). The
+// worker resumes from its checkpoint, which repositions the consumer there
+// since those messages are pending, rather than let a later ack cover
+// them.
+var ErrDeliveryGap = errors.New("projector: messages delivered but not read")
+
+// prepare decodes, sorts and deduplicates a batch and builds its rows.
+func (w *worker) prepare(ctx context.Context, msgs []jetstream.Msg, floor, after uint64, ahead map[string]uint64) (prepared, error) {
+	b := prepared{msgs: len(msgs), delivered: after, evs: make([]delivered, 0, len(msgs))}
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("projector: message metadata: %w", err)
+			return b, fmt.Errorf("projector: message metadata: %w", err)
 		}
+		if md.Sequence.Consumer != b.delivered+1 {
+			return b, fmt.Errorf("%w: consumer sequence %d after %d (stream_seq %d)", ErrDeliveryGap, md.Sequence.Consumer, b.delivered, md.Sequence.Stream)
+		}
+		b.delivered = md.Sequence.Consumer
 		seq := md.Sequence.Stream
-		if seq > lastSeq {
-			last, lastSeq = m, seq
+		if seq > b.lastSeq {
+			b.last, b.lastSeq = m, seq
 		}
-		if seq <= w.checkpoint {
+		if seq <= floor {
 			continue // redelivered, already projected
 		}
 		env, err := schemas.DecodeEnvelope(m.Data())
 		if err != nil {
 			// A newer writer, or a corrupt message: stop here, loudly,
 			// rather than skip data. Upgrade the projector to go on.
-			return fmt.Errorf("projector: stream_seq %d subject %s: %w", seq, m.Subject(), err)
+			return b, fmt.Errorf("projector: stream_seq %d subject %s: %w", seq, m.Subject(), err)
 		}
-		evs = append(evs, delivered{seq: seq, env: env})
+		b.evs = append(b.evs, delivered{seq: seq, env: env})
 	}
-	slices.SortFunc(evs, func(a, b delivered) int { return cmpU64(a.seq, b.seq) })
+	slices.SortFunc(b.evs, func(a, b delivered) int { return cmpU64(a.seq, b.seq) })
+	evs, err := w.dropDuplicates(ctx, b.evs, ahead)
+	if err != nil {
+		return b, err
+	}
+	b.evs = evs
+	b.rows, err = buildRows(evs, w.partOf)
+	return b, err
+}
+
+// commit writes a prepared batch and then acks it. It is the one place
+// that decides to ack: only after every row and the checkpoint are
+// written. On any error nothing is acked and the caller resumes from the
+// checkpoint.
+func (w *worker) commit(ctx context.Context, b prepared) error {
+	start := time.Now()
 	if err := w.p.hook(StageFetched); err != nil {
-		return err
-	}
-	evs, err := w.dropDuplicates(ctx, evs)
-	if err != nil {
-		return err
-	}
-	rows, err := buildRows(evs, w.partOf)
-	if err != nil {
 		return err
 	}
 	written := make(map[string]int, len(rowTables))
 	for _, t := range rowTables {
-		written[t] = w.newRows(t, rows[t])
-		if err := w.insert(ctx, t, rows[t]); err != nil {
+		written[t] = w.newRows(t, b.rows[t])
+		if err := w.insert(ctx, t, b.rows[t]); err != nil {
 			return err
 		}
 		if err := w.p.hook(StageInserted + Stage(t)); err != nil {
 			return err
 		}
 	}
-	if lastSeq > w.checkpoint {
-		if err := w.writeCheckpoint(ctx, lastSeq); err != nil {
+	if b.lastSeq > w.checkpoint {
+		if err := w.writeCheckpoint(ctx, b.lastSeq); err != nil {
 			return err
 		}
 	}
@@ -126,24 +253,26 @@ func (w *worker) apply(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	// AckAll: acking the highest sequence acks the whole batch. A lost ack
 	// only means a redelivery, which the checkpoint skips.
-	if err := last.Ack(); err != nil {
-		w.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", lastSeq, "err", err)
+	if err := b.last.Ack(); err != nil {
+		w.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", b.lastSeq, "err", err)
 	}
 	if m := w.p.cfg.Metrics; m != nil {
-		m.Batch(w.part, len(evs), written, time.Since(start))
+		m.Batch(w.part, len(b.evs), written, b.took+time.Since(start))
 	}
 	return w.p.hook(StageAcked)
 }
 
 // dropDuplicates removes events already projected from an earlier stream
 // sequence (the same event published twice) and repeats within the batch.
-// An event found with its own sequence is kept: that is this batch being
-// redone after a crash, and the high-water marks decide what is missing.
-func (w *worker) dropDuplicates(ctx context.Context, evs []delivered) ([]delivered, error) {
+// ahead are the events of the batch being written before this one, not
+// yet in projected_events. An event found with its own sequence is kept:
+// that is this batch being redone after a crash, and the high-water marks
+// decide what is missing.
+func (w *worker) dropDuplicates(ctx context.Context, evs []delivered, ahead map[string]uint64) ([]delivered, error) {
 	if len(evs) == 0 {
 		return evs, nil
 	}
-	seen := map[string]uint64{}
+	seen := make(map[string]uint64, len(evs))
 	for start := 0; start < len(evs); start += lookupChunk {
 		chunk := evs[start:min(start+lookupChunk, len(evs))]
 		ids := make([]any, 0, len(chunk))
@@ -152,6 +281,11 @@ func (w *worker) dropDuplicates(ctx context.Context, evs []delivered) ([]deliver
 		}
 		if err := w.lookupProjected(ctx, ids, seen); err != nil {
 			return nil, err
+		}
+	}
+	for id, seq := range ahead {
+		if first, ok := seen[id]; !ok || seq < first {
+			seen[id] = seq
 		}
 	}
 	out := evs[:0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/deploy"
 	"github.com/trustpulse/trustpulse/deploy/localch"
@@ -73,6 +75,10 @@ func TestProjectRedelivery(t *testing.T) {
 	hook := func(s projector.Stage) error {
 		if s == projector.StageCheckpointed && !dropped {
 			dropped = true
+			// The ack wait expires before the next batch's ack (which,
+			// AckAll, would ack this one too): the server delivers this
+			// batch again, to the next fetch.
+			time.Sleep(2 * time.Second)
 			return projector.ErrDropAck
 		}
 		return nil
@@ -90,6 +96,88 @@ func TestProjectRedelivery(t *testing.T) {
 	if info.NumRedelivered == 0 && info.Delivered.Consumer <= info.Delivered.Stream {
 		t.Fatalf("nothing was redelivered (consumer info %+v); the test did not exercise redelivery", info)
 	}
+	checkTables(t, ch, pub.truth)
+}
+
+// TestProjectDeliveryGap: a message the consumer delivered but the
+// projector never read (here another client's fetch takes it; in life, a
+// fetch that ended on the client before the server) must not be covered by
+// the next batch's AckAll and lost. The worker sees the consumer sequence
+// skip, resumes from its checkpoint, and projects it.
+func TestProjectDeliveryGap(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	ch, _ := testenv.ClickHouse(t)
+	pub := &publisher{t: t, js: js, rng: rand.New(rand.NewPCG(5, 5)), truth: newTruth()}
+	pub.setup()
+	pub.responses(10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	stolen := make(chan uint64, 1)
+	tried := false
+	hook := func(s projector.Stage) error {
+		if s != projector.StageAcked || tried {
+			return nil
+		}
+		tried = true
+		// Every fetch the projector has asked for has expired on the
+		// server by now (BatchWait is 50ms), so the thief's request is
+		// the one the next message goes to.
+		time.Sleep(time.Second)
+		cons, err := js.Consumer(ctx, schemas.EventStream, schemas.ProjectorConsumer)
+		if err != nil {
+			return err
+		}
+		thief, err := cons.Fetch(1, jetstream.FetchMaxWait(20*time.Second))
+		if err != nil {
+			return err
+		}
+		pub.responses(10)
+		for m := range thief.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			stolen <- md.Sequence.Stream // not acked: pending with the thief
+			return nil
+		}
+		return fmt.Errorf("the thief got nothing: %v", thief.Error())
+	}
+	p := projector.New(js, ch, projector.Config{BatchSize: 1000, BatchWait: 50 * time.Millisecond, AckWait: time.Hour}, quietLog())
+	p.Hook = hook
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+
+	var seq uint64
+	select {
+	case seq = <-stolen:
+	case err := <-done:
+		t.Fatalf("projector stopped before the theft: %v", err)
+	}
+	stream, err := js.Stream(ctx, schemas.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := stream.CachedInfo().State.LastSeq
+	for {
+		var cp uint64
+		if err := ch.QueryRow(ctx, "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?", schemas.ProjectorConsumer).Scan(&cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp >= last {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("projector stopped at checkpoint %d of %d: %v", cp, last, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stream_seq %d was taken by another fetch", seq)
 	checkTables(t, ch, pub.truth)
 }
 

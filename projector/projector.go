@@ -157,6 +157,11 @@ type worker struct {
 	// organisation's events all lie in one partition, so its marks are the
 	// partition's too.
 	orgHWM map[string]map[string]uint64
+	// next is the batch being fetched and prepared while the one before
+	// it is written (project.go).
+	next *prefetch
+	// delivered is the consumer sequence of the last message fetched.
+	delivered uint64
 }
 
 // New returns a projector reading js into ch.
@@ -295,6 +300,7 @@ func (w *worker) run(ctx context.Context, untilCaughtUp bool) error {
 // partition's).
 func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool) error {
 	p := w.p
+	defer w.dropPrefetch()
 	var target uint64
 	ready := false
 	backoff := newBackoff()
@@ -335,6 +341,7 @@ func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool)
 				return err
 			}
 			w.log.Error("batch failed; will resume from checkpoint", "err", err, "checkpoint", w.checkpoint, "retry_in", backoff.peek())
+			w.dropPrefetch()
 			ready = false
 			backoff.wait(ctx)
 			continue
@@ -414,7 +421,7 @@ func (w *worker) init(ctx context.Context) error {
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       p.cfg.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: p.cfg.BatchSize,
+		MaxAckPending: 2 * p.cfg.BatchSize, // the batch written and the one prefetched
 		Replicas:      p.cfg.Replicas,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   cp + 1,
@@ -428,7 +435,7 @@ func (w *worker) init(ctx context.Context) error {
 		info := cons.CachedInfo()
 		// Delivered.Stream is the last delivered message's sequence; with a
 		// filter it may be below the checkpoint only if nothing matched.
-		if info.NumAckPending > 0 || info.Delivered.Stream != cp || info.Config.FilterSubject != w.filter {
+		if info.NumAckPending > 0 || info.Delivered.Stream != cp || info.Config.FilterSubject != w.filter || info.Config.MaxAckPending != cfg.MaxAckPending {
 			w.log.Info("repositioning consumer at checkpoint", "checkpoint", cp,
 				"delivered", info.Delivered.Stream, "pending", info.NumAckPending)
 			if err = stream.DeleteConsumer(ctx, w.name); err == nil {
@@ -440,6 +447,7 @@ func (w *worker) init(ctx context.Context) error {
 		return fmt.Errorf("projector: consumer %s: %w", w.name, err)
 	}
 	w.stream, w.cons, w.checkpoint, w.hwm, w.orgHWM = stream, cons, cp, hwm, orgHWM
+	w.delivered = cons.CachedInfo().Delivered.Consumer
 	w.log.Info("projector ready", "checkpoint", cp)
 	return nil
 }
