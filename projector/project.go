@@ -46,8 +46,8 @@ type prepared struct {
 	// (the one before the batch if it is empty).
 	delivered uint64
 	evs       []delivered
-	rows    map[string][]row
-	took    time.Duration // fetch and preparation
+	rows      map[string][]row
+	took      time.Duration // fetch and preparation
 }
 
 // The batch after the one being written is fetched and prepared meanwhile
