@@ -21,6 +21,12 @@
 //     skipped the second time.
 //   - Batches are applied strictly in stream order by a single projector,
 //     which a lease in a key-value bucket enforces (lease.go).
+//   - No delivery is passed over. An AckAll acks every message below it,
+//     so a message the consumer delivered but the worker never read would
+//     be acked unprojected. Each fetched message's consumer sequence must
+//     follow the last one read; a gap (ErrDeliveryGap) resumes from the
+//     checkpoint, where the consumer, holding those messages pending, is
+//     repositioned (TestProjectDeliveryGap).
 //
 // # Partitions
 //
