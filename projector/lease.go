@@ -16,6 +16,10 @@ import (
 // projection lease.
 var ErrLeaseHeld = errors.New("projector: another projector or a replay holds the projection lease")
 
+// errLeaseLost marks a renewal that failed: the worker stops rather than
+// write without the lease.
+var errLeaseLost = errors.New("projector: lease lost")
+
 // lease is a key in the lock bucket that only one holder can create. It
 // expires after schemas.LeaseTTL unless renewed.
 type lease struct {
@@ -46,11 +50,11 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, key string) (*lea
 func (l *lease) renew(ctx context.Context) error {
 	e, err := l.kv.Get(ctx, l.key)
 	if err != nil {
-		return fmt.Errorf("projector: renew lease: %w", err)
+		return fmt.Errorf("%w: renew: %w", errLeaseLost, err)
 	}
 	rev, err := l.kv.Update(ctx, l.key, e.Value(), l.rev)
 	if err != nil {
-		return fmt.Errorf("projector: renew lease: %w", err)
+		return fmt.Errorf("%w: renew: %w", errLeaseLost, err)
 	}
 	l.rev = rev
 	return nil

@@ -78,9 +78,10 @@ type prefetch struct {
 }
 
 // step writes one batch: the one prefetched, or one fetched now. Before
-// writing it, it starts the prefetch of the next. It returns how many
-// messages the batch held.
-func (w *worker) step(ctx context.Context) (int, error) {
+// writing it, it starts the prefetch of the next and renews the lease
+// (renew), since waiting for the prefetch may have taken a while. It
+// returns how many messages the batch held.
+func (w *worker) step(ctx context.Context, renew func(context.Context) error) (int, error) {
 	var b prepared
 	var err error
 	if f := w.next; f != nil {
@@ -99,6 +100,10 @@ func (w *worker) step(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	w.startPrefetch(ctx, b)
+	if err := renew(ctx); err != nil {
+		w.dropPrefetch()
+		return b.msgs, err
+	}
 	// A batch that cannot be written in this time is abandoned and redone.
 	wctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
@@ -127,7 +132,7 @@ func (w *worker) startPrefetch(ctx context.Context, b prepared) {
 
 // dropPrefetch stops a prefetch and waits for it; its messages stay
 // unacked. The fetch itself is not cancelled but runs to its end (at most
-// BatchWait): a fetch cut short on the client may leave messages the
+// BatchWait and a second): a fetch cut short on the client may leave messages the
 // server delivered unread (see fetchPrepared).
 func (w *worker) dropPrefetch() {
 	if f := w.next; f != nil {
@@ -158,7 +163,7 @@ func (w *worker) fetchPrepared(ctx context.Context, floor, after uint64, ahead m
 	for m := range batch.Messages() {
 		msgs = append(msgs, m)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 		return prepared{}, fmt.Errorf("projector: fetch: %w", err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -305,14 +305,21 @@ func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool)
 	ready := false
 	backoff := newBackoff()
 	lastRenew := time.Now()
-	for ctx.Err() == nil {
-		if time.Since(lastRenew) > schemas.LeaseTTL/3 {
-			for _, l := range ls {
-				if err := l.renew(ctx); err != nil {
-					return err
-				}
+	renew := func(ctx context.Context) error {
+		if time.Since(lastRenew) <= schemas.LeaseTTL/3 {
+			return nil
+		}
+		for _, l := range ls {
+			if err := l.renew(ctx); err != nil {
+				return err
 			}
-			lastRenew = time.Now()
+		}
+		lastRenew = time.Now()
+		return nil
+	}
+	for ctx.Err() == nil {
+		if err := renew(ctx); err != nil {
+			return err
 		}
 		if !ready {
 			if err := w.init(ctx); err != nil {
@@ -332,12 +339,12 @@ func (w *worker) runLeased(ctx context.Context, ls []*lease, untilCaughtUp bool)
 		if untilCaughtUp && w.checkpoint >= target {
 			return nil
 		}
-		n, err := w.step(ctx)
+		n, err := w.step(ctx, renew)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			if errors.Is(err, errHook) {
+			if errors.Is(err, errHook) || errors.Is(err, errLeaseLost) {
 				return err
 			}
 			w.log.Error("batch failed; will resume from checkpoint", "err", err, "checkpoint", w.checkpoint, "retry_in", backoff.peek())

@@ -206,9 +206,23 @@ func submissions(ctx context.Context, e *env, s schemas.SurveyPublished, staff [
 		go func() {
 			defer wg.Done()
 			lo, hi := w*n/4, (w+1)*n/4
-			issued, err := e.admin.IssueInvitations(ctx, benchOrg, "ingest-bench", cohorts[lo:hi])
-			copy(toks[lo:], issued)
-			errs[w] = err
+			// A key-value write can time out (5 s) while the NATS
+			// server is busy with the step before; the chunk is issued
+			// again, whole (the invitations of a failed try are never
+			// used). A run of three failures ends the benchmark.
+			for try := 1; ; try++ {
+				issued, err := e.admin.IssueInvitations(ctx, benchOrg, "ingest-bench", cohorts[lo:hi])
+				if err == nil {
+					copy(toks[lo:], issued)
+					return
+				}
+				if try == 3 || ctx.Err() != nil {
+					errs[w] = err
+					return
+				}
+				e.log.Warn("issuing invitations failed; issuing the chunk again", "try", try, "issued", len(issued), "of", hi-lo, "err", err)
+				time.Sleep(5 * time.Second)
+			}
 		}()
 	}
 	wg.Wait()

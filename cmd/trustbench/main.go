@@ -125,7 +125,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		return err
 	}
 	if cfg.only == "seal" {
-		if err := sealStage(ctx, e, rep, sizes.seal, true); err != nil {
+		if err := sealStage(ctx, e, rep, sizes.seal, cfg.rounds, true); err != nil {
 			return err
 		}
 		if err := spliceSeal(cfg.out, rep); err != nil {
@@ -234,7 +234,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 	}
 
 	log.Info("6/7 seal")
-	if err := sealStage(ctx, e, rep, sizes.seal, false); err != nil {
+	if err := sealStage(ctx, e, rep, sizes.seal, cfg.rounds, false); err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
 
@@ -283,10 +283,16 @@ var (
 )
 
 // sealStage seals a wave of each size (benchSeal) into the report.
-func sealStage(ctx context.Context, e *env, rep *report, sizes []int, alone bool) error {
+// Then it takes rounds waves of the smallest size from the close to the
+// first served overview (benchCloseToServed).
+func sealStage(ctx context.Context, e *env, rep *report, sizes []int, rounds int, alone bool) error {
 	load0 := loadAverage()
 	res, err := benchSeal(ctx, e, sizes)
 	rep.seal = sealRun{results: res, stageRun: stageRun{alone: alone}}
+	if err == nil {
+		e.log.Info("close to served", "responses", sizes[0], "rounds", rounds)
+		rep.seal.e2e, err = benchCloseToServed(ctx, e, sizes[0], rounds)
+	}
 	rep.seal.stamp(load0)
 	return err
 }

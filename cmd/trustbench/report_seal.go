@@ -8,6 +8,7 @@ import "fmt"
 // sealRun is the seal stage's results and the circumstances of its run.
 type sealRun struct {
 	results []sealResult
+	e2e     []e2eResult // waves from the close to the first served overview
 	stageRun
 }
 
@@ -52,6 +53,7 @@ func (r *report) sealSection(p func(string, ...any)) {
 			break
 		}
 	}
+	r.e2eSection(p)
 	if last := r.seal.results[len(r.seal.results)-1]; last.harnessRSS-last.harnessBefore > 500 {
 		p("**The NATS server's memory.** The harness's resident set (the embedded NATS server, with its caches) grew from %.0f to %.0f MB while it served the seal of the %s-response wave. This harness does not break that down; random reads touch every block of the held stream, and the file store caches the blocks it reads, so the NATS server's memory during a seal likely grows with the wave's held bytes, while the ingest process's stays bounded.", last.harnessBefore, last.harnessRSS, thousands(last.responses))
 		p("")
@@ -62,4 +64,35 @@ func (r *report) sealSection(p func(string, ...any)) {
 // report, leaving everything else as it was.
 func spliceSeal(path string, r *report) error {
 	return splice(path, "seal", r.seal.stageRun, []part{{heading: sealHeading, goalPrefix: "| seal of ", section: r.sealSection, goals: r.sealGoals}})
+}
+
+// e2eSection is the close-to-served table: the median of the rounds with
+// the lowest and highest in parentheses.
+func (r *report) e2eSection(p func(string, ...any)) {
+	if len(r.seal.e2e) == 0 {
+		return
+	}
+	x := r.seal.e2e[0]
+	p("**From the close to the first served overview**, with the whole product running: a `--target ingest` process (its mixer seals), a `--target projector` process and the query process, all on this machine's two cores. %s of %s responses each (%s answer rows), every one with %s invitations published to the event stream and projected before its close, as in a running organisation, and its responses held, encrypted, in its held stream, as ingest holds them (the submissions themselves are section 1's). The clock starts at the close request; **sealed** is when the harness's catalog sees WaveSealed; **projected** when the projector's checkpoint covers it; **served** at the first 200 of the wave's overview (`GET .../waves/<wave>/scores`, polled every 100 ms; the query process keeps its list of waves for up to 1 s). The answer rows before the seal were checked to be exactly the wave's.",
+		plural(len(r.seal.e2e), "wave"), thousands(x.responses), thousands(x.responses*10), thousands(x.responses*105/100))
+	p("")
+	var sealed, projected, served, total runs
+	for _, x := range r.seal.e2e {
+		sealed = append(sealed, x.closeToSealed.Seconds())
+		projected = append(projected, x.sealedToProjected.Seconds())
+		served = append(served, x.projectedToServed.Seconds())
+		total = append(total, x.total.Seconds())
+	}
+	p("| responses | close to sealed s | sealed to projected s | projected to served s | close to served s |")
+	p("|---|---|---|---|---|")
+	p("| %s | %s | %s | %s | %s |", thousands(x.responses), sealed.format("", 1), projected.format("", 1), served.format("", 1), total.format("", 1))
+	p("")
+}
+
+// plural is "1 wave", "3 waves".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
