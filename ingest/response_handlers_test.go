@@ -1,16 +1,19 @@
 package ingest_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trustpulse/trustpulse/deploy/natsrv"
+	"github.com/trustpulse/trustpulse/deploy/testenv"
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -366,5 +369,79 @@ func TestSubmitResponseBackPressure(t *testing.T) {
 	free()
 	if status, body := e.post(t, "application/json", submitBody(tok, validAnswers())); status != http.StatusAccepted {
 		t.Fatalf("the same link once there is room: %d %s", status, body)
+	}
+}
+
+// TestMaxConnections: beyond the bound of connections held open, a new
+// connection is answered 503 at once and closed, and one is served again
+// once a held connection closes. The bound is what keeps an overload of
+// slow clients from filling ingest's memory with connections.
+func TestMaxConnections(t *testing.T) {
+	e := mustEnv(t)
+	srv := ingest.NewServer(e.js, e.ledger, e.cat, 5, testenv.Logger(t), e.clock.Now)
+	srv.SetMaxConnections(2)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.App().Listener(ln) }()
+	t.Cleanup(func() { _ = srv.App().Shutdown() })
+	addr := ln.Addr().String()
+	get := func() (int, error) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			return 0, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(); err != nil || code != http.StatusOK {
+		t.Fatalf("below the bound: %d %v", code, err)
+	}
+	// Two connections held open, idle, as slow clients hold them.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// The server counts a connection once it has accepted it; wait until
+	// both held ones are counted, then the next is refused.
+	var code int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, err = get()
+		if err == nil && code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a third connection beyond the bound of 2: %d %v, want 503", code, err)
+		}
+	}
+	held[0].Close()
+	held = held[1:]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, err = get()
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("once a held connection closed: %d %v, want 200", code, err)
+		}
 	}
 }

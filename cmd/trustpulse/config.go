@@ -32,6 +32,8 @@ type Config struct {
 	NATSSync     string
 	// MaxInFlight bounds the submissions one ingest process records at once.
 	MaxInFlight int
+	// MaxConnections bounds the connections one ingest process holds open.
+	MaxConnections int
 	// FailureRate and FailureBurst limit each client's failed requests:
 	// forged survey links (404) and wrong tokens (401).
 	FailureRate  float64
@@ -157,6 +159,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.FailureRate, "failure-rate", envFloat("FAILURE_RATE", 0.5), "failed requests per second each client may make in the long run — survey links that do not exist (404), wrong tokens of the query and admin APIs and the dashboards' sign-in (401) — beyond which it gets 429 with Retry-After (env TRUSTPULSE_FAILURE_RATE)")
 	fs.IntVar(&c.FailureBurst, "failure-burst", envInt("FAILURE_BURST", 30), "failed requests a client may make at once before --failure-rate applies (env TRUSTPULSE_FAILURE_BURST)")
 	fs.StringVar(&c.TrustedProxyHeader, "trusted-proxy-header", env("TRUSTED_PROXY_HEADER", ""), "header in which a trusted reverse proxy passes the client's address (e.g. X-Forwarded-For), for the limits; empty: the peer address. Set it only behind such a proxy: clients can forge it (env TRUSTPULSE_TRUSTED_PROXY_HEADER)")
+	fs.IntVar(&c.MaxConnections, "max-connections", envInt("MAX_CONNECTIONS", ingest.DefaultMaxConnections), "connections one ingest process holds open at once; beyond it a connection gets a fast 503 and is closed (env TRUSTPULSE_MAX_CONNECTIONS)")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", envInt("MAX_INFLIGHT", ingest.DefaultMaxInFlight), "submissions one ingest process records at once; beyond it a submission gets a fast 503 with Retry-After, nothing recorded (env TRUSTPULSE_MAX_INFLIGHT)")
 	fs.StringVar(&c.NATSSync, "nats-sync", env("NATS_SYNC", "always"), "the embedded NATS server's fsync: always (before every acknowledgement: an acknowledged response survives a power cut) or interval (every 2 minutes, faster) (env TRUSTPULSE_NATS_SYNC)")
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", envInt("NATS_REPLICAS", 1), "replicas of streams, buckets and consumers: 1, or 3/5 on a JetStream cluster (env TRUSTPULSE_NATS_REPLICAS)")
@@ -232,6 +235,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadyMaxLag < 1 {
 		errs = append(errs, fmt.Errorf("--ready-max-lag %d: want at least 1", c.ReadyMaxLag))
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("--max-connections %d: want at least 1", c.MaxConnections))
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("--max-inflight %d: want at least 1", c.MaxInFlight))

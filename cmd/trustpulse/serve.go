@@ -184,6 +184,7 @@ func (m *Main) open(ctx context.Context) (err error) {
 		srv.Sealer = sealer
 		srv.ReplyBase = cfg.dashboardURL()
 		srv.SetMaxInFlight(cfg.MaxInFlight)
+		srv.SetMaxConnections(cfg.MaxConnections)
 		srv.Limiter = cfg.limiter()
 		srv.Metrics = m.Metrics
 		m.ingest = srv
