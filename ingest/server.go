@@ -65,7 +65,7 @@ const DefaultMaxInFlight = 256
 // fills its memory: 20,000 of them took it to 700 MB in make bench. A
 // connection beyond the bound is answered 503 at once and closed, by
 // fasthttp, in plain text.
-const DefaultMaxConnections = 4096
+const DefaultMaxConnections = 2048
 
 // SetMaxConnections bounds the connections held open at once. Call it
 // before serving.
