@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/trustpulse/trustpulse/ingest"
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -101,22 +99,10 @@ func closeToServed(ctx context.Context, e *env, s schemas.SurveyPublished, seale
 		return r, err
 	}
 	day := now.Truncate(24 * time.Hour)
-	subject := schemas.HeldSubject(benchOrg, wave)
-	if err := publishWindow(e.js, n, 2048, func(i int) (*nats.Msg, error) {
-		env, err := responseEvent(s, wave, day, staff[i], answers(rng, s, staff[i].bias))
-		if err != nil {
-			return nil, err
-		}
-		data, err := env.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		if data, err = sealer.Seal(benchOrg, wave, data, ingest.HeldResponseSize); err != nil {
-			return nil, err
-		}
-		return idMsg(subject, sealer.HeldMsgID(benchOrg, wave, env.ID.String()), data), nil
+	if err := fillHeld(e, sealer, wave, n, func(i int) (schemas.Envelope, error) {
+		return responseEvent(s, wave, day, staff[i], answers(rng, s, staff[i].bias))
 	}); err != nil {
-		return r, fmt.Errorf("fill: %w", err)
+		return r, err
 	}
 	// Everything before the close is projected first (in a full run, the
 	// seal stage's waves too), as in a running organisation.

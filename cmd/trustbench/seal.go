@@ -97,20 +97,12 @@ func sealWave(ctx context.Context, e *env, s schemas.SurveyPublished, sealer *in
 		return r, err
 	}
 	start := time.Now()
-	subject := schemas.HeldSubject(benchOrg, wave)
-	if err := publishWindow(e.js, n, 2048, func(i int) (*nats.Msg, error) {
+	if err := fillHeld(e, sealer, wave, n, func(i int) (schemas.Envelope, error) {
 		env := pool[i%len(pool)]
 		env.ID = uuid.New()
-		data, err := env.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		if data, err = sealer.Seal(benchOrg, wave, data, ingest.HeldResponseSize); err != nil {
-			return nil, err
-		}
-		return idMsg(subject, sealer.HeldMsgID(benchOrg, wave, env.ID.String()), data), nil
+		return env, nil
 	}); err != nil {
-		return r, fmt.Errorf("fill: %w", err)
+		return r, err
 	}
 	r.fill = time.Since(start)
 	e.log.Info("held stream filled", "wave", wave, "responses", n, "seconds", r.fill.Seconds())
@@ -292,6 +284,31 @@ func sealPayloads(s schemas.SurveyPublished, wave string, n int) ([]schemas.Enve
 		}
 	}
 	return out, nil
+}
+
+// fillHeld fills a wave's held stream as ingest holds responses: n
+// envelopes made by next, each encrypted with the process's seal key and
+// published to the held subject under its keyed held id as Nats-Msg-Id.
+func fillHeld(e *env, sealer *ingest.Sealer, wave string, n int, next func(i int) (schemas.Envelope, error)) error {
+	subject := schemas.HeldSubject(benchOrg, wave)
+	err := publishWindow(e.js, n, 2048, func(i int) (*nats.Msg, error) {
+		env, err := next(i)
+		if err != nil {
+			return nil, err
+		}
+		data, err := env.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		if data, err = sealer.Seal(benchOrg, wave, data, ingest.HeldResponseSize); err != nil {
+			return nil, err
+		}
+		return idMsg(subject, sealer.HeldMsgID(benchOrg, wave, env.ID.String()), data), nil
+	})
+	if err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	return nil
 }
 
 func idMsg(subject, id string, data []byte) *nats.Msg {
