@@ -33,7 +33,7 @@ func testConfig(t *testing.T) Config {
 	_, chCfg := testenv.ClickHouse(t)
 	cfg := Config{
 		Target: "all", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", NATSReplicas: 1, NATSSync: "always",
-		SealKeyFile: filepath.Join(t.TempDir(), "seal.key"), MaxInFlight: 256,
+		SealKeyFile: filepath.Join(t.TempDir(), "seal.key"), MaxInFlight: 256, MaxConnections: ingest.DefaultMaxConnections,
 		// Tests make many failed requests from one address on purpose;
 		// TestRateLimits sets small limits of its own.
 		FailureRate: 1000, FailureBurst: 100000,
