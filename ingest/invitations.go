@@ -433,26 +433,29 @@ func forgetWave(ctx context.Context, js jetstream.JetStream, org, wave string) e
 	if err != nil {
 		return fmt.Errorf("ingest: invitation ledger: %w", err)
 	}
-	entries, err := readBucket(ctx, kv, ">")
-	if err != nil {
-		return fmt.Errorf("ingest: read invitation ledger: %w", err)
-	}
-	for key, val := range entries {
+	// The shared bucket holds every open link of every wave: it is read
+	// entry by entry, keeping only this wave's keys, so that a seal's
+	// memory does not grow with the rest of the deployment's invitations.
+	var keys []string
+	err = eachEntry(ctx, kv, ">", func(key string, val []byte) {
 		if strings.HasPrefix(key, schemas.SlotKey("")) {
-			continue
+			return
 		}
 		var inv schemas.Invitation
 		if err := json.Unmarshal(val, &inv); err != nil || inv.Org != org || inv.WaveID != wave {
-			continue
+			return
 		}
-		keys := []string{key}
+		keys = append(keys, key)
 		if inv.Slot != "" {
 			keys = append(keys, schemas.SlotKey(inv.Slot))
 		}
-		for _, k := range keys {
-			if err := kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return fmt.Errorf("ingest: purge ledger entry of wave %s: %w", wave, err)
-			}
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: read invitation ledger: %w", err)
+	}
+	for _, k := range keys {
+		if err := kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("ingest: purge ledger entry of wave %s: %w", wave, err)
 		}
 	}
 	return nil

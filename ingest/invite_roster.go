@@ -273,26 +273,37 @@ const readBucketIdle = 30 * time.Second
 // has no deadline of its own on the whole read (a wave's ledger holds an
 // entry per link and slot), only readBucketIdle between entries.
 func readBucket(ctx context.Context, kv jetstream.KeyValue, filter string) (map[string][]byte, error) {
-	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	out := map[string][]byte{}
+	err := eachEntry(ctx, kv, filter, func(key string, val []byte) { out[key] = val })
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// eachEntry calls f with every current entry of a bucket matching filter,
+// one at a time, keeping none: for a bucket too large to hold in memory
+// (the shared invitation index holds every open link of every wave).
+func eachEntry(ctx context.Context, kv jetstream.KeyValue, filter string, f func(key string, val []byte)) error {
+	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
 	}
 	defer w.Stop()
 	idle := time.NewTimer(readBucketIdle)
 	defer idle.Stop()
-	out := map[string][]byte{}
 	for {
 		select {
 		case e := <-w.Updates():
 			if e == nil {
-				return out, nil
+				return nil
 			}
-			out[e.Key()] = e.Value()
+			f(e.Key(), e.Value())
 			idle.Reset(readBucketIdle)
 		case <-idle.C:
-			return nil, fmt.Errorf("ingest: reading bucket %s: no entry for %s", kv.Bucket(), readBucketIdle)
+			return fmt.Errorf("ingest: reading bucket %s: no entry for %s", kv.Bucket(), readBucketIdle)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
