@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"time"
 
 	"github.com/trustpulse/trustpulse/ingest"
@@ -32,12 +31,7 @@ type e2eResult struct {
 // close; its n responses are held, encrypted, in the wave's held stream,
 // as ingest holds them (submissions themselves are section 1's).
 func benchCloseToServed(ctx context.Context, e *env, n, rounds int) ([]e2eResult, error) {
-	s, err := survey()
-	if err != nil {
-		return nil, err
-	}
-	keyFile := filepath.Join(e.dir, "seal.key")
-	sealer, err := ingest.LoadSealKey(keyFile, true)
+	s, sealer, keyFile, err := sealSetup(e)
 	if err != nil {
 		return nil, err
 	}

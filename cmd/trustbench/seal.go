@@ -59,12 +59,7 @@ const (
 // the event stream on the same server, just before the close and just
 // after the seal.
 func benchSeal(ctx context.Context, e *env, sizes []int) ([]sealResult, error) {
-	s, err := survey()
-	if err != nil {
-		return nil, err
-	}
-	keyFile := filepath.Join(e.dir, "seal.key")
-	sealer, err := ingest.LoadSealKey(keyFile, true)
+	s, sealer, keyFile, err := sealSetup(e)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +75,18 @@ func benchSeal(ctx context.Context, e *env, sizes []int) ([]sealResult, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// sealSetup is what every held wave of the harness needs: the survey, and
+// the seal key the harness encrypts with and the ingest processes it
+// starts decrypt with (one file in the run's directory).
+func sealSetup(e *env) (s schemas.SurveyPublished, sealer *ingest.Sealer, keyFile string, err error) {
+	if s, err = survey(); err != nil {
+		return s, nil, "", err
+	}
+	keyFile = filepath.Join(e.dir, "seal.key")
+	sealer, err = ingest.LoadSealKey(keyFile, true)
+	return s, sealer, keyFile, err
 }
 
 func sealWave(ctx context.Context, e *env, s schemas.SurveyPublished, sealer *ingest.Sealer, keyFile string, n int) (sealResult, error) {
