@@ -80,7 +80,8 @@ type prefetch struct {
 // step writes one batch: the one prefetched, or one fetched now. Before
 // writing it, it starts the prefetch of the next and renews the lease
 // (renew), since waiting for the prefetch may have taken a while. It
-// returns how many messages the batch held.
+// returns how many messages the batch held. After an error the caller
+// drops the prefetch (runLeased, on every way out of a failed step).
 func (w *worker) step(ctx context.Context, renew func(context.Context) error) (int, error) {
 	var b prepared
 	var err error
@@ -101,14 +102,12 @@ func (w *worker) step(ctx context.Context, renew func(context.Context) error) (i
 	}
 	w.startPrefetch(ctx, b)
 	if err := renew(ctx); err != nil {
-		w.dropPrefetch()
 		return b.msgs, err
 	}
 	// A batch that cannot be written in this time is abandoned and redone.
 	wctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	if err := w.commit(wctx, b); err != nil {
-		w.dropPrefetch()
 		return b.msgs, err
 	}
 	return b.msgs, nil
@@ -132,8 +131,8 @@ func (w *worker) startPrefetch(ctx context.Context, b prepared) {
 
 // dropPrefetch stops a prefetch and waits for it; its messages stay
 // unacked. The fetch itself is not cancelled but runs to its end (at most
-// BatchWait and a second): a fetch cut short on the client may leave messages the
-// server delivered unread (see fetchPrepared).
+// BatchWait and a second): a fetch cut short on the client may leave
+// messages the server delivered unread (see fetchPrepared).
 func (w *worker) dropPrefetch() {
 	if f := w.next; f != nil {
 		w.next = nil
