@@ -421,27 +421,22 @@ func TestMaxConnections(t *testing.T) {
 			c.Close()
 		}
 	}()
-	// The server counts a connection once it has accepted it; wait until
-	// both held ones are counted, then the next is refused.
-	var code int
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		code, err = get()
-		if err == nil && code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a third connection beyond the bound of 2: %d %v, want 503", code, err)
+	// The server counts a connection once it has accepted it, and
+	// uncounts it once it has seen it closed: poll for the answer.
+	await := func(want int, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			code, err := get()
+			if err == nil && code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d %v, want %d", what, code, err, want)
+			}
 		}
 	}
+	await(http.StatusServiceUnavailable, "a third connection beyond the bound of 2")
 	held[0].Close()
 	held = held[1:]
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		code, err = get()
-		if err == nil && code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("once a held connection closed: %d %v, want 200", code, err)
-		}
-	}
+	await(http.StatusOK, "once a held connection closed")
 }
