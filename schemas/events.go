@@ -1,11 +1,13 @@
 package schemas
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/google/uuid"
 )
@@ -113,9 +115,7 @@ func (e Envelope) Marshal() ([]byte, error) { return json.Marshal(e) }
 // older than any upcaster reaches.
 func DecodeEnvelope(data []byte) (Envelope, error) {
 	var e Envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
+	if err := jsonv2.Unmarshal(data, &e, strict); err != nil {
 		return Envelope{}, fmt.Errorf("schemas: decode envelope: %w", err)
 	}
 	if e.ID == uuid.Nil || e.OrgID == "" || len(e.Payload) == 0 {
@@ -144,6 +144,13 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 	return e, nil
 }
 
+// strict decodes events as encoding/json does (case-insensitive names,
+// duplicate names and invalid UTF-8 let through, as before), but with
+// unknown fields refused, and with the faster decoder of JSON v2 (one
+// pass where encoding/json's Decoder makes two): it is the projector's
+// hottest path (BenchmarkDecodeResponse).
+var strict = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsonv2.RejectUnknownMembers(true))
+
 // DecodePayload strictly decodes an envelope's payload into T, rejecting
 // unknown fields, and checks that the envelope's type is want.
 func DecodePayload[T any](e Envelope, want EventType) (T, error) {
@@ -151,9 +158,7 @@ func DecodePayload[T any](e Envelope, want EventType) (T, error) {
 	if e.Type != want {
 		return p, fmt.Errorf("schemas: event %s is %s, not %s", e.ID, e.Type, want)
 	}
-	dec := json.NewDecoder(bytes.NewReader(e.Payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := jsonv2.Unmarshal(e.Payload, &p, strict); err != nil {
 		return p, fmt.Errorf("schemas: decode %s payload of %s: %w", e.Type, e.ID, err)
 	}
 	return p, nil

@@ -193,3 +193,32 @@ func TestMigrations(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeResponse decodes a response event of ten answers, as the
+// projector does for each: the envelope, then its payload.
+func BenchmarkDecodeResponse(b *testing.B) {
+	var answers []Answer
+	for i := range 10 {
+		answers = append(answers, Answer{QuestionID: "q" + string(rune('0'+i)), Dimension: Trust, Value: 1 + i%5})
+	}
+	e, err := NewEnvelope(ResponseSubmittedType, "acme", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), ResponseSubmitted{
+		SurveyID: "s1", WaveID: "w1", Date: "2026-11-02",
+		Cohort: Cohort{Department: "Engineering", Team: "Platform", Location: "Berlin", TenureBand: "1-2y"}, Answers: answers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := e.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		env, err := DecodeEnvelope(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodePayload[ResponseSubmitted](env, ResponseSubmittedType); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
