@@ -16,9 +16,11 @@ type batchRecorder struct {
 	batches int
 	events  int
 	rows    map[string]int
+	// untimed are tables a batch wrote rows to without an insert time.
+	untimed map[string]bool
 }
 
-func (r *batchRecorder) Batch(_, events int, rows map[string]int, took time.Duration) {
+func (r *batchRecorder) Batch(_, events int, rows map[string]int, took time.Duration, ph projector.Phases) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if took <= 0 {
@@ -28,6 +30,9 @@ func (r *batchRecorder) Batch(_, events int, rows map[string]int, took time.Dura
 	r.events += events
 	for t, n := range rows {
 		r.rows[t] += n
+		if n > 0 && ph.Insert[t] <= 0 {
+			r.untimed[t] = true
+		}
 	}
 }
 
@@ -41,7 +46,7 @@ func TestProjectMetrics(t *testing.T) {
 	pub.setup()
 	pub.responses(40)
 	pub.duplicates(10)
-	rec := &batchRecorder{rows: map[string]int{}}
+	rec := &batchRecorder{rows: map[string]int{}, untimed: map[string]bool{}}
 	catchUp(t, js, ch, projector.Config{BatchSize: 17, BatchWait: 50 * time.Millisecond, Metrics: rec}, nil)
 	checkTables(t, ch, pub.truth)
 
@@ -66,5 +71,8 @@ func TestProjectMetrics(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s reported: %d, want %d", c.what, c.got, c.want)
 		}
+	}
+	for table := range rec.untimed {
+		t.Errorf("rows of %s were written with no insert time reported", table)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -48,6 +49,7 @@ type prepared struct {
 	evs       []delivered
 	rows      map[string][]row
 	took      time.Duration // fetch and preparation
+	phases    Phases
 }
 
 // The batch after the one being written is fetched and prepared meanwhile
@@ -87,9 +89,11 @@ func (w *worker) step(ctx context.Context, renew func(context.Context) error) (i
 	var err error
 	if f := w.next; f != nil {
 		w.next = nil
+		waited := time.Now()
 		<-f.done
 		f.cancel()
 		b, err = f.b, f.err
+		b.phases.Wait = time.Since(waited)
 	} else {
 		b, err = w.fetchPrepared(ctx, w.checkpoint, w.delivered, nil)
 	}
@@ -171,10 +175,12 @@ func (w *worker) fetchPrepared(ctx context.Context, floor, after uint64, ahead m
 	if len(msgs) == 0 {
 		return prepared{delivered: after}, nil
 	}
+	fetched := time.Since(start)
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	b, err := w.prepare(ctx, msgs, floor, after, ahead)
 	b.took = time.Since(start)
+	b.phases.Fetch = fetched
 	return b, err
 }
 
@@ -190,6 +196,7 @@ var ErrDeliveryGap = errors.New("projector: messages delivered but not read")
 // prepare decodes, sorts and deduplicates a batch and builds its rows.
 func (w *worker) prepare(ctx context.Context, msgs []jetstream.Msg, floor, after uint64, ahead map[string]uint64) (prepared, error) {
 	b := prepared{msgs: len(msgs), delivered: after, evs: make([]delivered, 0, len(msgs))}
+	start := time.Now()
 	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
@@ -215,12 +222,39 @@ func (w *worker) prepare(ctx context.Context, msgs []jetstream.Msg, floor, after
 		b.evs = append(b.evs, delivered{seq: seq, env: env})
 	}
 	slices.SortFunc(b.evs, func(a, b delivered) int { return cmpU64(a.seq, b.seq) })
+	looked := time.Now()
+	b.phases.Decode = looked.Sub(start)
+	// The rows are built while the ids are looked up (ClickHouse's work),
+	// for every event: duplicates are rare. If any is dropped, or building
+	// failed, they are built again from what the look-up kept, so the
+	// result is exactly that of building after it.
+	all := slices.Clone(b.evs)
+	type built struct {
+		rows map[string][]row
+		err  error
+		took time.Duration
+	}
+	spec := make(chan built, 1)
+	go func() {
+		began := time.Now()
+		rows, err := buildRows(all, w.partOf)
+		spec <- built{rows, err, time.Since(began)}
+	}()
 	evs, err := w.dropDuplicates(ctx, b.evs, ahead)
+	b.phases.Lookup = time.Since(looked)
+	first := <-spec
 	if err != nil {
 		return b, err
 	}
 	b.evs = evs
+	b.phases.Build = first.took
+	if first.err == nil && len(evs) == len(all) {
+		b.rows = first.rows
+		return b, nil
+	}
+	again := time.Now()
 	b.rows, err = buildRows(evs, w.partOf)
+	b.phases.Build += time.Since(again)
 	return b, err
 }
 
@@ -234,19 +268,24 @@ func (w *worker) commit(ctx context.Context, b prepared) error {
 		return err
 	}
 	written := make(map[string]int, len(rowTables))
+	b.phases.Insert = make(map[string]time.Duration, len(rowTables))
 	for _, t := range rowTables {
 		written[t] = w.newRows(t, b.rows[t])
+		began := time.Now()
 		if err := w.insert(ctx, t, b.rows[t]); err != nil {
 			return err
 		}
+		b.phases.Insert[t] = time.Since(began)
 		if err := w.p.hook(StageInserted + Stage(t)); err != nil {
 			return err
 		}
 	}
 	if b.lastSeq > w.checkpoint {
+		began := time.Now()
 		if err := w.writeCheckpoint(ctx, b.lastSeq); err != nil {
 			return err
 		}
+		b.phases.Checkpoint = time.Since(began)
 	}
 	if w.p.Hook != nil {
 		if err := w.p.Hook(StageCheckpointed); errors.Is(err, ErrDropAck) {
@@ -257,11 +296,13 @@ func (w *worker) commit(ctx context.Context, b prepared) error {
 	}
 	// AckAll: acking the highest sequence acks the whole batch. A lost ack
 	// only means a redelivery, which the checkpoint skips.
+	acked := time.Now()
 	if err := b.last.Ack(); err != nil {
 		w.log.Warn("ack failed; batch will be redelivered and skipped", "stream_seq", b.lastSeq, "err", err)
 	}
+	b.phases.Ack = time.Since(acked)
 	if m := w.p.cfg.Metrics; m != nil {
-		m.Batch(w.part, len(b.evs), written, b.took+time.Since(start))
+		m.Batch(w.part, len(b.evs), written, b.took+time.Since(start), b.phases)
 	}
 	return w.p.hook(StageAcked)
 }
@@ -276,16 +317,13 @@ func (w *worker) dropDuplicates(ctx context.Context, evs []delivered, ahead map[
 	if len(evs) == 0 {
 		return evs, nil
 	}
-	seen := make(map[string]uint64, len(evs))
-	for start := 0; start < len(evs); start += lookupChunk {
-		chunk := evs[start:min(start+lookupChunk, len(evs))]
-		ids := make([]any, 0, len(chunk))
-		for _, e := range chunk {
-			ids = append(ids, e.env.ID.String())
-		}
-		if err := w.lookupProjected(ctx, ids, seen); err != nil {
-			return nil, err
-		}
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.env.ID.String()
+	}
+	seen, err := w.lookupProjected(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
 	for id, seq := range ahead {
 		if first, ok := seen[id]; !ok || seq < first {
@@ -305,30 +343,42 @@ func (w *worker) dropDuplicates(ctx context.Context, evs []delivered, ahead map[
 	return out, nil
 }
 
-// lookupChunk bounds the ids of one lookup query, keeping it far below
-// ClickHouse's max_query_size (256 KiB).
-const lookupChunk = 1000
-
-// lookupProjected adds to seen the first stream sequence of every id in ids
-// that projected_events holds.
-func (w *worker) lookupProjected(ctx context.Context, ids []any, seen map[string]uint64) error {
-	rows, err := w.p.ch.Query(w.p.readCtx(ctx), sqlLookupProjected, clickhouse.GroupSet{Value: ids})
+// lookupProjected returns the first stream sequence of every id in ids
+// that projected_events holds. The ids go to ClickHouse as an external
+// table (native data beside the query, not in its text): one query per
+// batch however large, with nothing to parse, where a literal list would
+// be bounded by max_query_size and parsed each time; and since the ids are
+// random, every query reads most of the table's granules, so one query
+// for the batch reads them once.
+func (w *worker) lookupProjected(ctx context.Context, ids []string) (map[string]uint64, error) {
+	tbl, err := ext.NewTable("batch_ids", ext.Column("event_id", "String"))
 	if err != nil {
-		return fmt.Errorf("projector: look up projected events: %w", err)
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id); err != nil {
+			return nil, err
+		}
+	}
+	ctx = clickhouse.Context(w.p.readCtx(ctx), clickhouse.WithExternalTable(tbl))
+	rows, err := w.p.ch.Query(ctx, sqlLookupProjected)
+	if err != nil {
+		return nil, fmt.Errorf("projector: look up projected events: %w", err)
 	}
 	defer rows.Close()
+	seen := make(map[string]uint64, len(ids))
 	for rows.Next() {
 		var id string
 		var seq uint64
 		if err := rows.Scan(&id, &seq); err != nil {
-			return err
+			return nil, err
 		}
 		seen[id] = seq
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("projector: look up projected events: %w", err)
+		return nil, fmt.Errorf("projector: look up projected events: %w", err)
 	}
-	return nil
+	return seen, nil
 }
 
 // insert writes a table's rows of this batch in one INSERT, leaving out rows

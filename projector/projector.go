@@ -45,8 +45,25 @@ type Metrics interface {
 	// Batch is called after a batch of partition (-1: a replay's single
 	// pass) is written, checkpointed and acked, with its events
 	// (duplicates left out), the rows written per table and how long
-	// writing it took.
-	Batch(partition, events int, rows map[string]int, took time.Duration)
+	// writing it took; phases says where the time of preparing and
+	// writing it went.
+	Batch(partition, events int, rows map[string]int, took time.Duration, phases Phases)
+}
+
+// Phases is where one batch's time went. Fetch to Build prepare it; with
+// the prefetch they run while the batch ahead is written, so Wait (the
+// writer waiting for the batch to be ready) says whether preparing is what
+// holds the writes back. Insert (by table), Checkpoint and Ack are the
+// writes, in sequence.
+type Phases struct {
+	Fetch  time.Duration // the fetch from JetStream, its wait included
+	Decode time.Duration // envelopes decoded
+	Lookup time.Duration // event ids looked up in projected_events
+	Build  time.Duration // rows built
+	Wait   time.Duration
+	Insert map[string]time.Duration
+	// Checkpoint is the checkpoint's write; Ack the acknowledgement.
+	Checkpoint, Ack time.Duration
 }
 
 // Validate checks the partition settings.

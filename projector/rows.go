@@ -2,10 +2,7 @@ package projector
 
 import (
 	"fmt"
-
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/trustpulse/trustpulse/schemas"
 )
@@ -34,10 +31,10 @@ var insertSQL = map[string]string{
 	"projected_events":      "INSERT INTO projected_events (event_id, seq, proj_part)",
 }
 
-// The projector's reads. The ? of sqlLookupProjected takes a
-// clickhouse.GroupSet of ids, rendered as ('id1', 'id2', ...).
+// The projector's reads. sqlLookupProjected reads a batch's ids from the
+// external table batch_ids (lookupProjected).
 const (
-	sqlLookupProjected  = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN ? GROUP BY event_id"
+	sqlLookupProjected  = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN batch_ids GROUP BY event_id"
 	sqlCheckpoint       = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
 	sqlHighWaterMark    = "SELECT max(seq) FROM %s WHERE proj_part = ?"
 	sqlHighWaterMarkAll = "SELECT max(seq) FROM %s"
@@ -51,7 +48,7 @@ func InsertStatements() map[string]string { return insertSQL }
 // issue, with example arguments.
 func Statements() []schemas.Statement {
 	out := []schemas.Statement{
-		{Name: "lookup projected", SQL: sqlLookupProjected, Args: []any{clickhouse.GroupSet{Value: []any{"e1", "e2"}}}},
+		{Name: "lookup projected", SQL: sqlLookupProjected, External: &schemas.ExternalTable{Name: "batch_ids", Structure: "event_id String", Rows: []string{"('e1')", "('e2')"}}},
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{schemas.ProjectorConsumer}},
 	}
 	for _, t := range rowTables {

@@ -79,6 +79,17 @@ type Statement struct {
 	Name string
 	SQL  string
 	Args []any
+	// External is data sent beside the statement as an external table
+	// (clickhouse-go's ext package), which the statement reads by name.
+	External *ExternalTable
+}
+
+// ExternalTable is an external table of a Statement: its name, structure
+// (columns as in CREATE TABLE) and example rows as VALUES literals. A
+// compatibility check without external data creates it as a table.
+type ExternalTable struct {
+	Name, Structure string
+	Rows            []string
 }
 
 // MigrationStatements lists the statements Migrate issues besides the

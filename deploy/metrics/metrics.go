@@ -36,6 +36,8 @@ type Metrics struct {
 	projectorEvents   *prometheus.CounterVec
 	projectorRows     *prometheus.CounterVec
 	projectorDuration *prometheus.HistogramVec
+	projectorPhases   *prometheus.CounterVec
+	projectorInserts  *prometheus.CounterVec
 
 	guardDecisions *prometheus.CounterVec
 	guardDuration  prometheus.Histogram
@@ -73,6 +75,10 @@ func New(version string) *Metrics {
 		projectorDuration: f.histogramVec("projector_batch_duration_seconds",
 			"Time to write one batch of events to ClickHouse, checkpoint and acknowledge it, by partition.",
 			[]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, "partition"),
+		projectorPhases: f.counterVec("projector_phase_seconds_total",
+			"Seconds the projector spent in each phase of its batches, by partition and phase: fetch, decode, lookup (event ids in projected_events) and build prepare a batch while the one ahead is written; wait is the writer waiting for the next batch to be ready; insert, checkpoint and ack write it.", "partition", "phase"),
+		projectorInserts: f.counterVec("projector_insert_seconds_total",
+			"Seconds the projector spent inserting into each table, by partition and table.", "partition", "table"),
 		guardDecisions: f.counterVec("guard_decisions_total",
 			"Sets of respondents the anonymity guard decided on, by outcome: served, suppressed (withheld to keep respondents apart) or refused (the guard's record was busy or unreachable, nothing served).", "outcome"),
 		guardDuration: f.histogram("guard_decision_duration_seconds",

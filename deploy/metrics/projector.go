@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trustpulse/trustpulse/projector"
 )
 
 // Projector records the projector's batches under their partition of the
@@ -14,6 +16,8 @@ type Projector struct {
 	events   *prometheus.CounterVec
 	rows     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	phases   *prometheus.CounterVec
+	inserts  *prometheus.CounterVec
 }
 
 // Projector returns the recorder of the projector's batches; nil when m is
@@ -22,7 +26,7 @@ func (m *Metrics) Projector() *Projector {
 	if m == nil {
 		return nil
 	}
-	return &Projector{events: m.projectorEvents, rows: m.projectorRows, duration: m.projectorDuration}
+	return &Projector{events: m.projectorEvents, rows: m.projectorRows, duration: m.projectorDuration, phases: m.projectorPhases, inserts: m.projectorInserts}
 }
 
 // partitionLabel is the partition label of partition p; a replay's single
@@ -35,9 +39,9 @@ func partitionLabel(p int) string {
 }
 
 // Batch records a batch of partition written, checkpointed and
-// acknowledged: its events, the rows written per table and how long it
-// took.
-func (p *Projector) Batch(partition, events int, rows map[string]int, took time.Duration) {
+// acknowledged: its events, the rows written per table, how long it took
+// and where that time went.
+func (p *Projector) Batch(partition, events int, rows map[string]int, took time.Duration, ph projector.Phases) {
 	if p == nil {
 		return
 	}
@@ -49,6 +53,15 @@ func (p *Projector) Batch(partition, events int, rows map[string]int, took time.
 		}
 	}
 	p.duration.WithLabelValues(label).Observe(took.Seconds())
+	var inserted time.Duration
+	for table, d := range ph.Insert {
+		inserted += d
+		p.inserts.WithLabelValues(label, table).Add(d.Seconds())
+	}
+	for phase, d := range map[string]time.Duration{"fetch": ph.Fetch, "decode": ph.Decode, "lookup": ph.Lookup, "build": ph.Build,
+		"wait": ph.Wait, "insert": inserted, "checkpoint": ph.Checkpoint, "ack": ph.Ack} {
+		p.phases.WithLabelValues(label, phase).Add(d.Seconds())
+	}
 }
 
 // LagsFunc reads the projection's lag of every partition of the event
