@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&cfg.work, "work", "", "working directory for the servers' data (default: a temporary one, removed afterwards)")
 	flag.BoolVar(&cfg.quick, "quick", false, "a small run that checks the harness (minutes, not the published sizes)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each throughput figure; the report shows their median and spread")
-	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing), seal (the seal of a large wave), ingest (ingest closed-loop and under open-loop overload) or partitions (the projection drained by 1, 2 and 3 partitions); seal, ingest and partitions log their figures and write their sections into the existing --out report, leaving the rest as it was")
+	flag.StringVar(&cfg.only, "only", "", "run one benchmark alone: guard (the guard's decision; logs its figures, writes nothing), seal (the seal of a large wave), ingest (ingest closed-loop and under open-loop overload), projection (the insert limit and the first two growth stages' drains, the second profiled; logs its figures, saves the profile next to --out, writes no report) or partitions (the projection drained by 1, 2 and 3 partitions); seal, ingest and partitions log their figures and write their sections into the existing --out report, leaving the rest as it was")
 	flag.StringVar(&cfg.natsSync, "nats-sync", "always", "the harness's NATS server's fsync, as serve's --nats-sync: always (before every acknowledgement) or interval (every 2 minutes, NATS's default)")
 	flag.Parse()
 	if cfg.natsSync != "always" && cfg.natsSync != "interval" {
@@ -113,8 +113,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		}
 		log.Info("partitions section written", "file", cfg.out, "took", time.Since(started).Round(time.Second))
 		return nil
-	} else if cfg.only != "" && cfg.only != "seal" && cfg.only != "ingest" {
-		return fmt.Errorf("--only %s: only guard, seal, ingest or partitions can run alone", cfg.only)
+	} else if cfg.only != "" && cfg.only != "seal" && cfg.only != "ingest" && cfg.only != "projection" {
+		return fmt.Errorf("--only %s: only guard, seal, ingest, projection or partitions can run alone", cfg.only)
 	}
 
 	s, err := survey()
@@ -133,6 +133,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		}
 		log.Info("seal section written", "file", cfg.out, "took", time.Since(started).Round(time.Second))
 		return nil
+	}
+	if cfg.only == "projection" {
+		return projectionAlone(ctx, e, sizes, cfg.rounds)
 	}
 	if cfg.only == "ingest" {
 		if err := ingestStage(ctx, e, rep, sizes, cfg.rounds, true); err != nil {
@@ -216,7 +219,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (err error) {
 		rep.queries = append(rep.queries, set)
 		return res[:2], nil
 	}
-	if rep.stages, rep.projectorRSS, err = benchProjection(ctx, e, sizes.stages, measure); err != nil {
+	if rep.stages, rep.projectorRSS, err = benchProjection(ctx, e, sizes.stages, profiledStage(sizes.stages), measure); err != nil {
 		return fmt.Errorf("projection: %w", err)
 	}
 	if rep.queryRSS, err = e.procs["query"].peakRSS(); err != nil {

@@ -41,6 +41,18 @@ func (e *env) profiling(ctx context.Context, p *proc, name, during string, d tim
 	}
 	done := make(chan result, 1)
 	go func() {
+		// A process just started may not listen yet.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				done <- result{err: fmt.Errorf("%s never answered on %s: %w", name, p.metricsAddr, err)}
+				return
+			}
+		}
 		secs := max(1, int(d.Round(time.Second)/time.Second))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.metricsAddr, secs), nil)
 		resp, err := http.DefaultClient.Do(req)

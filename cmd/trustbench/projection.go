@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,7 +20,13 @@ type stage struct {
 	drain                        time.Duration
 	rowsPerSec                   float64
 	queries                      []queryResult // single-wave queries at this size
+	profile                      *savedProfile // the projector's CPU, for the profiled stage
+	phases                       phaseTimes    // where the projector's time went
 }
+
+// projectorProfileFor is how long the profiled stage's drain is profiled
+// from the projector's start (its drain takes 15-60 s at the full sizes).
+const projectorProfileFor = 10 * time.Second
 
 // benchWaves are the benchmark organisation's waves, weekly.
 func benchWaves(n int) []string {
@@ -38,17 +44,26 @@ var staffSize = 105_000
 // benchProjection grows the organisation stage by stage: with the
 // projector stopped, it publishes the next waves' events (a backlog), then
 // starts the projector and times the drain until the checkpoint reaches
-// the last event. After each stage, measure runs the queries.
-func benchProjection(ctx context.Context, e *env, stages []int, measure func(stage) ([]queryResult, error)) ([]stage, float64, error) {
+// the last event. After each stage, measure runs the queries. The drain of
+// the stage reaching profiled waves has the projector's CPU profiled.
+func benchProjection(ctx context.Context, e *env, stages []int, profiled int, measure func(stage) ([]queryResult, error)) ([]stage, float64, error) {
 	s, err := survey()
 	if err != nil {
 		return nil, 0, err
 	}
 	staff := people(rand.New(rand.NewPCG(21, 22)), staffSize)
 	first := time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)
+	var peak float64
+	// What the stages before left on the event stream (the ingest stage's
+	// invitations and waves) is drained first, untimed: else the first
+	// stage would count their time against its own wave's rows.
+	if rss, err := drainEarlier(ctx, e); err != nil {
+		return nil, 0, err
+	} else {
+		peak = rss
+	}
 	var out []stage
 	done, total := 0, 0
-	var peak float64
 	for _, upTo := range stages {
 		p := &publisher{js: e.js}
 		rows := 0
@@ -66,10 +81,24 @@ func benchProjection(ctx context.Context, e *env, stages []int, measure func(sta
 		if err != nil {
 			return nil, 0, err
 		}
+		var finish func() (savedProfile, error)
+		if upTo == profiled {
+			finish = e.profiling(ctx, proj, "projector-drain", fmt.Sprintf("the first %v of the drain to %d waves", projectorProfileFor, upTo), projectorProfileFor)
+		}
 		if err := waitCheckpoint(ctx, e, p.last, 20*time.Minute); err != nil {
 			return nil, 0, err
 		}
 		st := stage{waves: upTo, answerRows: rows, totalRows: total, drain: time.Since(start)}
+		if st.phases, err = projectorPhases(ctx, proj); err != nil {
+			return nil, 0, err
+		}
+		if finish != nil {
+			sp, err := finish()
+			if err != nil {
+				return nil, 0, err
+			}
+			st.profile = &sp
+		}
 		if err := checkSealed(ctx, e, benchWaves(upTo)[done-1], respondedPerWave*10); err != nil {
 			return nil, 0, err
 		}
@@ -77,9 +106,7 @@ func benchProjection(ctx context.Context, e *env, stages []int, measure func(sta
 		if rss, err := proj.peakRSS(); err == nil {
 			peak = max(peak, rss)
 		}
-		_ = proj.cmd.Process.Signal(syscall.SIGTERM)
-		_ = proj.cmd.Wait()
-		delete(e.procs, "projector")
+		e.stop("projector")
 		e.log.Info("backlog drained", "waves", upTo, "seconds", st.drain.Seconds(), "rows_per_s", int(st.rowsPerSec))
 		if st.queries, err = measure(st); err != nil {
 			return nil, 0, err
@@ -87,6 +114,65 @@ func benchProjection(ctx context.Context, e *env, stages []int, measure func(sta
 		out = append(out, st)
 	}
 	return out, peak, nil
+}
+
+// drainEarlier projects whatever the event stream holds beyond the
+// checkpoint, and returns the projector's peak RSS while it did.
+func drainEarlier(ctx context.Context, e *env) (float64, error) {
+	st, err := e.js.Stream(ctx, schemas.EventStream)
+	if err != nil {
+		return 0, err
+	}
+	last := st.CachedInfo().State.LastSeq
+	if last == 0 {
+		return 0, nil
+	}
+	e.log.Info("draining what earlier stages left on the event stream", "last_seq", last)
+	proj, err := e.start(ctx, "projector")
+	if err != nil {
+		return 0, err
+	}
+	defer e.stop("projector")
+	if err := waitCheckpoint(ctx, e, last, 20*time.Minute); err != nil {
+		return 0, err
+	}
+	return proj.peakRSS()
+}
+
+// profiledStage is the stage whose drain is profiled: the second, the
+// first with a history before it.
+func profiledStage(stages []int) int {
+	return stages[min(1, len(stages)-1)]
+}
+
+// projectionAlone runs the insert limit and the first two stages of the
+// growth (a drain into an empty store, then one with a wave before it),
+// the second profiled, and logs the figures: for working on the
+// projector's speed without the whole run.
+func projectionAlone(ctx context.Context, e *env, sz sizes, rounds int) error {
+	limit, n, err := benchInsertLimit(ctx, e, rounds)
+	if err != nil {
+		return fmt.Errorf("insert limit: %w", err)
+	}
+	e.log.Info("insert limit", "rows", n, "rows_per_s", limit.format("", 0))
+	stages := sz.stages[:min(2, len(sz.stages))]
+	none := func(stage) ([]queryResult, error) { return nil, nil }
+	out, rss, err := benchProjection(ctx, e, stages, profiledStage(stages), none)
+	if err != nil {
+		return fmt.Errorf("projection: %w", err)
+	}
+	for _, st := range out {
+		e.log.Info("drain", "waves", st.waves, "answer_rows", st.answerRows, "seconds", st.drain.Seconds(), "rows_per_s", int(st.rowsPerSec), "ratio", st.rowsPerSec/limit.median())
+		e.log.Info("projector phases (s)", "phases", st.phases.phase, "inserts", st.phases.insert)
+		if sp := st.profile; sp != nil {
+			for _, l := range sp.top {
+				e.log.Info("projector profile", "function", l.function, "flat_s", l.flat, "cum_s", l.cum)
+			}
+			e.log.Info("projector profile saved", "file", filepath.Join(e.profileDir, sp.file))
+		}
+	}
+	e.log.Info("projector peak RSS", "MB", rss)
+	return nil
 }
 
 // checkSealed makes sure a wave's results count its answers: every
@@ -185,15 +271,10 @@ func benchFreshness(ctx context.Context, e *env, rate float64, d time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	proj, err := e.start(ctx, "projector")
-	if err != nil {
+	if _, err := e.start(ctx, "projector"); err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = proj.cmd.Process.Signal(syscall.SIGTERM)
-		_ = proj.cmd.Wait()
-		delete(e.procs, "projector")
-	}()
+	defer e.stop("projector")
 	staff := people(rand.New(rand.NewPCG(31, 32)), 5000)
 	rng := rand.New(rand.NewPCG(33, 34))
 	type probe struct {
