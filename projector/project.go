@@ -384,7 +384,14 @@ func (w *worker) lookupProjected(ctx context.Context, ids []string) (map[string]
 // insert writes a table's rows of this batch in one INSERT, leaving out rows
 // at or below the table's high-water mark (already written before a crash;
 // on a cluster, the mark of the row's organisation).
+//
+// A table with no row to write is not sent an INSERT at all: most batches
+// hold rows of a few tables only, and each INSERT is a round trip before
+// its first row (clickhouse-go's PrepareBatch reads the table's columns).
 func (w *worker) insert(ctx context.Context, table string, rs []row) error {
+	if w.newRows(table, rs) == 0 {
+		return nil
+	}
 	b, err := w.p.ch.PrepareBatch(w.p.insertCtx(ctx), insertSQL[table])
 	if err != nil {
 		return fmt.Errorf("projector: prepare insert into %s: %w", table, err)
@@ -399,9 +406,6 @@ func (w *worker) insert(ctx context.Context, table string, rs []row) error {
 			return fmt.Errorf("projector: row for %s at stream_seq %d: %w", table, r.seq, err)
 		}
 		top = max(top, r.seq)
-	}
-	if top == 0 {
-		return nil
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("projector: insert into %s up to stream_seq %d: %w", table, top, err)
