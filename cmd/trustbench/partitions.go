@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trustpulse/trustpulse/deploy"
-	"github.com/trustpulse/trustpulse/deploy/localch"
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
@@ -183,12 +182,11 @@ func drainPartitions(ctx context.Context, e *env, n int, last []uint64) (time.Du
 	var names []string
 	for part := range n {
 		name := fmt.Sprintf("projector-%dof%d", part, n)
-		health, err := localch.FreePort()
-		if err != nil {
-			return 0, err
-		}
+		// The harness never asks their health: any free port will do, taken
+		// by the process itself (a port found free here could be taken by
+		// another connection before the process binds it, as happened).
 		if _, err := e.startAs(ctx, name, "projector", "--projector-partitions", strconv.Itoa(n), "--projector-partition-ids", strconv.Itoa(part),
-			"--health-addr", "127.0.0.1:"+strconv.Itoa(health)); err != nil {
+			"--health-addr", "127.0.0.1:0"); err != nil {
 			return 0, err
 		}
 		names = append(names, name)
