@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -344,24 +345,34 @@ func (w *worker) dropDuplicates(ctx context.Context, evs []delivered, ahead map[
 }
 
 // lookupProjected returns the first stream sequence of every id in ids
-// that projected_events holds. The ids go to ClickHouse as an external
-// table (native data beside the query, not in its text): one query per
-// batch however large, with nothing to parse, where a literal list would
-// be bounded by max_query_size and parsed each time; and since the ids are
-// random, every query reads most of the table's granules, so one query
-// for the batch reads them once.
+// (not empty: an empty external table is not sent, and the query would
+// not find it) that projected_events holds. The ids go to ClickHouse as
+// an external table (native data beside the query, not in its text): one
+// query per batch however large, with nothing to parse, where a literal
+// list would be bounded by max_query_size and parsed each time; and since
+// the ids are random, every query reads most of the table's granules, so
+// one query for the batch reads them once.
+//
+// Each query's external table has a name of its own: clickhouse-go issue
+// 1724 reports current ClickHouse answering a query with a previous one's
+// external data of the same name. An id answered that the batch does not
+// hold fails the batch, loudly, rather than let such a mix-up drop or
+// keep the wrong events.
 func (w *worker) lookupProjected(ctx context.Context, ids []string) (map[string]uint64, error) {
-	tbl, err := ext.NewTable("batch_ids", ext.Column("event_id", "String"))
+	name := fmt.Sprintf("batch_ids_%d", lookups.Add(1))
+	tbl, err := ext.NewTable(name, ext.Column("event_id", "String"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("projector: look up projected events: %w", err)
 	}
+	asked := make(map[string]bool, len(ids))
 	for _, id := range ids {
+		asked[id] = true
 		if err := tbl.Append(id); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("projector: look up projected events: %w", err)
 		}
 	}
 	ctx = clickhouse.Context(w.p.readCtx(ctx), clickhouse.WithExternalTable(tbl))
-	rows, err := w.p.ch.Query(ctx, sqlLookupProjected)
+	rows, err := w.p.ch.Query(ctx, fmt.Sprintf(sqlLookupProjected, name))
 	if err != nil {
 		return nil, fmt.Errorf("projector: look up projected events: %w", err)
 	}
@@ -373,6 +384,9 @@ func (w *worker) lookupProjected(ctx context.Context, ids []string) (map[string]
 		if err := rows.Scan(&id, &seq); err != nil {
 			return nil, err
 		}
+		if !asked[id] {
+			return nil, fmt.Errorf("projector: look up projected events: ClickHouse answered event %s, which the batch does not hold", id)
+		}
 		seen[id] = seq
 	}
 	if err := rows.Err(); err != nil {
@@ -380,6 +394,9 @@ func (w *worker) lookupProjected(ctx context.Context, ids []string) (map[string]
 	}
 	return seen, nil
 }
+
+// lookups numbers the look-ups' external tables.
+var lookups atomic.Uint64
 
 // insert writes a table's rows of this batch in one INSERT, leaving out rows
 // at or below the table's high-water mark (already written before a crash;

@@ -32,9 +32,9 @@ var insertSQL = map[string]string{
 }
 
 // The projector's reads. sqlLookupProjected reads a batch's ids from the
-// external table batch_ids (lookupProjected).
+// external table it names (%s; lookupProjected).
 const (
-	sqlLookupProjected  = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN batch_ids GROUP BY event_id"
+	sqlLookupProjected  = "SELECT event_id, min(seq) FROM projected_events WHERE event_id IN %s GROUP BY event_id"
 	sqlCheckpoint       = "SELECT max(seq) FROM projector_checkpoint WHERE consumer = ?"
 	sqlHighWaterMark    = "SELECT max(seq) FROM %s WHERE proj_part = ?"
 	sqlHighWaterMarkAll = "SELECT max(seq) FROM %s"
@@ -48,7 +48,7 @@ func InsertStatements() map[string]string { return insertSQL }
 // issue, with example arguments.
 func Statements() []schemas.Statement {
 	out := []schemas.Statement{
-		{Name: "lookup projected", SQL: sqlLookupProjected, External: &schemas.ExternalTable{Name: "batch_ids", Structure: "event_id String", Rows: []string{"('e1')", "('e2')"}}},
+		{Name: "lookup projected", SQL: fmt.Sprintf(sqlLookupProjected, "batch_ids_1"), External: &schemas.ExternalTable{Name: "batch_ids_1", Structure: "event_id String", Rows: []string{"('e1')", "('e2')"}}},
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{schemas.ProjectorConsumer}},
 	}
 	for _, t := range rowTables {

@@ -44,7 +44,6 @@ var sampleRows = map[string]string{
 	"schema_migrations":     `(1, 'events_ledger', '2026-11-02 00:00:00')`,
 }
 
-// render binds example arguments the way clickhouse-go does on the client.
 // withExternal runs query with x, a statement's external table, created
 // as a table for it (chDB takes no external data) and dropped after.
 func withExternal(run func(name, sql string) string, x *schemas.ExternalTable, query func() string) string {
@@ -59,6 +58,7 @@ func withExternal(run func(name, sql string) string, x *schemas.ExternalTable, q
 	return query()
 }
 
+// render binds example arguments the way clickhouse-go does on the client.
 func render(t *testing.T, sql string, args []any) string {
 	t.Helper()
 	var b strings.Builder

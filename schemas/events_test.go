@@ -68,6 +68,23 @@ func TestDecodeEnvelope(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ErrTrailingData", func(t *testing.T) {
+		e := mustEnvelope(t, WaveClosedType, WaveClosed{WaveID: "w1"})
+		data, _ := e.Marshal()
+		if _, err := DecodeEnvelope(append(data, []byte(`{"id":1}`)...)); err == nil {
+			t.Fatal("an envelope followed by more JSON decoded")
+		}
+	})
+	t.Run("CaseFoldedNames", func(t *testing.T) {
+		// As encoding/json did: a field's name matches whatever its case.
+		e := mustEnvelope(t, WaveClosedType, WaveClosed{WaveID: "w1"})
+		data, _ := e.Marshal()
+		data = []byte(strings.Replace(string(data), `"org"`, `"ORG"`, 1))
+		out, err := DecodeEnvelope(data)
+		if err != nil || out.OrgID != "acme" {
+			t.Fatalf("ORG for org: %+v, %v", out, err)
+		}
+	})
 	t.Run("ErrPayloadUnknownField", func(t *testing.T) {
 		e := mustEnvelope(t, WaveClosedType, map[string]string{"wave_id": "w1", "employee_id": "e7"})
 		if _, err := DecodePayload[WaveClosed](e, WaveClosedType); err == nil {

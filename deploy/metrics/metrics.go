@@ -76,7 +76,7 @@ func New(version string) *Metrics {
 			"Time to write one batch of events to ClickHouse, checkpoint and acknowledge it, by partition.",
 			[]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, "partition"),
 		projectorPhases: f.counterVec("projector_phase_seconds_total",
-			"Seconds the projector spent in each phase of its batches, by partition and phase: fetch, decode, lookup (event ids in projected_events) and build prepare a batch while the one ahead is written; wait is the writer waiting for the next batch to be ready; insert, checkpoint and ack write it.", "partition", "phase"),
+			"Seconds the projector spent in each phase of its batches, by partition and phase: fetch (its wait for messages included), decode (the envelopes), lookup (event ids in projected_events) and build (rows, payloads decoded; beside the look-up, so the two overlap) prepare a batch while the one ahead is written; wait is the writer waiting for the next batch to be ready (on a quiet stream mostly the fetch's wait for messages); insert, checkpoint and ack write it.", "partition", "phase"),
 		projectorInserts: f.counterVec("projector_insert_seconds_total",
 			"Seconds the projector spent inserting into each table, by partition and table.", "partition", "table"),
 		guardDecisions: f.counterVec("guard_decisions_total",
