@@ -226,9 +226,9 @@ func (w *worker) prepare(ctx context.Context, msgs []jetstream.Msg, floor, after
 	looked := time.Now()
 	b.phases.Decode = looked.Sub(start)
 	// The rows are built while the ids are looked up (ClickHouse's work),
-	// for every event: duplicates are rare. If any is dropped, or building
-	// failed, they are built again from what the look-up kept, so the
-	// result is exactly that of building after it.
+	// for every event: duplicates are rare. If any is dropped, they are
+	// built again from what the look-up kept, so the result is exactly that
+	// of building after it.
 	all := slices.Clone(b.evs)
 	type built struct {
 		rows map[string][]row
@@ -249,9 +249,9 @@ func (w *worker) prepare(ctx context.Context, msgs []jetstream.Msg, floor, after
 	}
 	b.evs = evs
 	b.phases.Build = first.took
-	if first.err == nil && len(evs) == len(all) {
+	if len(evs) == len(all) {
 		b.rows = first.rows
-		return b, nil
+		return b, first.err
 	}
 	again := time.Now()
 	b.rows, err = buildRows(evs, w.partOf)
@@ -273,7 +273,7 @@ func (w *worker) commit(ctx context.Context, b prepared) error {
 	for _, t := range rowTables {
 		written[t] = w.newRows(t, b.rows[t])
 		began := time.Now()
-		if err := w.insert(ctx, t, b.rows[t]); err != nil {
+		if err := w.insert(ctx, t, b.rows[t], written[t]); err != nil {
 			return err
 		}
 		b.phases.Insert[t] = time.Since(began)
@@ -332,8 +332,8 @@ func (w *worker) dropDuplicates(ctx context.Context, evs []delivered, ahead map[
 		}
 	}
 	out := evs[:0]
-	for _, e := range evs {
-		id := e.env.ID.String()
+	for i, e := range evs {
+		id := ids[i]
 		if first, ok := seen[id]; ok && first != e.seq {
 			w.log.Debug("skipping duplicate event", "event_id", id, "stream_seq", e.seq, "first_seq", first)
 			continue
@@ -400,13 +400,14 @@ var lookups atomic.Uint64
 
 // insert writes a table's rows of this batch in one INSERT, leaving out rows
 // at or below the table's high-water mark (already written before a crash;
-// on a cluster, the mark of the row's organisation).
+// on a cluster, the mark of the row's organisation); n is how many are
+// above it (newRows).
 //
 // A table with no row to write is not sent an INSERT at all: most batches
 // hold rows of a few tables only, and each INSERT is a round trip before
 // its first row (clickhouse-go's PrepareBatch reads the table's columns).
-func (w *worker) insert(ctx context.Context, table string, rs []row) error {
-	if w.newRows(table, rs) == 0 {
+func (w *worker) insert(ctx context.Context, table string, rs []row, n int) error {
+	if n == 0 {
 		return nil
 	}
 	b, err := w.p.ch.PrepareBatch(w.p.insertCtx(ctx), insertSQL[table])
