@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -193,11 +192,7 @@ func drainPartitions(ctx context.Context, e *env, n int, last []uint64) (time.Du
 	}
 	defer func() {
 		for _, name := range names {
-			if p := e.procs[name]; p != nil {
-				_ = p.cmd.Process.Signal(syscall.SIGTERM)
-				_ = p.cmd.Wait()
-				delete(e.procs, name)
-			}
+			e.stop(name)
 		}
 	}()
 	for deadline := time.Now().Add(20 * time.Minute); ; time.Sleep(20 * time.Millisecond) {

@@ -53,14 +53,12 @@ func benchProjection(ctx context.Context, e *env, stages []int, profiled int, me
 	}
 	staff := people(rand.New(rand.NewPCG(21, 22)), staffSize)
 	first := time.Date(2025, 1, 6, 9, 0, 0, 0, time.UTC)
-	var peak float64
 	// What the stages before left on the event stream (the ingest stage's
 	// invitations and waves) is drained first, untimed: else the first
 	// stage would count their time against its own wave's rows.
-	if rss, err := drainEarlier(ctx, e); err != nil {
+	peak, err := drainEarlier(ctx, e)
+	if err != nil {
 		return nil, 0, err
-	} else {
-		peak = rss
 	}
 	var out []stage
 	done, total := 0, 0
