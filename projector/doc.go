@@ -19,7 +19,10 @@
 //     batch cut short after some of its inserts redoes only the rest.
 //   - projected_events records every event id. An event published twice
 //     (beyond JetStream's duplicate window, or with another Nats-Msg-Id) is
-//     skipped the second time.
+//     skipped the second time. Only the ids a worker's Bloom filter of
+//     projected_events may hold are looked up there; the filter never
+//     misses an id that can be a duplicate's earlier copy (seen.go says
+//     why).
 //   - Batches are applied strictly in stream order by a single projector,
 //     which a lease in a key-value bucket enforces (lease.go).
 //   - No delivery is passed over. An AckAll acks every message below it,

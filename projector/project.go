@@ -310,6 +310,8 @@ func (w *worker) commit(ctx context.Context, b prepared) error {
 
 // dropDuplicates removes events already projected from an earlier stream
 // sequence (the same event published twice) and repeats within the batch.
+// Only ids the worker's filter may hold are looked up (seen.go); the
+// batch's ids are then added to it.
 // ahead are the events of the batch being written before this one, not
 // yet in projected_events. An event found with its own sequence is kept:
 // that is this batch being redone after a crash, and the high-water marks
@@ -319,12 +321,24 @@ func (w *worker) dropDuplicates(ctx context.Context, evs []delivered, ahead map[
 		return evs, nil
 	}
 	ids := make([]string, len(evs))
+	hashes := make([]uint64, len(evs))
+	var ask []string
 	for i, e := range evs {
 		ids[i] = e.env.ID.String()
+		hashes[i] = idHash(ids[i])
+		if w.seen.mayHold(hashes[i]) {
+			ask = append(ask, ids[i])
+		}
 	}
-	seen, err := w.lookupProjected(ctx, ids)
-	if err != nil {
-		return nil, err
+	seen := map[string]uint64{}
+	if len(ask) > 0 {
+		var err error
+		if seen, err = w.lookupProjected(ctx, ask); err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range hashes {
+		w.seen.add(h)
 	}
 	for id, seq := range ahead {
 		if first, ok := seen[id]; !ok || seq < first {

@@ -179,6 +179,9 @@ type worker struct {
 	next *prefetch
 	// delivered is the consumer sequence of the last message fetched.
 	delivered uint64
+	// seen holds every event id that may be in projected_events
+	// (seen.go); it is loaded by init.
+	seen *seenIDs
 }
 
 // New returns a projector reading js into ch.
@@ -435,6 +438,10 @@ func (w *worker) init(ctx context.Context) error {
 		}
 		hwm[t] = m
 	}
+	seen, err := w.loadSeen(ctx)
+	if err != nil {
+		return err
+	}
 	stream, err := p.js.Stream(ctx, schemas.EventStream)
 	if err != nil {
 		return fmt.Errorf("projector: stream %s: %w", schemas.EventStream, err)
@@ -470,7 +477,7 @@ func (w *worker) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector: consumer %s: %w", w.name, err)
 	}
-	w.stream, w.cons, w.checkpoint, w.hwm, w.orgHWM = stream, cons, cp, hwm, orgHWM
+	w.stream, w.cons, w.checkpoint, w.hwm, w.orgHWM, w.seen = stream, cons, cp, hwm, orgHWM, seen
 	w.delivered = cons.CachedInfo().Delivered.Consumer
 	w.log.Info("projector ready", "checkpoint", cp)
 	return nil

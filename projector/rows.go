@@ -50,6 +50,9 @@ func Statements() []schemas.Statement {
 	out := []schemas.Statement{
 		{Name: "lookup projected", SQL: fmt.Sprintf(sqlLookupProjected, "batch_ids_1"), External: &schemas.ExternalTable{Name: "batch_ids_1", Structure: "event_id String", Rows: []string{"('e1')", "('e2')"}}},
 		{Name: "checkpoint", SQL: sqlCheckpoint, Args: []any{schemas.ProjectorConsumer}},
+		{Name: "hash probe", SQL: sqlHashProbe},
+		{Name: "count projected event ids", SQL: sqlCountIDs},
+		{Name: "projected event id hashes", SQL: sqlProjectedIDs},
 	}
 	for _, t := range rowTables {
 		out = append(out, schemas.Statement{Name: "high-water mark of " + t, SQL: fmt.Sprintf(sqlHighWaterMark, t), Args: []any{uint16(0)}},
