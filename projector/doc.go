@@ -3,8 +3,8 @@
 // A durable JetStream pull consumer reads the event stream in order.
 // Messages are fetched in batches bounded by size and time; each batch is
 // decoded (project.go), turned into rows (rows.go) and written with at
-// most one INSERT per table (none for a table the batch has no rows for),
-// then a checkpoint, then one ack. While one batch is
+// most one INSERT per table (none for a table the batch has no rows for;
+// the tables in parallel), then a checkpoint, then one ack. While one batch is
 // written, the next is fetched, decoded, deduplicated and built into rows
 // (the prefetch in project.go, which says why that stays exactly once);
 // nothing of it is written until the batch ahead is complete.

@@ -30,8 +30,11 @@ func (r *batchRecorder) Batch(_, events int, rows map[string]int, took time.Dura
 	r.events += events
 	for t, n := range rows {
 		r.rows[t] += n
-		if n > 0 && ph.Insert[t] <= 0 {
+		if n > 0 && ph.Tables[t] <= 0 {
 			r.untimed[t] = true
+		}
+		if n > 0 && ph.Insert <= 0 {
+			r.untimed["the batch's inserts"] = true
 		}
 	}
 }

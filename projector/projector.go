@@ -53,15 +53,18 @@ type Metrics interface {
 // Phases is where one batch's time went. Fetch to Build prepare it; with
 // the prefetch they run while the batch ahead is written, so Wait (the
 // writer waiting for the batch to be ready) says whether preparing is what
-// holds the writes back. Insert (by table), Checkpoint and Ack are the
-// writes, in sequence.
+// holds the writes back. Insert, Checkpoint and Ack are the writes, in
+// sequence.
 type Phases struct {
 	Fetch  time.Duration // the fetch from JetStream, its wait included
 	Decode time.Duration // envelopes decoded
 	Lookup time.Duration // event ids looked up in projected_events
 	Build  time.Duration // rows built
 	Wait   time.Duration
-	Insert map[string]time.Duration
+	// Insert is the time the batch's inserts took together; Tables each
+	// table's, which overlap (insertAll writes tables in parallel).
+	Insert time.Duration
+	Tables map[string]time.Duration
 	// Checkpoint is the checkpoint's write; Ack the acknowledgement.
 	Checkpoint, Ack time.Duration
 }

@@ -7,9 +7,8 @@ import (
 	"github.com/trustpulse/trustpulse/schemas"
 )
 
-// rowTables are the tables a batch writes, in the order it writes them.
-// projected_events comes last: an event id is recorded only once every row
-// of its event is in.
+// rowTables are the tables a batch writes, in parallel (insertAll says why
+// any order is safe, projected_events' among them).
 var rowTables = []string{"surveys", "waves", "wave_thresholds", "wave_closures", "wave_seals", "invitations", "roster_events", "api_tokens", "api_token_revocations", "answers", "comments", "comment_thread", "action_plans", "projected_events"}
 
 // insertSQL is each table's INSERT. Column lists are explicit: ClickHouse

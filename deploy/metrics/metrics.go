@@ -78,7 +78,7 @@ func New(version string) *Metrics {
 		projectorPhases: f.counterVec("projector_phase_seconds_total",
 			"Seconds the projector spent in each phase of its batches, by partition and phase: fetch (its wait for messages included), decode (the envelopes), lookup (event ids in projected_events) and build (rows, payloads decoded; beside the look-up, so the two overlap) prepare a batch while the one ahead is written; wait is the writer waiting for the next batch to be ready (on a quiet stream mostly the fetch's wait for messages); insert, checkpoint and ack write it.", "partition", "phase"),
 		projectorInserts: f.counterVec("projector_insert_seconds_total",
-			"Seconds the projector spent inserting into each table, by partition and table.", "partition", "table"),
+			"Seconds the projector spent inserting into each table, by partition and table. A batch's tables are written in parallel, so these overlap; the insert phase is their wall time.", "partition", "table"),
 		guardDecisions: f.counterVec("guard_decisions_total",
 			"Sets of respondents the anonymity guard decided on, by outcome: served, suppressed (withheld to keep respondents apart) or refused (the guard's record was busy or unreachable, nothing served).", "outcome"),
 		guardDuration: f.histogram("guard_decision_duration_seconds",

@@ -53,13 +53,11 @@ func (p *Projector) Batch(partition, events int, rows map[string]int, took time.
 		}
 	}
 	p.duration.WithLabelValues(label).Observe(took.Seconds())
-	var inserted time.Duration
-	for table, d := range ph.Insert {
-		inserted += d
+	for table, d := range ph.Tables {
 		p.inserts.WithLabelValues(label, table).Add(d.Seconds())
 	}
 	for phase, d := range map[string]time.Duration{"fetch": ph.Fetch, "decode": ph.Decode, "lookup": ph.Lookup, "build": ph.Build,
-		"wait": ph.Wait, "insert": inserted, "checkpoint": ph.Checkpoint, "ack": ph.Ack} {
+		"wait": ph.Wait, "insert": ph.Insert, "checkpoint": ph.Checkpoint, "ack": ph.Ack} {
 		p.phases.WithLabelValues(label, phase).Add(d.Seconds())
 	}
 }
